@@ -1,0 +1,47 @@
+#include "runtime/cli/command_context.h"
+
+#include <filesystem>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "runtime/config/config.h"
+#include "runtime/log/logging.h"
+
+namespace mitigate {
+
+std::optional<Config> load_config_for_command(const GlobalOptions& options) {
+    ConfigLoad load =
+        options.config_path.empty()
+            ? load_config_text(embedded_default_config(), "<embedded default>",
+                               std::filesystem::current_path())
+            : load_config_file(options.config_path);
+    if (!load.config) {
+        for (const auto& error : load.errors) {
+            std::cerr << error.to_string() << "\n";
+        }
+        std::cerr << "mitigate: the configuration has " << load.errors.size() << " error"
+                  << (load.errors.size() == 1 ? "" : "s") << "\n";
+        return std::nullopt;
+    }
+    LogConfig log = load.config->log;
+    if (!options.log_level.empty()) {
+        log.level = parse_log_level(options.log_level).value_or(log.level);
+    }
+    if (!options.log_format.empty()) {
+        log.format = parse_log_format(options.log_format).value_or(log.format);
+    }
+    configure_logging(log.format, log.level);
+    return std::move(load.config);
+}
+
+void add_output_option(CLI::App& command, OutputFormat& format) {
+    command
+        .add_option("--output", format, "Output format: text for people, json for programs")
+        ->transform(CLI::CheckedTransformer(
+            std::map<std::string, OutputFormat>{{"text", OutputFormat::text},
+                                                {"json", OutputFormat::json}}))
+        ->default_str("text");
+}
+
+}  // namespace mitigate

@@ -1,0 +1,44 @@
+// What every subcommand shares: the global options, the documented exit codes, and the
+// output format switch. Each command lives in its own command_*.cpp and registers itself
+// on the CLI11 app through one function below.
+#pragma once
+
+#include <optional>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace mitigate {
+
+struct Config;
+
+// Documented in docs/reference/mitigate.md; scripts depend on them.
+enum ExitCode : int {
+    exit_ok = 0,
+    exit_failure = 1,  // the command ran and found a problem (bad config, broken chain...)
+    exit_usage = 2,    // the command line itself was wrong
+};
+
+enum class OutputFormat { text, json };
+
+struct GlobalOptions {
+    std::string config_path;  // empty: the embedded default
+    std::string log_level;    // empty: from the config
+    std::string log_format;   // empty: from the config
+};
+
+// Loads --config (or the embedded default) and configures logging from it and the
+// flags. Prints every configuration error to stderr and returns nullopt on failure.
+std::optional<Config> load_config_for_command(const GlobalOptions& options);
+
+// Adds "--output text|json".
+void add_output_option(CLI::App& command, OutputFormat& format);
+
+// Each register_* adds one subcommand tree; its callback stores the exit code.
+void register_demo_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
+void register_config_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
+void register_audit_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
+
+}  // namespace mitigate

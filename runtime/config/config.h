@@ -1,0 +1,141 @@
+// mitigate.yaml: the one configuration file of a runtime. See docs/configuration.md for
+// every key; default-mitigate.yaml beside this header is the embedded default.
+//
+// Loading never stops at the first problem: every error comes back with file, line,
+// column and the dotted key, and unknown keys are errors (a typo in a safety setting
+// must not silently fall back to a default).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/config/secret.h"
+#include "runtime/log/logging.h"
+
+namespace mitigate {
+
+struct ServerConfig {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 8470;
+};
+
+struct StoreConfig {
+    std::string driver = "sqlite";
+    std::filesystem::path path;  // absolute once loaded (relative to the config file)
+};
+
+struct LogConfig {
+    LogFormat format = LogFormat::text;
+    LogLevel level = LogLevel::info;
+};
+
+struct DirectoriesConfig {  // absolute once loaded
+    std::filesystem::path plugins;
+    std::filesystem::path playbooks;
+    std::filesystem::path policies;
+    std::filesystem::path drills;
+};
+
+// How the runtime authenticates a provider's requests on the plugin's behalf.
+enum class CredentialKind { bearer, api_key, basic, aws_sigv4 };
+
+struct CredentialProfile {
+    std::string name;
+    CredentialKind kind = CredentialKind::bearer;
+    std::map<std::string, SecretReference> secrets;  // token, key, password, secret_access_key...
+    std::map<std::string, std::string> settings;     // header, username, region, service...
+};
+
+struct EgressConfig {
+    std::vector<std::string> allow_hosts;  // host names or host:port the plugin may reach
+    bool allow_loopback = false;           // emulators and tests only
+    bool allow_private = false;            // private and link-local ranges
+};
+
+struct ProviderConfig {
+    std::string name;    // the key under providers:
+    std::string plugin;  // plugin name; defaults to the provider name
+    bool enabled = true;
+    EgressConfig egress;
+    std::vector<CredentialProfile> credentials;
+    nlohmann::json settings = nlohmann::json::object();  // checked by the plugin's schema
+};
+
+struct SlackUser {
+    std::string slack_user_id;  // "U024BE7LH"
+    std::string identity;       // the mitigate identity approvals are recorded under
+    std::vector<std::string> groups;
+};
+
+struct SlackConfig {
+    std::string api_url = "https://slack.com/api";
+    std::string channel;
+    std::optional<SecretReference> bot_token;
+    std::optional<SecretReference> signing_secret;
+    std::vector<SlackUser> users;
+};
+
+struct ChatConfig {
+    std::optional<SlackConfig> slack;
+};
+
+// Where a secret reference was written, so that a check can point at it.
+struct SecretUse {
+    std::string key;
+    SecretReference reference;
+    int line = 0;
+    int column = 0;
+};
+
+struct Config {
+    std::string source;  // file name, or "<embedded default>"
+    ServerConfig server;
+    StoreConfig store;
+    LogConfig log;
+    DirectoriesConfig directories;
+    std::vector<ProviderConfig> providers;
+    ChatConfig chat;
+    std::vector<SecretUse> secret_uses;  // every reference above, in file order
+};
+
+struct ConfigError {
+    std::string file;
+    int line = 0;    // 1-based; 0 when the error is about the file as a whole
+    int column = 0;  // 1-based
+    std::string key;  // dotted path: "providers.aws.credentials.prod.secret_access_key"
+    std::string message;
+    std::string to_string() const;  // "mitigate.yaml:12:5: store.pth: unknown key ..."
+};
+
+struct ConfigLoad {
+    std::optional<Config> config;
+    std::vector<ConfigError> errors;  // empty exactly when config is set
+};
+
+ConfigLoad load_config_file(const std::filesystem::path& path);
+
+// `source_name` appears in errors; relative paths in the text resolve against
+// `base_directory`.
+ConfigLoad load_config_text(std::string_view text, std::string source_name,
+                            const std::filesystem::path& base_directory);
+
+// The configuration `mitigate demo` and a bare `mitigate serve` use.
+std::string_view embedded_default_config();
+
+// Resolves every secret reference once to report which are unavailable (unset variable,
+// unreadable file, empty value). Values are discarded at once; errors name references.
+std::vector<ConfigError> check_secrets_resolve(const Config& config);
+
+// The effective configuration as JSON. Secrets appear as their references.
+nlohmann::json config_to_json(const Config& config);
+
+std::string_view to_string(CredentialKind kind);
+
+}  // namespace mitigate

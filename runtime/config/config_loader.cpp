@@ -1,0 +1,413 @@
+// The schema of mitigate.yaml, as code: one function per section, each reading exactly
+// the keys docs/configuration.md documents.
+#include <fstream>
+#include <sstream>
+
+#include "runtime/config/config.h"
+#include "runtime/config/yaml_reader.h"
+
+namespace mitigate {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct LoadContext {
+    YamlErrors& errors;
+    fs::path base_directory;
+    std::vector<SecretUse>& secret_uses;
+};
+
+fs::path resolve_path(const LoadContext& context, const std::string& text) {
+    const fs::path path(text);
+    return (path.is_absolute() ? path : context.base_directory / path).lexically_normal();
+}
+
+bool is_name(std::string_view text) {
+    if (text.empty() || text.size() > 64 || !(text[0] >= 'a' && text[0] <= 'z')) {
+        return false;
+    }
+    return std::all_of(text.begin(), text.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    });
+}
+
+void read_server(const YAML::Node& node, LoadContext& context, ServerConfig& server) {
+    YamlMapReader reader(node, "server", context.errors);
+    if (auto listen = reader.string("listen")) {
+        // host:port, or [v6-address]:port
+        const auto colon = listen->rfind(':');
+        std::string host = colon == std::string::npos ? "" : listen->substr(0, colon);
+        const std::string port_text = colon == std::string::npos ? "" : listen->substr(colon + 1);
+        if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+            host = host.substr(1, host.size() - 2);
+        }
+        int port = -1;
+        if (!port_text.empty() && port_text.size() <= 5 &&
+            std::all_of(port_text.begin(), port_text.end(),
+                        [](char c) { return c >= '0' && c <= '9'; })) {
+            port = std::stoi(port_text);
+        }
+        if (host.empty() || port < 0 || port > 65535) {
+            reader.error_at_value("listen",
+                                  "must be host:port, such as 127.0.0.1:8470 or [::1]:8470");
+        } else {
+            server.host = host;
+            server.port = static_cast<std::uint16_t>(port);
+        }
+    }
+    reader.reject_unknown_keys();
+}
+
+void read_store(const YAML::Node& node, LoadContext& context, StoreConfig& store) {
+    YamlMapReader reader(node, "store", context.errors);
+    if (auto driver = reader.string("driver")) {
+        if (*driver != "sqlite") {
+            reader.error_at_value("driver", "must be \"sqlite\" (the only store in this build)");
+        } else {
+            store.driver = *driver;
+        }
+    }
+    if (auto path = reader.string("path")) {
+        if (path->empty()) {
+            reader.error_at_value("path", "must not be empty");
+        } else {
+            store.path = resolve_path(context, *path);
+        }
+    }
+    reader.reject_unknown_keys();
+}
+
+void read_log(const YAML::Node& node, LoadContext& context, LogConfig& log) {
+    YamlMapReader reader(node, "log", context.errors);
+    if (auto level = reader.string("level")) {
+        if (auto parsed = parse_log_level(*level)) {
+            log.level = *parsed;
+        } else {
+            reader.error_at_value("level", "must be one of trace, debug, info, warn, error, off");
+        }
+    }
+    if (auto format = reader.string("format")) {
+        if (auto parsed = parse_log_format(*format)) {
+            log.format = *parsed;
+        } else {
+            reader.error_at_value("format", "must be text or json");
+        }
+    }
+    reader.reject_unknown_keys();
+}
+
+void read_directories(const YAML::Node& node, LoadContext& context,
+                      DirectoriesConfig& directories) {
+    YamlMapReader reader(node, "directories", context.errors);
+    const std::pair<const char*, fs::path*> keys[] = {
+        {"plugins", &directories.plugins},
+        {"playbooks", &directories.playbooks},
+        {"policies", &directories.policies},
+        {"drills", &directories.drills},
+    };
+    for (const auto& [key, target] : keys) {
+        if (auto path = reader.string(key)) {
+            *target = resolve_path(context, *path);
+        }
+    }
+    reader.reject_unknown_keys();
+}
+
+std::optional<CredentialKind> parse_credential_kind(std::string_view text) {
+    for (auto kind : {CredentialKind::bearer, CredentialKind::api_key, CredentialKind::basic,
+                      CredentialKind::aws_sigv4}) {
+        if (to_string(kind) == text) {
+            return kind;
+        }
+    }
+    return std::nullopt;
+}
+
+CredentialProfile read_credential(const std::string& name, const YAML::Node& node,
+                                  const std::string& path, LoadContext& context) {
+    YamlMapReader reader(node, path, context.errors);
+    CredentialProfile profile;
+    profile.name = name;
+    const auto type = reader.string("type", true);
+    if (!type) {
+        reader.reject_unknown_keys();
+        return profile;
+    }
+    const auto kind = parse_credential_kind(*type);
+    if (!kind) {
+        reader.error_at_value("type", "must be one of bearer, api_key, basic, aws_sigv4");
+        reader.reject_unknown_keys();
+        return profile;
+    }
+    profile.kind = *kind;
+    auto secret = [&](const char* key, bool required) {
+        if (auto reference = reader.secret(key, required, context.secret_uses)) {
+            profile.secrets.emplace(key, *reference);
+        }
+    };
+    auto setting = [&](const char* key, bool required) {
+        if (auto value = reader.string(key, required)) {
+            profile.settings.emplace(key, *value);
+        }
+    };
+    switch (*kind) {
+        case CredentialKind::bearer:
+            secret("token", true);
+            break;
+        case CredentialKind::api_key:
+            secret("key", true);
+            setting("header", true);
+            break;
+        case CredentialKind::basic:
+            setting("username", true);
+            secret("password", true);
+            break;
+        case CredentialKind::aws_sigv4:
+            secret("access_key_id", true);
+            secret("secret_access_key", true);
+            secret("session_token", false);
+            setting("region", true);
+            setting("service", false);
+            break;
+    }
+    reader.reject_unknown_keys();
+    return profile;
+}
+
+ProviderConfig read_provider(const std::string& name, const YAML::Node& node,
+                             LoadContext& context) {
+    const std::string path = "providers." + name;
+    YamlMapReader reader(node, path, context.errors);
+    ProviderConfig provider;
+    provider.name = name;
+    provider.plugin = reader.string("plugin").value_or(name);
+    if (!is_name(provider.plugin)) {
+        reader.error_at_value("plugin", "must be a plugin name: lowercase letters, digits, - and _");
+    }
+    provider.enabled = reader.boolean("enabled").value_or(true);
+    {
+        YamlMapReader egress(reader.get("egress"), path + ".egress", context.errors);
+        provider.egress.allow_hosts = egress.string_list("allow_hosts");
+        provider.egress.allow_loopback = egress.boolean("allow_loopback").value_or(false);
+        provider.egress.allow_private = egress.boolean("allow_private").value_or(false);
+        egress.reject_unknown_keys();
+    }
+    {
+        YamlMapReader credentials(reader.get("credentials"), path + ".credentials",
+                                  context.errors);
+        for (const auto& entry : credentials.entries()) {
+            if (!is_name(entry.key)) {
+                credentials.error_at_key(entry.key,
+                                         "profile names are lowercase letters, digits, - and _");
+                continue;
+            }
+            provider.credentials.push_back(read_credential(
+                entry.key, entry.value, credentials.path_of(entry.key), context));
+        }
+    }
+    const YAML::Node settings = reader.get("settings");
+    if (settings.IsDefined()) {
+        if (!settings.IsMap()) {
+            reader.error_at_value("settings", "must be a mapping");
+        } else {
+            provider.settings = yaml_to_json(settings);
+        }
+    }
+    reader.reject_unknown_keys();
+    return provider;
+}
+
+void read_providers(const YAML::Node& node, LoadContext& context,
+                    std::vector<ProviderConfig>& providers) {
+    YamlMapReader reader(node, "providers", context.errors);
+    for (const auto& entry : reader.entries()) {
+        if (!is_name(entry.key)) {
+            reader.error_at_key(entry.key,
+                                "provider names are lowercase letters, digits, - and _");
+            continue;
+        }
+        providers.push_back(read_provider(entry.key, entry.value, context));
+    }
+}
+
+void read_slack(const YAML::Node& node, LoadContext& context, SlackConfig& slack) {
+    YamlMapReader reader(node, "chat.slack", context.errors);
+    if (auto url = reader.string("api_url")) {
+        if (!url->starts_with("https://") && !url->starts_with("http://")) {
+            reader.error_at_value("api_url", "must be an http:// or https:// URL");
+        } else {
+            slack.api_url = *url;
+        }
+    }
+    slack.channel = reader.string("channel", true).value_or("");
+    slack.bot_token = reader.secret("bot_token", true, context.secret_uses);
+    slack.signing_secret = reader.secret("signing_secret", true, context.secret_uses);
+    YamlMapReader users(reader.get("users"), "chat.slack.users", context.errors);
+    for (const auto& entry : users.entries()) {
+        YamlMapReader user(entry.value, users.path_of(entry.key), context.errors);
+        SlackUser mapped;
+        mapped.slack_user_id = entry.key;
+        mapped.identity = user.string("identity", true).value_or("");
+        mapped.groups = user.string_list("groups");
+        user.reject_unknown_keys();
+        slack.users.push_back(std::move(mapped));
+    }
+    reader.reject_unknown_keys();
+}
+
+void read_chat(const YAML::Node& node, LoadContext& context, ChatConfig& chat) {
+    YamlMapReader reader(node, "chat", context.errors);
+    const YAML::Node slack = reader.get("slack");
+    if (slack.IsDefined()) {
+        chat.slack.emplace();
+        read_slack(slack, context, *chat.slack);
+    }
+    reader.reject_unknown_keys();
+}
+
+}  // namespace
+
+std::string ConfigError::to_string() const {
+    std::string text = file;
+    if (line > 0) {
+        text += ":" + std::to_string(line) + ":" + std::to_string(column);
+    }
+    text += ": ";
+    if (!key.empty()) {
+        text += key + ": ";
+    }
+    return text + message;
+}
+
+std::string_view to_string(CredentialKind kind) {
+    switch (kind) {
+        case CredentialKind::bearer: return "bearer";
+        case CredentialKind::api_key: return "api_key";
+        case CredentialKind::basic: return "basic";
+        case CredentialKind::aws_sigv4: return "aws_sigv4";
+    }
+    return "unknown";
+}
+
+ConfigLoad load_config_text(std::string_view text, std::string source_name,
+                            const std::filesystem::path& base_directory) {
+    ConfigLoad result;
+    YamlErrors errors(source_name, result.errors);
+    YAML::Node root;
+    try {
+        root = YAML::Load(std::string(text));
+    } catch (const YAML::Exception& error) {
+        errors.add(error.mark, "", "not valid YAML: " + error.msg);
+        return result;
+    }
+    Config config;
+    config.source = source_name;
+    // Defaults for paths, resolved like values written in the file.
+    LoadContext context{errors, base_directory, config.secret_uses};
+    config.store.path = resolve_path(context, "mitigate.db");
+    config.directories = {resolve_path(context, "plugins"),
+                          resolve_path(context, "scripts/playbooks"),
+                          resolve_path(context, "policies"), resolve_path(context, "scripts/drills")};
+
+    if (!root.IsDefined() || root.IsNull()) {
+        errors.add(root.Mark(), "", "the file is empty; see docs/configuration.md");
+        return result;
+    }
+    YamlMapReader reader(root, "", errors);
+    read_server(reader.get("server"), context, config.server);
+    read_store(reader.get("store"), context, config.store);
+    read_log(reader.get("log"), context, config.log);
+    read_directories(reader.get("directories"), context, config.directories);
+    read_providers(reader.get("providers"), context, config.providers);
+    read_chat(reader.get("chat"), context, config.chat);
+    reader.reject_unknown_keys();
+    if (result.errors.empty()) {
+        result.config = std::move(config);
+    }
+    return result;
+}
+
+ConfigLoad load_config_file(const std::filesystem::path& path) {
+    std::ifstream file(path, std::ios::binary);
+    if (!file) {
+        ConfigLoad result;
+        result.errors.push_back({path.string(), 0, 0, "", "cannot read the file"});
+        return result;
+    }
+    std::ostringstream contents;
+    contents << file.rdbuf();
+    const fs::path absolute = fs::absolute(path);
+    return load_config_text(contents.str(), path.string(), absolute.parent_path());
+}
+
+std::vector<ConfigError> check_secrets_resolve(const Config& config) {
+    std::vector<ConfigError> errors;
+    for (const auto& use : config.secret_uses) {
+        const SecretResolution resolution = resolve_secret(use.reference);
+        if (!resolution.value) {
+            errors.push_back({config.source, use.line, use.column, use.key, resolution.error});
+        }
+    }
+    return errors;
+}
+
+nlohmann::json config_to_json(const Config& config) {
+    using nlohmann::json;
+    json providers = json::object();
+    for (const auto& provider : config.providers) {
+        json credentials = json::object();
+        for (const auto& profile : provider.credentials) {
+            json entry{{"type", to_string(profile.kind)}};
+            for (const auto& [key, value] : profile.settings) {
+                entry[key] = value;
+            }
+            for (const auto& [key, reference] : profile.secrets) {
+                entry[key] = reference.text();
+            }
+            credentials[profile.name] = entry;
+        }
+        providers[provider.name] = {
+            {"plugin", provider.plugin},
+            {"enabled", provider.enabled},
+            {"egress",
+             {{"allow_hosts", provider.egress.allow_hosts},
+              {"allow_loopback", provider.egress.allow_loopback},
+              {"allow_private", provider.egress.allow_private}}},
+            {"credentials", credentials},
+            {"settings", provider.settings},
+        };
+    }
+    json chat = json::object();
+    if (config.chat.slack) {
+        const SlackConfig& slack = *config.chat.slack;
+        json users = json::object();
+        for (const auto& user : slack.users) {
+            users[user.slack_user_id] = {{"identity", user.identity}, {"groups", user.groups}};
+        }
+        chat["slack"] = {
+            {"api_url", slack.api_url},
+            {"channel", slack.channel},
+            {"bot_token", slack.bot_token ? json(slack.bot_token->text()) : json(nullptr)},
+            {"signing_secret",
+             slack.signing_secret ? json(slack.signing_secret->text()) : json(nullptr)},
+            {"users", users},
+        };
+    }
+    const bool is_v6 = config.server.host.find(':') != std::string::npos;
+    return json{
+        {"server",
+         {{"listen", (is_v6 ? "[" + config.server.host + "]" : config.server.host) + ":" +
+                         std::to_string(config.server.port)}}},
+        {"store", {{"driver", config.store.driver}, {"path", config.store.path.string()}}},
+        {"log", {{"level", to_string(config.log.level)}, {"format", to_string(config.log.format)}}},
+        {"directories",
+         {{"plugins", config.directories.plugins.string()},
+          {"playbooks", config.directories.playbooks.string()},
+          {"policies", config.directories.policies.string()},
+          {"drills", config.directories.drills.string()}}},
+        {"providers", providers},
+        {"chat", chat},
+    };
+}
+
+}  // namespace mitigate

@@ -1,0 +1,199 @@
+#include "runtime/core/json_reader.h"
+
+#include "runtime/core/time_format.h"
+
+namespace mitigate {
+
+JsonObjectReader::JsonObjectReader(const nlohmann::json& value, std::string path,
+                                   std::vector<FieldError>& errors)
+    : path_(std::move(path)), errors_(errors) {
+    if (value.is_object()) {
+        object_ = &value;
+    } else {
+        errors_.push_back({path_, std::string("must be an object, not ") + value.type_name()});
+    }
+}
+
+std::string JsonObjectReader::path_of(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+}
+
+void JsonObjectReader::add_error(std::string_view key, std::string message) {
+    errors_.push_back({path_of(key), std::move(message)});
+}
+
+const nlohmann::json* JsonObjectReader::member(std::string_view key, Presence presence) {
+    seen_.emplace(key);
+    if (object_ == nullptr) {
+        return nullptr;
+    }
+    auto found = object_->find(key);
+    if (found == object_->end() || found->is_null()) {
+        if (presence == Presence::required) {
+            add_error(key, "is required");
+        }
+        return nullptr;
+    }
+    return &*found;
+}
+
+std::string JsonObjectReader::string(std::string_view key, Presence presence) {
+    const nlohmann::json* raw = member(key, presence);
+    if (raw == nullptr) {
+        return {};
+    }
+    if (!raw->is_string()) {
+        add_error(key, std::string("must be a string, not ") + raw->type_name());
+        return {};
+    }
+    const auto& text = raw->get_ref<const std::string&>();
+    if (presence == Presence::required && text.empty()) {
+        add_error(key, "must not be empty");
+    }
+    return text;
+}
+
+std::optional<TimePoint> JsonObjectReader::time(std::string_view key, Presence presence) {
+    const nlohmann::json* raw = member(key, presence);
+    if (raw == nullptr) {
+        return std::nullopt;
+    }
+    if (raw->is_string()) {
+        if (auto parsed = parse_rfc3339(raw->get_ref<const std::string&>())) {
+            return parsed;
+        }
+    }
+    add_error(key, "must be an RFC 3339 time such as \"2026-01-31T09:30:00Z\"");
+    return std::nullopt;
+}
+
+std::optional<Duration> JsonObjectReader::duration(std::string_view key, Presence presence) {
+    const nlohmann::json* raw = member(key, presence);
+    if (raw == nullptr) {
+        return std::nullopt;
+    }
+    if (raw->is_string()) {
+        if (auto parsed = parse_duration(raw->get_ref<const std::string&>())) {
+            return parsed;
+        }
+    }
+    add_error(key, "must be a duration such as \"90s\", \"30m\" or \"1h30m\"");
+    return std::nullopt;
+}
+
+std::int64_t JsonObjectReader::integer(std::string_view key, std::int64_t minimum,
+                                       std::int64_t maximum,
+                                       std::optional<std::int64_t> default_value) {
+    const nlohmann::json* raw =
+        member(key, default_value ? Presence::optional : Presence::required);
+    if (raw == nullptr) {
+        return default_value.value_or(minimum);
+    }
+    if (!raw->is_number_integer()) {
+        add_error(key, std::string("must be an integer, not ") + raw->type_name());
+        return default_value.value_or(minimum);
+    }
+    const auto value = raw->get<std::int64_t>();
+    if (value < minimum || value > maximum) {
+        add_error(key, "must be between " + std::to_string(minimum) + " and " +
+                           std::to_string(maximum));
+    }
+    return value;
+}
+
+double JsonObjectReader::number(std::string_view key, double minimum, double maximum) {
+    const nlohmann::json* raw = member(key, Presence::required);
+    if (raw == nullptr) {
+        return minimum;
+    }
+    if (!raw->is_number()) {
+        add_error(key, std::string("must be a number, not ") + raw->type_name());
+        return minimum;
+    }
+    const auto value = raw->get<double>();
+    if (!(value >= minimum && value <= maximum)) {
+        add_error(key, "must be between " + nlohmann::json(minimum).dump() + " and " +
+                           nlohmann::json(maximum).dump());
+    }
+    return value;
+}
+
+bool JsonObjectReader::boolean(std::string_view key, bool default_value) {
+    const nlohmann::json* raw = member(key, Presence::optional);
+    if (raw == nullptr) {
+        return default_value;
+    }
+    if (!raw->is_boolean()) {
+        add_error(key, std::string("must be true or false, not ") + raw->type_name());
+        return default_value;
+    }
+    return raw->get<bool>();
+}
+
+nlohmann::json JsonObjectReader::object(std::string_view key, Presence presence) {
+    const nlohmann::json* raw = member(key, presence);
+    if (raw == nullptr) {
+        return nlohmann::json::object();
+    }
+    if (!raw->is_object()) {
+        add_error(key, std::string("must be an object, not ") + raw->type_name());
+        return nlohmann::json::object();
+    }
+    return *raw;
+}
+
+std::map<std::string, std::string> JsonObjectReader::string_map(std::string_view key) {
+    std::map<std::string, std::string> result;
+    const nlohmann::json* raw = member(key, Presence::optional);
+    if (raw == nullptr) {
+        return result;
+    }
+    if (!raw->is_object()) {
+        add_error(key, std::string("must be an object of strings, not ") + raw->type_name());
+        return result;
+    }
+    for (const auto& [name, value] : raw->items()) {
+        if (!value.is_string()) {
+            errors_.push_back({path_of(key) + "." + name,
+                               std::string("must be a string, not ") + value.type_name()});
+            continue;
+        }
+        result.emplace(name, value.get<std::string>());
+    }
+    return result;
+}
+
+std::vector<std::string> JsonObjectReader::string_list(std::string_view key) {
+    std::vector<std::string> result;
+    const nlohmann::json* raw = member(key, Presence::optional);
+    if (raw == nullptr) {
+        return result;
+    }
+    if (!raw->is_array()) {
+        add_error(key, std::string("must be a list of strings, not ") + raw->type_name());
+        return result;
+    }
+    for (std::size_t i = 0; i < raw->size(); ++i) {
+        const auto& value = (*raw)[i];
+        if (!value.is_string()) {
+            errors_.push_back({path_of(key) + "[" + std::to_string(i) + "]",
+                               std::string("must be a string, not ") + value.type_name()});
+            continue;
+        }
+        result.push_back(value.get<std::string>());
+    }
+    return result;
+}
+
+void JsonObjectReader::reject_unknown_fields() {
+    if (object_ == nullptr) {
+        return;
+    }
+    for (const auto& [name, value] : object_->items()) {
+        if (!seen_.contains(name)) {
+            errors_.push_back({path_of(name), "unknown field"});
+        }
+    }
+}
+
+}  // namespace mitigate

@@ -1,0 +1,75 @@
+// Reads one JSON object field by field, recording a FieldError (with the full dotted
+// path) for every missing, mistyped or unknown field instead of stopping at the first.
+// The domain model's parsers are built on it; so are later wire formats.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/clock.h"
+#include "runtime/core/validation.h"
+
+namespace mitigate {
+
+enum class Presence { required, optional };
+
+class JsonObjectReader {
+public:
+    // Records an error at `path` if `value` is not an object; reads then yield defaults.
+    JsonObjectReader(const nlohmann::json& value, std::string path,
+                     std::vector<FieldError>& errors);
+
+    bool valid() const { return object_ != nullptr; }
+    std::string path_of(std::string_view key) const;
+
+    // A required string must be present and non-empty.
+    std::string string(std::string_view key, Presence presence = Presence::required);
+    std::optional<TimePoint> time(std::string_view key, Presence presence = Presence::required);
+    std::optional<Duration> duration(std::string_view key, Presence presence);
+    std::int64_t integer(std::string_view key, std::int64_t minimum, std::int64_t maximum,
+                         std::optional<std::int64_t> default_value = std::nullopt);
+    double number(std::string_view key, double minimum, double maximum);
+    bool boolean(std::string_view key, bool default_value);
+    // Any JSON object (free-form content such as action parameters). {} when absent.
+    nlohmann::json object(std::string_view key, Presence presence);
+    std::map<std::string, std::string> string_map(std::string_view key);
+    std::vector<std::string> string_list(std::string_view key);
+    // The raw member for nested parsing, or nullptr (with an error when required).
+    const nlohmann::json* member(std::string_view key, Presence presence);
+
+    // Reads a string and maps it with `parse`; `expected` lists the accepted words.
+    template <typename Enum, typename ParseFunction>
+    Enum enumeration(std::string_view key, ParseFunction parse, Enum fallback,
+                     std::string_view expected) {
+        const nlohmann::json* raw = member(key, Presence::required);
+        if (raw == nullptr) {
+            return fallback;
+        }
+        if (raw->is_string()) {
+            if (auto parsed = parse(raw->template get_ref<const std::string&>())) {
+                return *parsed;
+            }
+        }
+        add_error(key, "must be one of " + std::string(expected));
+        return fallback;
+    }
+
+    void add_error(std::string_view key, std::string message);
+
+    // Reports every member that no read asked for: typos must not pass silently.
+    void reject_unknown_fields();
+
+private:
+    const nlohmann::json* object_ = nullptr;
+    std::string path_;
+    std::vector<FieldError>& errors_;
+    std::set<std::string, std::less<>> seen_;
+};
+
+}  // namespace mitigate

@@ -1,0 +1,221 @@
+// The domain model: the nouns of DESIGN.md's data flow, as plain values.
+//
+//   Signal ─► Incident ─► Proposal(Action) ─► Plan ─► Decision ─► Approval* ─► Mitigation
+//
+// Each type has a JSON form (to_json, for nlohmann's `json j = value;`) and a strict
+// parser (parse_*) that rejects unknown fields and names every bad one. Stored rows,
+// API bodies and plugin messages all use these forms, so a value that round-trips here
+// round-trips everywhere.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/clock.h"
+#include "runtime/core/mitigation_state.h"
+#include "runtime/core/validation.h"
+
+namespace mitigate {
+
+using Labels = std::map<std::string, std::string>;
+
+// ---- Signal: something observed, from outside or from a drill ----------------------
+
+enum class SignalSource { alertmanager, api, cli, detector, drill };
+enum class SignalStatus { firing, resolved };
+
+struct Signal {
+    std::string id;
+    SignalSource source = SignalSource::api;
+    std::string name;         // the alert or check name ("HighErrorRate")
+    SignalStatus status = SignalStatus::firing;
+    std::string fingerprint;  // stable identity of the alert; with starts_at, the dedupe key
+    Labels labels;            // service, environment, severity, ...
+    Labels annotations;       // summary, runbook_url, ...
+    TimePoint starts_at;
+    std::optional<TimePoint> ends_at;
+    TimePoint received_at;
+    bool operator==(const Signal&) const = default;
+};
+
+// ---- Incident: signals grouped into one thing to respond to ------------------------
+
+enum class IncidentStatus { open, resolved };
+
+struct Incident {
+    std::string id;
+    std::string group_key;  // what grouped its signals (fingerprint or grouping labels)
+    std::string title;
+    IncidentStatus status = IncidentStatus::open;
+    std::string service;
+    std::string environment;
+    Labels labels;
+    std::vector<std::string> signal_ids;
+    TimePoint opened_at;
+    std::optional<TimePoint> resolved_at;
+    bool drill = false;  // caused by a chaos drill; marked everywhere
+    bool operator==(const Incident&) const = default;
+};
+
+// ---- Action: one reversible change, as a playbook or a person asks for it ----------
+
+struct Action {
+    std::string provider;        // "flags", "aws", ...
+    std::string action;          // "flag.set", "ecs.scale", ...
+    std::string target;          // provider-specific address of the thing changed
+    nlohmann::json parameters = nlohmann::json::object();  // checked by the plugin's schema
+    std::optional<Duration> ttl;  // when to revert; policy may require or cap it
+    std::string reason;          // why, in words a person approving it will read
+    bool operator==(const Action&) const = default;
+};
+
+// ---- Proposal: an action and where it came from ------------------------------------
+
+struct Proposal {
+    std::string id;
+    std::string incident_id;  // empty for a proposal made by hand without an incident
+    std::string playbook;     // empty when a person proposed it
+    std::string proposed_by;  // identity: "playbook:<name>" or a person's name
+    Action action;
+    TimePoint created_at;
+    bool operator==(const Proposal&) const = default;
+};
+
+// ---- Plan: what exactly will change, and how to undo it ----------------------------
+
+struct BlastRadius {
+    // Share of the target's current capacity, traffic or limit that the change affects:
+    // 0 none, 1 all of it; may exceed 1 (scaling to 3x moves 2.0).
+    double ratio = 0;
+    std::string description;  // "desiredCount 10 -> 4 (60% of capacity removed)"
+    bool operator==(const BlastRadius&) const = default;
+};
+
+struct Plan {
+    nlohmann::json observed_state = nlohmann::json::object();  // what read() returned
+    nlohmann::json forward = nlohmann::json::object();         // the change apply() makes
+    nlohmann::json inverse = nlohmann::json::object();         // the change revert() makes
+    BlastRadius blast_radius;
+    std::string idempotency_key;  // same key, same change: a retried apply is not doubled
+    bool reversible = true;
+    TimePoint planned_at;
+    bool operator==(const Plan&) const = default;
+};
+
+// ---- Decision: what policy said, and why -------------------------------------------
+
+enum class DecisionEffect { allow, require_approval, deny, dry_run };
+
+struct RuleOutcome {
+    std::string rule;  // "file.yaml#rule-name"
+    bool matched = false;
+    std::string reason;
+    bool operator==(const RuleOutcome&) const = default;
+};
+
+struct Decision {
+    DecisionEffect effect = DecisionEffect::deny;
+    int approvals_required = 0;
+    std::vector<std::string> approver_groups;  // an approver must be in one of these
+    bool self_approval_allowed = false;
+    std::optional<Duration> approval_timeout;  // approvals older than this do not count
+    std::vector<RuleOutcome> rules;
+    std::string policy_hash;  // identifies the exact policy set that decided
+    std::string summary;      // one sentence for people
+    TimePoint decided_at;
+    bool operator==(const Decision&) const = default;
+};
+
+// ---- Approval: one person's yes or no ----------------------------------------------
+
+enum class ApprovalVerdict { approve, reject };
+enum class ApprovalChannel { cli, api, chat };
+
+struct Approval {
+    std::string approver;  // mitigate identity (chat user ids are mapped to it)
+    std::vector<std::string> groups;
+    ApprovalVerdict verdict = ApprovalVerdict::approve;
+    ApprovalChannel channel = ApprovalChannel::cli;
+    std::string reason;
+    TimePoint at;
+    bool operator==(const Approval&) const = default;
+};
+
+// ---- Mitigation: one proposal through its whole life -------------------------------
+
+struct Mitigation {
+    std::string id;
+    MitigationState state = MitigationState::proposed;
+    std::int64_t version = 1;  // incremented by every transition; optimistic lock
+    Proposal proposal;
+    std::optional<Plan> plan;
+    std::optional<Decision> decision;
+    std::vector<Approval> approvals;
+    std::optional<TimePoint> expires_at;  // when an applied mitigation reverts (TTL)
+    bool drill = false;
+    TimePoint created_at;
+    TimePoint updated_at;
+    bool operator==(const Mitigation&) const = default;
+};
+
+// ---- AuditRecord: one entry of the hash-chained audit log (runtime/audit) ----------
+
+struct AuditRecord {
+    std::int64_t sequence = 0;  // 1, 2, 3, ... with no gaps
+    TimePoint at;
+    std::string actor;    // who: a person, "runtime", "playbook:<name>", "drill:<name>"
+    std::string event;    // what: "mitigation.transition", "config.loaded", ...
+    std::string subject;  // which: a mitigation or incident id; may be empty
+    nlohmann::json details = nlohmann::json::object();
+    std::string previous_hash;  // hex SHA-256 of the record before; 64 zeros for the first
+    std::string hash;           // hex SHA-256 over previous_hash and this canonical record
+    bool operator==(const AuditRecord&) const = default;
+};
+
+// ---- Names of enumerations, as they appear on every wire ---------------------------
+
+std::string_view to_string(SignalSource value);
+std::string_view to_string(SignalStatus value);
+std::string_view to_string(IncidentStatus value);
+std::string_view to_string(DecisionEffect value);
+std::string_view to_string(ApprovalVerdict value);
+std::string_view to_string(ApprovalChannel value);
+std::optional<SignalSource> parse_signal_source(std::string_view text);
+std::optional<SignalStatus> parse_signal_status(std::string_view text);
+std::optional<IncidentStatus> parse_incident_status(std::string_view text);
+std::optional<DecisionEffect> parse_decision_effect(std::string_view text);
+std::optional<ApprovalVerdict> parse_approval_verdict(std::string_view text);
+std::optional<ApprovalChannel> parse_approval_channel(std::string_view text);
+
+// ---- JSON --------------------------------------------------------------------------
+
+void to_json(nlohmann::json& out, const Signal& value);
+void to_json(nlohmann::json& out, const Incident& value);
+void to_json(nlohmann::json& out, const Action& value);
+void to_json(nlohmann::json& out, const Proposal& value);
+void to_json(nlohmann::json& out, const BlastRadius& value);
+void to_json(nlohmann::json& out, const Plan& value);
+void to_json(nlohmann::json& out, const RuleOutcome& value);
+void to_json(nlohmann::json& out, const Decision& value);
+void to_json(nlohmann::json& out, const Approval& value);
+void to_json(nlohmann::json& out, const Mitigation& value);
+void to_json(nlohmann::json& out, const AuditRecord& value);
+
+// `path` prefixes every error's field ("proposal" gives "proposal.action.ttl").
+Parsed<Signal> parse_signal(const nlohmann::json& in, std::string path = "signal");
+Parsed<Incident> parse_incident(const nlohmann::json& in, std::string path = "incident");
+Parsed<Action> parse_action(const nlohmann::json& in, std::string path = "action");
+Parsed<Proposal> parse_proposal(const nlohmann::json& in, std::string path = "proposal");
+Parsed<Plan> parse_plan(const nlohmann::json& in, std::string path = "plan");
+Parsed<Decision> parse_decision(const nlohmann::json& in, std::string path = "decision");
+Parsed<Approval> parse_approval(const nlohmann::json& in, std::string path = "approval");
+Parsed<Mitigation> parse_mitigation(const nlohmann::json& in, std::string path = "mitigation");
+Parsed<AuditRecord> parse_audit_record(const nlohmann::json& in, std::string path = "record");
+
+}  // namespace mitigate

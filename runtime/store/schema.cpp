@@ -1,0 +1,74 @@
+#include "runtime/store/schema.h"
+
+#include <array>
+
+namespace mitigate {
+namespace {
+
+// Rows hold the full JSON body (the source of truth) plus the columns queries need;
+// times in columns are Unix milliseconds so that they sort and compare as numbers.
+// The triggers make "append-only" a property of the database, not only of this code;
+// the audit chain catches whoever drops them.
+constexpr std::string_view migration_1 = R"sql(
+CREATE TABLE mitigations (
+    id          TEXT PRIMARY KEY,
+    state       TEXT NOT NULL,
+    version     INTEGER NOT NULL CHECK (version >= 1),
+    incident_id TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER,
+    body        TEXT NOT NULL
+) STRICT;
+CREATE INDEX mitigations_by_state ON mitigations (state, updated_at_ms);
+
+CREATE TABLE transitions (
+    id            INTEGER PRIMARY KEY,
+    mitigation_id TEXT NOT NULL REFERENCES mitigations (id),
+    version       INTEGER NOT NULL,
+    from_state    TEXT,
+    to_state      TEXT NOT NULL,
+    at_ms         INTEGER NOT NULL,
+    actor         TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    UNIQUE (mitigation_id, version)
+) STRICT;
+CREATE TRIGGER transitions_no_update BEFORE UPDATE ON transitions
+BEGIN SELECT RAISE(ABORT, 'transitions are append-only'); END;
+CREATE TRIGGER transitions_no_delete BEFORE DELETE ON transitions
+BEGIN SELECT RAISE(ABORT, 'transitions are append-only'); END;
+)sql";
+
+constexpr std::string_view migration_2 = R"sql(
+CREATE TABLE audit_log (
+    sequence INTEGER PRIMARY KEY,
+    record   TEXT NOT NULL,
+    hash     TEXT NOT NULL
+) STRICT;
+CREATE TABLE audit_head (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    sequence INTEGER NOT NULL,
+    hash     TEXT NOT NULL
+) STRICT;
+INSERT INTO audit_head (id, sequence, hash)
+VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head
+BEGIN SELECT RAISE(ABORT, 'the audit head cannot be deleted'); END;
+)sql";
+
+constexpr std::array<SqliteMigration, 2> migrations{{
+    {1, "mitigations and their transition journal", migration_1},
+    {2, "hash-chained audit log", migration_2},
+}};
+
+}  // namespace
+
+std::span<const SqliteMigration> sqlite_migrations() {
+    return migrations;
+}
+
+}  // namespace mitigate
