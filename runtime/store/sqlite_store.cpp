@@ -160,7 +160,14 @@ class SqliteStore final : public Store {
 public:
     SqliteStore(const fs::path& path, const SqliteStoreOptions& options)
         : path_(path), options_(options) {
-        open();
+        try {
+            open();
+        } catch (...) {
+            // The destructor does not run for a half-built object: close here, so that a
+            // refused file is left exactly as it was found (no -wal or -shm beside it).
+            sqlite3_close_v2(database_);
+            throw;
+        }
     }
     ~SqliteStore() override { sqlite3_close_v2(database_); }
     SqliteStore(const SqliteStore&) = delete;

@@ -1,0 +1,106 @@
+#include "tests/support/child_process.h"
+
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace mitigate::testing {
+
+ProcessResult run_process(const std::vector<std::string>& arguments,
+                          const std::map<std::string, std::string>& environment) {
+    std::array<int, 2> out_pipe{};
+    std::array<int, 2> err_pipe{};
+    if (pipe(out_pipe.data()) != 0 || pipe(err_pipe.data()) != 0) {
+        throw std::runtime_error("pipe failed");
+    }
+    std::map<std::string, std::string> merged;
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+        std::string text(*entry);
+        const auto equals = text.find('=');
+        merged[text.substr(0, equals)] = equals == std::string::npos ? "" : text.substr(equals + 1);
+    }
+    for (const auto& [name, value] : environment) {
+        merged[name] = value;
+    }
+    std::vector<std::string> environment_text;
+    for (const auto& [name, value] : merged) {
+        environment_text.push_back(name + "=" + value);
+    }
+    std::vector<char*> argv;
+    for (const auto& argument : arguments) {
+        argv.push_back(const_cast<char*>(argument.c_str()));
+    }
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (auto& entry : environment_text) {
+        envp.push_back(entry.data());
+    }
+    envp.push_back(nullptr);
+
+    const pid_t child = fork();
+    if (child < 0) {
+        throw std::runtime_error("fork failed");
+    }
+    if (child == 0) {
+        dup2(out_pipe[1], STDOUT_FILENO);
+        dup2(err_pipe[1], STDERR_FILENO);
+        close(out_pipe[0]);
+        close(out_pipe[1]);
+        close(err_pipe[0]);
+        close(err_pipe[1]);
+        execve(argv[0], argv.data(), envp.data());
+        _exit(127);
+    }
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    ProcessResult result;
+    std::array<pollfd, 2> descriptors{{{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}}};
+    int open_descriptors = 2;
+    std::array<char, 4096> buffer{};
+    while (open_descriptors > 0) {
+        if (poll(descriptors.data(), descriptors.size(), -1) < 0) {
+            break;
+        }
+        for (std::size_t i = 0; i < descriptors.size(); ++i) {
+            if (descriptors[i].fd < 0 || descriptors[i].revents == 0) {
+                continue;
+            }
+            const ssize_t got = read(descriptors[i].fd, buffer.data(), buffer.size());
+            if (got <= 0) {
+                close(descriptors[i].fd);
+                descriptors[i].fd = -1;
+                --open_descriptors;
+                continue;
+            }
+            (i == 0 ? result.out : result.err).append(buffer.data(), static_cast<std::size_t>(got));
+        }
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return result;
+}
+
+std::string mitigate_binary() {
+    const char* path = std::getenv("MITIGATE_BINARY");
+    if (path == nullptr) {
+        throw std::runtime_error("MITIGATE_BINARY is not set; run the tests through ctest");
+    }
+    return path;
+}
+
+std::string source_directory() {
+    const char* path = std::getenv("MITIGATE_SOURCE_DIR");
+    if (path == nullptr) {
+        throw std::runtime_error("MITIGATE_SOURCE_DIR is not set; run the tests through ctest");
+    }
+    return path;
+}
+
+}  // namespace mitigate::testing

@@ -1,0 +1,261 @@
+// mitigate.yaml loading: positions on every error, unknown keys refused with a
+// suggestion, secrets only as references, and defaults that match the embedded file.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "runtime/config/config.h"
+#include "runtime/config/yaml_reader.h"
+#include "tests/support/temporary_directory.h"
+
+namespace mitigate {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::Field;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+
+ConfigLoad load(std::string_view text) {
+    return load_config_text(text, "mitigate.yaml", "/etc/mitigate");
+}
+
+auto error_at(int line, int column, const std::string& key) {
+    return Contains(AllOf(Field(&ConfigError::line, line), Field(&ConfigError::column, column),
+                          Field(&ConfigError::key, key)));
+}
+
+constexpr std::string_view full_config = R"yaml(
+server:
+  listen: 0.0.0.0:9000
+store:
+  driver: sqlite
+  path: data/mitigate.db
+log:
+  level: debug
+  format: json
+directories:
+  policies: /srv/policies
+providers:
+  aws:
+    egress:
+      allow_hosts: [ecs.eu-west-1.amazonaws.com]
+    credentials:
+      prod:
+        type: aws_sigv4
+        access_key_id: env:AWS_ACCESS_KEY_ID
+        secret_access_key: file:/run/secrets/aws
+        region: eu-west-1
+    settings:
+      cluster: prod
+      max_step: 4
+      dry: false
+      label: "007"
+  flags:
+    plugin: flags
+    enabled: false
+chat:
+  slack:
+    channel: C0123
+    bot_token: env:SLACK_BOT_TOKEN
+    signing_secret: env:SLACK_SIGNING_SECRET
+    users:
+      U024BE7LH: {identity: alice, groups: [sre-oncall]}
+)yaml";
+
+TEST(Config, LoadsEveryDocumentedSection) {
+    const ConfigLoad result = load(full_config);
+    ASSERT_TRUE(result.config) << result.errors.front().to_string();
+    const Config& config = *result.config;
+    EXPECT_EQ(config.server.host, "0.0.0.0");
+    EXPECT_EQ(config.server.port, 9000);
+    EXPECT_EQ(config.store.path, "/etc/mitigate/data/mitigate.db");
+    EXPECT_EQ(config.log.level, LogLevel::debug);
+    EXPECT_EQ(config.log.format, LogFormat::json);
+    EXPECT_EQ(config.directories.policies, "/srv/policies");
+    EXPECT_EQ(config.directories.playbooks, "/etc/mitigate/scripts/playbooks");
+    ASSERT_EQ(config.providers.size(), 2u);
+    const ProviderConfig& aws = config.providers[0];
+    EXPECT_EQ(aws.plugin, "aws");
+    ASSERT_EQ(aws.credentials.size(), 1u);
+    EXPECT_EQ(aws.credentials[0].kind, CredentialKind::aws_sigv4);
+    EXPECT_EQ(aws.credentials[0].secrets.at("secret_access_key").text(), "file:/run/secrets/aws");
+    EXPECT_EQ(aws.credentials[0].settings.at("region"), "eu-west-1");
+    EXPECT_EQ(aws.settings, (nlohmann::json{{"cluster", "prod"}, {"max_step", 4}, {"dry", false},
+                                            {"label", "007"}}));
+    EXPECT_FALSE(config.providers[1].enabled);
+    ASSERT_TRUE(config.chat.slack);
+    EXPECT_EQ(config.chat.slack->users.at(0).identity, "alice");
+    EXPECT_EQ(config.secret_uses.size(), 4u);
+}
+
+TEST(Config, EmbeddedDefaultLoadsAndMatchesTheBuiltInDefaults) {
+    const ConfigLoad result = load_config_text(embedded_default_config(), "<embedded>", "/work");
+    ASSERT_TRUE(result.config) << result.errors.front().to_string();
+    EXPECT_EQ(result.config->server.host, "127.0.0.1");
+    EXPECT_EQ(result.config->store.path, "/work/mitigate.db");
+    EXPECT_TRUE(result.config->providers.empty());
+    EXPECT_FALSE(result.config->chat.slack);
+    // A minimal file gets the same values as the embedded default.
+    const ConfigLoad minimal = load_config_text("log: {level: info}\n", "<min>", "/work");
+    ASSERT_TRUE(minimal.config);
+    EXPECT_EQ(config_to_json(*minimal.config), config_to_json(*result.config));
+}
+
+TEST(Config, UnknownKeyIsAnErrorAtItsLineAndColumnWithASuggestion) {
+    const ConfigLoad result = load("store:\n  driver: sqlite\n  pth: x.db\n");
+    ASSERT_FALSE(result.config);
+    ASSERT_EQ(result.errors.size(), 1u);
+    const ConfigError& error = result.errors[0];
+    EXPECT_EQ(error.line, 3);
+    EXPECT_EQ(error.column, 3);
+    EXPECT_EQ(error.key, "store.pth");
+    EXPECT_EQ(error.to_string(),
+              "mitigate.yaml:3:3: store.pth: unknown key (did you mean \"path\"?)");
+}
+
+TEST(Config, FarOffUnknownKeyListsTheKnownOnes) {
+    const ConfigLoad result = load("logging:\n  level: info\n");
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_THAT(result.errors[0].message, HasSubstr("expected one of: chat, directories, log"));
+}
+
+TEST(Config, ReportsEveryErrorNotJustTheFirst) {
+    const ConfigLoad result = load(R"yaml(server:
+  listen: nowhere
+log:
+  level: loud
+  format: xml
+providers:
+  Bad_Name: {}
+  aws:
+    credentials:
+      prod: {type: carrier-pigeon}
+      dev: {type: bearer}
+    egress: {allow_loopback: maybe}
+chat:
+  slack:
+    channel: C1
+    bot_token: env:SLACK_BOT_TOKEN
+    signing_secret: env:SLACK_SIGNING_SECRET
+    users:
+      U1: {groups: [sre]}
+)yaml");
+    ASSERT_FALSE(result.config);
+    EXPECT_THAT(result.errors, error_at(2, 11, "server.listen"));
+    EXPECT_THAT(result.errors, error_at(4, 10, "log.level"));
+    EXPECT_THAT(result.errors, error_at(5, 11, "log.format"));
+    EXPECT_THAT(result.errors, error_at(7, 3, "providers.Bad_Name"));
+    EXPECT_THAT(result.errors, error_at(10, 20, "providers.aws.credentials.prod.type"));
+    EXPECT_THAT(result.errors, error_at(11, 12, "providers.aws.credentials.dev.token"));
+    EXPECT_THAT(result.errors, error_at(12, 30, "providers.aws.egress.allow_loopback"));
+    EXPECT_THAT(result.errors, error_at(19, 11, "chat.slack.users.U1.identity"));
+    EXPECT_EQ(result.errors.size(), 8u);
+}
+
+TEST(Config, DuplicateKeysAreErrors) {
+    const ConfigLoad result = load("store:\n  path: a.db\n  path: b.db\n");
+    ASSERT_FALSE(result.config);
+    EXPECT_THAT(result.errors, error_at(3, 3, "store.path"));
+    EXPECT_THAT(result.errors[0].message, HasSubstr("duplicate"));
+}
+
+TEST(Config, MalformedYamlGivesAPosition) {
+    const ConfigLoad result = load("store:\n  path: [unclosed\n");
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_GT(result.errors[0].line, 0);
+    EXPECT_THAT(result.errors[0].message, HasSubstr("not valid YAML"));
+}
+
+TEST(Config, WrongShapesAreErrorsNotCrashes) {
+    for (const char* text : {"[1, 2]", "store: 5", "providers: [aws]", "providers:\n  aws: 7",
+                             "chat:\n  slack: [1]", "directories:\n  plugins: {a: b}", "\"just text\""}) {
+        const ConfigLoad result = load(text);
+        EXPECT_FALSE(result.config) << text;
+        EXPECT_THAT(result.errors, Not(IsEmpty())) << text;
+    }
+    EXPECT_FALSE(load("").config);
+}
+
+TEST(Config, LiteralSecretsAreRefusedWithoutBeingRepeated) {
+    const std::string pasted = "xoxb-pasted-real-looking-token";
+    const ConfigLoad result = load("chat:\n  slack:\n    channel: C1\n    bot_token: " + pasted +
+                                   "\n    signing_secret: env:SIGNING\n");
+    ASSERT_FALSE(result.config);
+    ASSERT_EQ(result.errors.size(), 1u);
+    EXPECT_EQ(result.errors[0].key, "chat.slack.bot_token");
+    EXPECT_EQ(result.errors[0].line, 4);
+    EXPECT_THAT(result.errors[0].to_string(), Not(HasSubstr(pasted)));
+    EXPECT_THAT(result.errors[0].message, HasSubstr("env:"));
+}
+
+TEST(Config, SecretReferencesResolveOnlyWhenAsked) {
+    testing::TemporaryDirectory directory;
+    const auto secret_file = directory.write("token", "file-secret-value-3141\n");
+    ::setenv("MITIGATE_TEST_BEARER", "env-secret-value-2718", 1);
+    ::unsetenv("MITIGATE_TEST_UNSET");
+    const std::string text = "providers:\n  vercel:\n    credentials:\n"
+                             "      a: {type: bearer, token: env:MITIGATE_TEST_BEARER}\n"
+                             "      b: {type: bearer, token: \"file:" + secret_file.string() + "\"}\n"
+                             "      c: {type: bearer, token: env:MITIGATE_TEST_UNSET}\n"
+                             "      d: {type: bearer, token: file:/nonexistent/secret}\n";
+    const ConfigLoad result = load(text);
+    ASSERT_TRUE(result.config) << result.errors.front().to_string();
+    const std::string shown = config_to_json(*result.config).dump();
+    EXPECT_THAT(shown, HasSubstr("env:MITIGATE_TEST_BEARER"));
+    EXPECT_THAT(shown, Not(HasSubstr("env-secret-value-2718")));
+    EXPECT_THAT(shown, Not(HasSubstr("file-secret-value-3141")));
+
+    const auto errors = check_secrets_resolve(*result.config);
+    ASSERT_EQ(errors.size(), 2u);
+    EXPECT_EQ(errors[0].key, "providers.vercel.credentials.c.token");
+    EXPECT_EQ(errors[0].line, 6);
+    EXPECT_THAT(errors[0].message, HasSubstr("not set"));
+    EXPECT_EQ(errors[1].key, "providers.vercel.credentials.d.token");
+
+    const auto& profiles = result.config->providers[0].credentials;
+    auto from_env = resolve_secret(profiles[0].secrets.at("token"));
+    ASSERT_TRUE(from_env.value);
+    EXPECT_EQ(from_env.value->reveal(), "env-secret-value-2718");
+    auto from_file = resolve_secret(profiles[1].secrets.at("token"));
+    ASSERT_TRUE(from_file.value);
+    EXPECT_EQ(from_file.value->reveal(), "file-secret-value-3141");  // newline dropped
+}
+
+TEST(Config, EmptySecretIsAnError) {
+    ::setenv("MITIGATE_TEST_EMPTY", "", 1);
+    const auto resolution = resolve_secret(*SecretReference::parse("env:MITIGATE_TEST_EMPTY"));
+    EXPECT_FALSE(resolution.value);
+    EXPECT_THAT(resolution.error, HasSubstr("empty"));
+}
+
+TEST(Config, SecretReferenceSyntax) {
+    EXPECT_TRUE(SecretReference::parse("env:SLACK_TOKEN"));
+    EXPECT_TRUE(SecretReference::parse("file:/run/secrets/x"));
+    for (const char* text : {"env:", "env:1ABC", "env:A-B", "file:", "xoxb-123", "ENV:X", ""}) {
+        EXPECT_FALSE(SecretReference::parse(text)) << text;
+    }
+}
+
+TEST(Config, LoadsFromAFileAndResolvesPathsAgainstIt) {
+    testing::TemporaryDirectory directory;
+    const auto file = directory.write("mitigate.yaml", "store:\n  path: state/m.db\n");
+    const ConfigLoad result = load_config_file(file);
+    ASSERT_TRUE(result.config);
+    EXPECT_EQ(result.config->store.path, directory.path() / "state/m.db");
+    const ConfigLoad missing = load_config_file(directory / "absent.yaml");
+    ASSERT_EQ(missing.errors.size(), 1u);
+    EXPECT_THAT(missing.errors[0].to_string(), HasSubstr("cannot read"));
+}
+
+TEST(EditDistance, CountsEdits) {
+    EXPECT_EQ(edit_distance("path", "pth"), 1u);
+    EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+    EXPECT_EQ(edit_distance("", "abc"), 3u);
+}
+
+}  // namespace
+}  // namespace mitigate

@@ -1,0 +1,281 @@
+// The SQLite store: compare-and-set transitions, atomicity, append-only journal and audit,
+// readers during writes, migrations, and refusing files that are not ours.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sqlite3.h>
+
+#include "runtime/core/time_format.h"
+#include "runtime/store/schema.h"
+#include "runtime/store/sqlite_store.h"
+#include "tests/support/store_fixtures.h"
+#include "tests/support/temporary_directory.h"
+
+namespace mitigate {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using testing::advance;
+using testing::make_mitigation;
+
+class SqliteStoreTest : public ::testing::Test {
+protected:
+    std::unique_ptr<Store> open(SqliteStoreOptions options = {}) {
+        return open_sqlite_store(path_, options);
+    }
+    std::unique_ptr<Store> open_read_only() {
+        SqliteStoreOptions options;
+        options.read_only = true;
+        return open_sqlite_store(path_, options);
+    }
+    // Opening must fail with a message containing `expected`, and leave the bytes alone.
+    void expect_refused_untouched(const std::string& expected) {
+        const std::string before = testing::read_file(path_);
+        try {
+            open();
+            ADD_FAILURE() << "opened a file it should refuse";
+        } catch (const StoreError& error) {
+            EXPECT_THAT(error.what(), HasSubstr(expected));
+            EXPECT_THAT(error.what(), HasSubstr(path_.string()));
+        }
+        EXPECT_EQ(testing::read_file(path_), before);
+        EXPECT_FALSE(std::filesystem::exists(path_.string() + "-wal"));
+    }
+
+    testing::TemporaryDirectory directory_;
+    std::filesystem::path path_ = directory_ / "mitigate.db";
+    ManualClock clock_{*parse_rfc3339("2026-11-23T07:00:00Z")};
+};
+
+TEST_F(SqliteStoreTest, CreatesTransitionsAndReadsBack) {
+    auto store = open();
+    const Mitigation created = make_mitigation("m1", clock_.now());
+    store->create_mitigation(created, "alice", "because");
+    EXPECT_EQ(store->find_mitigation("m1"), created);
+
+    clock_.advance(Duration{1000});
+    Mitigation next = created;
+    next.state = MitigationState::planned;
+    next.plan = Plan{};
+    next.plan->idempotency_key = "k";
+    const TransitionResult result =
+        store->transition({next, 1, clock_.now(), "runtime", "planned it", {{"extra", 1}}});
+    ASSERT_EQ(result.outcome, TransitionOutcome::done) << result.message;
+    EXPECT_EQ(result.current->version, 2);
+    EXPECT_EQ(result.current->updated_at, clock_.now());
+
+    const auto stored = store->find_mitigation("m1");
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(*stored, *result.current);
+    const auto journal = store->journal("m1");
+    ASSERT_EQ(journal.size(), 2u);
+    EXPECT_EQ(journal[0].from, std::nullopt);
+    EXPECT_EQ(journal[0].to, MitigationState::proposed);
+    EXPECT_EQ(journal[0].actor, "alice");
+    EXPECT_EQ(journal[1].from, MitigationState::proposed);
+    EXPECT_EQ(journal[1].to, MitigationState::planned);
+    EXPECT_EQ(journal[1].reason, "planned it");
+
+    const auto audit = store->audit_tail(10);
+    ASSERT_EQ(audit.size(), 2u);
+    EXPECT_EQ(audit[0].event, "mitigation.created");
+    EXPECT_EQ(audit[1].event, "mitigation.transition");
+    EXPECT_EQ(audit[1].details["from"], "proposed");
+    EXPECT_EQ(audit[1].details["extra"], 1);
+    EXPECT_EQ(audit[1].previous_hash, audit[0].hash);
+    EXPECT_EQ(store->audit_head(), (AuditHead{2, audit[1].hash}));
+}
+
+TEST_F(SqliteStoreTest, RefusedTransitionsWriteNothing) {
+    auto store = open();
+    store->create_mitigation(make_mitigation("m1", clock_.now()), "alice", "because");
+    Mitigation next = *store->find_mitigation("m1");
+
+    next.state = MitigationState::planned;
+    auto stale = store->transition({next, 7, clock_.now(), "x", "stale", {}});
+    EXPECT_EQ(stale.outcome, TransitionOutcome::version_conflict);
+    EXPECT_THAT(stale.message, HasSubstr("version 1, not 7"));
+
+    next.state = MitigationState::active;  // proposed -> active skips the decision
+    auto shortcut = store->transition({next, 1, clock_.now(), "x", "skip", {}});
+    EXPECT_EQ(shortcut.outcome, TransitionOutcome::not_allowed);
+    EXPECT_THAT(shortcut.message, HasSubstr("from proposed to active"));
+
+    next.id = "nope";
+    EXPECT_EQ(store->transition({next, 1, clock_.now(), "x", "y", {}}).outcome,
+              TransitionOutcome::not_found);
+
+    EXPECT_EQ(store->find_mitigation("m1")->version, 1);
+    EXPECT_EQ(store->journal("m1").size(), 1u);
+    EXPECT_EQ(store->audit_head().sequence, 1);
+}
+
+TEST_F(SqliteStoreTest, TwoWritersCannotBothWinTheSameVersion) {
+    auto first = open();
+    auto second = open();
+    first->create_mitigation(make_mitigation("m1", clock_.now()), "a", "r");
+    const Mitigation read_by_both = *second->find_mitigation("m1");
+    Mitigation planned = read_by_both;
+    planned.state = MitigationState::planned;
+    Mitigation failed = read_by_both;
+    failed.state = MitigationState::failed;
+    EXPECT_EQ(first->transition({planned, 1, clock_.now(), "a", "r", {}}).outcome,
+              TransitionOutcome::done);
+    EXPECT_EQ(second->transition({failed, 1, clock_.now(), "b", "r", {}}).outcome,
+              TransitionOutcome::version_conflict);
+    EXPECT_EQ(first->find_mitigation("m1")->state, MitigationState::planned);
+}
+
+TEST_F(SqliteStoreTest, DuplicateIdIsRefusedAndRolledBack) {
+    auto store = open();
+    store->create_mitigation(make_mitigation("m1", clock_.now()), "a", "r");
+    EXPECT_THROW(store->create_mitigation(make_mitigation("m1", clock_.now()), "a", "r"),
+                 StoreError);
+    EXPECT_EQ(store->audit_head().sequence, 1);
+}
+
+TEST_F(SqliteStoreTest, FailureInsideATransitionRollsBackEveryWrite) {
+    SqliteStoreOptions options;
+    options.fault_point = [](std::string_view point) {
+        if (point == "transition.journal_written") {
+            throw std::runtime_error("injected failure");
+        }
+    };
+    auto store = open(options);
+    store->create_mitigation(make_mitigation("m1", clock_.now()), "a", "r");
+    EXPECT_THROW(advance(*store, "m1", clock_.now()), std::runtime_error);
+    EXPECT_EQ(store->find_mitigation("m1")->state, MitigationState::proposed);
+    EXPECT_THAT(testing::consistency_problems(path_), IsEmpty());
+}
+
+TEST_F(SqliteStoreTest, ListsNewestFirstAndFiltersByState) {
+    auto store = open();
+    for (int i = 0; i < 5; ++i) {
+        clock_.advance(Duration{1000});
+        store->create_mitigation(make_mitigation("m" + std::to_string(i), clock_.now()), "a", "r");
+    }
+    advance(*store, "m1", clock_.now());
+    advance(*store, "m3", clock_.now());
+    MitigationFilter planned;
+    planned.states = {MitigationState::planned};
+    const auto found = store->list_mitigations(planned);
+    ASSERT_EQ(found.size(), 2u);
+    EXPECT_EQ(found[0].id, "m3");
+    EXPECT_EQ(found[1].id, "m1");
+    MitigationFilter two;
+    two.limit = 2;
+    EXPECT_EQ(store->list_mitigations(two).size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, ReadersSeeTheLastCommitWhileAWriteIsInProgress) {
+    std::unique_ptr<Store> reader;
+    std::optional<MitigationState> seen_during_write;
+    SqliteStoreOptions options;
+    options.fault_point = [&](std::string_view point) {
+        if (point == "transition.before_commit") {
+            // The writer holds its write lock here; a reader must neither block nor see
+            // the uncommitted state.
+            seen_during_write = reader->find_mitigation("m1")->state;
+        }
+    };
+    auto writer = open(options);
+    writer->create_mitigation(make_mitigation("m1", clock_.now()), "a", "r");
+    reader = open_read_only();
+    ASSERT_EQ(advance(*writer, "m1", clock_.now()), TransitionOutcome::done);
+    EXPECT_EQ(seen_during_write, MitigationState::proposed);
+    EXPECT_EQ(reader->find_mitigation("m1")->state, MitigationState::planned);
+}
+
+TEST_F(SqliteStoreTest, JournalAndAuditAreAppendOnlyInTheDatabaseItself) {
+    open()->create_mitigation(make_mitigation("m1", clock_.now()), "a", "r");
+    for (const char* sql : {"UPDATE transitions SET actor = 'mallory'", "DELETE FROM transitions",
+                            "UPDATE audit_log SET hash = 'x'", "DELETE FROM audit_log",
+                            "DELETE FROM audit_head"}) {
+        EXPECT_THROW(testing::execute_sql(path_, sql), std::runtime_error) << sql;
+    }
+}
+
+TEST_F(SqliteStoreTest, ReadOnlyStoreRefusesWritesAndMissingFiles) {
+    EXPECT_THROW(open_read_only(), StoreError);
+    EXPECT_FALSE(std::filesystem::exists(path_));
+    open()->create_mitigation(make_mitigation("m1", clock_.now()), "a", "r");
+    auto reader = open_read_only();
+    EXPECT_TRUE(reader->find_mitigation("m1"));
+    EXPECT_THROW(reader->append_audit({clock_.now(), "a", "e", "", {}}), std::logic_error);
+}
+
+TEST_F(SqliteStoreTest, MigratesAVersion1DatabaseKeepingItsRows) {
+    // Build the database exactly as a build with only migration 1 left it.
+    {
+        sqlite3* raw = nullptr;
+        ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+        const std::string sql = std::string(sqlite_migrations()[0].sql) +
+                                "PRAGMA application_id = " + std::to_string(sqlite_application_id) +
+                                "; PRAGMA user_version = 1;";
+        ASSERT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+        const std::string body = nlohmann::json(make_mitigation("old", clock_.now())).dump();
+        const std::string insert =
+            "INSERT INTO mitigations VALUES ('old', 'proposed', 1, 'inc_1', 0, 0, NULL, '" + body +
+            "'); INSERT INTO transitions (mitigation_id, version, from_state, to_state, at_ms, "
+            "actor, reason) VALUES ('old', 1, NULL, 'proposed', 0, 'a', 'r');";
+        ASSERT_EQ(sqlite3_exec(raw, insert.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+        sqlite3_close(raw);
+    }
+    auto store = open();
+    EXPECT_EQ(testing::query_text(path_, "PRAGMA user_version"), "2");
+    ASSERT_TRUE(store->find_mitigation("old"));
+    ASSERT_EQ(advance(*store, "old", clock_.now()), TransitionOutcome::done);
+    EXPECT_EQ(store->audit_head().sequence, 1);  // the audit log starts with the migration
+    EXPECT_TRUE(store->verify_audit_chain().intact());
+    store.reset();
+    open();  // opening a current database again migrates nothing
+    EXPECT_EQ(testing::query_text(path_, "PRAGMA user_version"), "2");
+}
+
+TEST_F(SqliteStoreTest, FreshDatabaseIsMarkedAsOurs) {
+    open();
+    EXPECT_EQ(testing::query_text(path_, "PRAGMA application_id"),
+              std::to_string(sqlite_application_id));
+    EXPECT_EQ(testing::query_text(path_, "PRAGMA journal_mode"), "wal");
+}
+
+TEST_F(SqliteStoreTest, RefusesAFileThatIsNotSQLite) {
+    directory_.write("mitigate.db", "# this is someone's notes file\nimportant: yes\n");
+    expect_refused_untouched("not a SQLite database");
+}
+
+TEST_F(SqliteStoreTest, RefusesAnotherApplicationsDatabase) {
+    testing::execute_sql(path_, "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);"
+                                "INSERT INTO customers VALUES (1, 'ada');");
+    expect_refused_untouched("another application");
+}
+
+TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerMitigate) {
+    open();
+    testing::execute_sql(path_, "PRAGMA user_version = 99");
+    expect_refused_untouched("newer mitigate (schema 99");
+}
+
+TEST_F(SqliteStoreTest, RefusesACorruptDatabase) {
+    {
+        auto store = open();
+        for (int i = 0; i < 50; ++i) {
+            store->create_mitigation(make_mitigation("m" + std::to_string(i), clock_.now()), "a",
+                                     std::string(200, 'r'));
+        }
+    }
+    // Keep the SQLite header, overwrite the pages after the first with garbage.
+    std::string bytes = testing::read_file(path_);
+    ASSERT_GT(bytes.size(), 8192u);
+    for (std::size_t i = 4096; i < bytes.size(); ++i) {
+        bytes[i] = static_cast<char>((i * 131) & 0xff);
+    }
+    std::filesystem::remove(path_.string() + "-wal");
+    std::filesystem::remove(path_.string() + "-shm");
+    directory_.write("mitigate.db", bytes);
+    expect_refused_untouched("damaged");
+}
+
+}  // namespace
+}  // namespace mitigate
