@@ -69,18 +69,19 @@ bool AuditChainVerifier::add(std::int64_t stored_sequence, std::string_view stor
     const std::int64_t expected = head_.sequence + 1;
     const std::string where = "record " + std::to_string(stored_sequence);
     if (stored_sequence != expected) {
-        return fail(stored_sequence < expected ? stored_sequence : expected,
-                    stored_sequence < expected
-                        ? where + ": sequence out of order (expected " + std::to_string(expected) + ")"
-                        : "record " + std::to_string(expected) + " is missing (next stored is " +
-                              std::to_string(stored_sequence) + "): records were deleted");
+        return fail(
+            stored_sequence < expected ? stored_sequence : expected,
+            stored_sequence < expected
+                ? where + ": sequence out of order (expected " + std::to_string(expected) + ")"
+                : "record " + std::to_string(expected) + " is missing (next stored is " +
+                      std::to_string(stored_sequence) + "): records were deleted");
     }
     const nlohmann::json parsed =
         nlohmann::json::parse(stored_text.begin(), stored_text.end(), nullptr, false);
     auto record = parse_audit_record(parsed);
     if (!record) {
-        return fail(stored_sequence, where + ": not a valid audit record: " +
-                                         describe(record.errors));
+        return fail(stored_sequence,
+                    where + ": not a valid audit record: " + describe(record.errors));
     }
     if (canonical_audit_text(*record) != stored_text) {
         return fail(stored_sequence, where + ": stored text is not in canonical form (edited)");
@@ -92,8 +93,9 @@ bool AuditChainVerifier::add(std::int64_t stored_sequence, std::string_view stor
     }
     if (record->previous_hash != head_.hash) {
         return fail(stored_sequence,
-                    where + ": does not link to the record before it (a record before it was "
-                            "inserted, deleted, replaced or reordered)");
+                    where +
+                        ": does not link to the record before it (a record before it was "
+                        "inserted, deleted, replaced or reordered)");
     }
     const std::string computed = audit_chain_hash(record->previous_hash, stored_text);
     if (computed != stored_hash) {

@@ -37,7 +37,7 @@ struct AuditHead {
 
 // Checks records one at a time, in stored order, without holding them all in memory.
 class AuditChainVerifier {
-public:
+  public:
     // `stored_text` is the record exactly as stored; `stored_hash` the hash stored with it.
     // Returns false at the first bad record; problem() then says what and where.
     bool add(std::int64_t stored_sequence, std::string_view stored_text,
@@ -53,7 +53,7 @@ public:
     std::optional<std::int64_t> first_bad_sequence() const { return first_bad_sequence_; }
     const std::string& problem() const { return problem_; }
 
-private:
+  private:
     bool fail(std::int64_t sequence, std::string problem);
 
     AuditHead head_;

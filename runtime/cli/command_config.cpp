@@ -2,8 +2,8 @@
 // mitigate config show         -- print the effective configuration (secrets as references)
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <yaml-cpp/yaml.h>
+#include <CLI/CLI.hpp>
 
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
@@ -18,8 +18,11 @@ struct CheckOptions {
 };
 
 nlohmann::json error_to_json(const ConfigError& error) {
-    return {{"file", error.file},   {"line", error.line},     {"column", error.column},
-            {"key", error.key},     {"message", error.message}};
+    return {{"file", error.file},
+            {"line", error.line},
+            {"column", error.column},
+            {"key", error.key},
+            {"message", error.message}};
 }
 
 int run_check(const CheckOptions& options) {
@@ -29,9 +32,8 @@ int run_check(const CheckOptions& options) {
         errors = check_secrets_resolve(*load.config);
     }
     if (options.output == OutputFormat::json) {
-        nlohmann::json report{{"file", options.file},
-                              {"valid", errors.empty()},
-                              {"errors", nlohmann::json::array()}};
+        nlohmann::json report{
+            {"file", options.file}, {"valid", errors.empty()}, {"errors", nlohmann::json::array()}};
         for (const auto& error : errors) {
             report["errors"].push_back(error_to_json(error));
         }
@@ -117,9 +119,8 @@ void register_config_command(CLI::App& app, const GlobalOptions& global, int& ex
         "Print the effective configuration (--config, or the embedded default) with defaults\n"
         "filled in and paths made absolute. Secrets appear as their references.");
     add_output_option(*show, *show_output);
-    show->callback([&global, show_output, &exit_code] {
-        exit_code = run_show(global, *show_output);
-    });
+    show->callback(
+        [&global, show_output, &exit_code] { exit_code = run_show(global, *show_output); });
 }
 
 }  // namespace mitigate

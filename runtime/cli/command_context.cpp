@@ -11,11 +11,10 @@
 namespace mitigate {
 
 std::optional<Config> load_config_for_command(const GlobalOptions& options) {
-    ConfigLoad load =
-        options.config_path.empty()
-            ? load_config_text(embedded_default_config(), "<embedded default>",
-                               std::filesystem::current_path())
-            : load_config_file(options.config_path);
+    ConfigLoad load = options.config_path.empty()
+                          ? load_config_text(embedded_default_config(), "<embedded default>",
+                                             std::filesystem::current_path())
+                          : load_config_file(options.config_path);
     if (!load.config) {
         for (const auto& error : load.errors) {
             std::cerr << error.to_string() << "\n";
@@ -36,11 +35,9 @@ std::optional<Config> load_config_for_command(const GlobalOptions& options) {
 }
 
 void add_output_option(CLI::App& command, OutputFormat& format) {
-    command
-        .add_option("--output", format, "Output format: text for people, json for programs")
-        ->transform(CLI::CheckedTransformer(
-            std::map<std::string, OutputFormat>{{"text", OutputFormat::text},
-                                                {"json", OutputFormat::json}}))
+    command.add_option("--output", format, "Output format: text for people, json for programs")
+        ->transform(CLI::CheckedTransformer(std::map<std::string, OutputFormat>{
+            {"text", OutputFormat::text}, {"json", OutputFormat::json}}))
         ->default_str("text");
 }
 

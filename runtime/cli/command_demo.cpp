@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
@@ -108,13 +108,17 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
     //    answer is deny: the decision is recorded like any other.
     Decision decision;
     decision.effect = DecisionEffect::deny;
-    decision.summary = "no policy allows this action (default deny; no policy engine in this build)";
+    decision.summary =
+        "no policy allows this action (default deny; no policy engine in this build)";
     decision.decided_at = clock.now();
     Mitigation denied = mitigation;
     denied.state = MitigationState::denied;
     denied.decision = decision;
-    const TransitionResult result = store->transition({denied, mitigation.version, clock.now(),
-                                                       "policy", decision.summary,
+    const TransitionResult result = store->transition({denied,
+                                                       mitigation.version,
+                                                       clock.now(),
+                                                       "policy",
+                                                       decision.summary,
                                                        {{"effect", "deny"}}});
     if (result.outcome != TransitionOutcome::done) {
         throw std::runtime_error("demo transition refused: " + result.message);
@@ -151,17 +155,17 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
                           {"audit",
                            {{"intact", chain.intact()},
                             {"records", chain.records()},
-                            {"head", std::to_string(chain.head().sequence) + ":" +
-                                         chain.head().hash}}},
+                            {"head",
+                             std::to_string(chain.head().sequence) + ":" + chain.head().hash}}},
                           {"not_in_this_build", missing}}
                          .dump(2)
                   << "\n";
     } else {
         const Action& action = stored->proposal.action;
         std::cout << "mitigate demo, on " << config->source << " configuration\n"
-                  << "  signal      " << signal->name << " " << to_string(signal->status)
-                  << " for " << incident.service << " (" << incident.environment
-                  << "), fingerprint " << signal->fingerprint << "\n"
+                  << "  signal      " << signal->name << " " << to_string(signal->status) << " for "
+                  << incident.service << " (" << incident.environment << "), fingerprint "
+                  << signal->fingerprint << "\n"
                   << "  incident    " << incident.id << ": " << incident.title << "\n"
                   << "  proposal    " << action.provider << " " << action.action << " "
                   << action.target << " " << action.parameters.dump() << ", ttl "

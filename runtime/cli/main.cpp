@@ -4,8 +4,8 @@
 #include <exception>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
@@ -28,8 +28,7 @@ int main(int argc, char** argv) {
     app.add_option("--config", options.config_path,
                    "Configuration file (default: the embedded default configuration)")
         ->check(CLI::ExistingFile);
-    app.add_option("--log-level", options.log_level,
-                   "Log level, overriding the configuration")
+    app.add_option("--log-level", options.log_level, "Log level, overriding the configuration")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
     app.add_option("--log-format", options.log_format,
                    "Log format on stderr, overriding the configuration")

@@ -107,8 +107,8 @@ struct Config {
 
 struct ConfigError {
     std::string file;
-    int line = 0;    // 1-based; 0 when the error is about the file as a whole
-    int column = 0;  // 1-based
+    int line = 0;     // 1-based; 0 when the error is about the file as a whole
+    int column = 0;   // 1-based
     std::string key;  // dotted path: "providers.aws.credentials.prod.secret_access_key"
     std::string message;
     std::string to_string() const;  // "mitigate.yaml:12:5: store.pth: unknown key ..."

@@ -151,9 +151,7 @@ CredentialProfile read_credential(const std::string& name, const YAML::Node& nod
         }
     };
     switch (*kind) {
-        case CredentialKind::bearer:
-            secret("token", true);
-            break;
+        case CredentialKind::bearer: secret("token", true); break;
         case CredentialKind::api_key:
             secret("key", true);
             setting("header", true);
@@ -182,7 +180,8 @@ ProviderConfig read_provider(const std::string& name, const YAML::Node& node,
     provider.name = name;
     provider.plugin = reader.string("plugin").value_or(name);
     if (!is_name(provider.plugin)) {
-        reader.error_at_value("plugin", "must be a plugin name: lowercase letters, digits, - and _");
+        reader.error_at_value("plugin",
+                              "must be a plugin name: lowercase letters, digits, - and _");
     }
     provider.enabled = reader.boolean("enabled").value_or(true);
     {
@@ -193,16 +192,15 @@ ProviderConfig read_provider(const std::string& name, const YAML::Node& node,
         egress.reject_unknown_keys();
     }
     {
-        YamlMapReader credentials(reader.get("credentials"), path + ".credentials",
-                                  context.errors);
+        YamlMapReader credentials(reader.get("credentials"), path + ".credentials", context.errors);
         for (const auto& entry : credentials.entries()) {
             if (!is_name(entry.key)) {
                 credentials.error_at_key(entry.key,
                                          "profile names are lowercase letters, digits, - and _");
                 continue;
             }
-            provider.credentials.push_back(read_credential(
-                entry.key, entry.value, credentials.path_of(entry.key), context));
+            provider.credentials.push_back(
+                read_credential(entry.key, entry.value, credentials.path_of(entry.key), context));
         }
     }
     const YAML::Node settings = reader.get("settings");
@@ -222,8 +220,7 @@ void read_providers(const YAML::Node& node, LoadContext& context,
     YamlMapReader reader(node, "providers", context.errors);
     for (const auto& entry : reader.entries()) {
         if (!is_name(entry.key)) {
-            reader.error_at_key(entry.key,
-                                "provider names are lowercase letters, digits, - and _");
+            reader.error_at_key(entry.key, "provider names are lowercase letters, digits, - and _");
             continue;
         }
         providers.push_back(read_provider(entry.key, entry.value, context));
@@ -305,9 +302,9 @@ ConfigLoad load_config_text(std::string_view text, std::string source_name,
     // Defaults for paths, resolved like values written in the file.
     LoadContext context{errors, base_directory, config.secret_uses};
     config.store.path = resolve_path(context, "mitigate.db");
-    config.directories = {resolve_path(context, "plugins"),
-                          resolve_path(context, "scripts/playbooks"),
-                          resolve_path(context, "policies"), resolve_path(context, "scripts/drills")};
+    config.directories = {
+        resolve_path(context, "plugins"), resolve_path(context, "scripts/playbooks"),
+        resolve_path(context, "policies"), resolve_path(context, "scripts/drills")};
 
     if (!root.IsDefined() || root.IsNull()) {
         errors.add(root.Mark(), "", "the file is empty; see docs/configuration.md");

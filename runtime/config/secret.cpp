@@ -35,7 +35,9 @@ std::string SecretReference::text() const {
     return (kind_ == Kind::environment ? "env:" : "file:") + name_;
 }
 
-SecretValue::~SecretValue() { wipe(); }
+SecretValue::~SecretValue() {
+    wipe();
+}
 
 SecretValue::SecretValue(SecretValue&& other) noexcept : value_(std::move(other.value_)) {
     other.wipe();

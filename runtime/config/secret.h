@@ -11,7 +11,7 @@
 namespace mitigate {
 
 class SecretReference {
-public:
+  public:
     enum class Kind { environment, file };
 
     // Accepts "env:NAME" (NAME: letters, digits, underscore; not starting with a digit)
@@ -24,14 +24,14 @@ public:
     std::string text() const;                          // "env:NAME" / "file:PATH"
     bool operator==(const SecretReference&) const = default;
 
-private:
+  private:
     SecretReference(Kind kind, std::string name) : kind_(kind), name_(std::move(name)) {}
     Kind kind_;
     std::string name_;
 };
 
 class SecretValue {
-public:
+  public:
     explicit SecretValue(std::string value) : value_(std::move(value)) {}
     ~SecretValue();
     SecretValue(SecretValue&& other) noexcept;
@@ -43,7 +43,7 @@ public:
     // built, an HMAC key) and nowhere else.
     std::string_view reveal() const { return value_; }
 
-private:
+  private:
     void wipe();
     std::string value_;
 };

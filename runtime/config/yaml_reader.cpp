@@ -41,8 +41,8 @@ YamlMapReader::YamlMapReader(const YAML::Node& node, std::string path, YamlError
         return;
     }
     if (!node.IsMap()) {
-        errors_.add(node.Mark(), path_, "must be a mapping of keys to values, not " +
-                                            describe_node_type(node));
+        errors_.add(node.Mark(), path_,
+                    "must be a mapping of keys to values, not " + describe_node_type(node));
         return;
     }
     for (auto it = node.begin(); it != node.end(); ++it) {
@@ -236,8 +236,7 @@ void YamlMapReader::reject_unknown_keys() {
 nlohmann::json yaml_to_json(const YAML::Node& node) {
     switch (node.Type()) {
         case YAML::NodeType::Undefined:
-        case YAML::NodeType::Null:
-            return nullptr;
+        case YAML::NodeType::Null: return nullptr;
         case YAML::NodeType::Scalar: {
             if (is_plain_scalar(node)) {
                 bool boolean = false;
@@ -281,8 +280,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
         row[0] = i;
         for (std::size_t j = 1; j <= b.size(); ++j) {
             const std::size_t above = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1,
-                               diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+            row[j] =
+                std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
             diagonal = above;
         }
     }

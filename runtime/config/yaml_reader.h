@@ -10,27 +10,27 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
+#include <nlohmann/json.hpp>
 
 #include "runtime/config/config.h"
 
 namespace mitigate {
 
 class YamlErrors {
-public:
+  public:
     YamlErrors(std::string file, std::vector<ConfigError>& errors)
         : file_(std::move(file)), errors_(errors) {}
     void add(const YAML::Mark& mark, std::string key, std::string message);
     const std::string& file() const { return file_; }
 
-private:
+  private:
     std::string file_;
     std::vector<ConfigError>& errors_;
 };
 
 class YamlMapReader {
-public:
+  public:
     // A null node (an empty section such as "chat:") reads as an empty mapping.
     YamlMapReader(const YAML::Node& node, std::string path, YamlErrors& errors);
 
@@ -65,7 +65,7 @@ public:
     // Reports keys no accessor asked for, suggesting the closest known key.
     void reject_unknown_keys();
 
-private:
+  private:
     const Entry* find(std::string_view key) const;
 
     std::string path_;

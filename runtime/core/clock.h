@@ -11,26 +11,26 @@ using TimePoint = std::chrono::sys_time<std::chrono::milliseconds>;
 using Duration = std::chrono::milliseconds;
 
 class Clock {
-public:
+  public:
     virtual ~Clock() = default;
     virtual TimePoint now() const = 0;
 };
 
 // The wall clock, truncated to milliseconds (the resolution of stored timestamps).
 class SystemClock final : public Clock {
-public:
+  public:
     TimePoint now() const override;
 };
 
 // A clock that only moves when told to. For tests and deterministic evaluation.
 class ManualClock final : public Clock {
-public:
+  public:
     explicit ManualClock(TimePoint start) : now_(start) {}
     TimePoint now() const override { return now_; }
     void advance(Duration by) { now_ += by; }
     void set(TimePoint to) { now_ = to; }
 
-private:
+  private:
     TimePoint now_;
 };
 

@@ -95,8 +95,8 @@ std::int64_t JsonObjectReader::integer(std::string_view key, std::int64_t minimu
     }
     const auto value = raw->get<std::int64_t>();
     if (value < minimum || value > maximum) {
-        add_error(key, "must be between " + std::to_string(minimum) + " and " +
-                           std::to_string(maximum));
+        add_error(key,
+                  "must be between " + std::to_string(minimum) + " and " + std::to_string(maximum));
     }
     return value;
 }

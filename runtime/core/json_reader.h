@@ -20,7 +20,7 @@ namespace mitigate {
 enum class Presence { required, optional };
 
 class JsonObjectReader {
-public:
+  public:
     // Records an error at `path` if `value` is not an object; reads then yield defaults.
     JsonObjectReader(const nlohmann::json& value, std::string path,
                      std::vector<FieldError>& errors);
@@ -65,7 +65,7 @@ public:
     // Reports every member that no read asked for: typos must not pass silently.
     void reject_unknown_fields();
 
-private:
+  private:
     const nlohmann::json* object_ = nullptr;
     std::string path_;
     std::vector<FieldError>& errors_;

@@ -95,10 +95,8 @@ bool may_have_effect(MitigationState state) {
         case verifying:
         case active:
         case reverting:
-        case conflict:
-            return true;
-        default:
-            return false;
+        case conflict: return true;
+        default: return false;
     }
 }
 

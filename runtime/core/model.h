@@ -33,7 +33,7 @@ enum class SignalStatus { firing, resolved };
 struct Signal {
     std::string id;
     SignalSource source = SignalSource::api;
-    std::string name;         // the alert or check name ("HighErrorRate")
+    std::string name;  // the alert or check name ("HighErrorRate")
     SignalStatus status = SignalStatus::firing;
     std::string fingerprint;  // stable identity of the alert; with starts_at, the dedupe key
     Labels labels;            // service, environment, severity, ...
@@ -66,12 +66,12 @@ struct Incident {
 // ---- Action: one reversible change, as a playbook or a person asks for it ----------
 
 struct Action {
-    std::string provider;        // "flags", "aws", ...
-    std::string action;          // "flag.set", "ecs.scale", ...
-    std::string target;          // provider-specific address of the thing changed
+    std::string provider;  // "flags", "aws", ...
+    std::string action;    // "flag.set", "ecs.scale", ...
+    std::string target;    // provider-specific address of the thing changed
     nlohmann::json parameters = nlohmann::json::object();  // checked by the plugin's schema
     std::optional<Duration> ttl;  // when to revert; policy may require or cap it
-    std::string reason;          // why, in words a person approving it will read
+    std::string reason;           // why, in words a person approving it will read
     bool operator==(const Action&) const = default;
 };
 

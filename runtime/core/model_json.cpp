@@ -163,7 +163,8 @@ Decision read_decision(const json& in, std::string path, std::vector<FieldError>
         DecisionEffect::deny, "allow, require_approval, deny, dry_run");
     value.approvals_required = static_cast<int>(reader.integer("approvals_required", 0, 100, 0));
     if (value.effect == DecisionEffect::require_approval && value.approvals_required < 1) {
-        reader.add_error("approvals_required", "must be at least 1 when effect is require_approval");
+        reader.add_error("approvals_required",
+                         "must be at least 1 when effect is require_approval");
     }
     value.approver_groups = reader.string_list("approver_groups");
     value.self_approval_allowed = reader.boolean("self_approval_allowed", false);
@@ -308,12 +309,24 @@ AuditRecord read_audit_record(const json& in, std::string path, std::vector<Fiel
 
 }  // namespace
 
-std::string_view to_string(SignalSource value) { return name_of(signal_sources, value); }
-std::string_view to_string(SignalStatus value) { return name_of(signal_statuses, value); }
-std::string_view to_string(IncidentStatus value) { return name_of(incident_statuses, value); }
-std::string_view to_string(DecisionEffect value) { return name_of(decision_effects, value); }
-std::string_view to_string(ApprovalVerdict value) { return name_of(approval_verdicts, value); }
-std::string_view to_string(ApprovalChannel value) { return name_of(approval_channels, value); }
+std::string_view to_string(SignalSource value) {
+    return name_of(signal_sources, value);
+}
+std::string_view to_string(SignalStatus value) {
+    return name_of(signal_statuses, value);
+}
+std::string_view to_string(IncidentStatus value) {
+    return name_of(incident_statuses, value);
+}
+std::string_view to_string(DecisionEffect value) {
+    return name_of(decision_effects, value);
+}
+std::string_view to_string(ApprovalVerdict value) {
+    return name_of(approval_verdicts, value);
+}
+std::string_view to_string(ApprovalChannel value) {
+    return name_of(approval_channels, value);
+}
 std::optional<SignalSource> parse_signal_source(std::string_view text) {
     return value_of(signal_sources, text);
 }
@@ -397,17 +410,17 @@ void to_json(json& out, const RuleOutcome& value) {
 }
 
 void to_json(json& out, const Decision& value) {
-    out = json{{"effect", to_string(value.effect)},
-               {"approvals_required", value.approvals_required},
-               {"approver_groups", value.approver_groups},
-               {"self_approval_allowed", value.self_approval_allowed},
-               {"approval_timeout", value.approval_timeout
-                                        ? json(format_duration(*value.approval_timeout))
-                                        : json(nullptr)},
-               {"rules", value.rules},
-               {"policy_hash", value.policy_hash},
-               {"summary", value.summary},
-               {"decided_at", format_rfc3339(value.decided_at)}};
+    out = json{
+        {"effect", to_string(value.effect)},
+        {"approvals_required", value.approvals_required},
+        {"approver_groups", value.approver_groups},
+        {"self_approval_allowed", value.self_approval_allowed},
+        {"approval_timeout",
+         value.approval_timeout ? json(format_duration(*value.approval_timeout)) : json(nullptr)},
+        {"rules", value.rules},
+        {"policy_hash", value.policy_hash},
+        {"summary", value.summary},
+        {"decided_at", format_rfc3339(value.decided_at)}};
 }
 
 void to_json(json& out, const Approval& value) {

@@ -91,15 +91,15 @@ std::optional<TimePoint> parse_rfc3339(std::string_view text) {
         return std::nullopt;
     }
     namespace chrono = std::chrono;
-    const chrono::year_month_day date{chrono::year{year}, chrono::month{static_cast<unsigned>(month)},
+    const chrono::year_month_day date{chrono::year{year},
+                                      chrono::month{static_cast<unsigned>(month)},
                                       chrono::day{static_cast<unsigned>(day)}};
     // second == 60 is a leap second: RFC 3339 allows it, we fold it into the next second.
     if (!date.ok() || hour > 23 || minute > 59 || second > 60) {
         return std::nullopt;
     }
     return TimePoint{chrono::sys_days{date}} + chrono::hours{hour} + chrono::minutes{minute} +
-           chrono::seconds{second} + chrono::milliseconds{millis} -
-           chrono::minutes{offset_minutes};
+           chrono::seconds{second} + chrono::milliseconds{millis} - chrono::minutes{offset_minutes};
 }
 
 std::optional<Duration> parse_duration(std::string_view text) {

@@ -31,11 +31,11 @@ struct Parsed {
 
 // Thrown where invalid data is a bug (data we wrote ourselves no longer parses).
 class ValidationError : public std::runtime_error {
-public:
+  public:
     ValidationError(std::string context, std::vector<FieldError> errors);
     const std::vector<FieldError>& errors() const { return errors_; }
 
-private:
+  private:
     std::vector<FieldError> errors_;
 };
 

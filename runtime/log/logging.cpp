@@ -7,10 +7,10 @@
 #include <memory>
 #include <utility>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 namespace mitigate {
 namespace {
@@ -28,7 +28,7 @@ constexpr std::array<std::pair<LogLevel, std::string_view>, 6> level_names{{
 // goes through nlohmann's serializer so quotes, control characters and invalid UTF-8
 // cannot break the line structure a collector depends on.
 class JsonLineFormatter final : public spdlog::formatter {
-public:
+  public:
     void format(const spdlog::details::log_msg& message, spdlog::memory_buf_t& out) override {
         nlohmann::json line{
             {"time", format_rfc3339(std::chrono::floor<Duration>(message.time))},

@@ -22,7 +22,7 @@ std::int64_t to_millis(TimePoint time) {
 
 // A prepared statement that finalizes itself. Binds are 1-based, as in SQLite.
 class Statement {
-public:
+  public:
     Statement(sqlite3* database, std::string_view sql) : database_(database) {
         if (sqlite3_prepare_v2(database, sql.data(), static_cast<int>(sql.size()), &statement_,
                                nullptr) != SQLITE_OK) {
@@ -65,16 +65,19 @@ public:
     }
 
     std::int64_t integer(int column) const { return sqlite3_column_int64(statement_, column); }
-    bool is_null(int column) const { return sqlite3_column_type(statement_, column) == SQLITE_NULL; }
+    bool is_null(int column) const {
+        return sqlite3_column_type(statement_, column) == SQLITE_NULL;
+    }
     std::string text(int column) const {
         const auto* bytes = sqlite3_column_text(statement_, column);
-        return bytes == nullptr ? std::string()
-                                : std::string(reinterpret_cast<const char*>(bytes),
-                                              static_cast<std::size_t>(
-                                                  sqlite3_column_bytes(statement_, column)));
+        return bytes == nullptr
+                   ? std::string()
+                   : std::string(
+                         reinterpret_cast<const char*>(bytes),
+                         static_cast<std::size_t>(sqlite3_column_bytes(statement_, column)));
     }
 
-private:
+  private:
     void check(int result) {
         if (result != SQLITE_OK) {
             throw StoreError(std::string("SQLite cannot bind a value: ") +
@@ -102,7 +105,7 @@ std::int64_t pragma_integer(sqlite3* database, const char* name) {
 // Every write goes through one of these: BEGIN IMMEDIATE takes the write lock up front,
 // so a busy database makes us wait (busy_timeout) instead of failing half-way through.
 class WriteTransaction {
-public:
+  public:
     explicit WriteTransaction(sqlite3* database) : database_(database) {
         execute(database_, "BEGIN IMMEDIATE");
     }
@@ -118,14 +121,14 @@ public:
         committed_ = true;
     }
 
-private:
+  private:
     sqlite3* database_;
     bool committed_ = false;
 };
 
 // Read transactions see one snapshot even while the writer commits (WAL).
 class ReadTransaction {
-public:
+  public:
     explicit ReadTransaction(sqlite3* database) : database_(database) {
         execute(database_, "BEGIN");
     }
@@ -133,7 +136,7 @@ public:
     ReadTransaction(const ReadTransaction&) = delete;
     ReadTransaction& operator=(const ReadTransaction&) = delete;
 
-private:
+  private:
     sqlite3* database_;
 };
 
@@ -157,7 +160,7 @@ AuditRecord audit_record_from_row(std::int64_t sequence, const std::string& text
 }
 
 class SqliteStore final : public Store {
-public:
+  public:
     SqliteStore(const fs::path& path, const SqliteStoreOptions& options)
         : path_(path), options_(options) {
         try {
@@ -239,8 +242,8 @@ public:
         next.updated_at = request.at;
         write_mitigation(next, /*insert=*/false, current->version);
         fault("transition.mitigation_written");
-        write_journal({next.id, next.version, current->state, next.state, request.at,
-                       request.actor, request.reason});
+        write_journal({next.id, next.version, current->state, next.state, request.at, request.actor,
+                       request.reason});
         fault("transition.journal_written");
         json details = request.audit_details;
         details["from"] = to_string(current->state);
@@ -367,7 +370,7 @@ public:
         return verifier;
     }
 
-private:
+  private:
     [[noreturn]] void refuse(const std::string& why) const {
         throw StoreError(path_.string() + ": " + why);
     }
@@ -450,9 +453,11 @@ private:
                        "); upgrade mitigate, the file was not changed");
             }
         } else if (application_id != 0 || objects != 0) {
-            refuse("not a mitigate store: a SQLite database of another application "
-                   "(application_id " + std::to_string(application_id) + ", " +
-                   std::to_string(objects) + " schema objects); it was not changed");
+            refuse(
+                "not a mitigate store: a SQLite database of another application "
+                "(application_id " +
+                std::to_string(application_id) + ", " + std::to_string(objects) +
+                " schema objects); it was not changed");
         }
         Statement integrity(database_, "PRAGMA quick_check");
         if (!integrity.step() || integrity.text(0) != "ok") {

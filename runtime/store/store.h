@@ -25,7 +25,7 @@
 namespace mitigate {
 
 class StoreError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
@@ -80,7 +80,7 @@ struct MitigationFilter {
 };
 
 class Store {
-public:
+  public:
     virtual ~Store() = default;
 
     // Inserts a new mitigation (its version must be 1) with its first journal entry and an

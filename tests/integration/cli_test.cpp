@@ -47,7 +47,8 @@ TEST(Cli, UsageErrorsExitWith2) {
     EXPECT_EQ(mitigate({"config", "check"}).exit_code, 2);
     EXPECT_EQ(mitigate({"audit", "tail", "-n", "0"}).exit_code, 2);
     EXPECT_EQ(mitigate({"audit", "verify", "--output", "xml"}).exit_code, 2);
-    EXPECT_EQ(mitigate({"audit", "verify", "--expect-head", "nonsense", "--db", "/x"}).exit_code, 2);
+    EXPECT_EQ(mitigate({"audit", "verify", "--expect-head", "nonsense", "--db", "/x"}).exit_code,
+              2);
 }
 
 TEST(Cli, ConfigCheckPointsAtTheBadKeyByLineAndColumn) {
@@ -56,8 +57,8 @@ TEST(Cli, ConfigCheckPointsAtTheBadKeyByLineAndColumn) {
                                       "server:\n  listen: 127.0.0.1:8470\nstore:\n  pth: x.db\n");
     const ProcessResult result = mitigate({"config", "check", file.string()});
     EXPECT_EQ(result.exit_code, 1);
-    EXPECT_THAT(result.err, HasSubstr(file.string() +
-                                      ":4:3: store.pth: unknown key (did you mean \"path\"?)"));
+    EXPECT_THAT(result.err,
+                HasSubstr(file.string() + ":4:3: store.pth: unknown key (did you mean \"path\"?)"));
 
     const ProcessResult json = mitigate({"config", "check", file.string(), "--output", "json"});
     EXPECT_EQ(json.exit_code, 1);
@@ -98,7 +99,8 @@ TEST(Cli, SecretValuesNeverAppearInOutputLogsOrStore) {
         "providers:\n  vercel:\n    credentials:\n"
         "      main: {type: bearer, token: env:MITIGATE_TEST_VERCEL_TOKEN}\n"
         "chat:\n  slack:\n    channel: C1\n    bot_token: env:MITIGATE_TEST_VERCEL_TOKEN\n"
-        "    signing_secret: \"file:" + secret_file.string() + "\"\n");
+        "    signing_secret: \"file:" +
+            secret_file.string() + "\"\n");
     const std::map<std::string, std::string> environment{
         {"MITIGATE_TEST_VERCEL_TOKEN", env_secret}};
 
@@ -106,8 +108,8 @@ TEST(Cli, SecretValuesNeverAppearInOutputLogsOrStore) {
     runs.push_back(mitigate({"config", "check", config.string()}, environment));
     runs.push_back(mitigate({"config", "check", config.string(), "--output", "json"}, environment));
     runs.push_back(mitigate({"--config", config.string(), "config", "show"}, environment));
-    runs.push_back(mitigate({"--config", config.string(), "config", "show", "--output", "json"},
-                            environment));
+    runs.push_back(
+        mitigate({"--config", config.string(), "config", "show", "--output", "json"}, environment));
     for (const char* format : {"text", "json"}) {
         runs.push_back(mitigate({"--config", config.string(), "--log-format", format, "demo",
                                  "--db", (directory / "demo.db").string()},
@@ -136,12 +138,13 @@ TEST(Cli, SecretValuesNeverAppearInOutputLogsOrStore) {
     // An unset reference is reported by name, and the value of the other is not echoed.
     const ProcessResult unset = mitigate({"config", "check", config.string()});
     EXPECT_EQ(unset.exit_code, 1);
-    EXPECT_THAT(unset.err, HasSubstr("env:MITIGATE_TEST_VERCEL_TOKEN: environment variable is not set"));
+    EXPECT_THAT(unset.err,
+                HasSubstr("env:MITIGATE_TEST_VERCEL_TOKEN: environment variable is not set"));
     EXPECT_THAT(unset.err, Not(HasSubstr(file_secret)));
 }
 
 class CliAuditTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         const ProcessResult demo = mitigate({"demo", "--db", path_.string()});
         ASSERT_EQ(demo.exit_code, 0) << demo.err;
@@ -155,8 +158,10 @@ protected:
     ProcessResult verify() { return mitigate({"audit", "verify", "--db", path_.string()}); }
 
     void tamper(const std::string& sql) {
-        testing::execute_sql(path_, "DROP TRIGGER IF EXISTS audit_log_no_update;"
-                                    "DROP TRIGGER IF EXISTS audit_log_no_delete;" + sql);
+        testing::execute_sql(path_,
+                             "DROP TRIGGER IF EXISTS audit_log_no_update;"
+                             "DROP TRIGGER IF EXISTS audit_log_no_delete;" +
+                                 sql);
     }
 
     void expect_broken_at(int record) {
@@ -190,16 +195,18 @@ TEST_F(CliAuditTest, DeletionIsCaught) {
 }
 
 TEST_F(CliAuditTest, InsertionIsCaught) {
-    tamper("UPDATE audit_log SET sequence = sequence + 10 WHERE sequence >= 2;"
-           "UPDATE audit_log SET sequence = sequence - 9 WHERE sequence >= 12;"
-           "INSERT INTO audit_log SELECT 2, record, hash FROM audit_log WHERE sequence = 1;");
+    tamper(
+        "UPDATE audit_log SET sequence = sequence + 10 WHERE sequence >= 2;"
+        "UPDATE audit_log SET sequence = sequence - 9 WHERE sequence >= 12;"
+        "INSERT INTO audit_log SELECT 2, record, hash FROM audit_log WHERE sequence = 1;");
     expect_broken_at(2);
 }
 
 TEST_F(CliAuditTest, ReorderingIsCaught) {
-    tamper("UPDATE audit_log SET sequence = 100 WHERE sequence = 3;"
-           "UPDATE audit_log SET sequence = 3 WHERE sequence = 4;"
-           "UPDATE audit_log SET sequence = 4 WHERE sequence = 100;");
+    tamper(
+        "UPDATE audit_log SET sequence = 100 WHERE sequence = 3;"
+        "UPDATE audit_log SET sequence = 3 WHERE sequence = 4;"
+        "UPDATE audit_log SET sequence = 4 WHERE sequence = 100;");
     expect_broken_at(3);
 }
 
@@ -210,8 +217,10 @@ TEST_F(CliAuditTest, RewrittenTailIsCaughtAgainstASavedHead) {
     // An attacker removes the last two records and fixes up the head to match.
     const std::string record2_hash =
         testing::query_text(path_, "SELECT hash FROM audit_log WHERE sequence = 2");
-    tamper("DELETE FROM audit_log WHERE sequence > 2;"
-           "UPDATE audit_head SET sequence = 2, hash = '" + record2_hash + "';");
+    tamper(
+        "DELETE FROM audit_log WHERE sequence > 2;"
+        "UPDATE audit_head SET sequence = 2, hash = '" +
+        record2_hash + "';");
     EXPECT_EQ(verify().exit_code, 0);  // self-consistent: only an outside anchor can tell
     const ProcessResult anchored =
         mitigate({"audit", "verify", "--db", path_.string(), "--expect-head", saved});
@@ -237,7 +246,8 @@ TEST_F(CliAuditTest, TailPrintsRecentRecords) {
 }
 
 TEST_F(CliAuditTest, MissingOrForeignStoresAreClearErrors) {
-    const ProcessResult missing = mitigate({"audit", "verify", "--db", (directory_ / "no.db").string()});
+    const ProcessResult missing =
+        mitigate({"audit", "verify", "--db", (directory_ / "no.db").string()});
     EXPECT_EQ(missing.exit_code, 1);
     EXPECT_THAT(missing.err, HasSubstr("does not exist"));
     const auto notes = directory_.write("notes.txt", "not a database at all, but some notes\n");

@@ -54,7 +54,7 @@ SqliteStoreOptions die_at(std::string_view fatal_point) {
 }
 
 class StoreCrashTest : public ::testing::TestWithParam<const char*> {
-protected:
+  protected:
     testing::TemporaryDirectory directory_;
     std::filesystem::path path_ = directory_ / "mitigate.db";
 };

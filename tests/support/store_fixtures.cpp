@@ -27,8 +27,8 @@ Mitigation make_mitigation(const std::string& id, TimePoint now) {
 
 const std::vector<MitigationState>& lifecycle_path() {
     using enum MitigationState;
-    static const std::vector<MitigationState> path{
-        proposed, planned, approved, applying, verifying, active, reverting, reverted};
+    static const std::vector<MitigationState> path{proposed,  planned, approved,  applying,
+                                                   verifying, active,  reverting, reverted};
     return path;
 }
 
@@ -51,7 +51,8 @@ namespace {
 
 struct Connection {
     explicit Connection(const std::filesystem::path& path) {
-        if (sqlite3_open_v2(path.c_str(), &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+        if (sqlite3_open_v2(path.c_str(), &handle, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                            nullptr) != SQLITE_OK) {
             throw std::runtime_error("cannot open " + path.string());
         }
     }
@@ -109,8 +110,9 @@ std::vector<std::string> consistency_problems(const std::filesystem::path& datab
             }
         }
         if (journal.back().to != mitigation.state || journal.back().version != mitigation.version) {
-            problems.push_back(mitigation.id + ": row says " + std::string(to_string(mitigation.state)) +
-                               " v" + std::to_string(mitigation.version) + ", journal says " +
+            problems.push_back(mitigation.id + ": row says " +
+                               std::string(to_string(mitigation.state)) + " v" +
+                               std::to_string(mitigation.version) + ", journal says " +
                                std::string(to_string(journal.back().to)) + " v" +
                                std::to_string(journal.back().version));
         }

@@ -8,7 +8,8 @@
 namespace mitigate::testing {
 
 TemporaryDirectory::TemporaryDirectory() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "mitigate-test-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "mitigate-test-XXXXXX").string();
     if (mkdtemp(pattern.data()) == nullptr) {
         throw std::runtime_error("mkdtemp failed");
     }

@@ -8,7 +8,7 @@
 namespace mitigate::testing {
 
 class TemporaryDirectory {
-public:
+  public:
     TemporaryDirectory();
     ~TemporaryDirectory();
     TemporaryDirectory(const TemporaryDirectory&) = delete;
@@ -20,7 +20,7 @@ public:
     // Writes `contents` to a file in the directory and returns its path.
     std::filesystem::path write(std::string_view name, std::string_view contents) const;
 
-private:
+  private:
     std::filesystem::path path_;
 };
 

@@ -23,8 +23,9 @@ TEST(AuditChain, CanonicalTextIsStableAndSorted) {
     record.details = {{"zeta", 1}, {"alpha", {{"b", 2}, {"a", 0.1}}}};
     record.previous_hash = std::string(genesis_hash);
     record.hash = "ignored";
-    EXPECT_EQ(canonical_audit_text(record),
-              R"({"actor":"alice","at":"2026-11-23T07:00:00Z","details":{"alpha":{"a":0.1,"b":2},"zeta":1},"event":"e","previous_hash":"0000000000000000000000000000000000000000000000000000000000000000","sequence":1,"subject":""})");
+    EXPECT_EQ(
+        canonical_audit_text(record),
+        R"({"actor":"alice","at":"2026-11-23T07:00:00Z","details":{"alpha":{"a":0.1,"b":2},"zeta":1},"event":"e","previous_hash":"0000000000000000000000000000000000000000000000000000000000000000","sequence":1,"subject":""})");
     record.details["zeta"] = 2;
     EXPECT_THAT(canonical_audit_text(record), HasSubstr("\"zeta\":2"));
 }
@@ -36,7 +37,7 @@ TEST(AuditChain, HashIsSha256OverPreviousHashNewlineAndText) {
 }
 
 class AuditTamperTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         auto store = open_sqlite_store(path_);
         ManualClock clock(*parse_rfc3339("2026-11-23T07:00:00Z"));
@@ -53,9 +54,11 @@ protected:
 
     // Tampering as someone with write access to the file would: triggers dropped first.
     void tamper(const std::string& sql) {
-        testing::execute_sql(path_, "DROP TRIGGER IF EXISTS audit_log_no_update;"
-                                    "DROP TRIGGER IF EXISTS audit_log_no_delete;"
-                                    "DROP TRIGGER IF EXISTS audit_head_no_delete;" + sql);
+        testing::execute_sql(path_,
+                             "DROP TRIGGER IF EXISTS audit_log_no_update;"
+                             "DROP TRIGGER IF EXISTS audit_log_no_delete;"
+                             "DROP TRIGGER IF EXISTS audit_head_no_delete;" +
+                                 sql);
     }
 
     AuditChainVerifier verify() {
@@ -76,8 +79,9 @@ protected:
 };
 
 TEST_F(AuditTamperTest, EditOfARecordIsDetected) {
-    tamper("UPDATE audit_log SET record = replace(record, '\"alice\"', '\"mallory\"') "
-           "WHERE sequence = 3");
+    tamper(
+        "UPDATE audit_log SET record = replace(record, '\"alice\"', '\"mallory\"') "
+        "WHERE sequence = 3");
     expect_broken_at(3, "hash mismatch");
 }
 
@@ -92,7 +96,8 @@ TEST_F(AuditTamperTest, EditWithARecomputedHashBreaksTheNextLink) {
     forged.actor = "mallory";
     const std::string text = canonical_audit_text(forged);
     const std::string hash = audit_chain_hash(forged.previous_hash, text);
-    tamper("UPDATE audit_log SET record = '" + text + "', hash = '" + hash + "' WHERE sequence = 3");
+    tamper("UPDATE audit_log SET record = '" + text + "', hash = '" + hash +
+           "' WHERE sequence = 3");
     expect_broken_at(4, "does not link");
 }
 
@@ -102,15 +107,17 @@ TEST_F(AuditTamperTest, DeletionIsDetected) {
 }
 
 TEST_F(AuditTamperTest, DeletionWithRenumberingIsDetected) {
-    tamper("DELETE FROM audit_log WHERE sequence = 2;"
-           "UPDATE audit_log SET sequence = sequence - 1 WHERE sequence > 2;"
-           "UPDATE audit_head SET sequence = 5");
+    tamper(
+        "DELETE FROM audit_log WHERE sequence = 2;"
+        "UPDATE audit_log SET sequence = sequence - 1 WHERE sequence > 2;"
+        "UPDATE audit_head SET sequence = 5");
     expect_broken_at(2, "holds the content of record 3");
 }
 
 TEST_F(AuditTamperTest, InsertionIsDetected) {
-    tamper("UPDATE audit_log SET sequence = sequence + 1000 WHERE sequence >= 3;"
-           "UPDATE audit_log SET sequence = sequence - 999 WHERE sequence >= 1000;");
+    tamper(
+        "UPDATE audit_log SET sequence = sequence + 1000 WHERE sequence >= 3;"
+        "UPDATE audit_log SET sequence = sequence - 999 WHERE sequence >= 1000;");
     // Make room, then insert a self-consistent looking record at 3.
     AuditRecord inserted;
     inserted.sequence = 3;
@@ -120,7 +127,8 @@ TEST_F(AuditTamperTest, InsertionIsDetected) {
     {
         SqliteStoreOptions options;
         options.read_only = true;
-        inserted.previous_hash = open_sqlite_store(path_, options)->audit_records(1, 1).front().hash;
+        inserted.previous_hash =
+            open_sqlite_store(path_, options)->audit_records(1, 1).front().hash;
     }
     const std::string text = canonical_audit_text(inserted);
     tamper("INSERT INTO audit_log VALUES (3, '" + text + "', '" +
@@ -129,9 +137,10 @@ TEST_F(AuditTamperTest, InsertionIsDetected) {
 }
 
 TEST_F(AuditTamperTest, ReorderingIsDetected) {
-    tamper("UPDATE audit_log SET sequence = 100 WHERE sequence = 2;"
-           "UPDATE audit_log SET sequence = 2 WHERE sequence = 3;"
-           "UPDATE audit_log SET sequence = 3 WHERE sequence = 100;");
+    tamper(
+        "UPDATE audit_log SET sequence = 100 WHERE sequence = 2;"
+        "UPDATE audit_log SET sequence = 2 WHERE sequence = 3;"
+        "UPDATE audit_log SET sequence = 3 WHERE sequence = 100;");
     expect_broken_at(2, "holds the content of record 3");
 }
 

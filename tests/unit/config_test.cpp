@@ -84,8 +84,9 @@ TEST(Config, LoadsEveryDocumentedSection) {
     EXPECT_EQ(aws.credentials[0].kind, CredentialKind::aws_sigv4);
     EXPECT_EQ(aws.credentials[0].secrets.at("secret_access_key").text(), "file:/run/secrets/aws");
     EXPECT_EQ(aws.credentials[0].settings.at("region"), "eu-west-1");
-    EXPECT_EQ(aws.settings, (nlohmann::json{{"cluster", "prod"}, {"max_step", 4}, {"dry", false},
-                                            {"label", "007"}}));
+    EXPECT_EQ(
+        aws.settings,
+        (nlohmann::json{{"cluster", "prod"}, {"max_step", 4}, {"dry", false}, {"label", "007"}}));
     EXPECT_FALSE(config.providers[1].enabled);
     ASSERT_TRUE(config.chat.slack);
     EXPECT_EQ(config.chat.slack->users.at(0).identity, "alice");
@@ -171,8 +172,9 @@ TEST(Config, MalformedYamlGivesAPosition) {
 }
 
 TEST(Config, WrongShapesAreErrorsNotCrashes) {
-    for (const char* text : {"[1, 2]", "store: 5", "providers: [aws]", "providers:\n  aws: 7",
-                             "chat:\n  slack: [1]", "directories:\n  plugins: {a: b}", "\"just text\""}) {
+    for (const char* text :
+         {"[1, 2]", "store: 5", "providers: [aws]", "providers:\n  aws: 7", "chat:\n  slack: [1]",
+          "directories:\n  plugins: {a: b}", "\"just text\""}) {
         const ConfigLoad result = load(text);
         EXPECT_FALSE(result.config) << text;
         EXPECT_THAT(result.errors, Not(IsEmpty())) << text;
@@ -197,11 +199,14 @@ TEST(Config, SecretReferencesResolveOnlyWhenAsked) {
     const auto secret_file = directory.write("token", "file-secret-value-3141\n");
     ::setenv("MITIGATE_TEST_BEARER", "env-secret-value-2718", 1);
     ::unsetenv("MITIGATE_TEST_UNSET");
-    const std::string text = "providers:\n  vercel:\n    credentials:\n"
-                             "      a: {type: bearer, token: env:MITIGATE_TEST_BEARER}\n"
-                             "      b: {type: bearer, token: \"file:" + secret_file.string() + "\"}\n"
-                             "      c: {type: bearer, token: env:MITIGATE_TEST_UNSET}\n"
-                             "      d: {type: bearer, token: file:/nonexistent/secret}\n";
+    const std::string text =
+        "providers:\n  vercel:\n    credentials:\n"
+        "      a: {type: bearer, token: env:MITIGATE_TEST_BEARER}\n"
+        "      b: {type: bearer, token: \"file:" +
+        secret_file.string() +
+        "\"}\n"
+        "      c: {type: bearer, token: env:MITIGATE_TEST_UNSET}\n"
+        "      d: {type: bearer, token: file:/nonexistent/secret}\n";
     const ConfigLoad result = load(text);
     ASSERT_TRUE(result.config) << result.errors.front().to_string();
     const std::string shown = config_to_json(*result.config).dump();

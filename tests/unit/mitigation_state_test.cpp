@@ -41,10 +41,9 @@ TEST(MitigationState, AnAppliedChangeCanOnlyEndByRevertOrByAHumanKeepingIt) {
             seen.push_back(state);
             for (MitigationState next : allowed_next_states(state)) {
                 if (is_final(next)) {
-                    const bool may_end_here = next == reverted || next == kept ||
-                                              (state == applying && next == failed);
-                    EXPECT_TRUE(may_end_here)
-                        << to_string(state) << " -> " << to_string(next);
+                    const bool may_end_here =
+                        next == reverted || next == kept || (state == applying && next == failed);
+                    EXPECT_TRUE(may_end_here) << to_string(state) << " -> " << to_string(next);
                 } else {
                     frontier.push_back(next);
                 }
@@ -56,10 +55,10 @@ TEST(MitigationState, AnAppliedChangeCanOnlyEndByRevertOrByAHumanKeepingIt) {
 TEST(MitigationState, RefusesShortcuts) {
     EXPECT_TRUE(is_transition_allowed(proposed, planned));
     EXPECT_TRUE(is_transition_allowed(active, reverting));
-    EXPECT_FALSE(is_transition_allowed(proposed, applying));   // no apply without a decision
+    EXPECT_FALSE(is_transition_allowed(proposed, applying));  // no apply without a decision
     EXPECT_FALSE(is_transition_allowed(pending_approval, applying));
-    EXPECT_FALSE(is_transition_allowed(applying, reverted));   // undo goes through reverting
-    EXPECT_FALSE(is_transition_allowed(reverting, failed));    // a failed revert is retried
+    EXPECT_FALSE(is_transition_allowed(applying, reverted));  // undo goes through reverting
+    EXPECT_FALSE(is_transition_allowed(reverting, failed));   // a failed revert is retried
     EXPECT_FALSE(is_transition_allowed(reverted, reverting));
 }
 

@@ -185,11 +185,13 @@ TEST(ModelJson, ListElementsAreNamedByIndex) {
     mitigation["state"] = "half-applied";
     const auto parsed = parse_mitigation(mitigation);
     ASSERT_FALSE(parsed);
-    EXPECT_THAT(parsed.errors, Contains(AllOf(Field(&FieldError::field, "mitigation.approvals[1].verdict"),
-                                              Field(&FieldError::message, HasSubstr("approve, reject")))));
+    EXPECT_THAT(parsed.errors,
+                Contains(AllOf(Field(&FieldError::field, "mitigation.approvals[1].verdict"),
+                               Field(&FieldError::message, HasSubstr("approve, reject")))));
     EXPECT_THAT(parsed.errors, Contains(Field(&FieldError::field, "mitigation.approvals[1].at")));
-    EXPECT_THAT(parsed.errors, Contains(AllOf(Field(&FieldError::field, "mitigation.state"),
-                                              Field(&FieldError::message, HasSubstr("reverting")))));
+    EXPECT_THAT(parsed.errors,
+                Contains(AllOf(Field(&FieldError::field, "mitigation.state"),
+                               Field(&FieldError::message, HasSubstr("reverting")))));
 }
 
 TEST(ModelJson, RefusesValuesThatAreWrongEvenWhenWellTyped) {
@@ -206,8 +208,11 @@ TEST(ModelJson, RefusesValuesThatAreWrongEvenWhenWellTyped) {
     EXPECT_FALSE(parse_decision(decision));
 
     json record;
-    record = {{"sequence", 0}, {"at", "2026-11-23T07:00:00Z"}, {"actor", "a"},
-              {"event", "e"}, {"previous_hash", "xyz"}};
+    record = {{"sequence", 0},
+              {"at", "2026-11-23T07:00:00Z"},
+              {"actor", "a"},
+              {"event", "e"},
+              {"previous_hash", "xyz"}};
     const auto bad_record = parse_audit_record(record);
     EXPECT_THAT(bad_record.errors, Contains(Field(&FieldError::field, "record.sequence")));
     EXPECT_THAT(bad_record.errors, Contains(Field(&FieldError::field, "record.previous_hash")));

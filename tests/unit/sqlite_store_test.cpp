@@ -14,13 +14,13 @@
 namespace mitigate {
 namespace {
 
+using testing::advance;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using testing::advance;
 using testing::make_mitigation;
 
 class SqliteStoreTest : public ::testing::Test {
-protected:
+  protected:
     std::unique_ptr<Store> open(SqliteStoreOptions options = {}) {
         return open_sqlite_store(path_, options);
     }
@@ -189,9 +189,9 @@ TEST_F(SqliteStoreTest, ReadersSeeTheLastCommitWhileAWriteIsInProgress) {
 
 TEST_F(SqliteStoreTest, JournalAndAuditAreAppendOnlyInTheDatabaseItself) {
     open()->create_mitigation(make_mitigation("m1", clock_.now()), "a", "r");
-    for (const char* sql : {"UPDATE transitions SET actor = 'mallory'", "DELETE FROM transitions",
-                            "UPDATE audit_log SET hash = 'x'", "DELETE FROM audit_log",
-                            "DELETE FROM audit_head"}) {
+    for (const char* sql :
+         {"UPDATE transitions SET actor = 'mallory'", "DELETE FROM transitions",
+          "UPDATE audit_log SET hash = 'x'", "DELETE FROM audit_log", "DELETE FROM audit_head"}) {
         EXPECT_THROW(testing::execute_sql(path_, sql), std::runtime_error) << sql;
     }
 }
@@ -246,8 +246,9 @@ TEST_F(SqliteStoreTest, RefusesAFileThatIsNotSQLite) {
 }
 
 TEST_F(SqliteStoreTest, RefusesAnotherApplicationsDatabase) {
-    testing::execute_sql(path_, "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);"
-                                "INSERT INTO customers VALUES (1, 'ada');");
+    testing::execute_sql(path_,
+                         "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);"
+                         "INSERT INTO customers VALUES (1, 'ada');");
     expect_refused_untouched("another application");
 }
 
