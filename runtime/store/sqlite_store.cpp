@@ -1,5 +1,6 @@
 #include "runtime/store/sqlite_store.h"
 
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -467,6 +468,10 @@ class SqliteStore final : public Store {
     }
 
     void migrate() {
+        // The common case, an up-to-date file, takes no write lock.
+        if (pragma_integer(database_, "user_version") >= sqlite_schema_version) {
+            return;
+        }
         for (const SqliteMigration& migration : sqlite_migrations()) {
             WriteTransaction transaction(database_);
             // Re-read inside the lock: another process may have migrated meanwhile.
@@ -477,6 +482,8 @@ class SqliteStore final : public Store {
             execute(database_, "PRAGMA application_id = " + std::to_string(sqlite_application_id));
             execute(database_, "PRAGMA user_version = " + std::to_string(migration.version));
             transaction.commit();
+            spdlog::info("store {}: migrated to schema {} ({})", path_.string(), migration.version,
+                         migration.description);
         }
     }
 

@@ -143,6 +143,30 @@ TEST(Cli, SecretValuesNeverAppearInOutputLogsOrStore) {
     EXPECT_THAT(unset.err, Not(HasSubstr(file_secret)));
 }
 
+TEST(Cli, JsonLogsAreOneObjectPerLineOnStderr) {
+    testing::TemporaryDirectory directory;
+    const ProcessResult result =
+        mitigate({"--log-format", "json", "--log-level", "debug", "demo", "--db",
+                  (directory / "m.db").string()});
+    ASSERT_EQ(result.exit_code, 0) << result.err;
+    std::istringstream lines(result.err);
+    std::string line;
+    std::vector<std::string> messages;
+    while (std::getline(lines, line)) {
+        const auto entry = nlohmann::json::parse(line);  // throws, failing the test, if not JSON
+        EXPECT_TRUE(entry["time"].is_string());
+        EXPECT_TRUE(entry["level"].is_string());
+        messages.push_back(entry["message"].get<std::string>());
+    }
+    EXPECT_THAT(messages, ::testing::Contains(HasSubstr("migrated to schema 2")));
+    // Logs never mix into stdout, which stays the command's result.
+    EXPECT_THAT(result.out, Not(HasSubstr("\"level\"")));
+
+    const ProcessResult quiet = mitigate({"--log-level", "error", "demo", "--db",
+                                          (directory / "q.db").string()});
+    EXPECT_EQ(quiet.err, "");
+}
+
 class CliAuditTest : public ::testing::Test {
   protected:
     void SetUp() override {

@@ -233,6 +233,14 @@ TEST_F(SqliteStoreTest, MigratesAVersion1DatabaseKeepingItsRows) {
     EXPECT_EQ(testing::query_text(path_, "PRAGMA user_version"), "2");
 }
 
+TEST(SqliteSchema, MigrationsAreNumberedOneByOneUpToTheCurrentVersion) {
+    const auto migrations = sqlite_migrations();
+    for (std::size_t i = 0; i < migrations.size(); ++i) {
+        EXPECT_EQ(migrations[i].version, static_cast<int>(i) + 1);
+    }
+    EXPECT_EQ(migrations.back().version, sqlite_schema_version);
+}
+
 TEST_F(SqliteStoreTest, FreshDatabaseIsMarkedAsOurs) {
     open();
     EXPECT_EQ(testing::query_text(path_, "PRAGMA application_id"),
