@@ -238,6 +238,16 @@ class SqliteStore final : public Store {
                              std::string(to_string(request.next.state));
             return result;
         }
+        // What was proposed and decided on is fixed at creation: a transition that would
+        // swap the action under an approval is a bug, and is refused.
+        if (request.next.proposal != current->proposal ||
+            request.next.created_at != current->created_at ||
+            request.next.drill != current->drill) {
+            result.outcome = TransitionOutcome::not_allowed;
+            result.message = "mitigation " + current->id +
+                             ": the proposal, creation time and drill mark cannot change";
+            return result;
+        }
         Mitigation next = request.next;
         next.version = current->version + 1;
         next.updated_at = request.at;

@@ -65,7 +65,7 @@ enum class TransitionOutcome {
     done,              // written
     not_found,         // no mitigation with that id
     version_conflict,  // someone else moved it since expected_version
-    not_allowed,       // the state machine has no such edge
+    not_allowed,       // no such edge in the state machine, or an immutable field changed
 };
 
 struct TransitionResult {

@@ -102,6 +102,12 @@ TEST_F(SqliteStoreTest, RefusedTransitionsWriteNothing) {
     EXPECT_EQ(shortcut.outcome, TransitionOutcome::not_allowed);
     EXPECT_THAT(shortcut.message, HasSubstr("from proposed to active"));
 
+    next.state = MitigationState::planned;
+    next.proposal.action.target = "something-else";  // swapping the action is refused
+    auto swapped = store->transition({next, 1, clock_.now(), "x", "swap", {}});
+    EXPECT_EQ(swapped.outcome, TransitionOutcome::not_allowed);
+    EXPECT_THAT(swapped.message, HasSubstr("proposal"));
+
     next.id = "nope";
     EXPECT_EQ(store->transition({next, 1, clock_.now(), "x", "y", {}}).outcome,
               TransitionOutcome::not_found);
