@@ -25,7 +25,7 @@ std::string sha256_hex(std::string_view first, std::string_view second, std::str
     }
     static constexpr std::string_view hex = "0123456789abcdef";
     std::string text;
-    text.reserve(length * 2);
+    text.reserve(static_cast<std::size_t>(length) * 2);
     for (unsigned int i = 0; i < length; ++i) {
         text += hex[digest[i] >> 4];
         text += hex[digest[i] & 0xf];

@@ -123,7 +123,7 @@ ConfigLoad load_config_file(const std::filesystem::path& path);
 
 // `source_name` appears in errors; relative paths in the text resolve against
 // `base_directory`.
-ConfigLoad load_config_text(std::string_view text, std::string source_name,
+ConfigLoad load_config_text(std::string_view text, const std::string& source_name,
                             const std::filesystem::path& base_directory);
 
 // The configuration `mitigate demo` and a bare `mitigate serve` use.

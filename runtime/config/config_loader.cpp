@@ -286,7 +286,7 @@ std::string_view to_string(CredentialKind kind) {
     return "unknown";
 }
 
-ConfigLoad load_config_text(std::string_view text, std::string source_name,
+ConfigLoad load_config_text(std::string_view text, const std::string& source_name,
                             const std::filesystem::path& base_directory) {
     ConfigLoad result;
     YamlErrors errors(source_name, result.errors);

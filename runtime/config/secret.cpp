@@ -53,10 +53,9 @@ SecretValue& SecretValue::operator=(SecretValue&& other) noexcept {
 }
 
 void SecretValue::wipe() {
-    // OPENSSL_cleanse, unlike memset, is not optimized away before the free.
-    if (!value_.empty()) {
-        OPENSSL_cleanse(value_.data(), value_.size());
-    }
+    // OPENSSL_cleanse, unlike memset, is not optimized away before the free. The whole
+    // capacity, because a moved-from short string keeps its bytes in its inline buffer.
+    OPENSSL_cleanse(value_.data(), value_.capacity());
     value_.clear();
     value_.shrink_to_fit();
 }
@@ -89,7 +88,8 @@ SecretResolution resolve_secret(const SecretReference& reference) {
         return result;
     }
     result.value.emplace(std::move(value));
-    OPENSSL_cleanse(value.data(), value.size());
+    // A moved-from short string keeps its bytes in its inline buffer: wipe all of it.
+    OPENSSL_cleanse(value.data(), value.capacity());  // NOLINT(bugprone-use-after-move)
     return result;
 }
 

@@ -51,7 +51,7 @@ YamlMapReader::YamlMapReader(const YAML::Node& node, std::string path, YamlError
             errors_.add(key_node.Mark(), path_, "keys must be plain names");
             continue;
         }
-        const std::string key = key_node.Scalar();
+        const std::string& key = key_node.Scalar();
         if (find(key) != nullptr) {
             errors_.add(key_node.Mark(), path_of(key), "duplicate key (it is also set above)");
             continue;

@@ -13,7 +13,7 @@ std::string describe(const std::vector<FieldError>& errors) {
     return text;
 }
 
-ValidationError::ValidationError(std::string context, std::vector<FieldError> errors)
+ValidationError::ValidationError(const std::string& context, std::vector<FieldError> errors)
     : std::runtime_error(context + ":\n" + describe(errors)), errors_(std::move(errors)) {}
 
 }  // namespace mitigate

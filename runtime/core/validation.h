@@ -32,7 +32,7 @@ struct Parsed {
 // Thrown where invalid data is a bug (data we wrote ourselves no longer parses).
 class ValidationError : public std::runtime_error {
   public:
-    ValidationError(std::string context, std::vector<FieldError> errors);
+    ValidationError(const std::string& context, std::vector<FieldError> errors);
     const std::vector<FieldError>& errors() const { return errors_; }
 
   private:

@@ -145,9 +145,8 @@ TEST(Cli, SecretValuesNeverAppearInOutputLogsOrStore) {
 
 TEST(Cli, JsonLogsAreOneObjectPerLineOnStderr) {
     testing::TemporaryDirectory directory;
-    const ProcessResult result =
-        mitigate({"--log-format", "json", "--log-level", "debug", "demo", "--db",
-                  (directory / "m.db").string()});
+    const ProcessResult result = mitigate({"--log-format", "json", "--log-level", "debug", "demo",
+                                           "--db", (directory / "m.db").string()});
     ASSERT_EQ(result.exit_code, 0) << result.err;
     std::istringstream lines(result.err);
     std::string line;
@@ -162,8 +161,8 @@ TEST(Cli, JsonLogsAreOneObjectPerLineOnStderr) {
     // Logs never mix into stdout, which stays the command's result.
     EXPECT_THAT(result.out, Not(HasSubstr("\"level\"")));
 
-    const ProcessResult quiet = mitigate({"--log-level", "error", "demo", "--db",
-                                          (directory / "q.db").string()});
+    const ProcessResult quiet =
+        mitigate({"--log-level", "error", "demo", "--db", (directory / "q.db").string()});
     EXPECT_EQ(quiet.err, "");
 }
 

@@ -23,7 +23,7 @@ TemporaryDirectory::~TemporaryDirectory() {
 
 std::filesystem::path TemporaryDirectory::write(std::string_view name,
                                                 std::string_view contents) const {
-    const auto file = path_ / name;
+    auto file = path_ / name;
     std::ofstream out(file, std::ios::binary);
     out << contents;
     return file;

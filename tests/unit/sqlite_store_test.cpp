@@ -21,7 +21,7 @@ using testing::make_mitigation;
 
 class SqliteStoreTest : public ::testing::Test {
   protected:
-    std::unique_ptr<Store> open(SqliteStoreOptions options = {}) {
+    std::unique_ptr<Store> open(const SqliteStoreOptions& options = {}) {
         return open_sqlite_store(path_, options);
     }
     std::unique_ptr<Store> open_read_only() {
