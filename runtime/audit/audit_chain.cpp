@@ -1,39 +1,9 @@
 #include "runtime/audit/audit_chain.h"
 
-#include <openssl/evp.h>
-
-#include <array>
-#include <memory>
-#include <stdexcept>
-
+#include "runtime/core/sha256.h"
 #include "runtime/core/time_format.h"
 
 namespace mitigate {
-namespace {
-
-std::string sha256_hex(std::string_view first, std::string_view second, std::string_view third) {
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
-                                                                    &EVP_MD_CTX_free);
-    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-    unsigned int length = 0;
-    if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1 ||
-        EVP_DigestUpdate(context.get(), first.data(), first.size()) != 1 ||
-        EVP_DigestUpdate(context.get(), second.data(), second.size()) != 1 ||
-        EVP_DigestUpdate(context.get(), third.data(), third.size()) != 1 ||
-        EVP_DigestFinal_ex(context.get(), digest.data(), &length) != 1) {
-        throw std::runtime_error("OpenSSL SHA-256 failed");
-    }
-    static constexpr std::string_view hex = "0123456789abcdef";
-    std::string text;
-    text.reserve(static_cast<std::size_t>(length) * 2);
-    for (unsigned int i = 0; i < length; ++i) {
-        text += hex[digest[i] >> 4];
-        text += hex[digest[i] & 0xf];
-    }
-    return text;
-}
-
-}  // namespace
 
 std::string canonical_audit_text(const AuditRecord& record) {
     // nlohmann's default object type is an ordered std::map, so dump() sorts keys at
@@ -52,7 +22,7 @@ std::string canonical_audit_text(const AuditRecord& record) {
 }
 
 std::string audit_chain_hash(std::string_view previous_hash, std::string_view canonical_text) {
-    return sha256_hex(previous_hash, "\n", canonical_text);
+    return Sha256().update(previous_hash).update("\n").update(canonical_text).hex_digest();
 }
 
 bool AuditChainVerifier::fail(std::int64_t sequence, std::string problem) {

@@ -94,6 +94,10 @@ struct BlastRadius {
     // 0 none, 1 all of it; may exceed 1 (scaling to 3x moves 2.0).
     double ratio = 0;
     std::string description;  // "desiredCount 10 -> 4 (60% of capacity removed)"
+    // The changed quantity afterwards as a fraction of what it is now (desiredCount 10 -> 4
+    // is 0.4; a rate limit 1000 -> 3000 is 3.0). Absent when the change is not a scaling
+    // of one quantity (a flag flip). Policies cap it per action.
+    std::optional<double> resulting_fraction;
     bool operator==(const BlastRadius&) const = default;
 };
 
@@ -119,6 +123,13 @@ struct RuleOutcome {
     bool operator==(const RuleOutcome&) const = default;
 };
 
+struct ConstraintOutcome {
+    std::string constraint;  // "rate_limit[target]", "ttl", "freeze:year-end", ...
+    bool passed = true;
+    std::string detail;
+    bool operator==(const ConstraintOutcome&) const = default;
+};
+
 struct Decision {
     DecisionEffect effect = DecisionEffect::deny;
     int approvals_required = 0;
@@ -129,6 +140,8 @@ struct Decision {
     std::string policy_hash;  // identifies the exact policy set that decided
     std::string summary;      // one sentence for people
     TimePoint decided_at;
+    std::vector<ConstraintOutcome> constraints;  // every constraint checked, passed or not
+    std::optional<Duration> ttl;  // the TTL to run with: the proposal's, or clamped by policy
     bool operator==(const Decision&) const = default;
 };
 
@@ -202,6 +215,7 @@ void to_json(nlohmann::json& out, const Proposal& value);
 void to_json(nlohmann::json& out, const BlastRadius& value);
 void to_json(nlohmann::json& out, const Plan& value);
 void to_json(nlohmann::json& out, const RuleOutcome& value);
+void to_json(nlohmann::json& out, const ConstraintOutcome& value);
 void to_json(nlohmann::json& out, const Decision& value);
 void to_json(nlohmann::json& out, const Approval& value);
 void to_json(nlohmann::json& out, const Mitigation& value);

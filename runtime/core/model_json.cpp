@@ -125,6 +125,9 @@ BlastRadius read_blast_radius(const json& in, std::string path, std::vector<Fiel
     BlastRadius value;
     value.ratio = reader.number("ratio", 0, 1e6);
     value.description = reader.string("description", Presence::optional);
+    if (reader.member("resulting_fraction", Presence::optional) != nullptr) {
+        value.resulting_fraction = reader.number("resulting_fraction", 0, 1e6);
+    }
     reader.reject_unknown_fields();
     return value;
 }
@@ -151,6 +154,17 @@ RuleOutcome read_rule_outcome(const json& in, std::string path, std::vector<Fiel
     value.rule = reader.string("rule");
     value.matched = reader.boolean("matched", false);
     value.reason = reader.string("reason", Presence::optional);
+    reader.reject_unknown_fields();
+    return value;
+}
+
+ConstraintOutcome read_constraint_outcome(const json& in, std::string path,
+                                          std::vector<FieldError>& errors) {
+    JsonObjectReader reader(in, std::move(path), errors);
+    ConstraintOutcome value;
+    value.constraint = reader.string("constraint");
+    value.passed = reader.boolean("passed", true);
+    value.detail = reader.string("detail", Presence::optional);
     reader.reject_unknown_fields();
     return value;
 }
@@ -182,6 +196,18 @@ Decision read_decision(const json& in, std::string path, std::vector<FieldError>
     value.policy_hash = reader.string("policy_hash", Presence::optional);
     value.summary = reader.string("summary", Presence::optional);
     value.decided_at = reader.time("decided_at").value_or(TimePoint{});
+    if (const json* constraints = reader.member("constraints", Presence::optional)) {
+        if (!constraints->is_array()) {
+            reader.add_error("constraints", "must be a list");
+        } else {
+            for (std::size_t i = 0; i < constraints->size(); ++i) {
+                value.constraints.push_back(read_constraint_outcome(
+                    (*constraints)[i],
+                    reader.path_of("constraints") + "[" + std::to_string(i) + "]", errors));
+            }
+        }
+    }
+    value.ttl = reader.duration("ttl", Presence::optional);
     reader.reject_unknown_fields();
     return value;
 }
@@ -392,7 +418,10 @@ void to_json(json& out, const Proposal& value) {
 }
 
 void to_json(json& out, const BlastRadius& value) {
-    out = json{{"ratio", value.ratio}, {"description", value.description}};
+    out = json{{"ratio", value.ratio},
+               {"description", value.description},
+               {"resulting_fraction",
+                value.resulting_fraction ? json(*value.resulting_fraction) : json(nullptr)}};
 }
 
 void to_json(json& out, const Plan& value) {
@@ -409,6 +438,11 @@ void to_json(json& out, const RuleOutcome& value) {
     out = json{{"rule", value.rule}, {"matched", value.matched}, {"reason", value.reason}};
 }
 
+void to_json(json& out, const ConstraintOutcome& value) {
+    out =
+        json{{"constraint", value.constraint}, {"passed", value.passed}, {"detail", value.detail}};
+}
+
 void to_json(json& out, const Decision& value) {
     out = json{
         {"effect", to_string(value.effect)},
@@ -420,7 +454,9 @@ void to_json(json& out, const Decision& value) {
         {"rules", value.rules},
         {"policy_hash", value.policy_hash},
         {"summary", value.summary},
-        {"decided_at", format_rfc3339(value.decided_at)}};
+        {"decided_at", format_rfc3339(value.decided_at)},
+        {"constraints", value.constraints},
+        {"ttl", value.ttl ? json(format_duration(*value.ttl)) : json(nullptr)}};
 }
 
 void to_json(json& out, const Approval& value) {

@@ -51,7 +51,7 @@ Mitigation sample_mitigation() {
     plan.observed_state = {{"desiredCount", 8}};
     plan.forward = {{"desiredCount", 12}};
     plan.inverse = {{"desiredCount", 8}};
-    plan.blast_radius = {0.5, "desiredCount 8 -> 12"};
+    plan.blast_radius = {0.5, "desiredCount 8 -> 12", 1.5};
     plan.idempotency_key = "aws:ecs.scale:prod/checkout:12";
     plan.planned_at = at("2026-11-23T07:00:01Z");
     mitigation.plan = plan;
@@ -65,6 +65,9 @@ Mitigation sample_mitigation() {
     decision.policy_hash = "abc123";
     decision.summary = "prod needs two approvals from sre-oncall";
     decision.decided_at = at("2026-11-23T07:00:02Z");
+    decision.constraints = {{"ttl", true, "30m is within 4h"},
+                            {"rate_limit[target]", false, "2 of 1 per 10m"}};
+    decision.ttl = Duration{std::chrono::minutes{30}};
     mitigation.decision = decision;
     Approval approval;
     approval.approver = "alice";
