@@ -40,5 +40,6 @@ void add_output_option(CLI::App& command, OutputFormat& format);
 void register_demo_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
 void register_config_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
 void register_audit_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
+void register_policy_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
 
 }  // namespace mitigate

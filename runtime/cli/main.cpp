@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
     register_demo_command(app, options, exit_code);
     register_config_command(app, options, exit_code);
     register_audit_command(app, options, exit_code);
+    register_policy_command(app, options, exit_code);
 
     try {
         app.parse(argc, argv);

@@ -2,6 +2,8 @@
 // file:line:column and the dotted key (YamlMapReader), and checks that span files
 // (duplicate rule names, references to windows, constraints set twice) run once all
 // files are read.
+#include <fnmatch.h>
+
 #include <algorithm>
 #include <fstream>
 #include <set>
@@ -97,12 +99,12 @@ std::optional<Enum> read_choice(YamlMapReader& reader, std::string_view key, boo
 void read_match(const YAML::Node& node, const std::string& path, const std::string& file,
                 LoadState& state, RuleMatch& match, YamlErrors& errors) {
     YamlMapReader reader(node, path, errors);
-    match.providers = read_names(reader, "provider");
-    match.actions = read_names(reader, "action");
-    match.environments = read_names(reader, "environment");
-    match.services = read_names(reader, "service");
-    match.targets = read_names(reader, "target");
-    match.playbooks = read_names(reader, "playbook");
+    match.providers = PatternList(read_names(reader, "provider"));
+    match.actions = PatternList(read_names(reader, "action"));
+    match.environments = PatternList(read_names(reader, "environment"));
+    match.services = PatternList(read_names(reader, "service"));
+    match.targets = PatternList(read_names(reader, "target"));
+    match.playbooks = PatternList(read_names(reader, "playbook"));
     {
         YamlMapReader labels(reader.get("labels"), reader.path_of("labels"), errors);
         for (const auto& entry : labels.entries()) {
@@ -140,6 +142,7 @@ void read_rule(const YAML::Node& node, const std::string& path, const std::strin
                                               existing->second + "; rule names are unique");
         }
     }
+    rule.id = std::filesystem::path(file).filename().string() + "#" + rule.name;
     rule.description = reader.string("description").value_or("");
     read_match(reader.get("match"), reader.path_of("match"), file, state, rule.match, errors);
     const auto effect =
@@ -401,6 +404,26 @@ void read_file(const std::string& name, const std::string& text, LoadState& stat
 }
 
 }  // namespace
+
+PatternList::PatternList(std::vector<std::string> patterns) : patterns_(std::move(patterns)) {
+    for (const auto& pattern : patterns_) {
+        is_glob_.push_back(pattern.find_first_of("*?[") != std::string::npos);
+        joined_ += (joined_.empty() ? "" : ", ") + pattern;
+    }
+}
+
+bool PatternList::matches(const std::string& value) const {
+    if (patterns_.empty()) {
+        return true;
+    }
+    for (std::size_t i = 0; i < patterns_.size(); ++i) {
+        if (is_glob_[i] ? fnmatch(patterns_[i].c_str(), value.c_str(), 0) == 0
+                        : patterns_[i] == value) {
+            return true;
+        }
+    }
+    return false;
+}
 
 std::string_view to_string(RateScope scope) {
     switch (scope) {

@@ -41,15 +41,32 @@ struct PolicyFreeze {
     std::string source;                     // "file.yaml" for explanations
 };
 
-// What a rule looks at. Every list is "any of", with * and ? globs; an absent condition
-// matches everything.
+// Names a rule condition accepts: exact names or shell globs (* ? [...]); any one may
+// match, and an empty list matches everything. Exact names skip fnmatch, which is most of
+// the cost of evaluating a large policy set.
+class PatternList {
+  public:
+    PatternList() = default;
+    explicit PatternList(std::vector<std::string> patterns);
+    bool matches(const std::string& value) const;
+    bool empty() const { return patterns_.empty(); }
+    const std::vector<std::string>& patterns() const { return patterns_; }
+    const std::string& joined() const { return joined_; }  // "prod, stage", for explanations
+
+  private:
+    std::vector<std::string> patterns_;
+    std::vector<bool> is_glob_;
+    std::string joined_;
+};
+
+// What a rule looks at. An absent condition matches everything.
 struct RuleMatch {
-    std::vector<std::string> providers;
-    std::vector<std::string> actions;
-    std::vector<std::string> environments;
-    std::vector<std::string> services;
-    std::vector<std::string> targets;
-    std::vector<std::string> playbooks;
+    PatternList providers;
+    PatternList actions;
+    PatternList environments;
+    PatternList services;
+    PatternList targets;
+    PatternList playbooks;
     std::map<std::string, std::string> labels;  // every one must be present and equal
     std::optional<bool> reversible;             // needs a plan to match
     std::optional<double> max_blast_radius;     // plan's blast_radius.ratio <= this
@@ -61,6 +78,7 @@ struct RuleMatch {
 struct PolicyRule {
     std::string name;
     std::string source;  // "file.yaml" for explanations
+    std::string id;      // "file.yaml#name", as decisions name it
     std::string description;
     RuleMatch match;
     DecisionEffect effect = DecisionEffect::deny;

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <array>
-#include <cstdlib>
 #include <stdexcept>
 
 extern char** environ;
@@ -87,20 +86,14 @@ ProcessResult run_process(const std::vector<std::string>& arguments,
     return result;
 }
 
+// Both paths are compiled in by tests/support/CMakeLists.txt, so a test binary run by
+// hand behaves exactly as under ctest.
 std::string mitigate_binary() {
-    const char* path = std::getenv("MITIGATE_BINARY");
-    if (path == nullptr) {
-        throw std::runtime_error("MITIGATE_BINARY is not set; run the tests through ctest");
-    }
-    return path;
+    return MITIGATE_BINARY_PATH;
 }
 
 std::string source_directory() {
-    const char* path = std::getenv("MITIGATE_SOURCE_DIR");
-    if (path == nullptr) {
-        throw std::runtime_error("MITIGATE_SOURCE_DIR is not set; run the tests through ctest");
-    }
-    return path;
+    return MITIGATE_SOURCE_PATH;
 }
 
 }  // namespace mitigate::testing

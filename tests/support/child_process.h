@@ -18,10 +18,10 @@ struct ProcessResult {
 ProcessResult run_process(const std::vector<std::string>& arguments,
                           const std::map<std::string, std::string>& environment = {});
 
-// The mitigate binary under test (CTest passes its path in MITIGATE_BINARY).
+// The mitigate binary under test.
 std::string mitigate_binary();
 
-// The source tree (CTest passes it in MITIGATE_SOURCE_DIR).
+// The root of the source tree.
 std::string source_directory();
 
 }  // namespace mitigate::testing

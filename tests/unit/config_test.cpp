@@ -7,6 +7,7 @@
 
 #include "runtime/config/config.h"
 #include "runtime/config/yaml_reader.h"
+#include "tests/support/printers.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate {
