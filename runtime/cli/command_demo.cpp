@@ -3,10 +3,11 @@
 //
 // Today that path is: a recorded alert is parsed and validated as a Signal, grouped into
 // an Incident, answered by a Proposal, recorded as a Mitigation in a fresh store, decided
-// (no policy engine exists yet, so the decision is DESIGN.md's default deny), journaled
-// and audited, then read back from disk and the audit chain verified. Stages that do not
-// exist yet (playbooks, provider plans, policies, apply/revert) are named as missing,
-// never simulated.
+// by the policy engine on the default policy set, journaled and audited, then read back
+// from disk and the audit chain verified. Stages that do not exist yet (playbooks,
+// provider plans, approvals, apply/revert) are named as missing, never simulated: with
+// no provider to plan the change, the mitigation ends as failed, with the decision the
+// policy took recorded on it.
 #include <cstdlib>
 #include <iostream>
 
@@ -17,6 +18,7 @@
 #include "runtime/config/config.h"
 #include "runtime/core/ids.h"
 #include "runtime/core/time_format.h"
+#include "runtime/policy/policy_engine.h"
 #include "runtime/store/sqlite_store.h"
 
 namespace mitigate {
@@ -60,6 +62,7 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
         return exit_failure;
     }
     SystemClock clock;
+    std::string policy_source;
     spdlog::info("demo: configuration from {}", config->source);
 
     // 1. Signal: parse and validate the recorded alert.
@@ -104,22 +107,47 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
     mitigation.created_at = mitigation.updated_at = clock.now();
     store->create_mitigation(mitigation, "demo", "proposed for incident " + incident.id);
 
-    // 5. Decide. No policy set can be loaded in this build, and without a policy the
-    //    answer is deny: the decision is recorded like any other.
-    Decision decision;
-    decision.effect = DecisionEffect::deny;
-    decision.summary =
-        "no policy allows this action (default deny; no policy engine in this build)";
-    decision.decided_at = clock.now();
-    Mitigation denied = mitigation;
-    denied.state = MitigationState::denied;
-    denied.decision = decision;
-    const TransitionResult result = store->transition({denied,
-                                                       mitigation.version,
-                                                       clock.now(),
-                                                       "policy",
-                                                       decision.summary,
-                                                       {{"effect", "deny"}}});
+    // 5. Decide with the real policy engine: the configured policy directory if it
+    //    exists, else the default policy set compiled into this binary. No provider
+    //    plugin exists yet to plan the change, so the policy sees no plan (rules that need
+    //    one do not match) and, after the decision, the mitigation cannot go further.
+    const fs::path policy_directory = config->directories.policies;
+    std::error_code ignored;
+    const bool use_directory = fs::is_directory(policy_directory, ignored);
+    PolicyLoad policies = use_directory ? load_policy_directory(policy_directory)
+                                        : load_policy_files(embedded_default_policies());
+    if (!policies.policy_set) {
+        for (const auto& error : policies.errors) {
+            std::cerr << error.to_string() << "\n";
+        }
+        return exit_failure;
+    }
+    policy_source = use_directory ? policy_directory.string() : "the embedded default policy";
+    PolicyInput policy_input;
+    policy_input.action = proposal.action;
+    policy_input.proposed_by = proposal.proposed_by;
+    policy_input.environment = incident.environment;
+    policy_input.service = incident.service;
+    policy_input.labels = incident.labels;
+    const Decision decision =
+        evaluate_policy(*policies.policy_set, policy_input, PolicyHistory{}, clock.now());
+    Mitigation decided = mitigation;
+    decided.decision = decision;
+    std::string reason = decision.summary;
+    if (decision.effect == DecisionEffect::deny) {
+        decided.state = MitigationState::denied;
+    } else {
+        decided.state = MitigationState::failed;
+        reason = "cannot plan: no provider plugin \"" + proposal.action.provider +
+                 "\" in this build (policy said: " + decision.summary + ")";
+    }
+    const TransitionResult result = store->transition(
+        {decided,
+         mitigation.version,
+         clock.now(),
+         "runtime",
+         reason,
+         {{"effect", to_string(decision.effect)}, {"policy_hash", decision.policy_hash}}});
     if (result.outcome != TransitionOutcome::done) {
         throw std::runtime_error("demo transition refused: " + result.message);
     }
@@ -144,14 +172,15 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
                                 {"actor", entry.actor},
                                 {"reason", entry.reason}});
     }
-    const std::vector<std::string> missing = {"playbooks", "provider plans", "policies",
-                                              "approvals", "apply/verify/revert"};
+    const std::vector<std::string> missing = {"playbooks", "provider plans", "approvals",
+                                              "apply/verify/revert"};
     if (options.output == OutputFormat::json) {
         std::cout << json{{"store", store_path.string()},
                           {"signal", *signal},
                           {"incident", incident},
                           {"mitigation", *stored},
                           {"journal", journal_json},
+                          {"policy", policy_source},
                           {"audit",
                            {{"intact", chain.intact()},
                             {"records", chain.records()},
@@ -172,12 +201,15 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
                   << format_duration(*action.ttl) << "\n"
                   << "  decision    " << to_string(stored->decision->effect) << ": "
                   << stored->decision->summary << "\n"
+                  << "  policy      " << policy_source << ", hash " << stored->decision->policy_hash
+                  << "\n"
                   << "  mitigation  " << stored->id << " is " << to_string(stored->state)
                   << " at version " << stored->version << "\n";
         for (const auto& entry : journal) {
             std::cout << "  journal     v" << entry.version << " "
                       << (entry.from ? std::string(to_string(*entry.from)) : "(new)") << " -> "
-                      << to_string(entry.to) << " by " << entry.actor << "\n";
+                      << to_string(entry.to) << " by " << entry.actor << ": " << entry.reason
+                      << "\n";
         }
         std::cout << "  audit       " << chain.records() << " records, chain "
                   << (chain.intact() ? "intact" : "BROKEN: " + chain.problem()) << ", head "

@@ -148,6 +148,9 @@ PolicyLoad load_policy_directory(const std::filesystem::path& directory);
 // Loads one set from in-memory files {name, text}; for tests and tools.
 PolicyLoad load_policy_files(const std::vector<std::pair<std::string, std::string>>& files);
 
+// The default policy set shipped in policies/*.yaml, compiled in: {file name, text}.
+std::vector<std::pair<std::string, std::string>> embedded_default_policies();
+
 std::string_view to_string(RateScope scope);
 
 }  // namespace mitigate

@@ -286,8 +286,14 @@ TEST(CliDemo, RunsTheExistingPathAndLeavesAVerifiableStore) {
     const ProcessResult result = mitigate({"demo", "--db", path.string(), "--output", "json"});
     ASSERT_EQ(result.exit_code, 0) << result.err;
     const auto report = nlohmann::json::parse(result.out);
-    EXPECT_EQ(report["mitigation"]["state"], "denied");
-    EXPECT_EQ(report["mitigation"]["decision"]["effect"], "deny");
+    // The real policy engine decided on the default policy: prod needs two approvals. No
+    // provider exists to plan the change, so the mitigation could go no further.
+    EXPECT_EQ(report["mitigation"]["decision"]["effect"], "require_approval");
+    EXPECT_EQ(report["mitigation"]["decision"]["approvals_required"], 2);
+    EXPECT_EQ(report["mitigation"]["decision"]["approver_groups"],
+              nlohmann::json::array({"sre-oncall"}));
+    EXPECT_EQ(report["mitigation"]["state"], "failed");
+    EXPECT_THAT(report["journal"][1]["reason"].get<std::string>(), HasSubstr("cannot plan"));
     EXPECT_EQ(report["journal"].size(), 2u);
     EXPECT_EQ(report["audit"]["intact"], true);
     EXPECT_EQ(report["audit"]["records"], 2);

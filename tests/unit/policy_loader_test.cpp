@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/policy/policy_set.h"
+#include "tests/support/child_process.h"
 #include "tests/support/printers.h"
 #include "tests/support/temporary_directory.h"
 
@@ -164,6 +165,22 @@ TEST(PolicyLoader, ReadsADirectoryIgnoringOtherFiles) {
     ASSERT_TRUE(result.policy_set) << result.errors.front().to_string();
     EXPECT_EQ(result.policy_set->rules.size(), 2u);
     EXPECT_FALSE(load_policy_directory(directory / "missing").policy_set);
+}
+
+}  // namespace
+}  // namespace mitigate
+
+namespace mitigate {
+namespace {
+
+TEST(PolicyLoader, TheEmbeddedDefaultIsExactlyTheShippedPolicyDirectory) {
+    const PolicyLoad embedded = load_policy_files(embedded_default_policies());
+    const PolicyLoad shipped =
+        load_policy_directory(std::filesystem::path(testing::source_directory()) / "policies");
+    ASSERT_TRUE(embedded.policy_set);
+    ASSERT_TRUE(shipped.policy_set) << shipped.errors.front().to_string();
+    EXPECT_EQ(embedded.policy_set->hash, shipped.policy_set->hash);
+    EXPECT_EQ(embedded.policy_set->rules.size(), shipped.policy_set->rules.size());
 }
 
 }  // namespace
