@@ -86,7 +86,11 @@ std::string mismatch(const RuleMatch& match, const PolicyInput& input, WindowCac
     for (const auto& [name, value] : match.labels) {
         const auto found = input.labels.find(name);
         if (found == input.labels.end() || found->second != value) {
-            return "label " + name + " is not \"" + value + "\"";
+            return std::string("label ")
+                .append(name)
+                .append(" is not \"")
+                .append(value)
+                .append("\"");
         }
     }
     if (match.reversible) {
@@ -419,7 +423,7 @@ Parsed<PolicyInput> parse_policy_input(const json& in, std::string path) {
 
 Parsed<PolicyHistory> parse_policy_history(const json& in, std::string path) {
     Parsed<PolicyHistory> result;
-    JsonObjectReader reader(in, path, result.errors);
+    JsonObjectReader reader(in, std::move(path), result.errors);
     PolicyHistory history;
     if (const json* mitigations = reader.member("mitigations", Presence::optional)) {
         if (!mitigations->is_array()) {
