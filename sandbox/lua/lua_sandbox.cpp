@@ -1,0 +1,646 @@
+// The Lua sandbox. Read top to bottom: limits (allocator, hook), the environment a script
+// sees, the host API, conversion between JSON and Lua, then the evaluation itself.
+//
+// Debian's liblua5.4 is C: lua_error unwinds with longjmp, which skips C++ destructors.
+// So no function that calls into Lua in a way that can raise (allocating, or luaL_error)
+// keeps a C++ object with a destructor alive across that call. Functions that must hold
+// such objects (host callbacks, conversions) finish with them before raising.
+#include "sandbox/lua/lua_sandbox.h"
+
+#include <lua5.4/lauxlib.h>
+#include <lua5.4/lua.h>
+#include <lua5.4/lualib.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <unordered_set>
+
+#include "runtime/core/time_format.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr int hook_interval = 1000;  // instructions between checks of the budget and clock
+
+struct Context {
+    const LuaCall* call = nullptr;
+    LuaLimits limits;
+    bool limits_active = false;  // off while the host builds the environment
+    std::size_t memory_used = 0;
+    bool memory_refused = false;
+    std::uint64_t instructions = 0;
+    bool instructions_spent = false;
+    bool time_spent = false;
+    bool forbidden = false;
+    char forbidden_what[128] = {};
+    SteadyClock::time_point deadline;
+    std::vector<std::string> log;
+};
+
+Context& context_of(lua_State* state) {
+    return **static_cast<Context**>(lua_getextraspace(state));
+}
+
+// ---- Limits -------------------------------------------------------------------------
+
+void* limited_allocate(void* user_data, void* block, std::size_t old_size, std::size_t new_size) {
+    auto& context = *static_cast<Context*>(user_data);
+    const std::size_t old_bytes = block != nullptr ? old_size : 0;  // else a type tag
+    if (new_size == 0) {
+        std::free(block);
+        context.memory_used -= old_bytes;
+        return nullptr;
+    }
+    if (context.limits_active && new_size > old_bytes &&
+        context.memory_used + (new_size - old_bytes) > context.limits.memory_bytes) {
+        context.memory_refused = true;
+        return nullptr;  // Lua raises "not enough memory"
+    }
+    void* resized = std::realloc(block, new_size);
+    if (resized == nullptr) {
+        context.memory_refused = true;
+        return nullptr;
+    }
+    context.memory_used = context.memory_used - old_bytes + new_size;
+    return resized;
+}
+
+// Every hook_interval instructions, in every coroutine (new threads inherit the hook).
+// Once a limit is reached it stays reached: the hook then fires on every instruction and
+// fails again, so a script's pcall or coroutine.resume cannot absorb it.
+void count_hook(lua_State* state, lua_Debug*) {
+    Context& context = context_of(state);
+    context.instructions += hook_interval;
+    if (!context.instructions_spent && context.instructions > context.limits.instructions) {
+        context.instructions_spent = true;
+    }
+    if (!context.time_spent && SteadyClock::now() > context.deadline) {
+        context.time_spent = true;
+    }
+    if (context.instructions_spent || context.time_spent) {
+        lua_sethook(state, count_hook, LUA_MASKCOUNT, 1);
+        luaL_error(state, context.instructions_spent ? "instruction budget exhausted"
+                                                     : "wall-clock limit exceeded");
+    }
+}
+
+// ---- The environment ----------------------------------------------------------------
+
+// Names that exist in standard Lua but not here. Touching one is a typed failure
+// ("forbidden") rather than a confusing "attempt to call a nil value".
+constexpr const char* forbidden_globals[] = {
+    "io",     "os",       "debug",   "load",    "loadstring",
+    "dofile", "loadfile", "require", "package", "collectgarbage",
+    "print",  "module",   "setfenv", "getfenv", "newproxy"};
+
+int forbid(lua_State* state, const char* what) {
+    Context& context = context_of(state);
+    context.forbidden = true;
+    std::snprintf(context.forbidden_what, sizeof context.forbidden_what, "%s", what);
+    return luaL_error(state, "forbidden: %s is not available to playbooks", what);
+}
+
+// __index of the environment: unknown globals read as nil, forbidden ones fail.
+int environment_index(lua_State* state) {
+    const char* name = lua_tostring(state, 2);
+    if (name != nullptr) {
+        for (const char* forbidden : forbidden_globals) {
+            if (std::strcmp(name, forbidden) == 0) {
+                return forbid(state, forbidden);
+            }
+        }
+    }
+    return 0;
+}
+
+// __index of a library copy: upvalue 1 is the library name, upvalue 2 a table of removed
+// member names.
+int library_index(lua_State* state) {
+    const char* member = lua_tostring(state, 2);
+    if (member != nullptr && lua_getfield(state, lua_upvalueindex(2), member) != LUA_TNIL) {
+        char what[96];
+        std::snprintf(what, sizeof what, "%s.%s", lua_tostring(state, lua_upvalueindex(1)), member);
+        return forbid(state, what);
+    }
+    return 0;
+}
+
+// setmetatable without __gc: a finalizer would run script code during collection, outside
+// any limit the evaluation can attribute.
+int safe_setmetatable(lua_State* state) {
+    if (lua_type(state, 2) == LUA_TTABLE) {
+        lua_pushliteral(state, "__gc");
+        if (lua_rawget(state, 2) != LUA_TNIL) {
+            return forbid(state, "a __gc metamethod");
+        }
+        lua_pop(state, 1);
+    }
+    lua_pushvalue(state, lua_upvalueindex(1));  // the real setmetatable
+    lua_insert(state, 1);
+    lua_call(state, lua_gettop(state) - 1, 1);
+    return 1;
+}
+
+// Copies library `name` from the global table into the environment (at -1), leaving out
+// `removed` members, which then fail as forbidden.
+void copy_library(lua_State* state, const char* name, std::initializer_list<const char*> removed) {
+    lua_getglobal(state, name);
+    lua_newtable(state);  // the copy
+    lua_pushnil(state);
+    while (lua_next(state, -3) != 0) {
+        lua_pushvalue(state, -2);
+        lua_insert(state, -2);
+        lua_rawset(state, -4);
+    }
+    lua_newtable(state);  // removed names
+    for (const char* member : removed) {
+        lua_pushnil(state);
+        lua_setfield(state, -3, member);  // drop from the copy
+        lua_pushboolean(state, 1);
+        lua_setfield(state, -2, member);
+    }
+    lua_newtable(state);  // metatable of the copy
+    lua_pushstring(state, name);
+    lua_pushvalue(state, -3);
+    lua_pushcclosure(state, library_index, 2);
+    lua_setfield(state, -2, "__index");
+    lua_setmetatable(state, -3);
+    lua_pop(state, 1);              // removed names (held by the closure)
+    lua_setfield(state, -3, name);  // env[name] = copy
+    lua_pop(state, 1);              // the original library
+}
+
+// ---- The host API: the `mitigate` table ---------------------------------------------
+
+int host_now(lua_State* state) {
+    char text[40];
+    std::snprintf(text, sizeof text, "%s", format_rfc3339(context_of(state).call->now).c_str());
+    lua_pushstring(state, text);
+    return 1;
+}
+
+int host_duration(lua_State* state) {
+    std::size_t length = 0;
+    const char* text = luaL_checklstring(state, 1, &length);
+    bool valid = false;
+    double seconds = 0;
+    {
+        const auto parsed = parse_duration(std::string_view(text, length));
+        if (parsed) {
+            valid = true;
+            seconds = static_cast<double>(parsed->count()) / 1000.0;
+        }
+    }
+    if (!valid) {
+        return luaL_error(state, "mitigate.duration: \"%s\" is not a duration such as 30m", text);
+    }
+    lua_pushnumber(state, seconds);
+    return 1;
+}
+
+// mitigate.log(...): strings, numbers and booleans, joined by spaces; bounded.
+int host_log(lua_State* state) {
+    Context& context = context_of(state);
+    if (context.log.size() >= context.limits.max_log_lines) {
+        return 0;
+    }
+    const int count = lua_gettop(state);  // before luaL_buffinit, which may push a box
+    luaL_Buffer buffer;
+    luaL_buffinit(state, &buffer);
+    for (int i = 1; i <= count; ++i) {
+        if (i > 1) {
+            luaL_addchar(&buffer, ' ');
+        }
+        switch (lua_type(state, i)) {
+            case LUA_TSTRING:
+            case LUA_TNUMBER:
+                lua_pushvalue(state, i);
+                luaL_addvalue(&buffer);
+                break;
+            case LUA_TBOOLEAN:
+                luaL_addstring(&buffer, lua_toboolean(state, i) ? "true" : "false");
+                break;
+            default: luaL_addstring(&buffer, luaL_typename(state, i)); break;
+        }
+    }
+    luaL_pushresult(&buffer);
+    std::size_t length = 0;
+    const char* line = lua_tolstring(state, -1, &length);
+    context.log.emplace_back(line, std::min(length, context.limits.max_log_line_bytes));
+    return 0;
+}
+
+void push_json(lua_State* state, const json& value);
+
+// mitigate.state(provider, target): read-only provider state through the host.
+int host_state(lua_State* state) {
+    Context& context = context_of(state);
+    const char* provider = luaL_checkstring(state, 1);
+    const char* target = luaL_checkstring(state, 2);
+    if (!context.call->host.state) {
+        lua_pushnil(state);
+        return 1;
+    }
+    // The answer is pushed with the memory limit paused (pushing can fail mid-way, and the
+    // JSON value must be destroyed before any Lua error unwinds this frame); it is charged
+    // first, so that a script cannot grow past its limit by asking for state.
+    bool too_large = false;
+    {
+        const std::optional<json> answer = context.call->host.state(provider, target);
+        if (!answer) {
+            lua_pushnil(state);
+            return 1;
+        }
+        const std::size_t estimate = answer->dump().size() * 4;
+        too_large = context.memory_used + estimate > context.limits.memory_bytes;
+        if (!too_large) {
+            context.limits_active = false;
+            push_json(state, *answer);
+            context.limits_active = true;
+        }
+    }
+    if (too_large) {
+        context.memory_refused = true;
+        return luaL_error(state, "mitigate.state: the answer does not fit in the memory limit");
+    }
+    return 1;
+}
+
+// ---- JSON <-> Lua -------------------------------------------------------------------
+
+// Only for trusted, host-made JSON, with the memory limit paused.
+void push_json(lua_State* state, const json& value) {
+    luaL_checkstack(state, 3, "JSON too deep");
+    switch (value.type()) {
+        case json::value_t::null: lua_pushnil(state); break;
+        case json::value_t::boolean: lua_pushboolean(state, value.get<bool>()); break;
+        case json::value_t::number_integer:
+        case json::value_t::number_unsigned:
+            lua_pushinteger(state, value.get<lua_Integer>());
+            break;
+        case json::value_t::number_float: lua_pushnumber(state, value.get<double>()); break;
+        case json::value_t::string: {
+            const auto& text = value.get_ref<const std::string&>();
+            lua_pushlstring(state, text.data(), text.size());
+            break;
+        }
+        case json::value_t::array: {
+            lua_createtable(state, static_cast<int>(value.size()), 0);
+            lua_Integer index = 1;
+            for (const auto& item : value) {
+                push_json(state, item);
+                lua_rawseti(state, -2, index++);
+            }
+            break;
+        }
+        case json::value_t::object: {
+            lua_createtable(state, 0, static_cast<int>(value.size()));
+            for (const auto& [key, item] : value.items()) {
+                lua_pushlstring(state, key.data(), key.size());
+                push_json(state, item);
+                lua_rawset(state, -3);
+            }
+            break;
+        }
+        default: lua_pushnil(state); break;
+    }
+}
+
+// Converts the value at `index` without running any script code: raw reads only, no
+// metamethods, no tostring. Returns false with `error` set (naming the path) on anything
+// that is not plain data.
+class LuaToJson {
+  public:
+    LuaToJson(lua_State* state, const LuaLimits& limits) : state_(state), limits_(limits) {}
+
+    bool convert(int index, json& out, const std::string& path, int depth = 0) {
+        index = lua_absindex(state_, index);
+        if (++nodes_ > 100'000) {
+            return fail(path, "more than 100000 values");
+        }
+        switch (lua_type(state_, index)) {
+            case LUA_TNIL: out = nullptr; return true;
+            case LUA_TBOOLEAN: out = lua_toboolean(state_, index) != 0; return true;
+            case LUA_TNUMBER:
+                if (lua_isinteger(state_, index)) {
+                    out = static_cast<std::int64_t>(lua_tointeger(state_, index));
+                    return true;
+                } else {
+                    const double number = lua_tonumber(state_, index);
+                    if (!std::isfinite(number)) {
+                        return fail(path, "NaN and infinity are not data");
+                    }
+                    out = number;
+                    return true;
+                }
+            case LUA_TSTRING: {
+                std::size_t length = 0;
+                const char* text = lua_tolstring(state_, index, &length);  // no conversion
+                out = std::string(text, length);
+                return true;
+            }
+            case LUA_TTABLE: return convert_table(index, out, path, depth);
+            default:
+                return fail(path, std::string("a ") + luaL_typename(state_, index) +
+                                      " is not data and cannot be returned");
+        }
+    }
+
+    const std::string& error() const { return error_; }
+
+  private:
+    bool fail(const std::string& path, const std::string& why) {
+        error_ = (path.empty() ? std::string("the returned value") : path) + ": " + why;
+        return false;
+    }
+
+    bool convert_table(int index, json& out, const std::string& path, int depth) {
+        if (depth >= limits_.max_depth) {
+            return fail(path,
+                        "nested deeper than " + std::to_string(limits_.max_depth) + " levels");
+        }
+        const void* identity = lua_topointer(state_, index);
+        if (!ancestors_.insert(identity).second) {
+            return fail(path, "refers back to itself (a cycle)");
+        }
+        if (!lua_checkstack(state_, 4)) {
+            return fail(path, "nested too deeply for the Lua stack");
+        }
+        // Keys all integers 1..n: an array. Keys all strings: an object. Anything else is
+        // refused rather than guessed at.
+        std::size_t integer_keys = 0;
+        std::size_t string_keys = 0;
+        lua_Integer largest = 0;
+        lua_pushnil(state_);
+        while (lua_next(state_, index) != 0) {
+            lua_pop(state_, 1);
+            if (lua_type(state_, -1) == LUA_TSTRING) {
+                ++string_keys;
+            } else if (lua_isinteger(state_, -1) && lua_tointeger(state_, -1) >= 1) {
+                ++integer_keys;
+                largest = std::max(largest, lua_tointeger(state_, -1));
+            } else {
+                lua_pop(state_, 1);
+                return fail(path, "table keys must be strings or 1, 2, 3, ...");
+            }
+        }
+        if (integer_keys > 0 && string_keys > 0) {
+            return fail(path,
+                        "a table is either a list (1, 2, 3, ...) or a record (names), not both");
+        }
+        if (integer_keys > 0) {
+            if (static_cast<std::size_t>(largest) != integer_keys) {
+                return fail(path, "a list has holes (nil in the middle)");
+            }
+            out = json::array();
+            for (lua_Integer i = 1; i <= largest; ++i) {
+                lua_rawgeti(state_, index, i);
+                json item;
+                const bool converted =
+                    convert(-1, item, path + "[" + std::to_string(i) + "]", depth + 1);
+                lua_pop(state_, 1);
+                if (!converted) {
+                    return false;
+                }
+                out.push_back(std::move(item));
+            }
+        } else {
+            out = json::object();
+            lua_pushnil(state_);
+            while (lua_next(state_, index) != 0) {
+                std::size_t length = 0;
+                const char* key = lua_tolstring(state_, -2, &length);  // a string: no conversion
+                const std::string name(key, length);
+                json item;
+                if (!convert(-1, item, path.empty() ? name : path + "." + name, depth + 1)) {
+                    lua_pop(state_, 2);
+                    return false;
+                }
+                lua_pop(state_, 1);
+                out[name] = std::move(item);
+            }
+        }
+        ancestors_.erase(identity);
+        return true;
+    }
+
+    lua_State* state_;
+    const LuaLimits& limits_;
+    std::unordered_set<const void*> ancestors_;
+    std::size_t nodes_ = 0;
+    std::string error_;
+};
+
+// ---- The evaluation -----------------------------------------------------------------
+
+// Builds the environment table and leaves it on the stack. Runs before limits apply.
+void build_environment(lua_State* state) {
+    luaL_requiref(state, LUA_GNAME, luaopen_base, 1);
+    luaL_requiref(state, LUA_STRLIBNAME, luaopen_string, 1);
+    luaL_requiref(state, LUA_TABLIBNAME, luaopen_table, 1);
+    luaL_requiref(state, LUA_MATHLIBNAME, luaopen_math, 1);
+    luaL_requiref(state, LUA_UTF8LIBNAME, luaopen_utf8, 1);
+    luaL_requiref(state, LUA_COLIBNAME, luaopen_coroutine, 1);
+    lua_pop(state, 6);
+
+    lua_newtable(state);  // the environment
+    for (const char* name : {"assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
+                             "rawget", "rawlen", "rawset", "select", "tonumber", "tostring", "type",
+                             "xpcall", "getmetatable", "_VERSION"}) {
+        lua_getglobal(state, name);
+        lua_setfield(state, -2, name);
+    }
+    lua_getglobal(state, "setmetatable");
+    lua_pushcclosure(state, safe_setmetatable, 1);
+    lua_setfield(state, -2, "setmetatable");
+    copy_library(state, LUA_STRLIBNAME, {"dump"});
+    copy_library(state, LUA_TABLIBNAME, {});
+    copy_library(state, LUA_MATHLIBNAME, {"random", "randomseed"});
+    copy_library(state, LUA_UTF8LIBNAME, {});
+    copy_library(state, LUA_COLIBNAME, {});
+
+    // Method calls on strings ("x"):upper() go through the string metatable: point it at
+    // the sanitized copy, and hide the metatable itself from getmetatable.
+    lua_pushliteral(state, "");
+    lua_getmetatable(state, -1);
+    lua_getfield(state, -3, LUA_STRLIBNAME);
+    lua_setfield(state, -2, "__index");
+    lua_pushliteral(state, "protected");
+    lua_setfield(state, -2, "__metatable");
+    lua_pop(state, 2);
+
+    static const luaL_Reg host_functions[] = {{"now", host_now},
+                                              {"duration", host_duration},
+                                              {"log", host_log},
+                                              {"state", host_state},
+                                              {nullptr, nullptr}};
+    luaL_newlib(state, host_functions);
+    lua_setfield(state, -2, "mitigate");
+
+    lua_pushvalue(state, -1);
+    lua_setfield(state, -2, "_G");  // _G is the environment itself: nothing more to reach
+    lua_newtable(state);
+    lua_pushcfunction(state, environment_index);
+    lua_setfield(state, -2, "__index");
+    lua_setmetatable(state, -2);
+}
+
+// Error objects are read without running script code: a string, or a description.
+void copy_error(lua_State* state, std::string& message) {
+    if (lua_type(state, -1) == LUA_TSTRING) {
+        message = lua_tostring(state, -1);
+    } else {
+        message = std::string("(error object is a ") + luaL_typename(state, -1) + ")";
+    }
+}
+
+}  // namespace
+
+std::string_view to_string(LuaFailure failure) {
+    switch (failure) {
+        case LuaFailure::syntax: return "syntax";
+        case LuaFailure::runtime: return "runtime";
+        case LuaFailure::memory: return "memory";
+        case LuaFailure::instructions: return "instructions";
+        case LuaFailure::time: return "time";
+        case LuaFailure::forbidden: return "forbidden";
+        case LuaFailure::bad_return: return "bad_return";
+        case LuaFailure::output: return "output";
+    }
+    return "runtime";
+}
+
+LuaOutcome run_sandboxed(const LuaCall& call, const LuaLimits& limits) {
+    LuaOutcome outcome;
+    Context context;
+    context.call = &call;
+    context.limits = limits;
+    lua_State* state = lua_newstate(limited_allocate, &context);
+    if (state == nullptr) {
+        outcome.failure = LuaFailure::memory;
+        outcome.message = "cannot create a Lua state";
+        return outcome;
+    }
+    Context* pointer = &context;
+    std::memcpy(lua_getextraspace(state), &pointer, sizeof pointer);
+
+    auto fail = [&](LuaFailure failure, std::string message) {
+        // A limit reached anywhere decides the type, even if the script caught the error.
+        if (context.memory_refused) {
+            failure = LuaFailure::memory;
+        } else if (context.instructions_spent) {
+            failure = LuaFailure::instructions;
+            message = "instruction budget of " + std::to_string(limits.instructions) +
+                      " exhausted: " + message;
+        } else if (context.time_spent) {
+            failure = LuaFailure::time;
+            message = "wall-clock limit of " + format_duration(limits.wall_clock) +
+                      " exceeded: " + message;
+        } else if (context.forbidden) {
+            failure = LuaFailure::forbidden;
+            message = std::string("forbidden: ") + context.forbidden_what +
+                      " is not available to playbooks (" + message + ")";
+        }
+        outcome.failure = failure;
+        outcome.message = std::move(message);
+    };
+
+    build_environment(state);         // [env]
+    push_json(state, call.argument);  // [env, argument]
+    lua_insert(state, -2);            // [argument, env]
+
+    context.limits_active = true;
+    context.deadline = SteadyClock::now() + limits.wall_clock;
+    lua_sethook(state, count_hook, LUA_MASKCOUNT, hook_interval);
+
+    const std::string chunk_name = "@" + call.chunk_name;
+    int status = luaL_loadbufferx(state, call.source.data(), call.source.size(), chunk_name.c_str(),
+                                  "t");  // text only, never bytecode
+    if (status != LUA_OK) {
+        std::string message;
+        copy_error(state, message);
+        const bool bytecode = message.find("binary chunk") != std::string::npos;
+        if (bytecode) {
+            context.forbidden = true;
+            std::snprintf(context.forbidden_what, sizeof context.forbidden_what, "bytecode");
+        }
+        fail(status == LUA_ERRMEM ? LuaFailure::memory : LuaFailure::syntax, message);
+    } else {
+        lua_pushvalue(state, -2);            // [argument, env, chunk, env]
+        lua_setupvalue(state, -2, 1);        // chunk's _ENV = env
+        status = lua_pcall(state, 0, 1, 0);  // [argument, env, module]
+        std::string message;
+        if (status != LUA_OK) {
+            copy_error(state, message);
+            fail(status == LUA_ERRMEM ? LuaFailure::memory : LuaFailure::runtime, message);
+        } else if (!lua_istable(state, -1)) {
+            fail(LuaFailure::bad_return,
+                 call.chunk_name + ": the chunk must return a table (the playbook), not " +
+                     luaL_typename(state, -1));
+        } else if (lua_pushstring(state, call.function.c_str()),
+                   lua_rawget(state, -2) != LUA_TFUNCTION) {
+            // Raw: a metamethod of the returned table would run script code here, outside
+            // any protected call.
+            fail(
+                LuaFailure::bad_return,
+                call.chunk_name + ": the returned table has no function \"" + call.function + "\"");
+        } else {
+            lua_pushvalue(state, -4);            // [argument, env, module, fn, argument]
+            status = lua_pcall(state, 1, 1, 0);  // [argument, env, module, result]
+            if (status != LUA_OK) {
+                copy_error(state, message);
+                fail(status == LUA_ERRMEM ? LuaFailure::memory : LuaFailure::runtime, message);
+            }
+        }
+        if (!outcome.failure && (context.memory_refused || context.instructions_spent ||
+                                 context.time_spent || context.forbidden)) {
+            fail(LuaFailure::runtime, "a limit was reached and the error was caught by the script");
+        }
+        if (!outcome.failure) {
+            lua_sethook(state, nullptr, 0, 0);  // conversion runs no script code
+            LuaToJson converter(state, limits);
+            json module = json::object();
+            json result;
+            bool converted = converter.convert(-1, result, "");
+            if (converted) {
+                // The module's data fields (metadata); functions are the code, not data.
+                lua_pushnil(state);
+                while (converted && lua_next(state, -3) != 0) {
+                    if (lua_type(state, -2) == LUA_TSTRING &&
+                        lua_type(state, -1) != LUA_TFUNCTION) {
+                        const std::string name = lua_tostring(state, -2);
+                        converted = converter.convert(-1, module[name], name);
+                    }
+                    lua_pop(state, 1);
+                }
+            }
+            if (!converted) {
+                fail(LuaFailure::bad_return, call.chunk_name + ": " + converter.error());
+            } else {
+                json value{{"module", std::move(module)}, {"result", std::move(result)}};
+                const std::size_t size =
+                    value.dump(-1, ' ', false, json::error_handler_t::replace).size();
+                if (size > limits.output_bytes) {
+                    fail(LuaFailure::output, call.chunk_name + ": returned " +
+                                                 std::to_string(size) +
+                                                 " bytes of JSON, more than the limit of " +
+                                                 std::to_string(limits.output_bytes));
+                } else {
+                    outcome.value = std::move(value);
+                }
+            }
+        }
+    }
+    outcome.instructions = context.instructions;
+    outcome.log = std::move(context.log);
+    context.limits_active = false;
+    lua_close(state);
+    return outcome;
+}
+
+}  // namespace mitigate
