@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
     register_config_command(app, options, exit_code);
     register_audit_command(app, options, exit_code);
     register_policy_command(app, options, exit_code);
+    register_playbook_command(app, options, exit_code);
 
     try {
         app.parse(argc, argv);

@@ -582,6 +582,8 @@ LuaOutcome run_sandboxed(const LuaCall& call, const LuaLimits& limits) {
             fail(LuaFailure::bad_return,
                  call.chunk_name + ": the chunk must return a table (the playbook), not " +
                      luaL_typename(state, -1));
+        } else if (call.function.empty()) {
+            lua_pushnil(state);  // [argument, env, module, nil]: no call, no result
         } else if (lua_pushstring(state, call.function.c_str()),
                    lua_rawget(state, -2) != LUA_TFUNCTION) {
             // Raw: a metamethod of the returned table would run script code here, outside

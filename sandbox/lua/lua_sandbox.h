@@ -66,6 +66,7 @@ struct LuaCall {
     std::string source;
     std::string chunk_name;  // shown in error messages: "scripts/playbooks/x.lua"
     // The chunk must return a table; `function` names the field called with `argument`.
+    // Empty: only run the chunk and return its data fields (reading a playbook's metadata).
     std::string function = "propose";
     nlohmann::json argument = nlohmann::json::object();
     TimePoint now;  // mitigate.now(): frozen for the whole evaluation

@@ -1,0 +1,221 @@
+// mitigate playbook check PATH...  -- load playbooks and validate their metadata
+// mitigate playbook test PLAYBOOK --signal FILE [--state FILE] [--now TIME]
+//                                  -- run one against a recorded signal, print proposals
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "runtime/cli/command_context.h"
+#include "runtime/core/time_format.h"
+#include "runtime/ingest/alertmanager.h"
+#include "runtime/playbook/playbook.h"
+
+namespace mitigate {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct PlaybookOptions {
+    std::vector<std::string> paths;
+    std::string playbook;
+    std::string signal_file;
+    std::string state_file;
+    std::string now;
+    OutputFormat output = OutputFormat::text;
+};
+
+std::optional<std::string> read_text(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        return std::nullopt;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+json info_to_json(const PlaybookInfo& info) {
+    return {{"name", info.name},
+            {"description", info.description},
+            {"priority", info.priority},
+            {"cooldown", info.cooldown ? json(format_duration(*info.cooldown)) : json(nullptr)},
+            {"matches",
+             {{"alerts", info.matches.alerts},
+              {"labels", info.matches.labels},
+              {"services", info.matches.services},
+              {"environments", info.matches.environments}}}};
+}
+
+int run_check(const PlaybookOptions& options) {
+    std::vector<fs::path> files;
+    for (const auto& path : options.paths) {
+        std::error_code error;
+        if (fs::is_directory(path, error)) {
+            for (const auto& entry : fs::directory_iterator(path)) {
+                if (entry.is_regular_file() && entry.path().extension() == ".lua") {
+                    files.push_back(entry.path());
+                }
+            }
+        } else {
+            files.emplace_back(path);
+        }
+    }
+    std::sort(files.begin(), files.end());
+    int failures = 0;
+    json report = json::array();
+    for (const auto& file : files) {
+        const auto source = read_text(file);
+        PlaybookOutcome outcome;
+        if (!source) {
+            outcome.failure = "unreadable";
+            outcome.message = file.string() + ": cannot read the file";
+        } else {
+            outcome = load_playbook(file.string(), *source);
+        }
+        failures += outcome.failure ? 1 : 0;
+        if (options.output == OutputFormat::json) {
+            report.push_back(
+                {{"file", file.string()},
+                 {"valid", !outcome.failure},
+                 {"error", outcome.failure ? json(*outcome.failure) : json(nullptr)},
+                 {"message", outcome.message},
+                 {"playbook", outcome.info ? info_to_json(*outcome.info) : json(nullptr)}});
+        } else if (outcome.failure) {
+            std::cerr << outcome.message << " [" << *outcome.failure << "]\n";
+        } else {
+            std::cout << file.string() << ": ok (" << outcome.info->name << ")\n";
+        }
+    }
+    if (files.empty()) {
+        std::cerr << "mitigate: no playbook files (*.lua) in the given paths\n";
+        return exit_failure;
+    }
+    if (options.output == OutputFormat::json) {
+        std::cout << report.dump(2) << "\n";
+    }
+    return failures == 0 ? exit_ok : exit_failure;
+}
+
+int run_test(const PlaybookOptions& options) {
+    TimePoint now = SystemClock().now();
+    if (!options.now.empty()) {
+        const auto parsed = parse_rfc3339(options.now);
+        if (!parsed) {
+            std::cerr << "mitigate: --now must be an RFC 3339 time such as 2026-11-23T10:00:00Z\n";
+            return exit_usage;
+        }
+        now = *parsed;
+    }
+    const auto source = read_text(options.playbook);
+    if (!source) {
+        std::cerr << options.playbook << ": cannot read the file\n";
+        return exit_failure;
+    }
+    const auto signal_text = read_text(options.signal_file);
+    if (!signal_text) {
+        std::cerr << options.signal_file << ": cannot read the file\n";
+        return exit_failure;
+    }
+    const json signal_json = json::parse(*signal_text, nullptr, false);
+    if (signal_json.is_discarded()) {
+        std::cerr << options.signal_file << ": not valid JSON\n";
+        return exit_failure;
+    }
+    std::vector<Signal> signals;
+    std::vector<FieldError> errors;
+    if (is_alertmanager_webhook(signal_json)) {
+        auto parsed = parse_alertmanager_webhook(signal_json, now);
+        errors = parsed.errors;
+        if (parsed) {
+            signals = std::move(*parsed.value);
+        }
+    } else {
+        auto parsed = parse_signal(signal_json);
+        errors = parsed.errors;
+        if (parsed) {
+            signals.push_back(std::move(*parsed.value));
+        }
+    }
+    if (!errors.empty()) {
+        std::cerr << options.signal_file << ":\n" << describe(errors) << "\n";
+        return exit_failure;
+    }
+    json state = json::object();
+    if (!options.state_file.empty()) {
+        const auto state_text = read_text(options.state_file);
+        state = state_text ? json::parse(*state_text, nullptr, false) : json();
+        if (!state.is_object()) {
+            std::cerr << options.state_file
+                      << ": must be a JSON object {\"provider\": {\"target\": state}}\n";
+            return exit_failure;
+        }
+    }
+    LuaHostApi host;
+    host.state = [state](const std::string& provider,
+                         const std::string& target) -> std::optional<json> {
+        if (state.contains(provider) && state[provider].is_object() &&
+            state[provider].contains(target)) {
+            return state[provider][target];
+        }
+        return std::nullopt;
+    };
+    const Incident incident = incident_from_signals(signals, now);
+    const PlaybookOutcome outcome =
+        run_playbook(options.playbook, *source, incident, signals, now, host);
+    if (outcome.failure) {
+        if (options.output == OutputFormat::json) {
+            std::cout << json{{"error", *outcome.failure},
+                              {"message", outcome.message},
+                              {"log", outcome.log}}
+                             .dump(2)
+                      << "\n";
+        } else {
+            std::cerr << outcome.message << " [" << *outcome.failure << "]\n";
+        }
+        return exit_failure;
+    }
+    // Proposals are the data: JSON whatever --output says, so they can be piped on.
+    std::cout << json{{"playbook", outcome.info->name},
+                      {"matched", outcome.matched},
+                      {"incident", playbook_incident(incident, signals)},
+                      {"proposals", outcome.proposals},
+                      {"log", outcome.log}}
+                     .dump(2)
+              << "\n";
+    return exit_ok;
+}
+
+}  // namespace
+
+void register_playbook_command(CLI::App& app, const GlobalOptions&, int& exit_code) {
+    CLI::App* playbook = app.add_subcommand("playbook", "Check and test Lua playbooks");
+    playbook->require_subcommand(1);
+    auto options = std::make_shared<PlaybookOptions>();
+
+    CLI::App* check = playbook->add_subcommand(
+        "check",
+        "Load each playbook (files, or every *.lua in a directory) in the sandbox and validate\n"
+        "its metadata. Errors name the file and line (syntax) or the field (metadata), with\n"
+        "the error type in brackets. Exit 0 when all are valid.");
+    check->add_option("PATH", options->paths, "Playbook files or directories")->required();
+    add_output_option(*check, options->output);
+    check->callback([options, &exit_code] { exit_code = run_check(*options); });
+
+    CLI::App* test = playbook->add_subcommand(
+        "test",
+        "Run a playbook against a recorded signal (an Alertmanager webhook payload or a\n"
+        "mitigate signal JSON) and optional recorded provider state, and print the proposals\n"
+        "as JSON (exit 0), or the typed error (exit 1). Nothing is applied or recorded.");
+    test->add_option("PLAYBOOK", options->playbook, "The playbook file")->required();
+    test->add_option("--signal", options->signal_file, "Signal JSON file")->required();
+    test->add_option("--state", options->state_file,
+                     "Provider state JSON: {\"provider\": {\"target\": state}}");
+    test->add_option("--now", options->now, "The frozen time mitigate.now() returns (RFC 3339)");
+    add_output_option(*test, options->output);
+    test->callback([options, &exit_code] { exit_code = run_test(*options); });
+}
+
+}  // namespace mitigate

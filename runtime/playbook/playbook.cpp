@@ -1,0 +1,228 @@
+#include "runtime/playbook/playbook.h"
+
+#include <algorithm>
+
+#include "runtime/core/ids.h"
+#include "runtime/core/json_reader.h"
+#include "runtime/core/time_format.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+
+bool contains(const std::vector<std::string>& names, const std::string& name) {
+    return names.empty() || std::find(names.begin(), names.end(), name) != names.end();
+}
+
+bool is_playbook_name(const std::string& name) {
+    return !name.empty() && name.size() <= 64 && name[0] >= 'a' && name[0] <= 'z' &&
+           std::all_of(name.begin(), name.end(), [](char c) {
+               return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+           });
+}
+
+}  // namespace
+
+Incident incident_from_signals(const std::vector<Signal>& signals, TimePoint now) {
+    Incident incident;
+    incident.id = new_id("inc", now);
+    incident.opened_at = now;
+    if (signals.empty()) {
+        return incident;
+    }
+    const Signal& first = signals.front();
+    incident.group_key = first.fingerprint;
+    incident.labels = first.labels;
+    incident.title =
+        first.annotations.contains("summary") ? first.annotations.at("summary") : first.name;
+    const auto label = [&](std::initializer_list<const char*> names) {
+        for (const char* name : names) {
+            if (first.labels.contains(name)) {
+                return first.labels.at(name);
+            }
+        }
+        return std::string();
+    };
+    incident.service = label({"service", "app", "job"});
+    incident.environment = label({"environment", "env"});
+    const bool all_resolved = std::all_of(signals.begin(), signals.end(), [](const Signal& s) {
+        return s.status == SignalStatus::resolved;
+    });
+    incident.status = all_resolved ? IncidentStatus::resolved : IncidentStatus::open;
+    for (const auto& signal : signals) {
+        incident.signal_ids.push_back(signal.id);
+        incident.drill = incident.drill || signal.source == SignalSource::drill;
+    }
+    return incident;
+}
+
+json playbook_incident(const Incident& incident, const std::vector<Signal>& signals) {
+    json alerts = json::array();
+    for (const auto& signal : signals) {
+        alerts.push_back({{"name", signal.name},
+                          {"status", to_string(signal.status)},
+                          {"labels", signal.labels},
+                          {"annotations", signal.annotations},
+                          {"starts_at", format_rfc3339(signal.starts_at)},
+                          {"fingerprint", signal.fingerprint}});
+    }
+    return {{"id", incident.id},
+            {"title", incident.title},
+            {"status", to_string(incident.status)},
+            {"name", signals.empty() ? "" : signals.front().name},
+            {"service", incident.service},
+            {"environment", incident.environment},
+            {"labels", incident.labels},
+            {"annotations", signals.empty() ? json::object() : json(signals.front().annotations)},
+            {"alerts", alerts},
+            {"drill", incident.drill}};
+}
+
+bool playbook_matches(const PlaybookInfo& info, const Incident& incident,
+                      const std::vector<Signal>& signals) {
+    const bool alert_matches =
+        info.matches.alerts.empty() ||
+        std::any_of(signals.begin(), signals.end(), [&](const Signal& signal) {
+            return signal.status == SignalStatus::firing &&
+                   contains(info.matches.alerts, signal.name);
+        });
+    const bool labels_match =
+        std::all_of(info.matches.labels.begin(), info.matches.labels.end(), [&](const auto& label) {
+            const auto found = incident.labels.find(label.first);
+            return found != incident.labels.end() && found->second == label.second;
+        });
+    return alert_matches && labels_match && contains(info.matches.services, incident.service) &&
+           contains(info.matches.environments, incident.environment);
+}
+
+Parsed<PlaybookInfo> parse_playbook_info(const json& module) {
+    Parsed<PlaybookInfo> result;
+    const std::string name =
+        module.is_object() && module.contains("name") && module["name"].is_string()
+            ? module["name"].get<std::string>()
+            : "playbook";
+    JsonObjectReader reader(module, name, result.errors);
+    PlaybookInfo info;
+    info.name = reader.string("name");
+    if (!info.name.empty() && !is_playbook_name(info.name)) {
+        reader.add_error("name",
+                         "must be lowercase letters, digits, - and _ (it names the "
+                         "playbook in policies, audit records and metrics)");
+    }
+    info.description = reader.string("description", Presence::optional);
+    info.priority = static_cast<int>(reader.integer("priority", 0, 1000, 0));
+    info.cooldown = reader.duration("cooldown", Presence::optional);
+    if (const json* matches = reader.member("matches", Presence::optional)) {
+        // An empty Lua table arrives as {}: an empty list where a list is expected is fine.
+        JsonObjectReader match(*matches, reader.path_of("matches"), result.errors);
+        const auto list = [&](const char* key) {
+            const json* raw = match.member(key, Presence::optional);
+            if (raw != nullptr && raw->is_object() && raw->empty()) {
+                return std::vector<std::string>{};
+            }
+            return match.string_list(key);
+        };
+        info.matches.alerts = list("alerts");
+        info.matches.services = list("services");
+        info.matches.environments = list("environments");
+        info.matches.labels = match.string_map("labels");
+        match.reject_unknown_fields();
+    }
+    reader.reject_unknown_fields();
+    if (result.errors.empty()) {
+        result.value = std::move(info);
+    }
+    return result;
+}
+
+Parsed<std::vector<Action>> parse_playbook_proposals(const json& result_json,
+                                                     const std::string& playbook_name) {
+    Parsed<std::vector<Action>> result;
+    std::vector<Action> actions;
+    if (result_json.is_null() || (result_json.is_object() && result_json.empty())) {
+        result.value = std::move(actions);  // nil or {}: nothing to propose
+        return result;
+    }
+    if (!result_json.is_array()) {
+        result.errors.push_back({playbook_name + ".proposals",
+                                 "propose must return a list of proposals (or an empty table)"});
+        return result;
+    }
+    for (std::size_t i = 0; i < result_json.size(); ++i) {
+        json proposal = result_json[i];
+        // `parameters = {}` in Lua is an empty table, which reads as {} already; a list of
+        // parameters is an author's mistake and is reported by parse_action.
+        auto parsed =
+            parse_action(proposal, playbook_name + ".proposals[" + std::to_string(i) + "]");
+        result.errors.insert(result.errors.end(), parsed.errors.begin(), parsed.errors.end());
+        if (parsed) {
+            actions.push_back(std::move(*parsed.value));
+        }
+    }
+    if (result.errors.empty()) {
+        result.value = std::move(actions);
+    }
+    return result;
+}
+
+PlaybookOutcome load_playbook(const std::string& file, const std::string& source,
+                              const LuaLimits& limits) {
+    PlaybookOutcome outcome;
+    LuaCall call;
+    call.source = source;
+    call.chunk_name = file;
+    call.function = "";
+    const LuaOutcome loaded = run_sandboxed(call, limits);
+    outcome.log = loaded.log;
+    if (loaded.failure) {
+        outcome.failure = std::string(to_string(*loaded.failure));
+        outcome.message = loaded.message;
+        return outcome;
+    }
+    auto info = parse_playbook_info((*loaded.value)["module"]);
+    if (!info) {
+        outcome.failure = "invalid";
+        outcome.message = file + ": " + describe(info.errors);
+        return outcome;
+    }
+    outcome.info = std::move(*info.value);
+    return outcome;
+}
+
+PlaybookOutcome run_playbook(const std::string& file, const std::string& source,
+                             const Incident& incident, const std::vector<Signal>& signals,
+                             TimePoint now, const LuaHostApi& host, const LuaLimits& limits) {
+    PlaybookOutcome outcome = load_playbook(file, source, limits);
+    if (outcome.failure) {
+        return outcome;
+    }
+    outcome.matched = playbook_matches(*outcome.info, incident, signals);
+    if (!outcome.matched) {
+        return outcome;
+    }
+    LuaCall call;
+    call.source = source;
+    call.chunk_name = file;
+    call.function = "propose";
+    call.argument = playbook_incident(incident, signals);
+    call.now = now;
+    call.host = host;
+    const LuaOutcome ran = run_sandboxed(call, limits);
+    outcome.log = ran.log;
+    if (ran.failure) {
+        outcome.failure = std::string(to_string(*ran.failure));
+        outcome.message = ran.message;
+        return outcome;
+    }
+    auto proposals = parse_playbook_proposals((*ran.value)["result"], outcome.info->name);
+    if (!proposals) {
+        outcome.failure = "invalid";
+        outcome.message = file + ": " + describe(proposals.errors);
+        return outcome;
+    }
+    outcome.proposals = std::move(*proposals.value);
+    return outcome;
+}
+
+}  // namespace mitigate

@@ -1,0 +1,79 @@
+// What a playbook is to the runtime: metadata it declares (what it matches, priority,
+// cooldown) and the proposals it returns, both validated into core types with errors
+// that name the playbook and the field. The Lua itself runs in sandbox/lua.
+//
+// A playbook file returns a table:
+//   return {
+//     name = "error-rate-after-deploy", description = "...", priority = 10, cooldown = "15m",
+//     matches = { alerts = {"HighErrorRate"}, labels = {team = "web"},
+//                 services = {"checkout"}, environments = {"prod"} },
+//     propose = function(incident) return { {provider=..., action=..., target=...,
+//                                            parameters={...}, ttl="30m", reason="..."} } end,
+//   }
+// docs/playbooks.md is the authoring guide.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/model.h"
+#include "runtime/core/validation.h"
+#include "sandbox/lua/lua_sandbox.h"
+
+namespace mitigate {
+
+struct PlaybookMatch {
+    std::vector<std::string> alerts;  // alert names; empty: any
+    Labels labels;                    // every one present and equal on the incident
+    std::vector<std::string> services;
+    std::vector<std::string> environments;
+};
+
+struct PlaybookInfo {
+    std::string name;
+    std::string description;
+    PlaybookMatch matches;
+    int priority = 0;  // higher runs first
+    std::optional<Duration> cooldown;
+};
+
+// The incident as a playbook sees it (a plain table): id, title, status, name (of the
+// first alert), service, environment, labels, annotations, alerts[], drill.
+nlohmann::json playbook_incident(const Incident& incident, const std::vector<Signal>& signals);
+
+// Groups signals into the incident a playbook is tested against: labels of the first
+// signal give service and environment.
+Incident incident_from_signals(const std::vector<Signal>& signals, TimePoint now);
+
+bool playbook_matches(const PlaybookInfo& info, const Incident& incident,
+                      const std::vector<Signal>& signals);
+
+Parsed<PlaybookInfo> parse_playbook_info(const nlohmann::json& module);
+// `result` is what propose returned: a list of proposals, or an empty table for none.
+Parsed<std::vector<Action>> parse_playbook_proposals(const nlohmann::json& result,
+                                                     const std::string& playbook_name);
+
+struct PlaybookOutcome {
+    std::optional<PlaybookInfo> info;
+    bool matched = false;
+    std::vector<Action> proposals;
+    std::vector<std::string> log;
+    // Set on failure: a LuaFailure name, or "invalid" for metadata or proposals that do
+    // not validate.
+    std::optional<std::string> failure;
+    std::string message;
+};
+
+// Reads the metadata only (no propose call). For `mitigate playbook check`.
+PlaybookOutcome load_playbook(const std::string& file, const std::string& source,
+                              const LuaLimits& limits = {});
+
+// Reads the metadata, and if the playbook matches, calls propose(incident).
+PlaybookOutcome run_playbook(const std::string& file, const std::string& source,
+                             const Incident& incident, const std::vector<Signal>& signals,
+                             TimePoint now, const LuaHostApi& host, const LuaLimits& limits = {});
+
+}  // namespace mitigate
