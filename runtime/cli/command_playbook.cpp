@@ -11,6 +11,7 @@
 #include "runtime/core/time_format.h"
 #include "runtime/ingest/alertmanager.h"
 #include "runtime/playbook/playbook.h"
+#include "sandbox/worker/lua_worker.h"
 
 namespace mitigate {
 namespace {
@@ -49,7 +50,21 @@ json info_to_json(const PlaybookInfo& info) {
               {"environments", info.matches.environments}}}};
 }
 
+// Playbooks run in a confined worker process, as they will in the runtime: the same
+// binary in its hidden __lua-worker mode. Shared helpers come from the lib/ directory
+// beside the playbooks' directory (scripts/playbooks -> scripts/lib).
+PlaybookEnvironment worker_environment(LuaWorker& worker, const fs::path& playbook_directory) {
+    PlaybookEnvironment environment;
+    environment.evaluate = [&worker](const LuaCall& call, const LuaLimits& limits) {
+        return worker.evaluate(call, limits);
+    };
+    environment.libraries =
+        load_playbook_libraries(fs::absolute(playbook_directory).parent_path() / "lib");
+    return environment;
+}
+
 int run_check(const PlaybookOptions& options) {
+    LuaWorker worker("/proc/self/exe");
     std::vector<fs::path> files;
     for (const auto& path : options.paths) {
         std::error_code error;
@@ -73,7 +88,8 @@ int run_check(const PlaybookOptions& options) {
             outcome.failure = "unreadable";
             outcome.message = file.string() + ": cannot read the file";
         } else {
-            outcome = load_playbook(file.string(), *source);
+            outcome = load_playbook(file.string(), *source,
+                                    worker_environment(worker, file.parent_path()));
         }
         failures += outcome.failure ? 1 : 0;
         if (options.output == OutputFormat::json) {
@@ -163,8 +179,10 @@ int run_test(const PlaybookOptions& options) {
         return std::nullopt;
     };
     const Incident incident = incident_from_signals(signals, now);
+    LuaWorker worker("/proc/self/exe");
     const PlaybookOutcome outcome =
-        run_playbook(options.playbook, *source, incident, signals, now, host);
+        run_playbook(options.playbook, *source, incident, signals, now, host,
+                     worker_environment(worker, fs::path(options.playbook).parent_path()));
     if (outcome.failure) {
         if (options.output == OutputFormat::json) {
             std::cout << json{{"error", *outcome.failure},

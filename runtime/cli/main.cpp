@@ -1,8 +1,11 @@
 // mitigate's command line. Parsing and exit codes live here; each command is in its own
 // command_*.cpp. Exit codes: 0 ok, 1 failure, 2 usage (docs/reference/mitigate.md).
+#include <unistd.h>
+
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -10,9 +13,25 @@
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
 #include "runtime/log/logging.h"
+#include "sandbox/worker/lua_worker.h"
 
 int main(int argc, char** argv) {
     using namespace mitigate;
+    // The hidden worker mode: the runtime starts `mitigate __lua-worker` itself, with the
+    // worker's end of a socketpair as descriptor 3. Not a user command, so not in --help.
+    if (argc >= 2 && std::string_view(argv[1]) == "__lua-worker") {
+        ConfinementPolicy policy;
+        policy.allow_weaker_landlock =
+            argc >= 3 && std::string_view(argv[2]) == "--allow-weaker-landlock";
+        // _exit: nothing after confinement may run exit handlers (a leak checker's ptrace
+        // or a flush to a file would be refused, or kill the process, by the filter).
+        _exit(run_lua_worker(3, policy));
+    }
+    if (argc == 3 && std::string_view(argv[1]) == "__confinement-probe") {
+        const int code = run_confinement_probe(argv[2]);
+        std::fflush(stdout);
+        _exit(code);
+    }
     configure_logging(LogFormat::text, LogLevel::warn);
 
     CLI::App app{

@@ -1,6 +1,8 @@
 #include "runtime/playbook/playbook.h"
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include "runtime/core/ids.h"
 #include "runtime/core/json_reader.h"
@@ -166,14 +168,31 @@ Parsed<std::vector<Action>> parse_playbook_proposals(const json& result_json,
     return result;
 }
 
+std::vector<std::pair<std::string, std::string>> load_playbook_libraries(
+    const std::filesystem::path& directory) {
+    std::vector<std::pair<std::string, std::string>> libraries;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
+        if (entry.is_regular_file() && entry.path().extension() == ".lua") {
+            std::ifstream in(entry.path(), std::ios::binary);
+            std::ostringstream text;
+            text << in.rdbuf();
+            libraries.emplace_back(entry.path().stem().string(), text.str());
+        }
+    }
+    std::sort(libraries.begin(), libraries.end());
+    return libraries;
+}
+
 PlaybookOutcome load_playbook(const std::string& file, const std::string& source,
-                              const LuaLimits& limits) {
+                              const PlaybookEnvironment& environment) {
     PlaybookOutcome outcome;
     LuaCall call;
     call.source = source;
     call.chunk_name = file;
     call.function = "";
-    const LuaOutcome loaded = run_sandboxed(call, limits);
+    call.libraries = environment.libraries;
+    const LuaOutcome loaded = environment.evaluate(call, environment.limits);
     outcome.log = loaded.log;
     if (loaded.failure) {
         outcome.failure = std::string(to_string(*loaded.failure));
@@ -192,8 +211,9 @@ PlaybookOutcome load_playbook(const std::string& file, const std::string& source
 
 PlaybookOutcome run_playbook(const std::string& file, const std::string& source,
                              const Incident& incident, const std::vector<Signal>& signals,
-                             TimePoint now, const LuaHostApi& host, const LuaLimits& limits) {
-    PlaybookOutcome outcome = load_playbook(file, source, limits);
+                             TimePoint now, const LuaHostApi& host,
+                             const PlaybookEnvironment& environment) {
+    PlaybookOutcome outcome = load_playbook(file, source, environment);
     if (outcome.failure) {
         return outcome;
     }
@@ -208,7 +228,8 @@ PlaybookOutcome run_playbook(const std::string& file, const std::string& source,
     call.argument = playbook_incident(incident, signals);
     call.now = now;
     call.host = host;
-    const LuaOutcome ran = run_sandboxed(call, limits);
+    call.libraries = environment.libraries;
+    const LuaOutcome ran = environment.evaluate(call, environment.limits);
     outcome.log = ran.log;
     if (ran.failure) {
         outcome.failure = std::string(to_string(*ran.failure));

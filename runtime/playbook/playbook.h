@@ -13,6 +13,8 @@
 // docs/playbooks.md is the authoring guide.
 #pragma once
 
+#include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,13 +69,28 @@ struct PlaybookOutcome {
     std::string message;
 };
 
+// Where and with what playbooks run.
+struct PlaybookEnvironment {
+    // run_sandboxed in-process, or a LuaWorker's evaluate (a confined process; what the
+    // runtime and the CLI use).
+    std::function<LuaOutcome(const LuaCall&, const LuaLimits&)> evaluate;
+    // scripts/lib/*.lua as {name, source}: lib.<name> in every playbook.
+    std::vector<std::pair<std::string, std::string>> libraries;
+    LuaLimits limits;
+};
+
+// Every *.lua directly in `directory`, named by file stem, sorted. Missing: none.
+std::vector<std::pair<std::string, std::string>> load_playbook_libraries(
+    const std::filesystem::path& directory);
+
 // Reads the metadata only (no propose call). For `mitigate playbook check`.
 PlaybookOutcome load_playbook(const std::string& file, const std::string& source,
-                              const LuaLimits& limits = {});
+                              const PlaybookEnvironment& environment);
 
 // Reads the metadata, and if the playbook matches, calls propose(incident).
 PlaybookOutcome run_playbook(const std::string& file, const std::string& source,
                              const Incident& incident, const std::vector<Signal>& signals,
-                             TimePoint now, const LuaHostApi& host, const LuaLimits& limits = {});
+                             TimePoint now, const LuaHostApi& host,
+                             const PlaybookEnvironment& environment);
 
 }  // namespace mitigate

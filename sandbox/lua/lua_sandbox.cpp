@@ -511,6 +511,7 @@ std::string_view to_string(LuaFailure failure) {
         case LuaFailure::forbidden: return "forbidden";
         case LuaFailure::bad_return: return "bad_return";
         case LuaFailure::output: return "output";
+        case LuaFailure::crashed: return "crashed";
     }
     return "runtime";
 }
@@ -558,10 +559,48 @@ LuaOutcome run_sandboxed(const LuaCall& call, const LuaLimits& limits) {
     context.deadline = SteadyClock::now() + limits.wall_clock;
     lua_sethook(state, count_hook, LUA_MASKCOUNT, hook_interval);
 
+    // Libraries first: each runs like a playbook chunk and its table becomes lib.<name>.
+    // Stack here: [argument, env].
+    int status = LUA_OK;
+    lua_newtable(state);  // [argument, env, lib]
+    lua_pushvalue(state, -1);
+    lua_setfield(state, -3, "lib");
+    for (const auto& [name, library_source] : call.libraries) {
+        const std::string library_chunk = "@lib/" + name + ".lua";
+        status = luaL_loadbufferx(state, library_source.data(), library_source.size(),
+                                  library_chunk.c_str(), "t");
+        if (status == LUA_OK) {
+            lua_pushvalue(state, -3);      // env
+            lua_setupvalue(state, -2, 1);  // the library's _ENV
+            status = lua_pcall(state, 0, 1, 0);
+        }
+        if (status != LUA_OK) {
+            std::string message;
+            copy_error(state, message);
+            fail(status == LUA_ERRSYNTAX ? LuaFailure::syntax
+                 : status == LUA_ERRMEM  ? LuaFailure::memory
+                                         : LuaFailure::runtime,
+                 "library " + name + ": " + message);
+            lua_pop(state, 1);  // the error value
+            break;
+        }
+        if (!lua_istable(state, -1)) {
+            fail(LuaFailure::bad_return, "library " + name + " must return a table");
+            lua_pop(state, 1);
+            break;
+        }
+        lua_setfield(state, -2, name.c_str());  // lib[name] = the table
+    }
+    lua_pop(state, 1);  // [argument, env]
+
     const std::string chunk_name = "@" + call.chunk_name;
-    int status = luaL_loadbufferx(state, call.source.data(), call.source.size(), chunk_name.c_str(),
+    if (!outcome.failure) {
+        status = luaL_loadbufferx(state, call.source.data(), call.source.size(), chunk_name.c_str(),
                                   "t");  // text only, never bytecode
-    if (status != LUA_OK) {
+    }
+    if (outcome.failure) {
+        // A library failed; the playbook does not run.
+    } else if (status != LUA_OK) {
         std::string message;
         copy_error(state, message);
         const bool bytecode = message.find("binary chunk") != std::string::npos;

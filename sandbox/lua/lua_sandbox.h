@@ -50,6 +50,7 @@ enum class LuaFailure {
     forbidden,     // a removed API, bytecode, or a __gc metatable
     bad_return,    // a returned value that cannot be data (function, cycle, too deep...)
     output,        // the returned value is larger than output_bytes
+    crashed,       // the worker process running the sandbox died or had to be killed
 };
 
 std::string_view to_string(LuaFailure failure);
@@ -71,6 +72,9 @@ struct LuaCall {
     nlohmann::json argument = nlohmann::json::object();
     TimePoint now;  // mitigate.now(): frozen for the whole evaluation
     LuaHostApi host;
+    // Shared helpers (scripts/lib/*.lua): each {name, source} chunk runs first, in the same
+    // sandbox and limits, and the table it returns is lib.<name> for the playbook.
+    std::vector<std::pair<std::string, std::string>> libraries;
 };
 
 struct LuaOutcome {

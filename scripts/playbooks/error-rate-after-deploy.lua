@@ -16,13 +16,8 @@ return {
       mitigate.log("no deployment state for", project)
       return {}
     end
-    local current, previous = deployments.production, nil
-    for _, candidate in ipairs(deployments.candidates or {}) do
-      if candidate.uid ~= current.uid and candidate.ready then
-        previous = candidate
-        break
-      end
-    end
+    local current = deployments.production
+    local previous = lib.rollback.previous_ready(current.uid, deployments.candidates)
     local age = deployments.seconds_since_production_deploy or math.huge
     if previous == nil or age > recent_deploy_window then
       mitigate.log("not a recent deploy, or nothing to roll back to")

@@ -12,8 +12,8 @@ return {
     local acl = incident.labels.web_acl or "storefront-acl"
     local waf = mitigate.state("aws", "waf/" .. acl)
     if waf and waf.rate_limit then
-      local limit = math.max(100, waf.rate_limit // 2)
-      if limit < waf.rate_limit then
+      local limit = lib.throttle.tighten(waf.rate_limit, 0.5, 100)
+      if limit then
         proposals[#proposals + 1] = {
           provider = "aws", action = "waf.rate_limit", target = "waf/" .. acl,
           parameters = { rule = waf.rule, limit = limit }, ttl = "30m",

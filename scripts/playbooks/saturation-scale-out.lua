@@ -13,8 +13,8 @@ return {
     local service = incident.labels.ecs_service or incident.service
     local ecs = mitigate.state("aws", "ecs/" .. service)
     if ecs == nil then return {} end
-    local desired = math.min(ecs.desired_count * 2, ecs.desired_count + max_step, ceiling)
-    if desired <= ecs.desired_count then
+    local desired = lib.scale.capped_out(ecs.desired_count, 2, max_step, ceiling)
+    if desired == nil then
       mitigate.log("already at the ceiling", ecs.desired_count)
       return {}
     end

@@ -318,3 +318,30 @@ TEST(LuaSandbox, EachEvaluationStartsFresh) {
 
 }  // namespace
 }  // namespace mitigate
+
+namespace mitigate {
+namespace {
+
+TEST(LuaSandbox, LibrariesRunFirstAndAppearUnderLib) {
+    LuaCall call;
+    call.chunk_name = "uses-lib.lua";
+    call.source = "return { propose = function() return { lib.math2.double(21) } end }";
+    call.libraries = {{"math2", "local m = {} function m.double(x) return x * 2 end return m"}};
+    const LuaOutcome outcome = run_sandboxed(call, small_limits());
+    ASSERT_TRUE(outcome.value) << outcome.message;
+    EXPECT_EQ((*outcome.value)["result"][0], 42);
+
+    call.libraries = {{"broken", "return {"}};
+    const LuaOutcome broken = run_sandboxed(call, small_limits());
+    ASSERT_TRUE(broken.failure);
+    EXPECT_EQ(*broken.failure, LuaFailure::syntax);
+    EXPECT_THAT(broken.message, HasSubstr("library broken: lib/broken.lua:1:"));
+
+    call.libraries = {{"hostile", "while true do end"}};
+    const LuaOutcome hostile = run_sandboxed(call, small_limits());
+    ASSERT_TRUE(hostile.failure);
+    EXPECT_EQ(*hostile.failure, LuaFailure::instructions);
+}
+
+}  // namespace
+}  // namespace mitigate

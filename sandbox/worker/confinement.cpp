@@ -1,0 +1,227 @@
+#include "sandbox/worker/confinement.h"
+
+#include <fcntl.h>
+#include <linux/landlock.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace mitigate {
+namespace {
+
+// Debian 12's kernel headers describe Landlock ABI 1 only. The values below are the
+// kernel's stable UAPI for the later ABIs (Documentation/userspace-api/landlock.rst).
+constexpr std::uint64_t landlock_fs_refer = 1ULL << 13;            // ABI 2
+constexpr std::uint64_t landlock_fs_truncate = 1ULL << 14;         // ABI 3
+constexpr std::uint64_t landlock_fs_ioctl_dev = 1ULL << 15;        // ABI 5
+constexpr std::uint64_t landlock_net_bind_tcp = 1ULL << 0;         // ABI 4
+constexpr std::uint64_t landlock_net_connect_tcp = 1ULL << 1;      // ABI 4
+constexpr std::uint64_t landlock_scope_abstract_unix = 1ULL << 0;  // ABI 6
+constexpr std::uint64_t landlock_scope_signal = 1ULL << 1;         // ABI 6
+
+// struct landlock_ruleset_attr as of ABI 6; the size passed tells the kernel which
+// fields exist.
+struct RulesetAttributes {
+    std::uint64_t handled_access_fs;
+    std::uint64_t handled_access_net;
+    std::uint64_t scoped;
+};
+
+struct PathBeneathAttributes {
+    std::uint64_t allowed_access;
+    std::int32_t parent_fd;
+} __attribute__((packed));
+
+std::string errno_text(const char* what) {
+    return std::string(what) + ": " + std::strerror(errno);
+}
+
+std::string apply_landlock(const ConfinementPolicy& policy, int abi) {
+    std::uint64_t fs = (1ULL << 13) - 1;  // ABI 1: execute ... make_sym
+    if (abi >= 2)
+        fs |= landlock_fs_refer;
+    if (abi >= 3)
+        fs |= landlock_fs_truncate;
+    if (abi >= 5)
+        fs |= landlock_fs_ioctl_dev;
+    RulesetAttributes attributes{fs, 0, 0};
+    std::size_t size = sizeof(std::uint64_t);
+    if (abi >= 4) {
+        attributes.handled_access_net = landlock_net_bind_tcp | landlock_net_connect_tcp;
+        size = 2 * sizeof(std::uint64_t);
+    }
+    if (abi >= 6) {
+        attributes.scoped = landlock_scope_abstract_unix | landlock_scope_signal;
+        size = sizeof(RulesetAttributes);
+    }
+    const int ruleset =
+        static_cast<int>(syscall(SYS_landlock_create_ruleset, &attributes, size, 0));
+    if (ruleset < 0) {
+        return errno_text("landlock_create_ruleset");
+    }
+    const std::uint64_t read_only = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
+    for (const auto& path : policy.read_only_paths) {
+        const int directory = open(path.c_str(), O_PATH | O_CLOEXEC);
+        if (directory < 0) {
+            close(ruleset);
+            return errno_text(("open " + path.string()).c_str());
+        }
+        PathBeneathAttributes rule{read_only, directory};
+        const long added =
+            syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &rule, 0);
+        close(directory);
+        if (added < 0) {
+            close(ruleset);
+            return errno_text("landlock_add_rule");
+        }
+    }
+    // No TCP port rules: with bind and connect handled, every port is refused.
+    const long restricted = syscall(SYS_landlock_restrict_self, ruleset, 0);
+    close(ruleset);
+    return restricted < 0 ? errno_text("landlock_restrict_self") : "";
+}
+
+std::string apply_seccomp() {
+    // Anything not listed fails with EPERM; the calls that only an escape attempt makes
+    // kill the process outright, so the runtime sees SIGSYS rather than a quiet error.
+    scmp_filter_ctx filter = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    if (filter == nullptr) {
+        return "seccomp_init failed";
+    }
+    const int allowed[] = {
+        SCMP_SYS(read),
+        SCMP_SYS(write),
+        SCMP_SYS(readv),
+        SCMP_SYS(writev),
+        SCMP_SYS(close),
+        SCMP_SYS(exit),
+        SCMP_SYS(exit_group),
+        SCMP_SYS(brk),
+        SCMP_SYS(mmap),
+        SCMP_SYS(munmap),
+        SCMP_SYS(mremap),
+        SCMP_SYS(madvise),
+        SCMP_SYS(mprotect),
+        SCMP_SYS(futex),
+        SCMP_SYS(clock_gettime),
+        SCMP_SYS(clock_nanosleep),
+        SCMP_SYS(gettimeofday),
+        SCMP_SYS(nanosleep),
+        SCMP_SYS(rt_sigreturn),
+        SCMP_SYS(rt_sigprocmask),
+        SCMP_SYS(rt_sigaction),
+        SCMP_SYS(sigaltstack),
+        SCMP_SYS(getpid),
+        SCMP_SYS(gettid),
+        SCMP_SYS(tgkill),
+        SCMP_SYS(getrandom),
+        SCMP_SYS(fstat),
+        SCMP_SYS(newfstatat),
+        SCMP_SYS(lseek),
+        SCMP_SYS(poll),
+        SCMP_SYS(ppoll),
+        SCMP_SYS(sendto),
+        SCMP_SYS(recvfrom),
+        SCMP_SYS(sendmsg),
+        SCMP_SYS(recvmsg),
+        SCMP_SYS(sched_yield),
+        SCMP_SYS(restart_syscall),
+        SCMP_SYS(prlimit64),
+        SCMP_SYS(getrusage),
+        SCMP_SYS(sched_getaffinity),
+    };
+    const int fatal[] = {
+        SCMP_SYS(execve),
+        SCMP_SYS(execveat),
+        SCMP_SYS(ptrace),
+        SCMP_SYS(socket),
+        SCMP_SYS(socketpair),
+        SCMP_SYS(connect),
+        SCMP_SYS(bind),
+        SCMP_SYS(listen),
+        SCMP_SYS(accept),
+        SCMP_SYS(accept4),
+        SCMP_SYS(fork),
+        SCMP_SYS(vfork),
+        SCMP_SYS(clone),
+        SCMP_SYS(clone3),
+        SCMP_SYS(process_vm_readv),
+        SCMP_SYS(process_vm_writev),
+    };
+    for (int call : allowed) {
+        if (seccomp_rule_add(filter, SCMP_ACT_ALLOW, call, 0) != 0) {
+            seccomp_release(filter);
+            return "seccomp_rule_add (allow) failed";
+        }
+    }
+    for (int call : fatal) {
+        if (seccomp_rule_add(filter, SCMP_ACT_KILL_PROCESS, call, 0) != 0) {
+            seccomp_release(filter);
+            return "seccomp_rule_add (kill) failed";
+        }
+    }
+    const int loaded = seccomp_load(filter);
+    seccomp_release(filter);
+    return loaded != 0 ? "seccomp_load failed: " + std::string(std::strerror(-loaded)) : "";
+}
+
+void set_limit(int resource, rlim_t value) {
+    const rlimit limit{value, value};
+    setrlimit(resource, &limit);
+}
+
+}  // namespace
+
+int landlock_abi_version() {
+    const long abi =
+        syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    return abi < 0 ? 0 : static_cast<int>(abi);
+}
+
+ConfinementReport confine_this_process(const ConfinementPolicy& policy) {
+    ConfinementReport report;
+    report.landlock_abi = landlock_abi_version();
+    if (report.landlock_abi < policy.minimum_landlock_abi && !policy.allow_weaker_landlock) {
+        report.error = "the kernel offers Landlock ABI " + std::to_string(report.landlock_abi) +
+                       "; workers need at least " + std::to_string(policy.minimum_landlock_abi) +
+                       " (set sandbox.allow_weaker_landlock to run with less, audited)";
+        return report;
+    }
+    // Namespaces: an empty network namespace makes "no network" hold for UDP, netlink and
+    // raw sockets too. Without privileges a user namespace is needed first; either may be
+    // unavailable, which is recorded, not fatal: seccomp and Landlock still hold.
+    if (unshare(CLONE_NEWNET | CLONE_NEWIPC) == 0) {
+        report.namespaces = {"net", "ipc"};
+    } else if (unshare(CLONE_NEWUSER) == 0 && unshare(CLONE_NEWNET | CLONE_NEWIPC) == 0) {
+        report.namespaces = {"user", "net", "ipc"};
+    }
+#if !defined(__SANITIZE_ADDRESS__)
+    set_limit(RLIMIT_AS, policy.address_space_bytes);  // ASan reserves terabytes of shadow
+#endif
+    set_limit(RLIMIT_CORE, 0);
+    set_limit(RLIMIT_FSIZE, 0);
+    set_limit(RLIMIT_NOFILE, 16);
+    set_limit(RLIMIT_NPROC, 0);
+    set_limit(RLIMIT_CPU, static_cast<rlim_t>(policy.cpu_seconds));
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+        report.error = errno_text("PR_SET_NO_NEW_PRIVS");
+        return report;
+    }
+    if (report.landlock_abi > 0) {
+        report.error = apply_landlock(policy, report.landlock_abi);
+        if (!report.error.empty()) {
+            return report;
+        }
+    }
+    report.error = apply_seccomp();
+    report.applied = report.error.empty();
+    return report;
+}
+
+}  // namespace mitigate

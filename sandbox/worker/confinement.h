@@ -1,0 +1,39 @@
+// Confines the calling process before it runs untrusted code, in the order
+// ../shared/reference/sandbox.md gives: new namespaces where the kernel allows, rlimits,
+// no_new_privs, Landlock, and a seccomp allowlist last. Irreversible: call it in a worker
+// process, never in the runtime.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace mitigate {
+
+struct ConfinementPolicy {
+    // Directories the worker may read beneath (a plugin's own directory). Nothing else of
+    // the filesystem is reachable; empty means no filesystem at all (Lua workers: their
+    // code arrives over the socket).
+    std::vector<std::filesystem::path> read_only_paths;
+    std::size_t address_space_bytes = 1u << 30;  // RLIMIT_AS; skipped under ASan
+    int cpu_seconds = 60;                        // RLIMIT_CPU, a backstop to the runtime's kill
+    // Landlock ABI 4 adds TCP bind/connect control, which "no network" relies on. Below it
+    // the worker refuses to start unless the operator allows weaker confinement.
+    int minimum_landlock_abi = 4;
+    bool allow_weaker_landlock = false;
+};
+
+struct ConfinementReport {
+    bool applied = false;
+    std::string error;  // why not, when not applied
+    int landlock_abi = 0;
+    std::vector<std::string> namespaces;  // those that could be created
+};
+
+ConfinementReport confine_this_process(const ConfinementPolicy& policy);
+
+// The Landlock ABI the running kernel offers (0: none).
+int landlock_abi_version();
+
+}  // namespace mitigate

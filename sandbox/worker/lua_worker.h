@@ -1,0 +1,54 @@
+// Lua evaluation in a separate, confined process. The runtime side (LuaWorker) starts
+// `mitigate __lua-worker` over a socketpair, sends one evaluation at a time, answers the
+// script's mitigate.state() calls, and enforces the wall clock from outside: a worker
+// that does not answer in time (a C function that never returns) is killed with SIGKILL
+// and replaced at the next evaluation; the evaluation fails with a typed error.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "sandbox/lua/lua_sandbox.h"
+#include "sandbox/worker/confinement.h"
+
+namespace mitigate {
+
+// The worker side: confines itself, says so, then serves evaluations on `descriptor`
+// until it is closed. Returns the process exit code.
+int run_lua_worker(int descriptor, const ConfinementPolicy& policy);
+
+// `mitigate __confinement-probe ATTEMPT` (read-file, write-file, socket, exec, fork):
+// confines itself as a worker does, then tries that. Exit 0 and the error when refused;
+// socket, exec and fork end the process with SIGSYS.
+int run_confinement_probe(std::string_view attempt);
+
+class LuaWorker {
+  public:
+    // `executable` is the mitigate binary (it has the hidden __lua-worker mode).
+    LuaWorker(std::filesystem::path executable, ConfinementPolicy policy = {});
+    ~LuaWorker();
+    LuaWorker(const LuaWorker&) = delete;
+    LuaWorker& operator=(const LuaWorker&) = delete;
+
+    LuaOutcome evaluate(const LuaCall& call, const LuaLimits& limits = {});
+
+    pid_t pid() const { return pid_; }
+    int starts() const { return starts_; }  // how many processes were started so far
+    const ConfinementReport& confinement() const { return confinement_; }
+
+  private:
+    bool start(std::string& error);
+    void stop();
+
+    std::filesystem::path executable_;
+    ConfinementPolicy policy_;
+    pid_t pid_ = -1;
+    int socket_ = -1;
+    int starts_ = 0;
+    ConfinementReport confinement_;
+};
+
+}  // namespace mitigate

@@ -1,0 +1,175 @@
+// Lua evaluation in a confined worker process: the limits the in-process sandbox cannot
+// enforce (a C function that never returns), crashes, replacement, and proof that the
+// confinement holds on this kernel.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "runtime/core/time_format.h"
+#include "sandbox/worker/frame.h"
+#include "sandbox/worker/lua_worker.h"
+#include "tests/support/child_process.h"
+
+namespace mitigate {
+namespace {
+
+using ::testing::HasSubstr;
+using SteadyClock = std::chrono::steady_clock;
+
+LuaCall playbook_call(const std::string& body) {
+    LuaCall call;
+    call.source = "return { name = 'w', propose = function(incident)\n" + body + "\nend }";
+    call.chunk_name = "worker-test.lua";
+    call.argument = {{"service", "checkout"}};
+    call.now = *parse_rfc3339("2026-11-24T10:00:00Z");
+    return call;
+}
+
+LuaLimits short_limits() {
+    LuaLimits limits;
+    limits.memory_bytes = 8u << 20;
+    limits.instructions = 5'000'000;
+    limits.wall_clock = Duration{300};
+    return limits;
+}
+
+TEST(LuaWorker, EvaluatesInAConfinedProcessWithHostStateRoundTrips) {
+    LuaWorker worker(testing::mitigate_binary());
+    LuaCall call = playbook_call(
+        "local s = mitigate.state('aws', 'ecs/' .. incident.service)\n"
+        "mitigate.log('desired', s.desired)\n"
+        "return { { desired = s.desired * 2, missing = mitigate.state('aws', 'nope') == nil } }");
+    std::vector<std::string> asked;
+    call.host.state = [&](const std::string& provider,
+                          const std::string& target) -> std::optional<nlohmann::json> {
+        asked.push_back(provider + " " + target);
+        if (target == "ecs/checkout") {
+            return nlohmann::json{{"desired", 7}};
+        }
+        return std::nullopt;
+    };
+    const LuaOutcome outcome = worker.evaluate(call, short_limits());
+    ASSERT_TRUE(outcome.value) << outcome.message;
+    EXPECT_EQ((*outcome.value)["result"][0]["desired"], 14);
+    EXPECT_EQ((*outcome.value)["result"][0]["missing"], true);
+    EXPECT_EQ(asked, (std::vector<std::string>{"aws ecs/checkout", "aws nope"}));
+    EXPECT_EQ(outcome.log, std::vector<std::string>{"desired 7"});
+    EXPECT_GT(worker.pid(), 0);
+    EXPECT_TRUE(worker.confinement().applied);
+    EXPECT_GE(worker.confinement().landlock_abi, 4);
+    // The same process serves the next evaluation.
+    const pid_t first = worker.pid();
+    EXPECT_TRUE(worker.evaluate(playbook_call("return {}"), short_limits()).value);
+    EXPECT_EQ(worker.pid(), first);
+    EXPECT_EQ(worker.starts(), 1);
+}
+
+TEST(LuaWorker, CatastrophicPatternInACFunctionIsKilledFromOutside) {
+    // string.find never returns to the Lua hook: only the worker's death stops it.
+    LuaWorker worker(testing::mitigate_binary());
+    const auto start = SteadyClock::now();
+    const LuaOutcome outcome = worker.evaluate(
+        playbook_call("return ('a'):rep(40):find(('a*'):rep(30) .. 'b')"), short_limits());
+    ASSERT_TRUE(outcome.failure);
+    EXPECT_EQ(*outcome.failure, LuaFailure::time) << outcome.message;
+    EXPECT_THAT(outcome.message, HasSubstr("the worker was killed"));
+    EXPECT_LT(SteadyClock::now() - start, std::chrono::seconds(10));
+    EXPECT_EQ(worker.pid(), -1);
+    // A new worker takes the next evaluation.
+    const LuaOutcome next = worker.evaluate(playbook_call("return { ok = true }"), short_limits());
+    ASSERT_TRUE(next.value) << next.message;
+    EXPECT_EQ(worker.starts(), 2);
+}
+
+TEST(LuaWorker, AWorkerThatDiesFailsTheEvaluationCleanlyAndIsReplaced) {
+    LuaWorker worker(testing::mitigate_binary());
+    LuaCall call = playbook_call("return mitigate.state('x', 'y')");
+    call.host.state = [&](const std::string&, const std::string&) -> std::optional<nlohmann::json> {
+        kill(worker.pid(), SIGKILL);  // the worker dies while it waits for the host
+        return nlohmann::json{{"late", true}};
+    };
+    const LuaOutcome outcome = worker.evaluate(call, short_limits());
+    ASSERT_TRUE(outcome.failure);
+    EXPECT_EQ(*outcome.failure, LuaFailure::crashed) << outcome.message;
+    EXPECT_THAT(outcome.message, HasSubstr("signal 9"));
+    EXPECT_TRUE(worker.evaluate(playbook_call("return {}"), short_limits()).value);
+    EXPECT_EQ(worker.starts(), 2);
+}
+
+TEST(LuaWorker, HostileScriptsGetTheirTypedErrorsThroughTheWorker) {
+    LuaWorker worker(testing::mitigate_binary());
+    const std::pair<const char*, LuaFailure> cases[] = {
+        {"while true do end", LuaFailure::instructions},
+        {"return string.rep('x', 1 << 30)", LuaFailure::memory},
+        {"return os.execute('id')", LuaFailure::forbidden},
+        {"local t = {} t.t = t return t", LuaFailure::bad_return},
+    };
+    for (const auto& [body, failure] : cases) {
+        const LuaOutcome outcome = worker.evaluate(playbook_call(body), short_limits());
+        ASSERT_TRUE(outcome.failure) << body;
+        EXPECT_EQ(*outcome.failure, failure) << body << ": " << outcome.message;
+    }
+    EXPECT_EQ(worker.starts(), 1);  // typed failures do not cost the worker its life
+}
+
+TEST(LuaWorker, AMissingExecutableIsAClearFailure) {
+    LuaWorker worker("/nonexistent/mitigate");
+    const LuaOutcome outcome = worker.evaluate(playbook_call("return {}"), short_limits());
+    ASSERT_TRUE(outcome.failure);
+    EXPECT_EQ(*outcome.failure, LuaFailure::crashed);
+    EXPECT_THAT(outcome.message, HasSubstr("did not start"));
+}
+
+// ---- The confinement, probed from inside a confined process ----------------------
+
+testing::ProcessResult probe(const std::string& attempt) {
+    return testing::run_process({testing::mitigate_binary(), "__confinement-probe", attempt});
+}
+
+TEST(Confinement, FilesCannotBeOpenedForReadingOrWriting) {
+    const auto read = probe("read-file");
+    EXPECT_EQ(read.exit_code, 0) << read.out;
+    EXPECT_THAT(read.out, HasSubstr("open /etc/hostname: Operation not permitted"));
+    const auto write = probe("write-file");
+    EXPECT_EQ(write.exit_code, 0) << write.out;
+    EXPECT_THAT(write.out, HasSubstr("Operation not permitted"));
+}
+
+TEST(Confinement, SocketsExecAndForkKillTheProcess) {
+    for (const char* attempt : {"socket", "exec", "fork"}) {
+        const auto result = probe(attempt);
+        EXPECT_EQ(result.exit_code, 128 + SIGSYS) << attempt << ": " << result.out;
+        EXPECT_THAT(result.out, ::testing::Not(HasSubstr("ALLOWED"))) << attempt;
+    }
+}
+
+// ---- Frames ----------------------------------------------------------------------
+
+TEST(Frames, OversizedClosedAndTimedOutFramesAreReported) {
+    int sockets[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sockets), 0);
+    const auto soon = SteadyClock::now() + std::chrono::milliseconds(200);
+    std::string payload;
+    EXPECT_EQ(read_frame(sockets[0], 1024, soon, payload), FrameStatus::timeout);
+    ASSERT_TRUE(write_frame(sockets[1], std::string(2048, 'x')));
+    EXPECT_EQ(read_frame(sockets[0], 1024, SteadyClock::now() + std::chrono::seconds(1), payload),
+              FrameStatus::too_large);
+    close(sockets[1]);
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sockets), 0);
+    ASSERT_TRUE(write_frame(sockets[1], "{\"a\":1}"));
+    EXPECT_EQ(read_frame(sockets[0], 1024, SteadyClock::now() + std::chrono::seconds(1), payload),
+              FrameStatus::ok);
+    EXPECT_EQ(payload, "{\"a\":1}");
+    close(sockets[1]);
+    EXPECT_EQ(read_frame(sockets[0], 1024, SteadyClock::now() + std::chrono::seconds(1), payload),
+              FrameStatus::closed);
+    close(sockets[0]);
+}
+
+}  // namespace
+}  // namespace mitigate
