@@ -1,15 +1,18 @@
 // mitigate demo: the end-to-end path that exists in this build, run for real on the
 // embedded default configuration, printing only what it computed.
 //
-// Today that path is: a recorded alert is parsed and validated as a Signal, grouped into
-// an Incident, answered by a Proposal, recorded as a Mitigation in a fresh store, decided
-// by the policy engine on the default policy set, journaled and audited, then read back
-// from disk and the audit chain verified. Stages that do not exist yet (playbooks,
-// provider plans, approvals, apply/revert) are named as missing, never simulated: with
-// no provider to plan the change, the mitigation ends as failed, with the decision the
-// policy took recorded on it.
+// A recorded Alertmanager webhook is parsed into Signals and grouped into an Incident;
+// every playbook (the configured directory, else the examples compiled into the binary)
+// runs in a confined worker process and the matching ones propose; each proposal becomes
+// a Mitigation in a fresh store and is decided by the policy engine on the default policy
+// set; everything is journaled and audited, read back from disk, and the audit chain is
+// verified. Stages that do not exist yet (provider plans, approvals, apply/revert) are
+// named as missing, never simulated: with no provider plugin to plan a change, each
+// mitigation ends as failed, with the decision the policy took recorded on it.
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -18,8 +21,11 @@
 #include "runtime/config/config.h"
 #include "runtime/core/ids.h"
 #include "runtime/core/time_format.h"
+#include "runtime/ingest/alertmanager.h"
+#include "runtime/playbook/playbook.h"
 #include "runtime/policy/policy_engine.h"
 #include "runtime/store/sqlite_store.h"
+#include "sandbox/worker/lua_worker.h"
 
 namespace mitigate {
 namespace {
@@ -27,26 +33,30 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-// A firing alert as Alertmanager would describe it, in mitigate's signal form.
-constexpr std::string_view recorded_signal = R"json({
-  "id": "sig_demo_checkout_5xx",
-  "source": "alertmanager",
-  "name": "HighErrorRate",
-  "status": "firing",
-  "fingerprint": "c8a4f1e2b7d90356",
-  "labels": {"alertname": "HighErrorRate", "service": "checkout", "environment": "prod",
-             "severity": "page"},
-  "annotations": {"summary": "5xx ratio on checkout above 5% for 5 minutes",
-                  "runbook_url": "https://runbooks.example.invalid/checkout-5xx"},
-  "starts_at": "2026-11-23T03:12:00Z",
-  "ends_at": null,
-  "received_at": "2026-11-23T03:12:04.250Z"
+// What Alertmanager posts when p99 latency on the storefront regresses in prod.
+constexpr std::string_view recorded_webhook = R"json({
+  "version": "4", "groupKey": "{}:{alertname=\"HighLatency\"}", "truncatedAlerts": 0,
+  "status": "firing", "receiver": "mitigate",
+  "groupLabels": {"alertname": "HighLatency"},
+  "commonLabels": {"alertname": "HighLatency", "service": "storefront", "environment": "prod"},
+  "commonAnnotations": {}, "externalURL": "http://alertmanager.example.invalid",
+  "alerts": [{
+    "status": "firing",
+    "labels": {"alertname": "HighLatency", "service": "storefront", "environment": "prod",
+               "severity": "page", "web_acl": "edge"},
+    "annotations": {"summary": "p99 latency on storefront above 2s for 5 minutes",
+                    "runbook_url": "https://runbooks.example.invalid/storefront-latency"},
+    "startsAt": "2026-11-23T03:12:00.000000001Z", "endsAt": "0001-01-01T00:00:00Z",
+    "generatorURL": "http://prometheus.example.invalid/graph", "fingerprint": "c8a4f1e2b7d90356"
+  }]
 })json";
 
 struct DemoOptions {
     std::string database;
     OutputFormat output = OutputFormat::text;
 };
+
+using NamedSources = std::vector<std::pair<std::string, std::string>>;
 
 fs::path fresh_store_path() {
     std::string directory = (fs::temp_directory_path() / "mitigate-demo-XXXXXX").string();
@@ -56,131 +66,192 @@ fs::path fresh_store_path() {
     return fs::path(directory) / "mitigate.db";
 }
 
+NamedSources read_lua_directory(const fs::path& directory) {
+    NamedSources files;
+    for (const auto& entry : fs::directory_iterator(directory)) {
+        if (entry.is_regular_file() && entry.path().extension() == ".lua") {
+            std::ifstream in(entry.path(), std::ios::binary);
+            std::ostringstream text;
+            text << in.rdbuf();
+            files.emplace_back(entry.path().string(), text.str());
+        }
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+struct DemoMitigation {
+    std::string playbook;
+    Mitigation stored;
+    std::vector<JournalEntry> journal;
+};
+
 int run_demo(const GlobalOptions& global, const DemoOptions& options) {
     const auto config = load_config_for_command(global);
     if (!config) {
         return exit_failure;
     }
     SystemClock clock;
-    std::string policy_source;
+    const TimePoint now = clock.now();
     spdlog::info("demo: configuration from {}", config->source);
 
-    // 1. Signal: parse and validate the recorded alert.
-    auto signal = parse_signal(json::parse(recorded_signal));
-    if (!signal) {
-        throw std::logic_error("the embedded demo signal is invalid:\n" + describe(signal.errors));
+    // 1. Signals: the recorded webhook, parsed exactly as the API will parse it.
+    auto signals = parse_alertmanager_webhook(json::parse(recorded_webhook), now);
+    if (!signals) {
+        throw std::logic_error("the embedded demo webhook is invalid:\n" +
+                               describe(signals.errors));
     }
-    // 2. Incident: one signal, grouped by its fingerprint.
-    Incident incident;
-    incident.id = new_id("inc", clock.now());
-    incident.group_key = signal->fingerprint;
-    incident.title = signal->annotations.at("summary");
-    incident.service = signal->labels.at("service");
-    incident.environment = signal->labels.at("environment");
-    incident.labels = signal->labels;
-    incident.signal_ids = {signal->id};
-    incident.opened_at = clock.now();
+    // 2. Incident.
+    const Incident incident = incident_from_signals(*signals, now);
 
-    // 3. Proposal: what a playbook for this alert would ask for. Made here by hand, and
-    //    recorded as such, because the playbook engine is not in this build.
-    Proposal proposal;
-    proposal.id = new_id("prop", clock.now());
-    proposal.incident_id = incident.id;
-    proposal.proposed_by = "demo";
-    proposal.action.provider = "flags";
-    proposal.action.action = "flag.set";
-    proposal.action.target = "checkout-new-payment-flow";
-    proposal.action.parameters = {{"variant", "off"}};
-    proposal.action.ttl = parse_duration("30m");
-    proposal.action.reason = "turn off the new payment flow while " + incident.title;
-    proposal.created_at = clock.now();
-    // Validate it exactly as a proposal arriving over the API would be.
-    value_or_throw(parse_proposal(json(proposal)), "demo proposal");
-
-    // 4. Record it in a store on disk.
-    const fs::path store_path =
-        options.database.empty() ? fresh_store_path() : fs::path(options.database);
-    auto store = open_sqlite_store(store_path);
-    Mitigation mitigation;
-    mitigation.id = new_id("mit", clock.now());
-    mitigation.proposal = proposal;
-    mitigation.created_at = mitigation.updated_at = clock.now();
-    store->create_mitigation(mitigation, "demo", "proposed for incident " + incident.id);
-
-    // 5. Decide with the real policy engine: the configured policy directory if it
-    //    exists, else the default policy set compiled into this binary. No provider
-    //    plugin exists yet to plan the change, so the policy sees no plan (rules that need
-    //    one do not match) and, after the decision, the mitigation cannot go further.
-    const fs::path policy_directory = config->directories.policies;
+    // 3. Playbooks, each in a confined worker process.
     std::error_code ignored;
-    const bool use_directory = fs::is_directory(policy_directory, ignored);
-    PolicyLoad policies = use_directory ? load_policy_directory(policy_directory)
-                                        : load_policy_files(embedded_default_policies());
+    const bool playbook_directory = fs::is_directory(config->directories.playbooks, ignored);
+    const NamedSources playbooks = playbook_directory
+                                       ? read_lua_directory(config->directories.playbooks)
+                                       : embedded_example_playbooks();
+    const std::string playbook_source = playbook_directory
+                                            ? config->directories.playbooks.string()
+                                            : "the examples compiled into this binary";
+    PlaybookEnvironment environment;
+    LuaWorker worker("/proc/self/exe");
+    environment.evaluate = [&worker](const LuaCall& call, const LuaLimits& limits) {
+        return worker.evaluate(call, limits);
+    };
+    const fs::path library_directory = config->directories.playbooks.parent_path() / "lib";
+    if (playbook_directory && fs::is_directory(library_directory, ignored)) {
+        environment.libraries = load_playbook_libraries(library_directory);
+    } else {
+        for (auto [name, source] : embedded_playbook_libraries()) {
+            environment.libraries.emplace_back(fs::path(name).stem().string(), std::move(source));
+        }
+    }
+    LuaHostApi host;  // no provider plugins yet: every state() answer is nil
+    host.state = [](const std::string&, const std::string&) { return std::optional<json>(); };
+    json playbook_report = json::array();
+    std::vector<std::pair<std::string, Action>> proposals;
+    for (const auto& [file, source] : playbooks) {
+        const PlaybookOutcome outcome =
+            run_playbook(file, source, incident, *signals, now, host, environment);
+        playbook_report.push_back(
+            {{"file", fs::path(file).filename().string()},
+             {"playbook", outcome.info ? json(outcome.info->name) : json(nullptr)},
+             {"matched", outcome.matched},
+             {"proposals", outcome.proposals.size()},
+             {"error",
+              outcome.failure ? json(*outcome.failure + ": " + outcome.message) : json(nullptr)}});
+        for (const Action& action : outcome.proposals) {
+            proposals.emplace_back(outcome.info->name, action);
+        }
+    }
+
+    // 4. The policy set: the configured directory, else the default compiled in.
+    const bool policy_directory = fs::is_directory(config->directories.policies, ignored);
+    PolicyLoad policies = policy_directory ? load_policy_directory(config->directories.policies)
+                                           : load_policy_files(embedded_default_policies());
     if (!policies.policy_set) {
         for (const auto& error : policies.errors) {
             std::cerr << error.to_string() << "\n";
         }
         return exit_failure;
     }
-    policy_source = use_directory ? policy_directory.string() : "the embedded default policy";
-    PolicyInput policy_input;
-    policy_input.action = proposal.action;
-    policy_input.proposed_by = proposal.proposed_by;
-    policy_input.environment = incident.environment;
-    policy_input.service = incident.service;
-    policy_input.labels = incident.labels;
-    const Decision decision =
-        evaluate_policy(*policies.policy_set, policy_input, PolicyHistory{}, clock.now());
-    Mitigation decided = mitigation;
-    decided.decision = decision;
-    std::string reason = decision.summary;
-    if (decision.effect == DecisionEffect::deny) {
-        decided.state = MitigationState::denied;
-    } else {
-        decided.state = MitigationState::failed;
-        reason = "cannot plan: no provider plugin \"" + proposal.action.provider +
-                 "\" in this build (policy said: " + decision.summary + ")";
+    const std::string policy_source = policy_directory
+                                          ? config->directories.policies.string()
+                                          : "the default policy compiled into this binary";
+
+    // 5. Each proposal: a mitigation in the store, decided, and stopped where the build
+    //    ends (no provider plugin can plan it yet).
+    const fs::path store_path =
+        options.database.empty() ? fresh_store_path() : fs::path(options.database);
+    std::vector<std::string> mitigation_ids;
+    {
+        auto store = open_sqlite_store(store_path);
+        for (const auto& [playbook, action] : proposals) {
+            Mitigation mitigation;
+            mitigation.id = new_id("mit", now);
+            mitigation.proposal.id = new_id("prop", now);
+            mitigation.proposal.incident_id = incident.id;
+            mitigation.proposal.playbook = playbook;
+            mitigation.proposal.proposed_by = "playbook:" + playbook;
+            mitigation.proposal.action = action;
+            mitigation.proposal.created_at = now;
+            mitigation.created_at = mitigation.updated_at = now;
+            store->create_mitigation(mitigation, "playbook:" + playbook,
+                                     "proposed for incident " + incident.id);
+            PolicyInput input;
+            input.action = action;
+            input.playbook = playbook;
+            input.proposed_by = mitigation.proposal.proposed_by;
+            input.environment = incident.environment;
+            input.service = incident.service;
+            input.labels = incident.labels;
+            const Decision decision =
+                evaluate_policy(*policies.policy_set, input, PolicyHistory{}, clock.now());
+            Mitigation decided = mitigation;
+            decided.decision = decision;
+            std::string reason = decision.summary;
+            if (decision.effect == DecisionEffect::deny) {
+                decided.state = MitigationState::denied;
+            } else {
+                decided.state = MitigationState::failed;
+                reason = "cannot plan: no provider plugin \"" + action.provider +
+                         "\" in this build (policy said: " + decision.summary + ")";
+            }
+            const TransitionResult result = store->transition(
+                {decided,
+                 mitigation.version,
+                 clock.now(),
+                 "runtime",
+                 reason,
+                 {{"effect", to_string(decision.effect)}, {"policy_hash", decision.policy_hash}}});
+            if (result.outcome != TransitionOutcome::done) {
+                throw std::runtime_error("demo transition refused: " + result.message);
+            }
+            mitigation_ids.push_back(mitigation.id);
+        }
     }
-    const TransitionResult result = store->transition(
-        {decided,
-         mitigation.version,
-         clock.now(),
-         "runtime",
-         reason,
-         {{"effect", to_string(decision.effect)}, {"policy_hash", decision.policy_hash}}});
-    if (result.outcome != TransitionOutcome::done) {
-        throw std::runtime_error("demo transition refused: " + result.message);
-    }
-    store.reset();
 
     // 6. Read everything back from disk, read-only, as `mitigate audit verify` would.
     SqliteStoreOptions read_only;
     read_only.read_only = true;
     auto reader = open_sqlite_store(store_path, read_only);
-    const auto stored = reader->find_mitigation(mitigation.id);
-    const auto journal = reader->journal(mitigation.id);
+    std::vector<DemoMitigation> results;
+    for (std::size_t i = 0; i < mitigation_ids.size(); ++i) {
+        auto stored = reader->find_mitigation(mitigation_ids[i]);
+        if (!stored) {
+            throw std::runtime_error("mitigation " + mitigation_ids[i] +
+                                     " was not found after writing it");
+        }
+        results.push_back(
+            {proposals[i].first, std::move(*stored), reader->journal(mitigation_ids[i])});
+    }
     const AuditChainVerifier chain = reader->verify_audit_chain();
-    if (!stored) {
-        throw std::runtime_error("the mitigation was not found after writing it");
-    }
+    const std::vector<std::string> missing = {"provider plans", "approvals", "apply/verify/revert"};
 
-    json journal_json = json::array();
-    for (const auto& entry : journal) {
-        journal_json.push_back({{"version", entry.version},
-                                {"from", entry.from ? json(to_string(*entry.from)) : json(nullptr)},
-                                {"to", to_string(entry.to)},
-                                {"actor", entry.actor},
-                                {"reason", entry.reason}});
-    }
-    const std::vector<std::string> missing = {"playbooks", "provider plans", "approvals",
-                                              "apply/verify/revert"};
     if (options.output == OutputFormat::json) {
+        json mitigations = json::array();
+        for (const auto& result : results) {
+            json journal = json::array();
+            for (const auto& entry : result.journal) {
+                journal.push_back(
+                    {{"version", entry.version},
+                     {"from", entry.from ? json(to_string(*entry.from)) : json(nullptr)},
+                     {"to", to_string(entry.to)},
+                     {"actor", entry.actor},
+                     {"reason", entry.reason}});
+            }
+            mitigations.push_back({{"mitigation", result.stored}, {"journal", journal}});
+        }
         std::cout << json{{"store", store_path.string()},
-                          {"signal", *signal},
+                          {"signals", *signals},
                           {"incident", incident},
-                          {"mitigation", *stored},
-                          {"journal", journal_json},
+                          {"playbooks", playbook_report},
+                          {"playbook_source", playbook_source},
+                          {"worker",
+                           {{"landlock_abi", worker.confinement().landlock_abi},
+                            {"namespaces", worker.confinement().namespaces}}},
                           {"policy", policy_source},
+                          {"mitigations", mitigations},
                           {"audit",
                            {{"intact", chain.intact()},
                             {"records", chain.records()},
@@ -189,39 +260,58 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
                           {"not_in_this_build", missing}}
                          .dump(2)
                   << "\n";
-    } else {
-        const Action& action = stored->proposal.action;
-        std::cout << "mitigate demo, on " << config->source << " configuration\n"
-                  << "  signal      " << signal->name << " " << to_string(signal->status) << " for "
-                  << incident.service << " (" << incident.environment << "), fingerprint "
-                  << signal->fingerprint << "\n"
-                  << "  incident    " << incident.id << ": " << incident.title << "\n"
-                  << "  proposal    " << action.provider << " " << action.action << " "
+        return chain.intact() ? exit_ok : exit_failure;
+    }
+    const Signal& signal = signals->front();
+    std::cout << "mitigate demo, on " << config->source << " configuration\n"
+              << "  signal      Alertmanager webhook: " << signal.name << " "
+              << to_string(signal.status) << " for " << incident.service << " ("
+              << incident.environment << "), fingerprint " << signal.fingerprint << "\n"
+              << "  incident    " << incident.id << ": " << incident.title << "\n"
+              << "  playbooks   " << playbooks.size() << " from " << playbook_source
+              << ", each in a confined worker (Landlock ABI " << worker.confinement().landlock_abi
+              << ", seccomp, no network)\n";
+    for (const auto& entry : playbook_report) {
+        std::cout << "                " << entry["file"].get<std::string>() << ": "
+                  << (!entry["error"].is_null() ? entry["error"].get<std::string>()
+                      : entry["matched"].get<bool>()
+                          ? std::to_string(entry["proposals"].get<std::size_t>()) + " proposal(s)"
+                          : std::string("does not match"))
+                  << "\n";
+    }
+    std::cout << "  policy      " << policy_source << ", hash "
+              << policies.policy_set->hash.substr(0, 16) << "...\n";
+    for (const auto& result : results) {
+        const Action& action = result.stored.proposal.action;
+        std::cout << "  proposal    " << action.provider << " " << action.action << " "
                   << action.target << " " << action.parameters.dump() << ", ttl "
-                  << format_duration(*action.ttl) << "\n"
-                  << "  decision    " << to_string(stored->decision->effect) << ": "
-                  << stored->decision->summary << "\n"
-                  << "  policy      " << policy_source << ", hash " << stored->decision->policy_hash
-                  << "\n"
-                  << "  mitigation  " << stored->id << " is " << to_string(stored->state)
-                  << " at version " << stored->version << "\n";
-        for (const auto& entry : journal) {
-            std::cout << "  journal     v" << entry.version << " "
+                  << (action.ttl ? format_duration(*action.ttl) : "none") << " (playbook "
+                  << result.playbook << ")\n"
+                  << "    decision  " << to_string(result.stored.decision->effect) << ": "
+                  << result.stored.decision->summary << "\n"
+                  << "    mitigation " << result.stored.id << " is "
+                  << to_string(result.stored.state) << " at version " << result.stored.version
+                  << "\n";
+        for (const auto& entry : result.journal) {
+            std::cout << "    journal   v" << entry.version << " "
                       << (entry.from ? std::string(to_string(*entry.from)) : "(new)") << " -> "
                       << to_string(entry.to) << " by " << entry.actor << ": " << entry.reason
                       << "\n";
         }
-        std::cout << "  audit       " << chain.records() << " records, chain "
-                  << (chain.intact() ? "intact" : "BROKEN: " + chain.problem()) << ", head "
-                  << chain.head().sequence << ":" << chain.head().hash << "\n"
-                  << "  store       " << store_path.string() << "\n"
-                  << "  not in this build yet: ";
-        for (std::size_t i = 0; i < missing.size(); ++i) {
-            std::cout << (i == 0 ? "" : ", ") << missing[i];
-        }
-        std::cout << "\nNothing was applied anywhere. Try: mitigate audit verify --db "
-                  << store_path.string() << "\n";
     }
+    if (results.empty()) {
+        std::cout << "  proposals   none: no playbook proposed anything for this incident\n";
+    }
+    std::cout << "  audit       " << chain.records() << " records, chain "
+              << (chain.intact() ? "intact" : "BROKEN: " + chain.problem()) << ", head "
+              << chain.head().sequence << ":" << chain.head().hash << "\n"
+              << "  store       " << store_path.string() << "\n"
+              << "  not in this build yet: ";
+    for (std::size_t i = 0; i < missing.size(); ++i) {
+        std::cout << (i == 0 ? "" : ", ") << missing[i];
+    }
+    std::cout << "\nNothing was applied anywhere. Try: mitigate audit verify --db "
+              << store_path.string() << "\n";
     return chain.intact() ? exit_ok : exit_failure;
 }
 
@@ -231,8 +321,9 @@ void register_demo_command(CLI::App& app, const GlobalOptions& global, int& exit
     auto options = std::make_shared<DemoOptions>();
     CLI::App* demo = app.add_subcommand(
         "demo",
-        "Run the end-to-end path that exists in this build on a recorded alert, against a\n"
-        "fresh store, and print what it computed. Changes nothing outside that store.");
+        "Run the end-to-end path that exists in this build on a recorded Alertmanager alert:\n"
+        "playbooks in confined workers, the policy engine, a fresh store and its audit chain.\n"
+        "Prints what it computed. Changes nothing outside that store.");
     demo->add_option("--db", options->database,
                      "Store file to use (default: a new file in a new temporary directory)");
     add_output_option(*demo, options->output);

@@ -83,6 +83,11 @@ struct PlaybookEnvironment {
 std::vector<std::pair<std::string, std::string>> load_playbook_libraries(
     const std::filesystem::path& directory);
 
+// scripts/playbooks/*.lua and scripts/lib/*.lua as compiled into the binary
+// ({file name, source}), for the demo when no playbook directory is configured.
+std::vector<std::pair<std::string, std::string>> embedded_example_playbooks();
+std::vector<std::pair<std::string, std::string>> embedded_playbook_libraries();
+
 // Reads the metadata only (no propose call). For `mitigate playbook check`.
 PlaybookOutcome load_playbook(const std::string& file, const std::string& source,
                               const PlaybookEnvironment& environment);

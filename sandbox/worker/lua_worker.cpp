@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 
 #include "runtime/core/time_format.h"
 #include "sandbox/worker/frame.h"
@@ -166,6 +167,19 @@ bool LuaWorker::start(std::string& error) {
         argv.push_back(argument.data());
     }
     argv.push_back(nullptr);
+    // The worker gets an empty environment: the runtime's holds secrets (env: references)
+    // and a worker must never have them, not even in memory. Only sanitizer settings pass.
+    std::vector<std::string> environment;
+    for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
+        if (const char* value = std::getenv(name)) {
+            environment.push_back(std::string(name) + "=" + value);
+        }
+    }
+    std::vector<char*> envp;
+    for (auto& entry : environment) {
+        envp.push_back(entry.data());
+    }
+    envp.push_back(nullptr);
     const pid_t child = fork();
     if (child < 0) {
         close(sockets[0]);
@@ -180,7 +194,7 @@ bool LuaWorker::start(std::string& error) {
             _exit(126);
         }
         close_range(4, ~0U, 0);
-        execv(argv[0], argv.data());
+        execve(argv[0], argv.data(), envp.data());
         _exit(127);
     }
     close(sockets[1]);

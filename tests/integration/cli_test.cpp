@@ -286,15 +286,24 @@ TEST(CliDemo, RunsTheExistingPathAndLeavesAVerifiableStore) {
     const ProcessResult result = mitigate({"demo", "--db", path.string(), "--output", "json"});
     ASSERT_EQ(result.exit_code, 0) << result.err;
     const auto report = nlohmann::json::parse(result.out);
+    // The recorded Alertmanager alert went through every shipped playbook in a confined
+    // worker; only latency-throttle matched, and without provider state it proposes the
+    // kill switch alone.
+    EXPECT_EQ(report["signals"][0]["name"], "HighLatency");
+    EXPECT_EQ(report["playbooks"].size(), 4u);
+    EXPECT_GE(report["worker"]["landlock_abi"], 4);
+    ASSERT_EQ(report["mitigations"].size(), 1u);
+    const auto& mitigation = report["mitigations"][0]["mitigation"];
+    EXPECT_EQ(mitigation["proposal"]["playbook"], "latency-throttle");
+    EXPECT_EQ(mitigation["proposal"]["action"]["target"], "expensive-recommendations");
     // The real policy engine decided on the default policy: prod needs two approvals. No
     // provider exists to plan the change, so the mitigation could go no further.
-    EXPECT_EQ(report["mitigation"]["decision"]["effect"], "require_approval");
-    EXPECT_EQ(report["mitigation"]["decision"]["approvals_required"], 2);
-    EXPECT_EQ(report["mitigation"]["decision"]["approver_groups"],
-              nlohmann::json::array({"sre-oncall"}));
-    EXPECT_EQ(report["mitigation"]["state"], "failed");
-    EXPECT_THAT(report["journal"][1]["reason"].get<std::string>(), HasSubstr("cannot plan"));
-    EXPECT_EQ(report["journal"].size(), 2u);
+    EXPECT_EQ(mitigation["decision"]["effect"], "require_approval");
+    EXPECT_EQ(mitigation["decision"]["approvals_required"], 2);
+    EXPECT_EQ(mitigation["decision"]["approver_groups"], nlohmann::json::array({"sre-oncall"}));
+    EXPECT_EQ(mitigation["state"], "failed");
+    EXPECT_THAT(report["mitigations"][0]["journal"][1]["reason"].get<std::string>(),
+                HasSubstr("cannot plan"));
     EXPECT_EQ(report["audit"]["intact"], true);
     EXPECT_EQ(report["audit"]["records"], 2);
     // What the demo printed is what is on disk.

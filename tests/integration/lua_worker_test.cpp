@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 
 #include "runtime/core/time_format.h"
 #include "sandbox/worker/frame.h"
@@ -115,6 +117,21 @@ TEST(LuaWorker, HostileScriptsGetTheirTypedErrorsThroughTheWorker) {
         EXPECT_EQ(*outcome.failure, failure) << body << ": " << outcome.message;
     }
     EXPECT_EQ(worker.starts(), 1);  // typed failures do not cost the worker its life
+}
+
+TEST(LuaWorker, TheWorkerHasNoneOfTheRuntimesEnvironment) {
+    // The runtime's environment holds secrets (env: references); a worker must not.
+    ::setenv("MITIGATE_TEST_WORKER_SECRET", "worker-secret-5f3a9c", 1);
+    LuaWorker worker(testing::mitigate_binary());
+    ASSERT_TRUE(worker.evaluate(playbook_call("return {}"), short_limits()).value);
+    std::ifstream environ_file("/proc/" + std::to_string(worker.pid()) + "/environ",
+                               std::ios::binary);
+    ASSERT_TRUE(environ_file.good());
+    const std::string environment((std::istreambuf_iterator<char>(environ_file)),
+                                  std::istreambuf_iterator<char>());
+    EXPECT_EQ(environment.find("worker-secret-5f3a9c"), std::string::npos);
+    EXPECT_EQ(environment.find("PATH="), std::string::npos);
+    ::unsetenv("MITIGATE_TEST_WORKER_SECRET");
 }
 
 TEST(LuaWorker, AMissingExecutableIsAClearFailure) {
