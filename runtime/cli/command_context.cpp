@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "runtime/config/config.h"
+#include "runtime/core/time_format.h"
 #include "runtime/log/logging.h"
 
 namespace mitigate {
@@ -32,6 +33,17 @@ std::optional<Config> load_config_for_command(const GlobalOptions& options) {
     }
     configure_logging(log.format, log.level);
     return std::move(load.config);
+}
+
+std::optional<TimePoint> parse_now_option(const std::string& text) {
+    if (text.empty()) {
+        return SystemClock().now();
+    }
+    const auto parsed = parse_rfc3339(text);
+    if (!parsed) {
+        std::cerr << "mitigate: --now must be an RFC 3339 time such as 2026-11-23T10:00:00Z\n";
+    }
+    return parsed;
 }
 
 void add_output_option(CLI::App& command, OutputFormat& format) {

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "runtime/core/clock.h"
+
 namespace CLI {
 class App;
 }
@@ -32,6 +34,10 @@ struct GlobalOptions {
 // Loads --config (or the embedded default) and configures logging from it and the
 // flags. Prints every configuration error to stderr and returns nullopt on failure.
 std::optional<Config> load_config_for_command(const GlobalOptions& options);
+
+// --now TIME for commands that replay a moment: the current time when `text` is empty.
+// Prints the error and returns nullopt when it is not RFC 3339 (callers exit 2).
+std::optional<TimePoint> parse_now_option(const std::string& text);
 
 // Adds "--output text|json".
 void add_output_option(CLI::App& command, OutputFormat& format);

@@ -10,9 +10,7 @@
 // named as missing, never simulated: with no provider plugin to plan a change, each
 // mitigation ends as failed, with the decision the policy took recorded on it.
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
@@ -66,20 +64,6 @@ fs::path fresh_store_path() {
     return fs::path(directory) / "mitigate.db";
 }
 
-NamedSources read_lua_directory(const fs::path& directory) {
-    NamedSources files;
-    for (const auto& entry : fs::directory_iterator(directory)) {
-        if (entry.is_regular_file() && entry.path().extension() == ".lua") {
-            std::ifstream in(entry.path(), std::ios::binary);
-            std::ostringstream text;
-            text << in.rdbuf();
-            files.emplace_back(entry.path().string(), text.str());
-        }
-    }
-    std::sort(files.begin(), files.end());
-    return files;
-}
-
 struct DemoMitigation {
     std::string playbook;
     Mitigation stored;
@@ -108,7 +92,7 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
     std::error_code ignored;
     const bool playbook_directory = fs::is_directory(config->directories.playbooks, ignored);
     const NamedSources playbooks = playbook_directory
-                                       ? read_lua_directory(config->directories.playbooks)
+                                       ? read_lua_files(config->directories.playbooks)
                                        : embedded_example_playbooks();
     const std::string playbook_source = playbook_directory
                                             ? config->directories.playbooks.string()

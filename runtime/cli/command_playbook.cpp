@@ -116,15 +116,11 @@ int run_check(const PlaybookOptions& options) {
 }
 
 int run_test(const PlaybookOptions& options) {
-    TimePoint now = SystemClock().now();
-    if (!options.now.empty()) {
-        const auto parsed = parse_rfc3339(options.now);
-        if (!parsed) {
-            std::cerr << "mitigate: --now must be an RFC 3339 time such as 2026-11-23T10:00:00Z\n";
-            return exit_usage;
-        }
-        now = *parsed;
+    const auto now_option = parse_now_option(options.now);
+    if (!now_option) {
+        return exit_usage;
     }
+    const TimePoint now = *now_option;
     const auto source = read_text(options.playbook);
     if (!source) {
         std::cerr << options.playbook << ": cannot read the file\n";

@@ -88,15 +88,11 @@ int run_check(const GlobalOptions& global, const PolicyOptions& options) {
 }
 
 int run_eval(const GlobalOptions& global, const PolicyOptions& options) {
-    TimePoint now = SystemClock().now();
-    if (!options.now.empty()) {
-        const auto parsed = parse_rfc3339(options.now);
-        if (!parsed) {
-            std::cerr << "mitigate: --now must be an RFC 3339 time such as 2026-11-23T10:00:00Z\n";
-            return exit_usage;
-        }
-        now = *parsed;
+    const auto now_option = parse_now_option(options.now);
+    if (!now_option) {
+        return exit_usage;
     }
+    const TimePoint now = *now_option;
     fs::path directory;
     const auto set = load_or_report(global, options, directory);
     if (!set) {

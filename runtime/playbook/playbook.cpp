@@ -168,19 +168,28 @@ Parsed<std::vector<Action>> parse_playbook_proposals(const json& result_json,
     return result;
 }
 
-std::vector<std::pair<std::string, std::string>> load_playbook_libraries(
+std::vector<std::pair<std::string, std::string>> read_lua_files(
     const std::filesystem::path& directory) {
-    std::vector<std::pair<std::string, std::string>> libraries;
+    std::vector<std::pair<std::string, std::string>> files;
     std::error_code error;
     for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
         if (entry.is_regular_file() && entry.path().extension() == ".lua") {
             std::ifstream in(entry.path(), std::ios::binary);
             std::ostringstream text;
             text << in.rdbuf();
-            libraries.emplace_back(entry.path().stem().string(), text.str());
+            files.emplace_back(entry.path().string(), text.str());
         }
     }
-    std::sort(libraries.begin(), libraries.end());
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+std::vector<std::pair<std::string, std::string>> load_playbook_libraries(
+    const std::filesystem::path& directory) {
+    auto libraries = read_lua_files(directory);
+    for (auto& [name, source] : libraries) {
+        name = std::filesystem::path(name).stem().string();
+    }
     return libraries;
 }
 

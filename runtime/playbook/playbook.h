@@ -79,7 +79,11 @@ struct PlaybookEnvironment {
     LuaLimits limits;
 };
 
-// Every *.lua directly in `directory`, named by file stem, sorted. Missing: none.
+// Every *.lua directly in `directory` as {path, source}, sorted. Missing directory: none.
+std::vector<std::pair<std::string, std::string>> read_lua_files(
+    const std::filesystem::path& directory);
+
+// read_lua_files, named by file stem: what PlaybookEnvironment::libraries takes.
 std::vector<std::pair<std::string, std::string>> load_playbook_libraries(
     const std::filesystem::path& directory);
 
