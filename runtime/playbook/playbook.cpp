@@ -152,11 +152,10 @@ Parsed<std::vector<Action>> parse_playbook_proposals(const json& result_json,
         return result;
     }
     for (std::size_t i = 0; i < result_json.size(); ++i) {
-        json proposal = result_json[i];
         // `parameters = {}` in Lua is an empty table, which reads as {} already; a list of
         // parameters is an author's mistake and is reported by parse_action.
         auto parsed =
-            parse_action(proposal, playbook_name + ".proposals[" + std::to_string(i) + "]");
+            parse_action(result_json[i], playbook_name + ".proposals[" + std::to_string(i) + "]");
         result.errors.insert(result.errors.end(), parsed.errors.begin(), parsed.errors.end());
         if (parsed) {
             actions.push_back(std::move(*parsed.value));

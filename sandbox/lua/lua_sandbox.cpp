@@ -527,8 +527,10 @@ LuaOutcome run_sandboxed(const LuaCall& call, const LuaLimits& limits) {
         outcome.message = "cannot create a Lua state";
         return outcome;
     }
+    // The extra space of every thread holds a pointer to this evaluation's Context.
     Context* pointer = &context;
-    std::memcpy(lua_getextraspace(state), &pointer, sizeof pointer);
+    std::memcpy(lua_getextraspace(state), &pointer,
+                sizeof(Context*));  // NOLINT(bugprone-sizeof-expression)
 
     auto fail = [&](LuaFailure failure, std::string message) {
         // A limit reached anywhere decides the type, even if the script caught the error.

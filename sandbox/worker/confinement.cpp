@@ -44,12 +44,15 @@ std::string errno_text(const char* what) {
 
 std::string apply_landlock(const ConfinementPolicy& policy, int abi) {
     std::uint64_t fs = (1ULL << 13) - 1;  // ABI 1: execute ... make_sym
-    if (abi >= 2)
+    if (abi >= 2) {
         fs |= landlock_fs_refer;
-    if (abi >= 3)
+    }
+    if (abi >= 3) {
         fs |= landlock_fs_truncate;
-    if (abi >= 5)
+    }
+    if (abi >= 5) {
         fs |= landlock_fs_ioctl_dev;
+    }
     RulesetAttributes attributes{fs, 0, 0};
     std::size_t size = sizeof(std::uint64_t);
     if (abi >= 4) {
