@@ -151,6 +151,24 @@ void LuaWorker::stop() {
     }
 }
 
+// After the socket failed: closes it, collects the worker's exit status (killing it first
+// if it is somehow still running: a worker the runtime cannot talk to is not trusted) and
+// says how it ended, " (signal 9)" or " (exit 3)".
+std::string LuaWorker::reap() {
+    if (socket_ >= 0) {
+        close(socket_);
+        socket_ = -1;
+    }
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == 0) {
+        kill(pid_, SIGKILL);  // our own child, by its pid
+        waitpid(pid_, &status, 0);
+    }
+    pid_ = -1;
+    return WIFSIGNALED(status) ? " (signal " + std::to_string(WTERMSIG(status)) + ")"
+                               : " (exit " + std::to_string(WEXITSTATUS(status)) + ")";
+}
+
 bool LuaWorker::start(std::string& error) {
     int sockets[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets) != 0) {
@@ -234,8 +252,7 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
                        {"limits", limits_to_json(limits)},
                        {"libraries", call.libraries}};
     if (!write_frame(socket_, request.dump())) {
-        stop();
-        return failed(LuaFailure::crashed, call.chunk_name + ": the worker went away");
+        return failed(LuaFailure::crashed, call.chunk_name + ": the worker died" + reap());
     }
     const auto deadline = SteadyClock::now() + limits.wall_clock + answer_grace;
     while (true) {
@@ -249,18 +266,14 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
                                                 format_duration(limits.wall_clock) +
                                                 "; the worker was killed");
         }
+        if (status == FrameStatus::too_large) {
+            reap();
+            return failed(LuaFailure::crashed, call.chunk_name +
+                                                   ": the worker sent a frame over the size "
+                                                   "cap; it was killed");
+        }
         if (status != FrameStatus::ok) {
-            int exit_status = 0;
-            const pid_t dead = pid_;
-            close(socket_);
-            socket_ = -1;
-            waitpid(dead, &exit_status, 0);
-            pid_ = -1;
-            return failed(LuaFailure::crashed,
-                          call.chunk_name + ": the worker died" +
-                              (WIFSIGNALED(exit_status)
-                                   ? " (signal " + std::to_string(WTERMSIG(exit_status)) + ")"
-                                   : " (exit " + std::to_string(WEXITSTATUS(exit_status)) + ")"));
+            return failed(LuaFailure::crashed, call.chunk_name + ": the worker died" + reap());
         }
         const json message = json::parse(payload, nullptr, false);
         const std::string type = message.is_object() ? message.value("type", "") : "";
@@ -273,8 +286,7 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
             if (!write_frame(socket_, json{{"type", "state_answer"},
                                            {"state", state ? *state : json(nullptr)}}
                                           .dump())) {
-                stop();
-                return failed(LuaFailure::crashed, call.chunk_name + ": the worker went away");
+                return failed(LuaFailure::crashed, call.chunk_name + ": the worker died" + reap());
             }
             continue;
         }

@@ -42,6 +42,7 @@ class LuaWorker {
   private:
     bool start(std::string& error);
     void stop();
+    std::string reap();
 
     std::filesystem::path executable_;
     ConfinementPolicy policy_;

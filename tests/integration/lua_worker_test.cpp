@@ -176,6 +176,7 @@ TEST(Frames, OversizedClosedAndTimedOutFramesAreReported) {
     ASSERT_TRUE(write_frame(sockets[1], std::string(2048, 'x')));
     EXPECT_EQ(read_frame(sockets[0], 1024, SteadyClock::now() + std::chrono::seconds(1), payload),
               FrameStatus::too_large);
+    close(sockets[0]);
     close(sockets[1]);
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sockets), 0);
     ASSERT_TRUE(write_frame(sockets[1], "{\"a\":1}"));

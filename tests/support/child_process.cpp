@@ -53,6 +53,7 @@ ProcessResult run_process(const std::vector<std::string>& arguments,
         close(out_pipe[1]);
         close(err_pipe[0]);
         close(err_pipe[1]);
+        close_range(3, ~0U, 0);  // the program sees only stdin, stdout and stderr
         execve(argv[0], argv.data(), envp.data());
         _exit(127);
     }
