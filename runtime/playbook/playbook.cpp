@@ -192,22 +192,37 @@ std::vector<std::pair<std::string, std::string>> load_playbook_libraries(
     return libraries;
 }
 
+namespace {
+
+// Runs `call` through the environment's evaluator; on failure records the typed error in
+// `outcome` and returns nullopt, else the sandbox's value ({"module", "result"}).
+std::optional<json> evaluate_into(PlaybookOutcome& outcome, LuaCall call,
+                                  const PlaybookEnvironment& environment) {
+    call.libraries = environment.libraries;
+    LuaOutcome evaluated = environment.evaluate(call, environment.limits);
+    outcome.log = std::move(evaluated.log);
+    if (evaluated.failure) {
+        outcome.failure = std::string(to_string(*evaluated.failure));
+        outcome.message = std::move(evaluated.message);
+        return std::nullopt;
+    }
+    return std::move(evaluated.value);
+}
+
+}  // namespace
+
 PlaybookOutcome load_playbook(const std::string& file, const std::string& source,
                               const PlaybookEnvironment& environment) {
     PlaybookOutcome outcome;
     LuaCall call;
     call.source = source;
     call.chunk_name = file;
-    call.function = "";
-    call.libraries = environment.libraries;
-    const LuaOutcome loaded = environment.evaluate(call, environment.limits);
-    outcome.log = loaded.log;
-    if (loaded.failure) {
-        outcome.failure = std::string(to_string(*loaded.failure));
-        outcome.message = loaded.message;
+    call.function = "";  // metadata only
+    const auto loaded = evaluate_into(outcome, std::move(call), environment);
+    if (!loaded) {
         return outcome;
     }
-    auto info = parse_playbook_info((*loaded.value)["module"]);
+    auto info = parse_playbook_info((*loaded)["module"]);
     if (!info) {
         outcome.failure = "invalid";
         outcome.message = file + ": " + describe(info.errors);
@@ -236,15 +251,11 @@ PlaybookOutcome run_playbook(const std::string& file, const std::string& source,
     call.argument = playbook_incident(incident, signals);
     call.now = now;
     call.host = host;
-    call.libraries = environment.libraries;
-    const LuaOutcome ran = environment.evaluate(call, environment.limits);
-    outcome.log = ran.log;
-    if (ran.failure) {
-        outcome.failure = std::string(to_string(*ran.failure));
-        outcome.message = ran.message;
+    const auto ran = evaluate_into(outcome, std::move(call), environment);
+    if (!ran) {
         return outcome;
     }
-    auto proposals = parse_playbook_proposals((*ran.value)["result"], outcome.info->name);
+    auto proposals = parse_playbook_proposals((*ran)["result"], outcome.info->name);
     if (!proposals) {
         outcome.failure = "invalid";
         outcome.message = file + ": " + describe(proposals.errors);
