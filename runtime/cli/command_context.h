@@ -48,5 +48,6 @@ void register_config_command(CLI::App& app, const GlobalOptions& options, int& e
 void register_audit_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
 void register_policy_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
 void register_playbook_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
+void register_plugins_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
 
 }  // namespace mitigate

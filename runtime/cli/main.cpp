@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 #include <string_view>
@@ -13,19 +14,39 @@
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
 #include "runtime/log/logging.h"
+#include "sandbox/plugin_host/plugin_process.h"
 #include "sandbox/worker/lua_worker.h"
+
+namespace {
+
+// The options both hidden worker modes take after their own arguments.
+mitigate::ConfinementPolicy worker_policy(int argc, char** argv, int first) {
+    mitigate::ConfinementPolicy policy;
+    for (int index = first; index < argc; ++index) {
+        const std::string_view argument(argv[index]);
+        if (argument == "--allow-weaker-landlock") {
+            policy.allow_weaker_landlock = true;
+        } else if (argument == "--minimum-landlock-abi" && index + 1 < argc) {
+            policy.minimum_landlock_abi = std::atoi(argv[++index]);
+        }
+    }
+    return policy;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     using namespace mitigate;
     // The hidden worker mode: the runtime starts `mitigate __lua-worker` itself, with the
     // worker's end of a socketpair as descriptor 3. Not a user command, so not in --help.
     if (argc >= 2 && std::string_view(argv[1]) == "__lua-worker") {
-        ConfinementPolicy policy;
-        policy.allow_weaker_landlock =
-            argc >= 3 && std::string_view(argv[2]) == "--allow-weaker-landlock";
         // _exit: nothing after confinement may run exit handlers (a leak checker's ptrace
         // or a flush to a file would be refused, or kill the process, by the filter).
-        _exit(run_lua_worker(3, policy));
+        _exit(run_lua_worker(3, worker_policy(argc, argv, 2)));
+    }
+    // `mitigate __plugin-host PLUGIN [options]`: one provider plugin, confined.
+    if (argc >= 3 && std::string_view(argv[1]) == "__plugin-host") {
+        _exit(run_plugin_host(3, argv[2], worker_policy(argc, argv, 3)));
     }
     if (argc == 3 && std::string_view(argv[1]) == "__confinement-probe") {
         const int code = run_confinement_probe(argv[2]);
@@ -59,6 +80,7 @@ int main(int argc, char** argv) {
     register_audit_command(app, options, exit_code);
     register_policy_command(app, options, exit_code);
     register_playbook_command(app, options, exit_code);
+    register_plugins_command(app, options, exit_code);
 
     try {
         app.parse(argc, argv);

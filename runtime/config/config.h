@@ -43,6 +43,15 @@ struct DirectoriesConfig {  // absolute once loaded
     std::filesystem::path drills;
 };
 
+// How workers are confined (sandbox/worker/confinement.h). Workers refuse to start on a
+// kernel below minimum_landlock_abi (4: TCP bind/connect control) unless
+// allow_weaker_landlock is set; every start under that override is audited.
+struct SandboxConfig {
+    bool allow_weaker_landlock = false;
+    int minimum_landlock_abi = 4;
+    std::int64_t plugin_call_timeout_ms = 30000;
+};
+
 // How the runtime authenticates a provider's requests on the plugin's behalf.
 enum class CredentialKind { bearer, api_key, basic, aws_sigv4 };
 
@@ -57,6 +66,9 @@ struct EgressConfig {
     std::vector<std::string> allow_hosts;  // host names or host:port the plugin may reach
     bool allow_loopback = false;           // emulators and tests only
     bool allow_private = false;            // private and link-local ranges
+    // Files the plugin may read and replace through the runtime (a flagd flag file);
+    // absolute once loaded. The plugin itself can write nothing.
+    std::vector<std::filesystem::path> allow_files;
 };
 
 struct ProviderConfig {
@@ -100,6 +112,7 @@ struct Config {
     StoreConfig store;
     LogConfig log;
     DirectoriesConfig directories;
+    SandboxConfig sandbox;
     std::vector<ProviderConfig> providers;
     ChatConfig chat;
     std::vector<SecretUse> secret_uses;  // every reference above, in file order

@@ -96,6 +96,16 @@ void read_log(const YAML::Node& node, LoadContext& context, LogConfig& log) {
     reader.reject_unknown_keys();
 }
 
+void read_sandbox(const YAML::Node& node, LoadContext& context, SandboxConfig& sandbox) {
+    YamlMapReader reader(node, "sandbox", context.errors);
+    sandbox.allow_weaker_landlock = reader.boolean("allow_weaker_landlock").value_or(false);
+    sandbox.minimum_landlock_abi =
+        static_cast<int>(reader.integer("minimum_landlock_abi", 1, 64).value_or(4));
+    sandbox.plugin_call_timeout_ms =
+        reader.integer("plugin_call_timeout_ms", 100, 600000).value_or(30000);
+    reader.reject_unknown_keys();
+}
+
 void read_directories(const YAML::Node& node, LoadContext& context,
                       DirectoriesConfig& directories) {
     YamlMapReader reader(node, "directories", context.errors);
@@ -189,6 +199,9 @@ ProviderConfig read_provider(const std::string& name, const YAML::Node& node,
         provider.egress.allow_hosts = egress.string_list("allow_hosts");
         provider.egress.allow_loopback = egress.boolean("allow_loopback").value_or(false);
         provider.egress.allow_private = egress.boolean("allow_private").value_or(false);
+        for (const auto& file : egress.string_list("allow_files")) {
+            provider.egress.allow_files.push_back(resolve_path(context, file));
+        }
         egress.reject_unknown_keys();
     }
     {
@@ -315,6 +328,7 @@ ConfigLoad load_config_text(std::string_view text, const std::string& source_nam
     read_store(reader.get("store"), context, config.store);
     read_log(reader.get("log"), context, config.log);
     read_directories(reader.get("directories"), context, config.directories);
+    read_sandbox(reader.get("sandbox"), context, config.sandbox);
     read_providers(reader.get("providers"), context, config.providers);
     read_chat(reader.get("chat"), context, config.chat);
     reader.reject_unknown_keys();
@@ -369,7 +383,15 @@ nlohmann::json config_to_json(const Config& config) {
             {"egress",
              {{"allow_hosts", provider.egress.allow_hosts},
               {"allow_loopback", provider.egress.allow_loopback},
-              {"allow_private", provider.egress.allow_private}}},
+              {"allow_private", provider.egress.allow_private},
+              {"allow_files",
+               [&] {
+                   std::vector<std::string> files;
+                   for (const auto& file : provider.egress.allow_files) {
+                       files.push_back(file.string());
+                   }
+                   return files;
+               }()}}},
             {"credentials", credentials},
             {"settings", provider.settings},
         };
@@ -397,6 +419,10 @@ nlohmann::json config_to_json(const Config& config) {
                          std::to_string(config.server.port)}}},
         {"store", {{"driver", config.store.driver}, {"path", config.store.path.string()}}},
         {"log", {{"level", to_string(config.log.level)}, {"format", to_string(config.log.format)}}},
+        {"sandbox",
+         {{"allow_weaker_landlock", config.sandbox.allow_weaker_landlock},
+          {"minimum_landlock_abi", config.sandbox.minimum_landlock_abi},
+          {"plugin_call_timeout_ms", config.sandbox.plugin_call_timeout_ms}}},
         {"directories",
          {{"plugins", config.directories.plugins.string()},
           {"playbooks", config.directories.playbooks.string()},

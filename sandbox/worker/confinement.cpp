@@ -90,7 +90,7 @@ std::string apply_landlock(const ConfinementPolicy& policy, int abi) {
     return restricted < 0 ? errno_text("landlock_restrict_self") : "";
 }
 
-std::string apply_seccomp() {
+std::string apply_seccomp(const ConfinementPolicy& policy) {
     // Anything not listed fails with EPERM; the calls that only an escape attempt makes
     // kill the process outright, so the runtime sees SIGSYS rather than a quiet error.
     scmp_filter_ctx filter = seccomp_init(SCMP_ACT_ERRNO(EPERM));
@@ -157,6 +157,16 @@ std::string apply_seccomp() {
         SCMP_SYS(process_vm_readv),
         SCMP_SYS(process_vm_writev),
     };
+    // What the dynamic loader and a plugin reading its own directory need; Landlock
+    // limits what these can reach.
+    const int file_reads[] = {SCMP_SYS(openat), SCMP_SYS(pread64),  SCMP_SYS(getdents64),
+                              SCMP_SYS(fcntl),  SCMP_SYS(readlink), SCMP_SYS(statx)};
+    for (int call : file_reads) {
+        if (policy.allow_file_reads && seccomp_rule_add(filter, SCMP_ACT_ALLOW, call, 0) != 0) {
+            seccomp_release(filter);
+            return "seccomp_rule_add (file reads) failed";
+        }
+    }
     for (int call : allowed) {
         if (seccomp_rule_add(filter, SCMP_ACT_ALLOW, call, 0) != 0) {
             seccomp_release(filter);
@@ -174,9 +184,11 @@ std::string apply_seccomp() {
     return loaded != 0 ? "seccomp_load failed: " + std::string(std::strerror(-loaded)) : "";
 }
 
-void set_limit(int resource, rlim_t value) {
+void set_limit(ConfinementReport& report, const char* name, int resource, rlim_t value) {
     const rlimit limit{value, value};
-    setrlimit(resource, &limit);
+    if (setrlimit(resource, &limit) == 0) {
+        report.rlimits.push_back(std::string(name) + "=" + std::to_string(value));
+    }
 }
 
 }  // namespace
@@ -205,24 +217,27 @@ ConfinementReport confine_this_process(const ConfinementPolicy& policy) {
         report.namespaces = {"user", "net", "ipc"};
     }
 #if !defined(__SANITIZE_ADDRESS__)
-    set_limit(RLIMIT_AS, policy.address_space_bytes);  // ASan reserves terabytes of shadow
+    set_limit(report, "as", RLIMIT_AS, policy.address_space_bytes);  // ASan needs terabytes
 #endif
-    set_limit(RLIMIT_CORE, 0);
-    set_limit(RLIMIT_FSIZE, 0);
-    set_limit(RLIMIT_NOFILE, 16);
-    set_limit(RLIMIT_NPROC, 0);
-    set_limit(RLIMIT_CPU, static_cast<rlim_t>(policy.cpu_seconds));
+    set_limit(report, "core", RLIMIT_CORE, 0);
+    set_limit(report, "fsize", RLIMIT_FSIZE, 0);
+    set_limit(report, "nofile", RLIMIT_NOFILE, 16);
+    set_limit(report, "nproc", RLIMIT_NPROC, 0);
+    set_limit(report, "cpu", RLIMIT_CPU, static_cast<rlim_t>(policy.cpu_seconds));
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
         report.error = errno_text("PR_SET_NO_NEW_PRIVS");
         return report;
     }
+    report.weaker_landlock_allowed = report.landlock_abi < policy.minimum_landlock_abi;
     if (report.landlock_abi > 0) {
         report.error = apply_landlock(policy, report.landlock_abi);
         if (!report.error.empty()) {
             return report;
         }
+        report.landlock = true;
     }
-    report.error = apply_seccomp();
+    report.error = apply_seccomp(policy);
+    report.seccomp = report.error.empty();
     report.applied = report.error.empty();
     return report;
 }

@@ -16,6 +16,9 @@ struct ConfinementPolicy {
     // the filesystem is reachable; empty means no filesystem at all (Lua workers: their
     // code arrives over the socket).
     std::vector<std::filesystem::path> read_only_paths;
+    // Lets open() through seccomp so that the paths above can be read (a plugin host
+    // loads its plugin after confinement). Landlock still decides what may be opened.
+    bool allow_file_reads = false;
     std::size_t address_space_bytes = 1u << 30;  // RLIMIT_AS; skipped under ASan
     int cpu_seconds = 60;                        // RLIMIT_CPU, a backstop to the runtime's kill
     // Landlock ABI 4 adds TCP bind/connect control, which "no network" relies on. Below it
@@ -28,7 +31,11 @@ struct ConfinementReport {
     bool applied = false;
     std::string error;  // why not, when not applied
     int landlock_abi = 0;
-    std::vector<std::string> namespaces;  // those that could be created
+    std::vector<std::string> namespaces;   // those that could be created
+    bool landlock = false;                 // a Landlock ruleset is enforced
+    bool weaker_landlock_allowed = false;  // ran below minimum_landlock_abi by override
+    bool seccomp = false;
+    std::vector<std::string> rlimits;  // "as=1073741824", "nofile=16", ...
 };
 
 ConfinementReport confine_this_process(const ConfinementPolicy& policy);

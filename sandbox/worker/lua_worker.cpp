@@ -1,15 +1,11 @@
 #include "sandbox/worker/lua_worker.h"
 
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdlib>
 
 #include "runtime/core/time_format.h"
 #include "sandbox/worker/frame.h"
+#include "sandbox/worker/worker_process.h"
 
 namespace mitigate {
 namespace {
@@ -139,94 +135,31 @@ LuaWorker::~LuaWorker() {
 }
 
 void LuaWorker::stop() {
-    if (socket_ >= 0) {
-        close(socket_);
-        socket_ = -1;
-    }
-    if (pid_ > 0) {
-        kill(pid_, SIGKILL);  // only our own child, by its pid
-        int status = 0;
-        waitpid(pid_, &status, 0);
-        pid_ = -1;
-    }
+    stop_worker(process_);
 }
 
-// After the socket failed: closes it, collects the worker's exit status (killing it first
-// if it is somehow still running: a worker the runtime cannot talk to is not trusted) and
-// says how it ended, " (signal 9)" or " (exit 3)".
 std::string LuaWorker::reap() {
-    if (socket_ >= 0) {
-        close(socket_);
-        socket_ = -1;
-    }
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == 0) {
-        kill(pid_, SIGKILL);  // our own child, by its pid
-        waitpid(pid_, &status, 0);
-    }
-    pid_ = -1;
-    return WIFSIGNALED(status) ? " (signal " + std::to_string(WTERMSIG(status)) + ")"
-                               : " (exit " + std::to_string(WEXITSTATUS(status)) + ")";
+    return reap_worker(process_);
 }
 
 bool LuaWorker::start(std::string& error) {
-    int sockets[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets) != 0) {
-        error = "socketpair failed";
-        return false;
-    }
-    const std::string program = executable_.string();
-    std::vector<std::string> arguments{program, "__lua-worker"};
+    std::vector<std::string> arguments{executable_.string(), "__lua-worker"};
     if (policy_.allow_weaker_landlock) {
         arguments.emplace_back("--allow-weaker-landlock");
     }
-    std::vector<char*> argv;
-    for (auto& argument : arguments) {
-        argv.push_back(argument.data());
-    }
-    argv.push_back(nullptr);
-    // The worker gets an empty environment: the runtime's holds secrets (env: references)
-    // and a worker must never have them, not even in memory. Only sanitizer settings pass.
-    std::vector<std::string> environment;
-    for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
-        if (const char* value = std::getenv(name)) {
-            environment.push_back(std::string(name) + "=" + value);
-        }
-    }
-    std::vector<char*> envp;
-    for (auto& entry : environment) {
-        envp.push_back(entry.data());
-    }
-    envp.push_back(nullptr);
-    const pid_t child = fork();
-    if (child < 0) {
-        close(sockets[0]);
-        close(sockets[1]);
-        error = "fork failed";
+    process_ = spawn_worker(arguments, error);
+    if (!process_.running()) {
         return false;
     }
-    if (child == 0) {
-        // Between fork and exec only async-signal-safe calls. fd 3 is the worker's end;
-        // every other descriptor of the runtime is close-on-exec or closed here.
-        if (dup2(sockets[1], 3) < 0) {
-            _exit(126);
-        }
-        close_range(4, ~0U, 0);
-        execve(argv[0], argv.data(), envp.data());
-        _exit(127);
-    }
-    close(sockets[1]);
-    pid_ = child;
-    socket_ = sockets[0];
     ++starts_;
     std::string payload;
     const FrameStatus status =
-        read_frame(socket_, max_frame_bytes, SteadyClock::now() + start_deadline, payload);
+        read_frame(process_.socket, max_frame_bytes, SteadyClock::now() + start_deadline, payload);
     const json hello = status == FrameStatus::ok ? json::parse(payload, nullptr, false) : json();
     if (!hello.is_object() || hello.value("type", "") != "ready") {
         error = hello.is_object() && hello.contains("error")
                     ? "the worker refused to start: " + hello["error"].get<std::string>()
-                    : "the worker did not start (" + program + " __lua-worker)";
+                    : "the worker did not start (" + arguments[0] + " __lua-worker)";
         stop();
         return false;
     }
@@ -237,7 +170,7 @@ bool LuaWorker::start(std::string& error) {
 }
 
 LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
-    if (pid_ <= 0) {
+    if (!process_.running()) {
         std::string error;
         if (!start(error)) {
             return failed(LuaFailure::crashed, error);
@@ -251,13 +184,13 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
                        {"now", format_rfc3339(call.now)},
                        {"limits", limits_to_json(limits)},
                        {"libraries", call.libraries}};
-    if (!write_frame(socket_, request.dump())) {
+    if (!write_frame(process_.socket, request.dump())) {
         return failed(LuaFailure::crashed, call.chunk_name + ": the worker died" + reap());
     }
     const auto deadline = SteadyClock::now() + limits.wall_clock + answer_grace;
     while (true) {
         std::string payload;
-        const FrameStatus status = read_frame(socket_, max_frame_bytes, deadline, payload);
+        const FrameStatus status = read_frame(process_.socket, max_frame_bytes, deadline, payload);
         if (status == FrameStatus::timeout) {
             stop();
             return failed(LuaFailure::time, call.chunk_name +
@@ -283,9 +216,9 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
                 state = call.host.state(message["provider"].get<std::string>(),
                                         message["target"].get<std::string>());
             }
-            if (!write_frame(socket_, json{{"type", "state_answer"},
-                                           {"state", state ? *state : json(nullptr)}}
-                                          .dump())) {
+            if (!write_frame(process_.socket, json{{"type", "state_answer"},
+                                                   {"state", state ? *state : json(nullptr)}}
+                                                  .dump())) {
                 return failed(LuaFailure::crashed, call.chunk_name + ": the worker died" + reap());
             }
             continue;

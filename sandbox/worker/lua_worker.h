@@ -13,6 +13,7 @@
 
 #include "sandbox/lua/lua_sandbox.h"
 #include "sandbox/worker/confinement.h"
+#include "sandbox/worker/worker_process.h"
 
 namespace mitigate {
 
@@ -35,7 +36,7 @@ class LuaWorker {
 
     LuaOutcome evaluate(const LuaCall& call, const LuaLimits& limits = {});
 
-    pid_t pid() const { return pid_; }
+    pid_t pid() const { return process_.pid; }
     int starts() const { return starts_; }  // how many processes were started so far
     const ConfinementReport& confinement() const { return confinement_; }
 
@@ -46,8 +47,7 @@ class LuaWorker {
 
     std::filesystem::path executable_;
     ConfinementPolicy policy_;
-    pid_t pid_ = -1;
-    int socket_ = -1;
+    WorkerProcess process_;
     int starts_ = 0;
     ConfinementReport confinement_;
 };

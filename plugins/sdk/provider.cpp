@@ -1,0 +1,294 @@
+#include "plugins/sdk/provider.h"
+
+#include <openssl/evp.h>
+
+#include <array>
+#include <cstdio>
+#include <exception>
+#include <new>
+
+#include "plugins/sdk/json_schema.h"
+
+namespace mitigate::plugin {
+namespace {
+
+std::string sha256_hex(const std::string& text) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int length = 0;
+    EVP_Digest(text.data(), text.size(), digest.data(), &length, EVP_sha256(), nullptr);
+    std::string hex;
+    for (unsigned int index = 0; index < length; ++index) {
+        char pair[3];
+        std::snprintf(pair, sizeof pair, "%02x", digest[index]);
+        hex += pair;
+    }
+    return hex;
+}
+
+const json& required_field(const json& request, const char* name) {
+    if (!request.contains(name)) {
+        fail_invalid(std::string("request.") + name + ": is required");
+    }
+    return request[name];
+}
+
+// Plans arrive back from the runtime as it stored them; only these fields matter here.
+const json& plan_field(const json& plan, const char* name) {
+    if (!plan.is_object() || !plan.contains(name) || !plan[name].is_object()) {
+        fail_invalid(std::string("plan.") + name + ": is required (an object)");
+    }
+    return plan[name];
+}
+
+json plan_operation(Provider& provider, Action& action, const std::string& action_name,
+                    const std::string& target, const json& request) {
+    const json parameters = request.value("parameters", json::object());
+    const json manifest = provider.manifest();
+    const json schema = manifest["actions"][action_name].value("parameters", json::object());
+    if (auto problem = schema_violation(parameters, schema, "parameters")) {
+        fail_invalid(*problem);
+    }
+    const json state = request.contains("state") && !request["state"].is_null()
+                           ? request["state"]
+                           : action.read(target);
+    const PlannedChange change = action.plan(target, parameters, state);
+    json blast{{"ratio", change.blast_ratio}, {"description", change.blast_description}};
+    if (change.resulting_fraction) {
+        blast["resulting_fraction"] = *change.resulting_fraction;
+    }
+    // Same provider, action, target, and the same change from the same state: the same
+    // key, so the runtime recognises a retried apply of one plan.
+    const std::string key = sha256_hex(
+        json{manifest.value("name", ""), action_name, target, change.forward, change.inverse}
+            .dump());
+    return {{"observed_state", state},   {"forward", change.forward},
+            {"inverse", change.inverse}, {"blast_radius", blast},
+            {"idempotency_key", key},    {"reversible", change.reversible}};
+}
+
+}  // namespace
+
+void fail_invalid(const std::string& message) {
+    throw Failure(MITIGATE_INVALID, message);
+}
+void fail_conflict(const std::string& message) {
+    throw Failure(MITIGATE_CONFLICT, message);
+}
+void fail_provider(const std::string& message) {
+    throw Failure(MITIGATE_PROVIDER, message);
+}
+void fail_unavailable(const std::string& message) {
+    throw Failure(MITIGATE_UNAVAILABLE, message);
+}
+
+json HttpResponse::json_body() const {
+    json parsed = json::parse(body, nullptr, false);
+    if (parsed.is_discarded()) {
+        fail_provider("HTTP " + std::to_string(status) + " with a body that is not JSON");
+    }
+    return parsed;
+}
+
+json Host::egress(const json& request) const {
+    const std::string text = request.dump();
+    const char* response = nullptr;
+    const int32_t status = api_->egress(api_->host, text.c_str(), &response);
+    json parsed = json::parse(response != nullptr ? response : "", nullptr, false);
+    if (status != MITIGATE_OK) {
+        const std::string why = parsed.is_object() ? parsed.value("error", "refused") : "refused";
+        throw Failure(static_cast<mitigate_status>(status), why);
+    }
+    if (!parsed.is_object()) {
+        fail_unavailable("the host answered an egress request with something other than JSON");
+    }
+    return parsed;
+}
+
+HttpResponse Host::http(const HttpRequest& request) const {
+    const json answer = egress({{"kind", "http"},
+                                {"method", request.method},
+                                {"url", request.url},
+                                {"headers", request.headers},
+                                {"body", request.body},
+                                {"credential", request.credential}});
+    HttpResponse response;
+    response.status = answer.value("status", 0);
+    response.headers = answer.value("headers", std::map<std::string, std::string>{});
+    response.body = answer.value("body", "");
+    return response;
+}
+
+FileContent Host::read_file(const std::string& path) const {
+    const json answer = egress({{"kind", "file_read"}, {"path", path}});
+    return {answer.value("content", ""), answer.value("etag", "")};
+}
+
+std::string Host::write_file(const std::string& path, const std::string& content,
+                             const std::string& if_match) const {
+    const json answer = egress(
+        {{"kind", "file_write"}, {"path", path}, {"content", content}, {"if_match", if_match}});
+    return answer.value("etag", "");
+}
+
+void Host::log(mitigate_log_level level, const std::string& message) const {
+    api_->log(api_->host, level, message.c_str());
+}
+
+bool Action::matches(const json& live, const json& expected) const {
+    if (!expected.is_object() || !live.is_object()) {
+        return live == expected;
+    }
+    for (const auto& [key, value] : expected.items()) {
+        if (!live.contains(key) || live[key] != value) {
+            return false;
+        }
+    }
+    return true;
+}
+
+json handle_request(Provider& provider, const json& request) {
+    if (!request.is_object()) {
+        fail_invalid("request: must be a JSON object");
+    }
+    const std::string operation = required_field(request, "operation").get<std::string>();
+    const std::string action_name = required_field(request, "action").get<std::string>();
+    const std::string target = required_field(request, "target").get<std::string>();
+    if (target.empty()) {
+        fail_invalid("request.target: must not be empty");
+    }
+    Action* action = provider.action(action_name);
+    if (action == nullptr) {
+        fail_invalid("request.action: \"" + action_name + "\" is not an action of this provider");
+    }
+    if (operation == "read") {
+        return {{"state", action->read(target)}};
+    }
+    if (operation == "plan") {
+        return plan_operation(provider, *action, action_name, target, request);
+    }
+    const json& plan = required_field(request, "plan");
+    const json& forward = plan_field(plan, "forward");
+    const json& inverse = plan_field(plan, "inverse");
+    const json live = action->read(target);
+    if (operation == "check") {
+        return {{"applied", action->matches(live, forward)}, {"state", live}};
+    }
+    if (operation == "apply") {
+        if (action->matches(live, forward)) {
+            return {{"applied", true}, {"changed", false}};
+        }
+        if (!action->matches(live, inverse)) {
+            fail_conflict("the live state of " + target + " is no longer the one planned from (" +
+                          live.dump() + "); plan again");
+        }
+        action->write(target, inverse, forward);
+        return {{"applied", true}, {"changed", true}};
+    }
+    if (operation == "revert") {
+        if (action->matches(live, inverse)) {
+            return {{"reverted", true}, {"changed", false}};
+        }
+        if (!action->matches(live, forward)) {
+            fail_conflict("the live state of " + target + " changed since mitigate set it (" +
+                          live.dump() + " instead of " + forward.dump() +
+                          "); not reverting over someone else's change");
+        }
+        action->write(target, forward, inverse);
+        return {{"reverted", true}, {"changed", true}};
+    }
+    fail_invalid("request.operation: \"" + operation +
+                 "\" is not one of read, plan, apply, check, revert");
+}
+
+namespace {
+
+// The plugin's side of the boundary. One plugin per process and one call at a time (the
+// host serialises), so plain statics hold the strings the ABI says stay valid until the
+// next call.
+Provider& (*provider_instance)() = nullptr;
+const mitigate_host_api* host_api = nullptr;
+std::string manifest_text;
+std::string response_text;
+std::string error_text;
+
+int32_t record_failure(mitigate_status status, const std::string& message) {
+    error_text = message.substr(0, MITIGATE_PLUGIN_ERROR_MAX);
+    return status;
+}
+
+template <typename Body>
+int32_t guarded(Body body) {
+    try {
+        return body();
+    } catch (const Failure& failure) {
+        return record_failure(failure.status(), failure.what());
+    } catch (const json::exception& error) {
+        return record_failure(MITIGATE_INVALID, std::string("malformed JSON: ") + error.what());
+    } catch (const std::bad_alloc&) {
+        return record_failure(MITIGATE_INTERNAL, "out of memory");
+    } catch (const std::exception& error) {
+        return record_failure(MITIGATE_INTERNAL, std::string("plugin error: ") + error.what());
+    } catch (...) {
+        return record_failure(MITIGATE_INTERNAL, "plugin error: unknown exception");
+    }
+}
+
+const char* exported_manifest() {
+    if (manifest_text.empty()) {
+        try {
+            manifest_text = provider_instance().manifest().dump();
+        } catch (...) {
+            manifest_text = "{}";
+        }
+    }
+    return manifest_text.c_str();
+}
+
+int32_t exported_init(const mitigate_host_api* host, const char* settings_json) {
+    return guarded([&] {
+        if (host == nullptr || host->abi_major != MITIGATE_PLUGIN_ABI_MAJOR) {
+            return record_failure(MITIGATE_INTERNAL, "host ABI major differs from the plugin's");
+        }
+        host_api = host;
+        const json settings = json::parse(settings_json != nullptr ? settings_json : "{}");
+        const json schema = provider_instance().manifest().value("settings", json::object());
+        if (auto problem = schema_violation(settings, schema, "settings")) {
+            fail_invalid(*problem);
+        }
+        provider_instance().configure(settings, Host(host_api));
+        return static_cast<int32_t>(MITIGATE_OK);
+    });
+}
+
+int32_t exported_call(const char* request_json, const char** response_json) {
+    *response_json = nullptr;
+    return guarded([&] {
+        if (host_api == nullptr) {
+            return record_failure(MITIGATE_INTERNAL, "call before init");
+        }
+        const json request = json::parse(request_json != nullptr ? request_json : "");
+        response_text = handle_request(provider_instance(), request).dump();
+        *response_json = response_text.c_str();
+        return static_cast<int32_t>(MITIGATE_OK);
+    });
+}
+
+const char* exported_last_error() {
+    return error_text.c_str();
+}
+
+}  // namespace
+
+const mitigate_plugin_api* export_provider(Provider& (*instance)()) {
+    provider_instance = instance;
+    static const mitigate_plugin_api api{MITIGATE_PLUGIN_ABI_MAJOR,
+                                         MITIGATE_PLUGIN_ABI_MINOR,
+                                         sizeof(mitigate_plugin_api),
+                                         exported_manifest,
+                                         exported_init,
+                                         exported_call,
+                                         exported_last_error};
+    return &api;
+}
+
+}  // namespace mitigate::plugin

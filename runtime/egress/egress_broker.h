@@ -1,0 +1,68 @@
+// Brokered egress: the only way a provider plugin reaches anything outside its sandbox.
+//
+// The plugin describes an HTTP request (or a file read/replace) and names a credential
+// profile; the broker, in the trusted runtime, decides and does it:
+//   - the URL's scheme is http or https, it has no user:password part, and its host (or
+//     host:port) is on the provider's egress.allow_hosts;
+//   - the broker resolves the name itself and refuses loopback, private, link-local,
+//     CGNAT, multicast and unspecified addresses unless the provider's config allows
+//     loopback or private ones; curl is then pinned to the address that was checked, so
+//     a second lookup cannot answer differently (DNS rebinding);
+//   - credentials are added here (bearer, API-key header, basic, AWS SigV4); the plugin
+//     may not set Authorization, Host, Cookie, X-Amz-* or the profile's header itself;
+//   - redirects are returned, never followed; proxies from the environment are ignored;
+//   - the response body is capped, the whole exchange has a timeout.
+// Files: only the exact paths on egress.allow_files; a write replaces the file
+// atomically (temporary file, fsync, rename) and only if its content still hashes to the
+// `if_match` the plugin read, under an flock on the directory.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/config/config.h"
+
+namespace mitigate {
+
+struct EgressLimits {
+    std::size_t max_response_bytes = 4u << 20;
+    std::size_t max_request_bytes = 1u << 20;
+    std::size_t max_file_bytes = 4u << 20;
+    std::chrono::milliseconds timeout{10000};
+};
+
+// Host name -> addresses (text). The default uses getaddrinfo; tests substitute one to
+// make a name resolve to a metadata address.
+using Resolver = std::function<std::vector<std::string>(const std::string& host)>;
+
+class EgressBroker {
+  public:
+    explicit EgressBroker(ProviderConfig provider, EgressLimits limits = {},
+                          Resolver resolver = nullptr);
+
+    // One request from the plugin, in the shape of mitigate_host_api.egress. Sets
+    // `status` (a mitigate_status) and returns the response, {"error": "..."} when
+    // refused. The error never contains a secret.
+    nlohmann::json handle(const nlohmann::json& request, int& status) const;
+
+    const ProviderConfig& provider() const { return provider_; }
+
+  private:
+    nlohmann::json http(const nlohmann::json& request, int& status) const;
+    nlohmann::json read_file(const nlohmann::json& request, int& status) const;
+    nlohmann::json write_file(const nlohmann::json& request, int& status) const;
+
+    ProviderConfig provider_;
+    EgressLimits limits_;
+    Resolver resolver_;
+};
+
+// "loopback", "private", "link-local", ... or "" for a public address; "invalid" when
+// `address` is not an IP address.
+std::string classify_address(const std::string& address);
+
+}  // namespace mitigate

@@ -1,0 +1,159 @@
+#include "runtime/providers/provider_registry.h"
+
+#include <algorithm>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+namespace mitigate {
+
+using nlohmann::json;
+
+std::vector<std::filesystem::path> plugin_directories(const Config& config,
+                                                      const std::filesystem::path& executable) {
+    std::vector<std::filesystem::path> directories{config.directories.plugins};
+    const auto shipped =
+        (executable.parent_path() / ".." / "lib" / "mitigate" / "plugins").lexically_normal();
+    if (shipped != config.directories.plugins) {
+        directories.push_back(shipped);
+    }
+    return directories;
+}
+
+std::vector<PluginFile> discover_plugins(const std::vector<std::filesystem::path>& directories) {
+    std::vector<PluginFile> plugins;
+    std::set<std::string> seen;
+    for (const auto& directory : directories) {
+        std::error_code error;
+        std::vector<PluginFile> here;
+        for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
+            if (entry.path().extension() == ".so" && !seen.contains(entry.path().stem().string())) {
+                here.push_back({entry.path().stem().string(), entry.path()});
+            }
+        }
+        std::sort(here.begin(), here.end(), [](const PluginFile& left, const PluginFile& right) {
+            return left.name < right.name;
+        });
+        for (auto& plugin : here) {
+            seen.insert(plugin.name);
+            plugins.push_back(std::move(plugin));
+        }
+    }
+    return plugins;
+}
+
+PluginProcessOptions plugin_process_options(const Config& config, const RegistryOptions& options,
+                                            const std::filesystem::path& plugin) {
+    PluginProcessOptions process;
+    process.executable = options.executable;
+    process.plugin = plugin;
+    process.call_deadline = std::chrono::milliseconds(config.sandbox.plugin_call_timeout_ms);
+    if (options.call_deadline) {
+        process.call_deadline = *options.call_deadline;
+    }
+    process.confinement.allow_weaker_landlock = config.sandbox.allow_weaker_landlock;
+    process.confinement.minimum_landlock_abi = config.sandbox.minimum_landlock_abi;
+    process.clock = options.clock;
+    return process;
+}
+
+struct ProviderRegistry::Entry {
+    ProviderConfig provider;
+    std::unique_ptr<EgressBroker> broker;
+    std::unique_ptr<PluginProcess> process;
+    int audited_starts = 0;
+};
+
+ProviderRegistry::ProviderRegistry(const Config& config, RegistryOptions options)
+    : config_(config), options_(std::move(options)) {}
+
+ProviderRegistry::~ProviderRegistry() = default;
+
+std::vector<std::string> ProviderRegistry::providers() const {
+    std::vector<std::string> names;
+    for (const auto& provider : config_.providers) {
+        if (provider.enabled) {
+            names.push_back(provider.name);
+        }
+    }
+    return names;
+}
+
+PluginProcess* ProviderRegistry::process(const std::string& name) {
+    if (auto found = entries_.find(name); found != entries_.end()) {
+        return found->second->process.get();
+    }
+    const auto provider =
+        std::find_if(config_.providers.begin(), config_.providers.end(),
+                     [&](const ProviderConfig& entry) { return entry.name == name; });
+    if (provider == config_.providers.end() || !provider->enabled) {
+        return nullptr;
+    }
+    std::filesystem::path plugin;
+    for (const auto& file : discover_plugins(plugin_directories(config_, options_.executable))) {
+        if (file.name == provider->plugin) {
+            plugin = file.path;
+        }
+    }
+    if (plugin.empty()) {
+        return nullptr;
+    }
+    auto entry = std::make_unique<Entry>();
+    entry->provider = *provider;
+    entry->broker =
+        std::make_unique<EgressBroker>(*provider, options_.egress_limits, options_.resolver);
+    PluginProcessOptions process = plugin_process_options(config_, options_, plugin);
+    process.settings = provider->settings;
+    EgressBroker* broker = entry->broker.get();
+    const std::string provider_name = name;
+    entry->process = std::make_unique<PluginProcess>(
+        process,
+        [broker](const json& request, int& status) { return broker->handle(request, status); },
+        [provider_name](int level, const std::string& message) {
+            const auto spd_level = level >= 3   ? spdlog::level::err
+                                   : level == 2 ? spdlog::level::warn
+                                   : level == 1 ? spdlog::level::info
+                                                : spdlog::level::debug;
+            spdlog::log(spd_level, "provider {}: {}", provider_name, message);
+        });
+    PluginProcess* result = entry->process.get();
+    entries_.emplace(name, std::move(entry));
+    return result;
+}
+
+PluginCallResult ProviderRegistry::call(const std::string& provider, const json& request) {
+    PluginProcess* plugin = process(provider);
+    if (plugin == nullptr) {
+        PluginCallResult result;
+        result.status = PluginCallStatus::refused;
+        const auto configured =
+            std::find_if(config_.providers.begin(), config_.providers.end(),
+                         [&](const ProviderConfig& entry) { return entry.name == provider; });
+        result.error = configured == config_.providers.end()
+                           ? "no provider \"" + provider + "\" is configured (providers: in " +
+                                 config_.source + ")"
+                       : !configured->enabled
+                           ? "provider \"" + provider + "\" is disabled in " + config_.source
+                           : "no plugin file " + configured->plugin + ".so in " +
+                                 config_.directories.plugins.string() + " or beside the binary";
+        return result;
+    }
+    PluginCallResult result = plugin->call(request);
+    Entry& entry = *entries_.at(provider);
+    if (plugin->starts() > entry.audited_starts) {
+        entry.audited_starts = plugin->starts();
+        if (plugin->confinement().value("weaker_landlock_allowed", false)) {
+            spdlog::warn(
+                "provider {}: plugin host runs with Landlock ABI {} below the minimum {} "
+                "(sandbox.allow_weaker_landlock)",
+                provider, plugin->confinement().value("landlock_abi", 0),
+                config_.sandbox.minimum_landlock_abi);
+            if (options_.on_weaker_confinement) {
+                options_.on_weaker_confinement(provider, plugin->confinement());
+            }
+        }
+    }
+    return result;
+}
+
+}  // namespace mitigate

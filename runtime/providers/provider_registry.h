@@ -1,0 +1,79 @@
+// The providers of a configuration, each a plugin in its own plugin-host process with its
+// own egress broker. The engine and the CLI call providers only through this.
+//
+// Plugins are found by name (providers.NAME.plugin, default NAME) as NAME.so in the
+// configured directories.plugins, then in the plugins shipped beside the binary
+// (<bin>/../lib/mitigate/plugins).
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/config/config.h"
+#include "runtime/egress/egress_broker.h"
+#include "sandbox/plugin_host/plugin_process.h"
+
+namespace mitigate {
+
+struct PluginFile {
+    std::string name;  // file name without .so
+    std::filesystem::path path;
+};
+
+// The directories searched, in order.
+std::vector<std::filesystem::path> plugin_directories(const Config& config,
+                                                      const std::filesystem::path& executable);
+
+// Every NAME.so in the directories; an earlier directory's file hides a later one's.
+std::vector<PluginFile> discover_plugins(const std::vector<std::filesystem::path>& directories);
+
+struct RegistryOptions {
+    std::filesystem::path executable;
+    // Overrides sandbox.plugin_call_timeout_ms (tests).
+    std::optional<std::chrono::milliseconds> call_deadline;
+    const Clock* clock = nullptr;
+    EgressLimits egress_limits;
+    Resolver resolver;  // tests only; getaddrinfo otherwise
+    // Told once per worker start that ran below the configured Landlock ABI by the
+    // sandbox.allow_weaker_landlock override, so that the caller can audit it.
+    std::function<void(const std::string& provider, const nlohmann::json& confinement)>
+        on_weaker_confinement;
+};
+
+class ProviderRegistry {
+  public:
+    ProviderRegistry(const Config& config, RegistryOptions options);
+    ~ProviderRegistry();
+    ProviderRegistry(const ProviderRegistry&) = delete;
+    ProviderRegistry& operator=(const ProviderRegistry&) = delete;
+
+    // Configured and enabled provider names, in config order.
+    std::vector<std::string> providers() const;
+
+    // One operation on a provider; `refused` with a clear error when the provider is not
+    // configured, disabled, or its plugin file is missing.
+    PluginCallResult call(const std::string& provider, const nlohmann::json& request);
+
+    // The provider's plugin process (started on demand); nullptr when not configured.
+    PluginProcess* process(const std::string& provider);
+
+  private:
+    struct Entry;
+    Config config_;
+    RegistryOptions options_;
+    std::map<std::string, std::unique_ptr<Entry>> entries_;
+};
+
+// A PluginProcess configured from the sandbox section alone, for a plugin that is not
+// (yet) a configured provider: `plugins list` describes plugins this way.
+PluginProcessOptions plugin_process_options(const Config& config, const RegistryOptions& options,
+                                            const std::filesystem::path& plugin);
+
+}  // namespace mitigate

@@ -1,0 +1,193 @@
+// The plugin-host process: `mitigate __plugin-host PLUGIN [--allow-weaker-landlock]` with
+// its end of the socketpair as descriptor 3. It confines itself first, then loads the
+// plugin (so that nothing of the plugin, not even its static constructors, runs
+// unconfined), checks its ABI and serves calls. Every message is one frame (frame.h):
+//
+//   worker -> runtime  {"type":"ready","manifest":{...},"confinement":{...}}
+//                      {"type":"refused","error":"..."}           and exits
+//   runtime -> worker  {"type":"init","settings":{...}} | {"type":"call","request":{...}}
+//   worker -> runtime  {"type":"egress","request":{...}}            (zero or more, each
+//   runtime -> worker  {"type":"egress_answer","status":0,"response":{...}}  answered)
+//                      {"type":"log","level":1,"message":"..."}     (no answer)
+//   worker -> runtime  {"type":"result","status":0,"response":{...}|"error":"..."}
+#include <boost/dll/shared_library.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+
+#include "plugins/sdk/mitigate_plugin.h"
+#include "sandbox/plugin_host/plugin_process.h"
+#include "sandbox/worker/frame.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+
+int worker_socket = -1;
+std::string egress_answer_text;  // valid until the next egress call, as the ABI promises
+
+auto idle_deadline() {
+    return std::chrono::steady_clock::now() + std::chrono::hours(24 * 365);
+}
+
+int32_t host_egress(void* /*host*/, const char* request_json, const char** response_json) {
+    egress_answer_text = R"({"error":"the runtime did not answer"})";
+    *response_json = egress_answer_text.c_str();
+    json request = json::parse(request_json != nullptr ? request_json : "", nullptr, false);
+    if (request.is_discarded()) {
+        egress_answer_text = R"({"error":"egress request is not JSON"})";
+        *response_json = egress_answer_text.c_str();
+        return MITIGATE_INVALID;
+    }
+    if (!write_frame(worker_socket, json{{"type", "egress"}, {"request", request}}.dump(
+                                        -1, ' ', false, json::error_handler_t::replace))) {
+        return MITIGATE_UNAVAILABLE;
+    }
+    std::string payload;
+    if (read_frame(worker_socket, plugin_frame_cap, idle_deadline(), payload) != FrameStatus::ok) {
+        return MITIGATE_UNAVAILABLE;
+    }
+    const json answer = json::parse(payload, nullptr, false);
+    if (!answer.is_object() || answer.value("type", "") != "egress_answer") {
+        return MITIGATE_UNAVAILABLE;
+    }
+    egress_answer_text = answer.value("response", json::object()).dump();
+    *response_json = egress_answer_text.c_str();
+    return answer.value("status", static_cast<int32_t>(MITIGATE_UNAVAILABLE));
+}
+
+void host_log(void* /*host*/, int32_t level, const char* message) {
+    write_frame(worker_socket,
+                json{{"type", "log"}, {"level", level}, {"message", message ? message : ""}}.dump(
+                    -1, ' ', false, json::error_handler_t::replace));
+}
+
+const mitigate_host_api host_api{MITIGATE_PLUGIN_ABI_MAJOR,
+                                 MITIGATE_PLUGIN_ABI_MINOR,
+                                 sizeof(mitigate_host_api),
+                                 nullptr,
+                                 host_egress,
+                                 host_log};
+
+int refuse(const std::string& error) {
+    write_frame(worker_socket, json{{"type", "refused"}, {"error", error}}.dump(
+                                   -1, ' ', false, json::error_handler_t::replace));
+    return 3;
+}
+
+// Loads the plugin for good: the library object is never destroyed, so the plugin is
+// never unloaded (see ../shared/reference/sandbox.md on why unloading is unsafe).
+const mitigate_plugin_api* load_plugin(const std::filesystem::path& path, std::string& error) {
+    boost::dll::fs::error_code failure;
+    auto* library = new boost::dll::shared_library(
+        path, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, failure);
+    if (failure) {
+        error = "cannot load " + path.string() + ": " + failure.message();
+        return nullptr;
+    }
+    if (!library->has(MITIGATE_PLUGIN_ENTRY_NAME)) {
+        error = path.string() + " exports no " MITIGATE_PLUGIN_ENTRY_NAME
+                                " function: not a mitigate plugin";
+        return nullptr;
+    }
+    const auto entry = library->get<const mitigate_plugin_api*()>(MITIGATE_PLUGIN_ENTRY_NAME);
+    const mitigate_plugin_api* api = entry();
+    if (api == nullptr) {
+        error = path.string() + ": " MITIGATE_PLUGIN_ENTRY_NAME " returned nothing";
+        return nullptr;
+    }
+    if (api->abi_major != MITIGATE_PLUGIN_ABI_MAJOR) {
+        error = path.string() + " was built for plugin ABI " + std::to_string(api->abi_major) +
+                "." + std::to_string(api->abi_minor) + "; this mitigate speaks " +
+                std::to_string(MITIGATE_PLUGIN_ABI_MAJOR) + "." +
+                std::to_string(MITIGATE_PLUGIN_ABI_MINOR) + " (the major versions must match)";
+        return nullptr;
+    }
+    if (api->abi_minor > MITIGATE_PLUGIN_ABI_MINOR ||
+        api->struct_size < sizeof(mitigate_plugin_api)) {
+        error = path.string() + " needs plugin ABI 1." + std::to_string(api->abi_minor) +
+                "; this mitigate speaks 1." + std::to_string(MITIGATE_PLUGIN_ABI_MINOR) +
+                " (upgrade mitigate)";
+        return nullptr;
+    }
+    if (api->manifest == nullptr || api->init == nullptr || api->call == nullptr ||
+        api->last_error == nullptr) {
+        error = path.string() + ": the plugin API table has empty entries";
+        return nullptr;
+    }
+    return api;
+}
+
+json result_frame(const mitigate_plugin_api& api, int32_t status, const char* response) {
+    if (status == MITIGATE_OK) {
+        json parsed = json::parse(response != nullptr ? response : "", nullptr, false);
+        if (parsed.is_discarded()) {
+            return {{"type", "result"},
+                    {"status", MITIGATE_INTERNAL},
+                    {"error", "the plugin answered with text that is not JSON"}};
+        }
+        return {{"type", "result"}, {"status", status}, {"response", parsed}};
+    }
+    const char* error = api.last_error();
+    std::string message = error != nullptr ? error : "";
+    message.resize(std::min(message.size(), std::size_t{MITIGATE_PLUGIN_ERROR_MAX}));
+    return {{"type", "result"}, {"status", status}, {"error", message}};
+}
+
+}  // namespace
+
+int run_plugin_host(int descriptor, const std::filesystem::path& plugin,
+                    const ConfinementPolicy& base_policy) {
+    worker_socket = descriptor;
+    // The plugin's own directory is all of the filesystem it may see: read-only, and
+    // loaded from after confinement.
+    ConfinementPolicy policy = base_policy;
+    policy.read_only_paths = {std::filesystem::absolute(plugin).parent_path()};
+    policy.allow_file_reads = true;
+    const ConfinementReport report = confine_this_process(policy);
+    if (!report.applied) {
+        return refuse(report.error);
+    }
+    std::string error;
+    const mitigate_plugin_api* api = load_plugin(plugin, error);
+    if (api == nullptr) {
+        return refuse(error);
+    }
+    const json manifest = json::parse(api->manifest(), nullptr, false);
+    if (!manifest.is_object()) {
+        return refuse(plugin.string() + ": the manifest is not a JSON object");
+    }
+    write_frame(descriptor, json{{"type", "ready"},
+                                 {"manifest", manifest},
+                                 {"confinement", confinement_to_json(report)}}
+                                .dump(-1, ' ', false, json::error_handler_t::replace));
+    while (true) {
+        std::string payload;
+        const FrameStatus status =
+            read_frame(descriptor, plugin_frame_cap, idle_deadline(), payload);
+        if (status != FrameStatus::ok) {
+            return status == FrameStatus::closed ? 0 : 4;
+        }
+        const json message = json::parse(payload, nullptr, false);
+        const std::string type = message.is_object() ? message.value("type", "") : "";
+        json answer;
+        if (type == "init") {
+            const std::string settings = message.value("settings", json::object()).dump();
+            answer = result_frame(*api, api->init(&host_api, settings.c_str()), "{}");
+        } else if (type == "call") {
+            const std::string request = message.value("request", json::object()).dump();
+            const char* response = nullptr;
+            const int32_t result = api->call(request.c_str(), &response);
+            answer = result_frame(*api, result, response);
+        } else {
+            return 5;  // the runtime never sends this: something is wrong, stop
+        }
+        if (!write_frame(descriptor, answer.dump(-1, ' ', false, json::error_handler_t::replace))) {
+            return 6;
+        }
+    }
+}
+
+}  // namespace mitigate

@@ -1,0 +1,129 @@
+// One provider plugin in its own confined process, seen from the runtime.
+//
+// PluginProcess starts `mitigate __plugin-host PLUGIN` over a socketpair, sends it the
+// provider's settings, and then one call at a time. While a call runs, the plugin may
+// ask for egress (HTTP or a file); PluginProcess hands each request to the runtime's
+// EgressHandler and returns the answer, so secrets and sockets stay on this side.
+//
+// Failure handling, all of it here so that every caller gets it the same way:
+//   - a call that outlives its deadline, a crash, an oversized or malformed frame: the
+//     worker is killed, the call fails with a typed status, nothing is retried here;
+//   - the next call restarts the worker, but not before a backoff that doubles with each
+//     consecutive failure (first_backoff .. max_backoff) and resets after a success;
+//   - after `circuit_threshold` consecutive failures the circuit opens: calls fail at
+//     once without touching the plugin for `circuit_open_for`; then one call is let
+//     through (half-open), and its outcome closes or reopens the circuit.
+// Time for backoff and the circuit comes from the injected Clock.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/clock.h"
+#include "sandbox/worker/confinement.h"
+#include "sandbox/worker/worker_process.h"
+
+namespace mitigate {
+
+// Frames larger than this are refused in both directions, before they are read.
+inline constexpr std::size_t plugin_frame_cap = 8u << 20;
+
+enum class PluginCallStatus {
+    ok,
+    invalid,      // MITIGATE_INVALID: bad target or parameters
+    conflict,     // MITIGATE_CONFLICT: live state is not what the operation expects
+    provider,     // MITIGATE_PROVIDER: the provider refused or failed
+    unavailable,  // MITIGATE_UNAVAILABLE: transient, may be retried
+    internal,     // MITIGATE_INTERNAL: a bug in the plugin
+    crashed,      // the worker died, sent garbage or an oversized frame; it was killed
+    timeout,      // no answer by the deadline; the worker was killed
+    refused,      // the worker could not start (unsafe file, ABI, confinement, load)
+    backoff,      // a restart is not due yet
+    circuit_open  // the plugin kept failing; not called
+};
+
+std::string_view to_string(PluginCallStatus status);
+
+struct PluginCallResult {
+    PluginCallStatus status = PluginCallStatus::internal;
+    nlohmann::json response;  // set when ok
+    std::string error;        // set otherwise
+    bool ok() const { return status == PluginCallStatus::ok; }
+};
+
+struct PluginProcessOptions {
+    std::filesystem::path executable;  // the mitigate binary (it has __plugin-host)
+    std::filesystem::path plugin;      // the plugin's .so
+    nlohmann::json settings = nlohmann::json::object();
+    ConfinementPolicy confinement;  // read_only_paths gets the plugin's directory
+    std::chrono::milliseconds call_deadline{30000};
+    std::chrono::milliseconds start_deadline{10000};
+    Duration first_backoff = std::chrono::milliseconds(200);
+    Duration max_backoff = std::chrono::seconds(60);
+    int circuit_threshold = 5;
+    Duration circuit_open_for = std::chrono::seconds(60);
+    const Clock* clock = nullptr;  // SystemClock when null
+};
+
+// Answers one egress request of the plugin: sets `status` (a mitigate_status) and returns
+// the response object, {"error": "..."} when refused.
+using EgressHandler = std::function<nlohmann::json(const nlohmann::json& request, int& status)>;
+using PluginLogHandler = std::function<void(int level, const std::string& message)>;
+
+class PluginProcess {
+  public:
+    PluginProcess(PluginProcessOptions options, EgressHandler egress,
+                  PluginLogHandler log = nullptr);
+    ~PluginProcess();
+    PluginProcess(const PluginProcess&) = delete;
+    PluginProcess& operator=(const PluginProcess&) = delete;
+
+    // One operation of the provider contract (see plugins/sdk/mitigate_plugin.h).
+    PluginCallResult call(const nlohmann::json& request);
+
+    // Starts the worker if none runs (subject to backoff and the circuit); `ok` when one
+    // runs afterwards. Its settings are sent with the first call.
+    PluginCallResult ensure_started();
+
+    // From the last successful start; empty before one.
+    const nlohmann::json& manifest() const { return manifest_; }
+    const nlohmann::json& confinement() const { return confinement_; }
+    pid_t pid() const { return worker_.pid; }
+    int starts() const { return starts_; }
+    int consecutive_failures() const { return consecutive_failures_; }
+
+  private:
+    PluginCallResult exchange(const nlohmann::json& message, const char* what);
+    PluginCallResult fail_worker(PluginCallStatus status, const std::string& error);
+    void record(const PluginCallResult& result);
+
+    PluginProcessOptions options_;
+    EgressHandler egress_;
+    PluginLogHandler log_;
+    WorkerProcess worker_;
+    nlohmann::json manifest_;
+    nlohmann::json confinement_;
+    bool initialized_ = false;  // settings sent to the running worker
+    int starts_ = 0;
+    int consecutive_failures_ = 0;
+    TimePoint restart_not_before_{};
+    TimePoint circuit_open_until_{};
+};
+
+// Why the runtime must not load this file, or nothing: it must be a regular file that
+// neither it nor its directory is writable by group or others, owned by root or by the
+// user running mitigate (osquery's rule for extensions).
+std::optional<std::string> unsafe_plugin_file(const std::filesystem::path& plugin);
+
+// The worker side, for main(): confines, loads, serves; returns the exit code.
+int run_plugin_host(int descriptor, const std::filesystem::path& plugin,
+                    const ConfinementPolicy& policy);
+
+nlohmann::json confinement_to_json(const ConfinementReport& report);
+
+}  // namespace mitigate

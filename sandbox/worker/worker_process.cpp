@@ -1,0 +1,90 @@
+#include "sandbox/worker/worker_process.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace mitigate {
+
+WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::string& error) {
+    int sockets[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets) != 0) {
+        error = "socketpair failed";
+        return {};
+    }
+    std::vector<std::string> argument_copies = arguments;
+    std::vector<char*> argv;
+    for (auto& argument : argument_copies) {
+        argv.push_back(argument.data());
+    }
+    argv.push_back(nullptr);
+    // An empty environment: the runtime's holds secrets (env: references) and a worker
+    // must never have them, not even in memory. Only sanitizer settings pass.
+    std::vector<std::string> environment;
+    for (const char* name : {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"}) {
+        if (const char* value = std::getenv(name)) {
+            environment.push_back(std::string(name) + "=" + value);
+        }
+    }
+    std::vector<char*> envp;
+    for (auto& entry : environment) {
+        envp.push_back(entry.data());
+    }
+    envp.push_back(nullptr);
+    const pid_t child = fork();
+    if (child < 0) {
+        close(sockets[0]);
+        close(sockets[1]);
+        error = "fork failed";
+        return {};
+    }
+    if (child == 0) {
+        // Between fork and exec only async-signal-safe calls. fd 3 is the worker's end;
+        // every other descriptor of the runtime is close-on-exec or closed here.
+        if (dup2(sockets[1], 3) < 0) {
+            _exit(126);
+        }
+        close_range(4, ~0U, 0);
+        execve(argv[0], argv.data(), envp.data());
+        _exit(127);
+    }
+    close(sockets[1]);
+    error.clear();
+    return {child, sockets[0]};
+}
+
+void stop_worker(WorkerProcess& worker) {
+    if (worker.socket >= 0) {
+        close(worker.socket);
+        worker.socket = -1;
+    }
+    if (worker.pid > 0) {
+        kill(worker.pid, SIGKILL);
+        int status = 0;
+        waitpid(worker.pid, &status, 0);
+        worker.pid = -1;
+    }
+}
+
+std::string reap_worker(WorkerProcess& worker) {
+    if (worker.socket >= 0) {
+        close(worker.socket);
+        worker.socket = -1;
+    }
+    if (worker.pid <= 0) {
+        return "";
+    }
+    int status = 0;
+    if (waitpid(worker.pid, &status, WNOHANG) == 0) {
+        kill(worker.pid, SIGKILL);
+        waitpid(worker.pid, &status, 0);
+    }
+    worker.pid = -1;
+    return WIFSIGNALED(status) ? " (signal " + std::to_string(WTERMSIG(status)) + ")"
+                               : " (exit " + std::to_string(WEXITSTATUS(status)) + ")";
+}
+
+}  // namespace mitigate

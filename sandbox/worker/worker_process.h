@@ -1,0 +1,30 @@
+// Starting and ending a worker process: the part the Lua worker and the plugin host share.
+// A worker is the mitigate binary itself in a hidden mode, started with an empty
+// environment (the runtime's holds secrets) and its end of a socketpair as descriptor 3.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace mitigate {
+
+struct WorkerProcess {
+    pid_t pid = -1;
+    int socket = -1;  // the runtime's end
+    bool running() const { return pid > 0; }
+};
+
+// `arguments[0]` is the executable. Empty `error` on success.
+WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::string& error);
+
+// Kills (SIGKILL, our own child by its pid) and collects the worker; no-op when none.
+void stop_worker(WorkerProcess& worker);
+
+// After the socket failed: closes it, collects the exit status (killing the worker first
+// if it is somehow still running: a worker the runtime cannot talk to is not trusted)
+// and says how it ended, " (signal 9)" or " (exit 3)".
+std::string reap_worker(WorkerProcess& worker);
+
+}  // namespace mitigate
