@@ -5,13 +5,13 @@
 //   unleash       the Unleash admin API, one environment's toggle
 //   launchdarkly  the LaunchDarkly REST API with semantic patches
 //
-// Actions (the target is the flag key):
-//   set          {"variant": "off"} or {"value": false}: what the flag serves.
+// Actions (the target is the flag key; named resource.verb like every provider's):
+//   flag.set     {"variant": "off"} or {"value": false}: what the flag serves.
 //                flagd: defaultVariant (by name, or the variant whose value matches);
 //                unleash: {"value": true|false} turns the environment on or off;
 //                launchdarkly: variant = the fallthrough variation (by name or value),
 //                value true|false turns targeting on or off.
-//   kill_switch  {}: the flag off at the platform (flagd state DISABLED, Unleash
+//   flag.kill_switch  {}: the flag off at the platform (flagd state DISABLED, Unleash
 //                environment off, LaunchDarkly targeting off, serving its off variation).
 // Reverts restore exactly the fields the change set, and only while they still hold the
 // values mitigate set (plugins/sdk/provider.h).
@@ -108,11 +108,11 @@ class FlagsProvider : public Provider {
                  "Feature flags on a flagd file, Unleash or LaunchDarkly: serve another "
                  "variant, or switch a flag off"},
                 {"actions",
-                 {{"set",
+                 {{"flag.set",
                    {{"description", "serve another variant or value"},
                     {"target", "the flag key"},
                     {"parameters", set_parameters}}},
-                  {"kill_switch",
+                  {"flag.kill_switch",
                    {{"description", "switch the flag off at the platform"},
                     {"target", "the flag key"},
                     {"parameters", kill_switch_parameters}}}}},
@@ -130,10 +130,10 @@ class FlagsProvider : public Provider {
     }
 
     Action* action(const std::string& name) override {
-        if (name == "set") {
+        if (name == "flag.set") {
             return &set_;
         }
-        if (name == "kill_switch") {
+        if (name == "flag.kill_switch") {
             return &kill_switch_;
         }
         return nullptr;
