@@ -1,0 +1,265 @@
+// The egress broker against real HTTP servers on loopback: the allowlist, addresses
+// checked after resolution, redirects not followed, the response cap, credentials added
+// by the runtime and never seen by the plugin, and files replaced only if unchanged.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "plugins/emulators/loopback_http_server.h"
+#include "plugins/sdk/mitigate_plugin.h"
+#include "runtime/egress/egress_broker.h"
+#include "sandbox/plugin_host/plugin_process.h"
+#include "tests/support/child_process.h"
+#include "tests/support/temporary_directory.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using ::testing::StartsWith;
+
+constexpr const char* fake_token = "test-token-obviously-fake-0123456789";
+
+class EgressBrokerTest : public ::testing::Test {
+  protected:
+    void SetUp() override { setenv("MITIGATE_TEST_EGRESS_TOKEN", fake_token, 1); }
+
+    ProviderConfig provider(std::vector<std::string> hosts, bool loopback = true) {
+        ProviderConfig config;
+        config.name = "demo";
+        config.egress.allow_hosts = std::move(hosts);
+        config.egress.allow_loopback = loopback;
+        CredentialProfile bearer;
+        bearer.name = "api";
+        bearer.kind = CredentialKind::bearer;
+        bearer.secrets.emplace("token", *SecretReference::parse("env:MITIGATE_TEST_EGRESS_TOKEN"));
+        config.credentials.push_back(bearer);
+        CredentialProfile raw;
+        raw.name = "raw";
+        raw.kind = CredentialKind::api_key;
+        raw.secrets.emplace("key", *SecretReference::parse("env:MITIGATE_TEST_EGRESS_TOKEN"));
+        raw.settings.emplace("header", "Authorization");
+        config.credentials.push_back(raw);
+        return config;
+    }
+
+    static json get(const std::string& url, const std::string& credential = "") {
+        return {{"kind", "http"}, {"method", "GET"}, {"url", url}, {"credential", credential}};
+    }
+
+    std::atomic<int> hits{0};
+    HttpExchange last;
+    LoopbackHttpServer server{[this](const HttpExchange& request) {
+        ++hits;
+        last = request;
+        if (request.target == "/redirect") {
+            return HttpReply{302, {{"Location", "http://169.254.169.254/latest/meta-data/"}}, ""};
+        }
+        if (request.target == "/huge") {
+            return HttpReply{200, {}, std::string(2u << 20, 'x')};
+        }
+        return HttpReply{200, {{"Content-Type", "application/json"}}, R"({"ok":true})"};
+    }};
+    std::string host_port() const { return "127.0.0.1:" + std::to_string(server.port()); }
+};
+
+TEST_F(EgressBrokerTest, AHostOffTheAllowlistIsRefusedBeforeAnyConnection) {
+    const EgressBroker broker(provider({"api.example.com"}));
+    int status = -1;
+    const json answer = broker.handle(get(server.url() + "/x"), status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_THAT(answer["error"].get<std::string>(),
+                HasSubstr("is not on providers.demo.egress.allow_hosts"));
+    EXPECT_EQ(hits, 0);
+}
+
+TEST_F(EgressBrokerTest, AnAllowedNameThatResolvesToLoopbackIsRefusedUnlessConfigured) {
+    const EgressBroker broker(provider({"localhost"}, /*loopback=*/false));
+    int status = -1;
+    const json answer =
+        broker.handle(get("http://localhost:" + std::to_string(server.port()) + "/x"), status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("a loopback address; refused"));
+    EXPECT_EQ(hits, 0);
+}
+
+TEST_F(EgressBrokerTest, NamesResolvingToLinkLocalOrPrivateAddressesAreRefused) {
+    const Resolver resolver = [](const std::string& host) -> std::vector<std::string> {
+        if (host == "metadata.example")
+            return {"169.254.169.254"};
+        if (host == "internal.example")
+            return {"203.0.113.7", "10.1.2.3"};  // one bad is enough
+        if (host == "v6.example")
+            return {"fe80::1"};
+        return {};
+    };
+    const EgressBroker broker(
+        provider({"metadata.example", "internal.example", "v6.example"}, false), {}, resolver);
+    for (const auto& [host, kind] :
+         std::vector<std::pair<std::string, std::string>>{{"metadata.example", "link-local"},
+                                                          {"internal.example", "private"},
+                                                          {"v6.example", "link-local"}}) {
+        int status = -1;
+        const json answer = broker.handle(get("https://" + host + "/"), status);
+        EXPECT_EQ(status, MITIGATE_INVALID) << host;
+        EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("a " + kind + " address"))
+            << host;
+    }
+    int status = -1;
+    broker.handle(get("http://169.254.169.254/latest/meta-data/"), status);
+    EXPECT_EQ(status, MITIGATE_INVALID);  // not on the allowlist, and link-local anyway
+}
+
+TEST_F(EgressBrokerTest, UserinfoInTheUrlIsRefused) {
+    const EgressBroker broker(provider({"allowed.example", host_port()}));
+    int status = -1;
+    const json answer = broker.handle(get("http://allowed.example@" + host_port() + "/x"), status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("user or password part"));
+    EXPECT_EQ(hits, 0);
+}
+
+TEST_F(EgressBrokerTest, ARedirectIsReturnedNotFollowed) {
+    const EgressBroker broker(provider({host_port()}));
+    int status = -1;
+    const json answer = broker.handle(get(server.url() + "/redirect"), status);
+    ASSERT_EQ(status, MITIGATE_OK) << answer.dump();
+    EXPECT_EQ(answer["status"], 302);
+    EXPECT_EQ(answer["headers"]["location"], "http://169.254.169.254/latest/meta-data/");
+    EXPECT_EQ(hits, 1);
+}
+
+TEST_F(EgressBrokerTest, AResponseOverTheCapIsRefused) {
+    EgressLimits limits;
+    limits.max_response_bytes = 1u << 20;
+    const EgressBroker broker(provider({host_port()}), limits);
+    int status = -1;
+    const json answer = broker.handle(get(server.url() + "/huge"), status);
+    EXPECT_EQ(status, MITIGATE_PROVIDER);
+    EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("larger than the 1048576-byte cap"));
+}
+
+TEST_F(EgressBrokerTest, CredentialsAreAddedByTheBrokerAndThePluginCannotSetThem) {
+    const EgressBroker broker(provider({host_port()}));
+    int status = -1;
+    broker.handle(get(server.url() + "/x", "api"), status);
+    ASSERT_EQ(status, MITIGATE_OK);
+    EXPECT_EQ(last.headers["authorization"], std::string("Bearer ") + fake_token);
+    broker.handle(get(server.url() + "/x", "raw"), status);
+    ASSERT_EQ(status, MITIGATE_OK);
+    EXPECT_EQ(last.headers["authorization"], fake_token);
+
+    json forged = get(server.url() + "/x");
+    forged["headers"] = {{"Authorization", "Bearer mine"}};
+    const json refused = broker.handle(forged, status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_THAT(refused["error"].get<std::string>(),
+                HasSubstr("may not set the Authorization header"));
+
+    const json unknown = broker.handle(get(server.url() + "/x", "nope"), status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_THAT(unknown["error"].get<std::string>(), HasSubstr("\"nope\" is not configured"));
+}
+
+TEST_F(EgressBrokerTest, AwsRequestsAreSignedWithSigV4) {
+    ProviderConfig config = provider({host_port()});
+    setenv("MITIGATE_TEST_AWS_KEY", "AKIDEXAMPLE", 1);
+    setenv("MITIGATE_TEST_AWS_SECRET", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", 1);
+    CredentialProfile aws;
+    aws.name = "aws";
+    aws.kind = CredentialKind::aws_sigv4;
+    aws.secrets.emplace("access_key_id", *SecretReference::parse("env:MITIGATE_TEST_AWS_KEY"));
+    aws.secrets.emplace("secret_access_key",
+                        *SecretReference::parse("env:MITIGATE_TEST_AWS_SECRET"));
+    aws.settings = {{"region", "us-east-1"}, {"service", "ecs"}};
+    config.credentials.push_back(aws);
+    const EgressBroker broker(config);
+    json request = get(server.url() + "/", "aws");
+    request["method"] = "POST";
+    request["body"] = "{}";
+    int status = -1;
+    broker.handle(request, status);
+    ASSERT_EQ(status, MITIGATE_OK);
+    EXPECT_THAT(last.headers["authorization"],
+                StartsWith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"));
+    EXPECT_THAT(last.headers["authorization"], HasSubstr("/us-east-1/ecs/aws4_request"));
+    EXPECT_THAT(last.headers["authorization"], Not(HasSubstr("wJalrXUtnFEMI")));
+    EXPECT_EQ(last.headers.count("x-amz-date"), 1u);
+}
+
+TEST_F(EgressBrokerTest, ThePluginNeverSeesTheCredential) {
+    const EgressBroker broker(provider({host_port()}));
+    PluginProcessOptions options;
+    options.executable = testing::mitigate_binary();
+    options.plugin = std::string(MITIGATE_TEST_PLUGIN_DIRECTORY) + "/hostile.so";
+    PluginProcess plugin(options, [&broker](const json& request, int& status) {
+        return broker.handle(request, status);
+    });
+    const PluginCallResult result =
+        plugin.call({{"operation", "read"},
+                     {"action", "egress"},
+                     {"target", "t"},
+                     {"parameters", {{"request", get(server.url() + "/x", "api")}}}});
+    ASSERT_TRUE(result.ok()) << result.error;
+    EXPECT_EQ(last.headers["authorization"], std::string("Bearer ") + fake_token);  // it was sent
+    EXPECT_EQ(result.response["response"]["status"], 200);
+    // ...but nothing the plugin can reach holds it: not its environment, not
+    // /proc/self/environ or the runtime's, not what the broker returned.
+    EXPECT_EQ(result.response["environment"], json::array());
+    EXPECT_FALSE(result.response["proc_environ"]["opened"]);
+    EXPECT_FALSE(result.response["parent_environ"]["opened"]);
+    EXPECT_THAT(result.response.dump(), Not(HasSubstr(fake_token)));
+    const std::string worker_environment =
+        testing::read_file("/proc/" + std::to_string(plugin.pid()) + "/environ");
+    EXPECT_THAT(worker_environment, Not(HasSubstr(fake_token)));
+}
+
+TEST_F(EgressBrokerTest, FilesAreLimitedToTheListAndReplacedOnlyIfUnchanged) {
+    testing::TemporaryDirectory directory;
+    const auto path = directory.write("flags.json", "{\"a\":1}\n");
+    chmod(path.c_str(), 0640);
+    ProviderConfig config = provider({});
+    config.egress.allow_files = {path};
+    const EgressBroker broker(config);
+    int status = -1;
+    const json other = broker.handle({{"kind", "file_read"}, {"path", "/etc/passwd"}}, status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_THAT(other["error"].get<std::string>(),
+                HasSubstr("not on providers.demo.egress.allow_files"));
+
+    const json read = broker.handle({{"kind", "file_read"}, {"path", path.string()}}, status);
+    ASSERT_EQ(status, MITIGATE_OK);
+    EXPECT_EQ(read["content"], "{\"a\":1}\n");
+
+    const json stale = broker.handle({{"kind", "file_write"},
+                                      {"path", path.string()},
+                                      {"content", "{\"a\":2}\n"},
+                                      {"if_match", "0000"}},
+                                     status);
+    EXPECT_EQ(status, MITIGATE_CONFLICT);
+    EXPECT_THAT(stale["error"].get<std::string>(), HasSubstr("changed since it was read"));
+    EXPECT_EQ(testing::read_file(path), "{\"a\":1}\n");
+
+    const json written = broker.handle({{"kind", "file_write"},
+                                        {"path", path.string()},
+                                        {"content", "{\"a\":2}\n"},
+                                        {"if_match", read["etag"]}},
+                                       status);
+    ASSERT_EQ(status, MITIGATE_OK) << written.dump();
+    EXPECT_EQ(testing::read_file(path), "{\"a\":2}\n");
+    struct stat after {};
+    stat(path.c_str(), &after);
+    EXPECT_EQ(after.st_mode & 0777, 0640u);  // the mode survives the atomic replace
+    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(directory.path()),
+                            std::filesystem::directory_iterator()),
+              1);  // no temporary file left behind
+}
+
+}  // namespace
+}  // namespace mitigate
