@@ -142,14 +142,15 @@ PluginCallResult ProviderRegistry::call(const std::string& provider, const json&
     Entry& entry = *entries_.at(provider);
     if (plugin->starts() > entry.audited_starts) {
         entry.audited_starts = plugin->starts();
-        if (plugin->confinement().value("weaker_landlock_allowed", false)) {
+        const json& confinement = plugin->confinement();
+        if (confinement.is_object() && confinement.value("weaker_landlock_allowed", false)) {
             spdlog::warn(
                 "provider {}: plugin host runs with Landlock ABI {} below the minimum {} "
                 "(sandbox.allow_weaker_landlock)",
                 provider, plugin->confinement().value("landlock_abi", 0),
                 config_.sandbox.minimum_landlock_abi);
             if (options_.on_weaker_confinement) {
-                options_.on_weaker_confinement(provider, plugin->confinement());
+                options_.on_weaker_confinement(provider, confinement);
             }
         }
     }

@@ -200,7 +200,7 @@ PluginCallResult PluginProcess::call(const json& request) {
     }
     if (!initialized_) {
         PluginCallResult initialized =
-            exchange(json{{"type", "init"}, {"settings", options_.settings}}, "init");
+            exchange(json{{"type", "init"}, {"settings", options_.settings}}.dump(), "init");
         if (!initialized.ok()) {
             // Settings do not get better by retrying: the worker stays, the call fails.
             initialized.error = "the plugin refused its settings: " + initialized.error;
@@ -212,14 +212,16 @@ PluginCallResult PluginProcess::call(const json& request) {
         }
         initialized_ = true;
     }
-    PluginCallResult result = exchange(json{{"type", "call"}, {"request", request}}, "call");
+    PluginCallResult result =
+        exchange(R"({"type":"call","request":)" +
+                     request.dump(-1, ' ', false, json::error_handler_t::replace) + "}",
+                 "call");
     record(result);
     return result;
 }
 
-PluginCallResult PluginProcess::exchange(const json& message, const char* what) {
-    if (!write_frame(worker_.socket,
-                     message.dump(-1, ' ', false, json::error_handler_t::replace))) {
+PluginCallResult PluginProcess::exchange(const std::string& message, const char* what) {
+    if (!write_frame(worker_.socket, message)) {
         return fail_worker(PluginCallStatus::crashed,
                            std::string("the plugin host died before the ") + what);
     }

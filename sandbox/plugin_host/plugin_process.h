@@ -90,7 +90,7 @@ class PluginProcess {
     // runs afterwards. Its settings are sent with the first call.
     PluginCallResult ensure_started();
 
-    // From the last successful start; empty before one.
+    // From the last successful start; empty objects before one.
     const nlohmann::json& manifest() const { return manifest_; }
     const nlohmann::json& confinement() const { return confinement_; }
     pid_t pid() const { return worker_.pid; }
@@ -98,7 +98,7 @@ class PluginProcess {
     int consecutive_failures() const { return consecutive_failures_; }
 
   private:
-    PluginCallResult exchange(const nlohmann::json& message, const char* what);
+    PluginCallResult exchange(const std::string& message, const char* what);
     PluginCallResult fail_worker(PluginCallStatus status, const std::string& error);
     void record(const PluginCallResult& result);
 
@@ -106,8 +106,8 @@ class PluginProcess {
     EgressHandler egress_;
     PluginLogHandler log_;
     WorkerProcess worker_;
-    nlohmann::json manifest_;
-    nlohmann::json confinement_;
+    nlohmann::json manifest_ = nlohmann::json::object();
+    nlohmann::json confinement_ = nlohmann::json::object();
     bool initialized_ = false;  // settings sent to the running worker
     int starts_ = 0;
     int consecutive_failures_ = 0;

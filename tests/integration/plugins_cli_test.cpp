@@ -1,0 +1,132 @@
+// `mitigate plugins list` and `mitigate plugins call` as a plugin author uses them, and
+// the sandbox override for kernels below the Landlock ABI workers rely on.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/child_process.h"
+#include "tests/support/temporary_directory.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using testing::run_process;
+
+const char* const flag_file = R"({"flags": {"checkout": {"state": "ENABLED",
+  "variants": {"on": true, "off": false}, "defaultVariant": "on", "owner": "payments"}}})";
+
+class PluginsCliTest : public ::testing::Test {
+  protected:
+    PluginsCliTest() {
+        flags = directory.write("flags.json", flag_file);
+        write_config("");
+    }
+    void write_config(const std::string& sandbox) {
+        config = directory.write(
+            "mitigate.yaml", "store:\n  path: " + (directory / "m.db").string() + "\n" + sandbox +
+                                 "providers:\n"
+                                 "  flags:\n"
+                                 "    egress:\n"
+                                 "      allow_files: [flags.json]\n"
+                                 "    settings:\n"
+                                 "      backend: flagd\n"
+                                 "      path: " +
+                                 flags.string() + "\n");
+    }
+    testing::ProcessResult mitigate(std::vector<std::string> arguments) {
+        arguments.insert(arguments.begin(),
+                         {testing::mitigate_binary(), "--config", config.string()});
+        return run_process(arguments);
+    }
+
+    testing::TemporaryDirectory directory;
+    std::filesystem::path flags;
+    std::filesystem::path config;
+};
+
+TEST_F(PluginsCliTest, ListShowsTheShippedPluginItsActionsAndItsSandbox) {
+    const auto text = mitigate({"plugins", "list"});
+    ASSERT_EQ(text.exit_code, 0) << text.err;
+    EXPECT_THAT(text.out, HasSubstr("flags 1.0.0"));
+    EXPECT_THAT(text.out, HasSubstr("actions:     flag.kill_switch, flag.set"));
+    EXPECT_THAT(text.out, HasSubstr("providers:   flags"));
+    EXPECT_THAT(text.out, HasSubstr("seccomp, no_new_privs"));
+
+    const auto listed = mitigate({"plugins", "list", "--output", "json"});
+    ASSERT_EQ(listed.exit_code, 0) << listed.err;
+    const json document = json::parse(listed.out);
+    ASSERT_FALSE(document["plugins"].empty());
+    const json& plugin = document["plugins"][0];
+    EXPECT_EQ(plugin["name"], "flags");
+    EXPECT_EQ(plugin["protections"]["seccomp"], true);
+    EXPECT_EQ(plugin["protections"]["landlock"], true);
+    EXPECT_GE(plugin["protections"]["landlock_abi"].get<int>(), 4);
+}
+
+TEST_F(PluginsCliTest, CallRunsPlanApplyAndRevertOnAFlagdFile) {
+    const auto plan = mitigate({"plugins", "call", "flags", "flag.set", "plan", "--target",
+                                "checkout", "--params", R"({"variant": "off"})"});
+    ASSERT_EQ(plan.exit_code, 0) << plan.err;
+    EXPECT_EQ(json::parse(plan.out)["forward"], (json{{"defaultVariant", "off"}}));
+    const auto plan_file = directory.write("plan.json", plan.out);
+
+    const auto apply = mitigate({"plugins", "call", "flags", "flag.set", "apply", "--target",
+                                 "checkout", "--plan", "@" + plan_file.string()});
+    ASSERT_EQ(apply.exit_code, 0) << apply.err;
+    EXPECT_EQ(json::parse(testing::read_file(flags))["flags"]["checkout"]["defaultVariant"], "off");
+    EXPECT_EQ(json::parse(testing::read_file(flags))["flags"]["checkout"]["owner"], "payments");
+
+    const auto revert = mitigate({"plugins", "call", "flags", "flag.set", "revert", "--target",
+                                  "checkout", "--plan", "@" + plan_file.string()});
+    ASSERT_EQ(revert.exit_code, 0) << revert.err;
+    EXPECT_EQ(json::parse(testing::read_file(flags))["flags"]["checkout"]["defaultVariant"], "on");
+}
+
+TEST_F(PluginsCliTest, MistakesAreNamedWithTheRightExitCode) {
+    const auto unknown = mitigate({"plugins", "call", "nope", "flag.set", "read", "--target", "x"});
+    EXPECT_EQ(unknown.exit_code, 1);
+    EXPECT_THAT(unknown.err, HasSubstr("no provider \"nope\" is configured"));
+
+    const auto bad_json = mitigate({"plugins", "call", "flags", "flag.set", "plan", "--target",
+                                    "checkout", "--params", "{variant"});
+    EXPECT_EQ(bad_json.exit_code, 2);
+    EXPECT_THAT(bad_json.err, HasSubstr("--params: not valid JSON"));
+
+    const auto bad_operation =
+        mitigate({"plugins", "call", "flags", "flag.set", "destroy", "--target", "x"});
+    EXPECT_EQ(bad_operation.exit_code, 2);
+
+    const auto invalid = mitigate({"plugins", "call", "flags", "flag.set", "plan", "--target",
+                                   "checkout", "--params", R"({"variant": "purple"})"});
+    EXPECT_EQ(invalid.exit_code, 1);
+    EXPECT_THAT(invalid.err, HasSubstr("failed (invalid)"));
+    EXPECT_THAT(invalid.err, HasSubstr("no variant \"purple\""));
+}
+
+TEST_F(PluginsCliTest,
+       BelowTheLandlockMinimumWorkersRefuseUnlessOverriddenAndTheOverrideIsAudited) {
+    // This kernel offers ABI 7; asking for more stands in for an older kernel.
+    write_config("sandbox:\n  minimum_landlock_abi: 60\n");
+    const auto refused =
+        mitigate({"plugins", "call", "flags", "flag.set", "read", "--target", "checkout"});
+    EXPECT_EQ(refused.exit_code, 1);
+    EXPECT_THAT(refused.err, HasSubstr("workers need at least 60"));
+    EXPECT_THAT(refused.err, HasSubstr("sandbox.allow_weaker_landlock"));
+    EXPECT_THAT(testing::read_file(flags), HasSubstr("\"on\""));
+
+    write_config("sandbox:\n  minimum_landlock_abi: 60\n  allow_weaker_landlock: true\n");
+    const auto allowed =
+        mitigate({"plugins", "call", "flags", "flag.set", "read", "--target", "checkout"});
+    ASSERT_EQ(allowed.exit_code, 0) << allowed.err;
+    EXPECT_THAT(allowed.err, HasSubstr("below the minimum 60"));
+    const auto audit = mitigate({"audit", "tail", "--output", "json"});
+    ASSERT_EQ(audit.exit_code, 0) << audit.err;
+    EXPECT_THAT(audit.out, HasSubstr("sandbox.weaker_landlock"));
+    EXPECT_THAT(audit.out, HasSubstr("provider/flags"));
+}
+
+}  // namespace
+}  // namespace mitigate
