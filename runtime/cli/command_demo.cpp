@@ -4,12 +4,13 @@
 // A recorded Alertmanager webhook is parsed into Signals and grouped into an Incident;
 // every playbook (the configured directory, else the examples compiled into the binary)
 // runs in a confined worker process and the matching ones propose; each proposal becomes
-// a Mitigation in a fresh store and is decided by the policy engine on the default policy
-// set; everything is journaled and audited, read back from disk, and the audit chain is
-// verified. Stages that do not exist yet (provider plans, approvals, apply/revert) are
-// named as missing, never simulated: with no provider plugin to plan a change, each
-// mitigation ends as failed, with the decision the policy took recorded on it.
+// a Mitigation in a fresh store, is planned by its provider's plugin in a confined plugin
+// host (the flags provider on a flagd file the demo writes), and is decided by the policy
+// engine on the default policy set; everything is journaled and audited, read back from
+// disk, and the audit chain is verified. Stages that do not exist yet (approvals,
+// apply/revert, the cloud providers) are named as missing, never simulated.
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include <spdlog/spdlog.h>
@@ -22,6 +23,7 @@
 #include "runtime/ingest/alertmanager.h"
 #include "runtime/playbook/playbook.h"
 #include "runtime/policy/policy_engine.h"
+#include "runtime/providers/provider_registry.h"
 #include "runtime/store/sqlite_store.h"
 #include "sandbox/worker/lua_worker.h"
 
@@ -62,6 +64,65 @@ fs::path fresh_store_path() {
         throw std::runtime_error("cannot create a temporary directory for the demo store");
     }
     return fs::path(directory) / "mitigate.db";
+}
+
+// The demo's flags provider: a flagd file in the demo's own directory, holding the flag
+// the shipped latency playbook turns off. Added only when the configuration has no
+// provider called "flags" (a real configuration's wins).
+constexpr std::string_view demo_flag_file = R"json({
+  "$schema": "https://flagd.dev/schema/v0/flags.json",
+  "flags": {
+    "expensive-recommendations": {
+      "state": "ENABLED",
+      "variants": {"on": true, "off": false},
+      "defaultVariant": "on",
+      "metadata": {"owner": "team-recommendations"}
+    }
+  }
+}
+)json";
+
+fs::path add_demo_flags_provider(Config& config, const fs::path& directory) {
+    for (const auto& provider : config.providers) {
+        if (provider.name == "flags") {
+            return provider.settings.value("path", "");
+        }
+    }
+    const fs::path path = directory / "flags.json";
+    std::ofstream(path) << demo_flag_file;
+    ProviderConfig flags;
+    flags.name = "flags";
+    flags.plugin = "flags";
+    flags.egress.allow_files = {path};
+    flags.settings = {{"backend", "flagd"}, {"path", path.string()}};
+    config.providers.push_back(flags);
+    return path;
+}
+
+// Asks the provider's plugin for a plan and checks it as strictly as any input. Sets
+// mitigation.plan, or returns why there is none.
+std::string plan_with_provider(ProviderRegistry& providers, Mitigation& mitigation, TimePoint now) {
+    const Action& action = mitigation.proposal.action;
+    if (providers.process(action.provider) == nullptr) {
+        return "cannot plan: no provider plugin \"" + action.provider + "\" in this build";
+    }
+    const PluginCallResult result =
+        providers.call(action.provider, {{"operation", "plan"},
+                                         {"action", action.action},
+                                         {"target", action.target},
+                                         {"parameters", action.parameters}});
+    if (!result.ok()) {
+        return "cannot plan (" + std::string(to_string(result.status)) + "): " + result.error;
+    }
+    json plan = result.response;
+    plan["planned_at"] = format_rfc3339(now);
+    Parsed<Plan> parsed = parse_plan(plan);
+    if (!parsed) {
+        return "cannot plan: the " + action.provider +
+               " plugin returned an invalid plan: " + describe(parsed.errors);
+    }
+    mitigation.plan = *parsed;
+    return "";
 }
 
 struct DemoMitigation {
@@ -143,10 +204,19 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
                                           ? config->directories.policies.string()
                                           : "the default policy compiled into this binary";
 
-    // 5. Each proposal: a mitigation in the store, decided, and stopped where the build
-    //    ends (no provider plugin can plan it yet).
+    // 5. Each proposal: a mitigation in the store, planned by its provider's plugin (in a
+    //    confined plugin host, through the egress broker), decided by policy, and stopped
+    //    where the build ends: approvals and apply arrive with the lifecycle engine.
     const fs::path store_path =
         options.database.empty() ? fresh_store_path() : fs::path(options.database);
+    Config demo_config = *config;
+    // Its own new directory: never beside a --db the user chose.
+    const fs::path flag_file =
+        add_demo_flags_provider(demo_config, fresh_store_path().parent_path());
+    RegistryOptions registry_options;
+    std::error_code no_link;
+    registry_options.executable = fs::read_symlink("/proc/self/exe", no_link);
+    ProviderRegistry providers(demo_config, registry_options);
     std::vector<std::string> mitigation_ids;
     {
         auto store = open_sqlite_store(store_path);
@@ -162,6 +232,24 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
             mitigation.created_at = mitigation.updated_at = now;
             store->create_mitigation(mitigation, "playbook:" + playbook,
                                      "proposed for incident " + incident.id);
+            const std::string planning_error =
+                plan_with_provider(providers, mitigation, clock.now());
+            if (mitigation.plan) {
+                Mitigation planned = mitigation;
+                planned.state = MitigationState::planned;
+                const TransitionResult result =
+                    store->transition({planned,
+                                       mitigation.version,
+                                       clock.now(),
+                                       "runtime",
+                                       "planned by provider " + action.provider + ": " +
+                                           mitigation.plan->blast_radius.description,
+                                       {{"idempotency_key", mitigation.plan->idempotency_key}}});
+                if (result.outcome != TransitionOutcome::done) {
+                    throw std::runtime_error("demo transition refused: " + result.message);
+                }
+                mitigation = *result.current;
+            }
             PolicyInput input;
             input.action = action;
             input.playbook = playbook;
@@ -169,6 +257,7 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
             input.environment = incident.environment;
             input.service = incident.service;
             input.labels = incident.labels;
+            input.plan = mitigation.plan;
             const Decision decision =
                 evaluate_policy(*policies.policy_set, input, PolicyHistory{}, clock.now());
             Mitigation decided = mitigation;
@@ -176,10 +265,19 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
             std::string reason = decision.summary;
             if (decision.effect == DecisionEffect::deny) {
                 decided.state = MitigationState::denied;
-            } else {
+            } else if (!mitigation.plan) {
                 decided.state = MitigationState::failed;
-                reason = "cannot plan: no provider plugin \"" + action.provider +
-                         "\" in this build (policy said: " + decision.summary + ")";
+                reason = planning_error + " (policy said: " + decision.summary + ")";
+            } else if (decision.effect == DecisionEffect::dry_run) {
+                decided.state = MitigationState::dry_run;
+            } else if (decision.effect == DecisionEffect::require_approval) {
+                decided.state = MitigationState::pending_approval;
+                reason =
+                    decision.summary + "; approvals arrive with the daemon (not in this build)";
+            } else {
+                decided.state = MitigationState::approved;
+                reason = decision.summary +
+                         "; apply arrives with the lifecycle engine (not in this build)";
             }
             const TransitionResult result = store->transition(
                 {decided,
@@ -210,7 +308,8 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
             {proposals[i].first, std::move(*stored), reader->journal(mitigation_ids[i])});
     }
     const AuditChainVerifier chain = reader->verify_audit_chain();
-    const std::vector<std::string> missing = {"provider plans", "approvals", "apply/verify/revert"};
+    const std::vector<std::string> missing = {"approvals", "apply/verify/revert",
+                                              "the aws, vercel and supabase providers"};
 
     if (options.output == OutputFormat::json) {
         json mitigations = json::array();
@@ -234,6 +333,12 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
                           {"worker",
                            {{"landlock_abi", worker.confinement().landlock_abi},
                             {"namespaces", worker.confinement().namespaces}}},
+                          {"providers",
+                           {{"flags",
+                             {{"flag_file", flag_file.string()},
+                              {"sandbox", providers.process("flags") != nullptr
+                                              ? providers.process("flags")->confinement()
+                                              : json(nullptr)}}}}},
                           {"policy", policy_source},
                           {"mitigations", mitigations},
                           {"audit",
@@ -262,6 +367,12 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
                           ? std::to_string(entry["proposals"].get<std::size_t>()) + " proposal(s)"
                           : std::string("does not match"))
                   << "\n";
+    }
+    if (PluginProcess* flags = providers.process("flags"); flags != nullptr && flags->pid() > 0) {
+        std::cout << "  providers   flags on the flagd file " << flag_file.string()
+                  << ", plugin in a confined host (Landlock ABI "
+                  << flags->confinement().value("landlock_abi", 0)
+                  << ", seccomp, no network; file access brokered by the runtime)\n";
     }
     std::cout << "  policy      " << policy_source << ", hash "
               << policies.policy_set->hash.substr(0, 16) << "...\n";

@@ -296,16 +296,24 @@ TEST(CliDemo, RunsTheExistingPathAndLeavesAVerifiableStore) {
     const auto& mitigation = report["mitigations"][0]["mitigation"];
     EXPECT_EQ(mitigation["proposal"]["playbook"], "latency-throttle");
     EXPECT_EQ(mitigation["proposal"]["action"]["target"], "expensive-recommendations");
-    // The real policy engine decided on the default policy: prod needs two approvals. No
-    // provider exists to plan the change, so the mitigation could go no further.
+    // The flags plugin planned it in its confined host, on the demo's flagd file: the
+    // exact inverse is the variant read from the file.
+    EXPECT_EQ(mitigation["plan"]["forward"], (nlohmann::json{{"defaultVariant", "off"}}));
+    EXPECT_EQ(mitigation["plan"]["inverse"], (nlohmann::json{{"defaultVariant", "on"}}));
+    EXPECT_EQ(report["providers"]["flags"]["sandbox"]["seccomp"], true);
+    EXPECT_THAT(report["mitigations"][0]["journal"][1]["reason"].get<std::string>(),
+                HasSubstr("planned by provider flags"));
+    // The real policy engine decided on the default policy: prod needs two approvals,
+    // which this build cannot collect yet; nothing was applied.
     EXPECT_EQ(mitigation["decision"]["effect"], "require_approval");
     EXPECT_EQ(mitigation["decision"]["approvals_required"], 2);
     EXPECT_EQ(mitigation["decision"]["approver_groups"], nlohmann::json::array({"sre-oncall"}));
-    EXPECT_EQ(mitigation["state"], "failed");
-    EXPECT_THAT(report["mitigations"][0]["journal"][1]["reason"].get<std::string>(),
-                HasSubstr("cannot plan"));
+    EXPECT_EQ(mitigation["state"], "pending_approval");
+    const auto flags = nlohmann::json::parse(
+        testing::read_file(report["providers"]["flags"]["flag_file"].get<std::string>()));
+    EXPECT_EQ(flags["flags"]["expensive-recommendations"]["defaultVariant"], "on");
     EXPECT_EQ(report["audit"]["intact"], true);
-    EXPECT_EQ(report["audit"]["records"], 2);
+    EXPECT_EQ(report["audit"]["records"], 3);
     // What the demo printed is what is on disk.
     const ProcessResult verify = mitigate({"audit", "verify", "--db", path.string()});
     EXPECT_EQ(verify.exit_code, 0);
