@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "plugins/sdk/manifest.h"
 #include "plugins/sdk/mitigate_plugin.h"
 #include "runtime/core/time_format.h"
 #include "sandbox/worker/frame.h"
@@ -187,7 +188,15 @@ PluginCallResult PluginProcess::ensure_started() {
         record(result);
         return result;
     }
-    manifest_ = hello.value("manifest", json::object());
+    const json manifest = hello.value("manifest", json::object());
+    if (auto problem = plugin::manifest_problem(manifest)) {
+        stop_worker(worker_);
+        PluginCallResult result =
+            failure(PluginCallStatus::refused, options_.plugin.string() + ": " + *problem);
+        record(result);
+        return result;
+    }
+    manifest_ = manifest;
     confinement_ = hello.value("confinement", json::object());
     initialized_ = false;
     return {PluginCallStatus::ok, json::object(), ""};

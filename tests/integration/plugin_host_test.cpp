@@ -140,7 +140,11 @@ TEST_F(PluginHostTest, UnboundedAllocationHitsTheAddressSpaceLimit) {
 #if defined(__SANITIZE_ADDRESS__)
     GTEST_SKIP() << "ASan needs terabytes of address space, so RLIMIT_AS is not set under it";
 #else
-    PluginProcess plugin(options_for(test_plugin("hostile"), &clock), nullptr);
+    // Touching a gigabyte takes seconds on a loaded machine: a deadline far beyond that,
+    // so that what ends the call is the limit, not the clock.
+    PluginProcessOptions options = options_for(test_plugin("hostile"), &clock);
+    options.call_deadline = std::chrono::seconds(60);
+    PluginProcess plugin(options, nullptr);
     const PluginCallResult result = plugin.call(request("allocate"));
     EXPECT_EQ(result.status, PluginCallStatus::internal);
     EXPECT_THAT(result.error, HasSubstr("allocation refused after"));
