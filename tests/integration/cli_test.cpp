@@ -175,7 +175,8 @@ class CliAuditTest : public ::testing::Test {
         ManualClock clock(*parse_rfc3339("2026-11-23T07:00:00Z"));
         store->create_mitigation(testing::make_mitigation("m2", clock.now()), "bob", "r");
         testing::advance(*store, "m2", clock.now());
-        ASSERT_EQ(store->audit_head().sequence, 4);
+        // The demo wrote 3 records (proposed, planned, decided); m2 adds 2.
+        ASSERT_EQ(store->audit_head().sequence, 5);
     }
 
     ProcessResult verify() { return mitigate({"audit", "verify", "--db", path_.string()}); }
@@ -201,15 +202,15 @@ class CliAuditTest : public ::testing::Test {
 TEST_F(CliAuditTest, IntactChainPrintsCountAndHead) {
     const ProcessResult result = verify();
     EXPECT_EQ(result.exit_code, 0) << result.err;
-    EXPECT_THAT(result.out, HasSubstr("audit chain intact: 4 records, head 4:"));
+    EXPECT_THAT(result.out, HasSubstr("audit chain intact: 5 records, head 5:"));
     const ProcessResult json =
         mitigate({"audit", "verify", "--db", path_.string(), "--output", "json"});
-    EXPECT_EQ(nlohmann::json::parse(json.out)["records"], 4);
+    EXPECT_EQ(nlohmann::json::parse(json.out)["records"], 5);
 }
 
 TEST_F(CliAuditTest, EditIsCaught) {
-    tamper("UPDATE audit_log SET record = replace(record, 'bob', 'eve') WHERE sequence = 3");
-    expect_broken_at(3);
+    tamper("UPDATE audit_log SET record = replace(record, 'bob', 'eve') WHERE sequence = 4");
+    expect_broken_at(4);
 }
 
 TEST_F(CliAuditTest, DeletionIsCaught) {
@@ -248,13 +249,13 @@ TEST_F(CliAuditTest, RewrittenTailIsCaughtAgainstASavedHead) {
     const ProcessResult anchored =
         mitigate({"audit", "verify", "--db", path_.string(), "--expect-head", saved});
     EXPECT_EQ(anchored.exit_code, 1);
-    EXPECT_THAT(anchored.out, HasSubstr("BROKEN at record 4"));
+    EXPECT_THAT(anchored.out, HasSubstr("BROKEN at record 5"));
 }
 
 TEST_F(CliAuditTest, TailPrintsRecentRecords) {
     const ProcessResult text = mitigate({"audit", "tail", "--db", path_.string(), "-n", "2"});
     ASSERT_EQ(text.exit_code, 0) << text.err;
-    EXPECT_THAT(text.out, HasSubstr("3  2026-11-23T07:00:00Z  bob  mitigation.created  m2"));
+    EXPECT_THAT(text.out, HasSubstr("4  2026-11-23T07:00:00Z  bob  mitigation.created  m2"));
     const ProcessResult json =
         mitigate({"audit", "tail", "--db", path_.string(), "-n", "3", "--output", "json"});
     std::istringstream lines(json.out);
@@ -262,7 +263,7 @@ TEST_F(CliAuditTest, TailPrintsRecentRecords) {
     int count = 0;
     while (std::getline(lines, line)) {
         const auto record = nlohmann::json::parse(line);
-        EXPECT_EQ(record["sequence"], count + 2);
+        EXPECT_EQ(record["sequence"], count + 3);
         ++count;
     }
     EXPECT_EQ(count, 3);
