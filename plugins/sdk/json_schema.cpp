@@ -8,20 +8,27 @@ namespace {
 using nlohmann::json;
 
 bool has_type(const json& value, const std::string& type) {
-    if (type == "object")
+    if (type == "object") {
         return value.is_object();
-    if (type == "array")
+    }
+    if (type == "array") {
         return value.is_array();
-    if (type == "string")
+    }
+    if (type == "string") {
         return value.is_string();
-    if (type == "integer")
+    }
+    if (type == "integer") {
         return value.is_number_integer();
-    if (type == "number")
+    }
+    if (type == "number") {
         return value.is_number();
-    if (type == "boolean")
+    }
+    if (type == "boolean") {
         return value.is_boolean();
-    if (type == "null")
+    }
+    if (type == "null") {
         return value.is_null();
+    }
     return false;
 }
 

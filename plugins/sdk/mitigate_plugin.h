@@ -66,6 +66,7 @@ typedef enum mitigate_log_level {
 } mitigate_log_level;
 
 /* What the host offers a plugin. Owned by the host; valid for the life of the process. */
+/* NOLINTNEXTLINE(readability-identifier-naming): C names, as C callers expect */
 typedef struct mitigate_host_api {
     uint32_t abi_major;
     uint32_t abi_minor;
@@ -96,6 +97,7 @@ typedef struct mitigate_host_api {
 } mitigate_host_api;
 
 /* What a plugin offers. Owned by the plugin; static storage. */
+/* NOLINTNEXTLINE(readability-identifier-naming): C names, as C callers expect */
 typedef struct mitigate_plugin_api {
     uint32_t abi_major; /* MITIGATE_PLUGIN_ABI_MAJOR as the plugin was built */
     uint32_t abi_minor;

@@ -139,32 +139,43 @@ std::string classify_address(const std::string& address) {
             const std::uint32_t mask = bits == 0 ? 0 : ~std::uint32_t{0} << (32 - bits);
             return (ip & mask) == network;
         };
-        if (in(0x7F000000, 8))
+        if (in(0x7F000000, 8)) {
             return "loopback";
-        if (in(0xA9FE0000, 16))
+        }
+        if (in(0xA9FE0000, 16)) {
             return "link-local";
-        if (in(0x0A000000, 8) || in(0xAC100000, 12) || in(0xC0A80000, 16))
+        }
+        if (in(0x0A000000, 8) || in(0xAC100000, 12) || in(0xC0A80000, 16)) {
             return "private";
-        if (in(0x64400000, 10))
+        }
+        if (in(0x64400000, 10)) {
             return "shared (CGNAT)";
-        if (in(0x00000000, 8))
+        }
+        if (in(0x00000000, 8)) {
             return "unspecified";
-        if (in(0xE0000000, 4) || in(0xF0000000, 4))
+        }
+        if (in(0xE0000000, 4) || in(0xF0000000, 4)) {
             return "multicast or reserved";
+        }
         return "";
     }
     if (inet_pton(AF_INET6, address.c_str(), &v6) == 1) {
         const unsigned char* bytes = v6.s6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(&v6))
+        if (IN6_IS_ADDR_LOOPBACK(&v6)) {
             return "loopback";
-        if (IN6_IS_ADDR_UNSPECIFIED(&v6))
+        }
+        if (IN6_IS_ADDR_UNSPECIFIED(&v6)) {
             return "unspecified";
-        if (IN6_IS_ADDR_LINKLOCAL(&v6))
+        }
+        if (IN6_IS_ADDR_LINKLOCAL(&v6)) {
             return "link-local";
-        if (IN6_IS_ADDR_MULTICAST(&v6))
+        }
+        if (IN6_IS_ADDR_MULTICAST(&v6)) {
             return "multicast or reserved";
-        if ((bytes[0] & 0xFE) == 0xFC)
+        }
+        if ((bytes[0] & 0xFE) == 0xFC) {
             return "private";
+        }
         if (IN6_IS_ADDR_V4MAPPED(&v6)) {
             char text[INET_ADDRSTRLEN];
             inet_ntop(AF_INET, bytes + 12, text, sizeof text);

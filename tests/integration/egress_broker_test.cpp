@@ -91,12 +91,15 @@ TEST_F(EgressBrokerTest, AnAllowedNameThatResolvesToLoopbackIsRefusedUnlessConfi
 
 TEST_F(EgressBrokerTest, NamesResolvingToLinkLocalOrPrivateAddressesAreRefused) {
     const Resolver resolver = [](const std::string& host) -> std::vector<std::string> {
-        if (host == "metadata.example")
+        if (host == "metadata.example") {
             return {"169.254.169.254"};
-        if (host == "internal.example")
-            return {"203.0.113.7", "10.1.2.3"};  // one bad is enough
-        if (host == "v6.example")
+        }
+        if (host == "internal.example") {
+            return {"203.0.113.7", "10.1.2.3"};  // one bad address is enough
+        }
+        if (host == "v6.example") {
             return {"fe80::1"};
+        }
         return {};
     };
     const EgressBroker broker(

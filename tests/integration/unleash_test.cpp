@@ -37,10 +37,12 @@ UnleashServer server_from_fixture() {
         if (value.size() >= 2 && value.front() == '\'') {
             value = value.substr(1, value.size() - 2);
         }
-        if (line.rfind("UNLEASH_URL=", 0) == 0)
+        if (line.rfind("UNLEASH_URL=", 0) == 0) {
             server.url = value;
-        if (line.rfind("UNLEASH_TOKEN=", 0) == 0)
+        }
+        if (line.rfind("UNLEASH_TOKEN=", 0) == 0) {
             server.token = value;
+        }
     }
     return server;
 }
