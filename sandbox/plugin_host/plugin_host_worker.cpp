@@ -178,9 +178,22 @@ int run_plugin_host(int descriptor, const std::filesystem::path& plugin,
         if (status != FrameStatus::ok) {
             return status == FrameStatus::closed ? 0 : 4;
         }
+        std::string answer;
+        // A call frame is written by the runtime as this prefix, the request, and "}":
+        // the request is handed to the plugin as it came, without a parse and a dump here.
+        const std::string_view call_prefix = plugin_call_frame_prefix;
+        if (payload.size() > call_prefix.size() && payload.back() == '}' &&
+            std::string_view(payload).substr(0, call_prefix.size()) == call_prefix) {
+            payload.pop_back();
+            const char* response = nullptr;
+            const int32_t result = api->call(payload.c_str() + call_prefix.size(), &response);
+            if (!write_frame(descriptor, result_frame(*api, result, response))) {
+                return 6;
+            }
+            continue;
+        }
         const json message = json::parse(payload, nullptr, false);
         const std::string type = message.is_object() ? message.value("type", "") : "";
-        std::string answer;
         if (type == "init") {
             const std::string settings = message.value("settings", json::object()).dump();
             answer = result_frame(*api, api->init(&host_api, settings.c_str()), "{}");

@@ -222,7 +222,7 @@ PluginCallResult PluginProcess::call(const json& request) {
         initialized_ = true;
     }
     PluginCallResult result =
-        exchange(R"({"type":"call","request":)" +
+        exchange(plugin_call_frame_prefix +
                      request.dump(-1, ' ', false, json::error_handler_t::replace) + "}",
                  "call");
     record(result);

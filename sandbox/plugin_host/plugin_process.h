@@ -33,6 +33,10 @@ namespace mitigate {
 // Frames larger than this are refused in both directions, before they are read.
 inline constexpr std::size_t plugin_frame_cap = 8u << 20;
 
+// A call frame is exactly this, the request's JSON, and "}": the worker recognises it by
+// the prefix and passes the request text to the plugin untouched.
+inline constexpr const char* plugin_call_frame_prefix = R"({"type":"call","request":)";
+
 enum class PluginCallStatus {
     ok,
     invalid,      // MITIGATE_INVALID: bad target or parameters
