@@ -113,28 +113,40 @@ class FlagdBackend : public FlagBackend {
     Host host_;
 };
 
+// ---- The HTTP backends ---------------------------------------------------------------
+
+// Where an API backend's flags live, from the provider's settings.
+struct ApiLocation {
+    std::string url;          // base URL, no trailing slash
+    std::string project;      // default "default"
+    std::string environment;  // default "production"
+    std::string credential;   // the credential profile the broker adds
+};
+
+ApiLocation api_location(const json& settings) {
+    return {settings.at("url").get<std::string>(), settings.value("project", "default"),
+            settings.value("environment", "production"), settings.value("credential", "")};
+}
+
 // ---- Unleash -------------------------------------------------------------------------
 
 class UnleashBackend : public FlagBackend {
   public:
-    UnleashBackend(const json& settings, const Host& host)
-        : url_(settings.at("url").get<std::string>()),
-          project_(settings.value("project", "default")),
-          environment_(settings.value("environment", "production")),
-          credential_(settings.value("credential", "")),
-          host_(host) {}
+    UnleashBackend(ApiLocation location, const Host& host)
+        : location_(std::move(location)), host_(host) {}
 
     json read(const std::string& flag) override {
         check_flag_key(flag);
         const HttpResponse response =
-            send("GET", "/api/admin/projects/" + project_ + "/features/" + flag);
+            send("GET", "/api/admin/projects/" + location_.project + "/features/" + flag);
         check_response(response, "unleash: read " + flag);
         for (const auto& environment : response.json_body().value("environments", json::array())) {
-            if (environment.value("name", "") == environment_) {
+            if (environment.value("name", "") == location_.environment) {
                 return {{"enabled", environment.value("enabled", false)}};
             }
         }
-        fail_invalid("target: feature " + flag + " has no environment \"" + environment_ + "\"");
+        fail_invalid("target: feature " + flag + " has no environment \"" + location_.environment +
+                     "\"");
     }
 
     json desired_state(const std::string& flag, const json& parameters,
@@ -153,8 +165,8 @@ class UnleashBackend : public FlagBackend {
         // state with `from` just before this call.
         const bool enabled = to.at("enabled").get<bool>();
         const HttpResponse response =
-            send("POST", "/api/admin/projects/" + project_ + "/features/" + flag +
-                             "/environments/" + environment_ + (enabled ? "/on" : "/off"));
+            send("POST", "/api/admin/projects/" + location_.project + "/features/" + flag +
+                             "/environments/" + location_.environment + (enabled ? "/on" : "/off"));
         check_response(response, "unleash: turn " + flag + (enabled ? " on" : " off"));
     }
 
@@ -162,8 +174,8 @@ class UnleashBackend : public FlagBackend {
     HttpResponse send(const std::string& method, const std::string& path) const {
         HttpRequest request;
         request.method = method;
-        request.url = url_ + path;
-        request.credential = credential_;
+        request.url = location_.url + path;
+        request.credential = location_.credential;
         request.headers["Accept"] = "application/json";
         if (method == "POST") {
             request.headers["Content-Type"] = "application/json";
@@ -172,10 +184,7 @@ class UnleashBackend : public FlagBackend {
         return host_.http(request);
     }
 
-    std::string url_;
-    std::string project_;
-    std::string environment_;
-    std::string credential_;
+    ApiLocation location_;
     Host host_;
 };
 
@@ -183,17 +192,13 @@ class UnleashBackend : public FlagBackend {
 
 class LaunchDarklyBackend : public FlagBackend {
   public:
-    LaunchDarklyBackend(const json& settings, const Host& host)
-        : url_(settings.at("url").get<std::string>()),
-          project_(settings.value("project", "default")),
-          environment_(settings.value("environment", "production")),
-          credential_(settings.value("credential", "")),
-          host_(host) {}
+    LaunchDarklyBackend(ApiLocation location, const Host& host)
+        : location_(std::move(location)), host_(host) {}
 
     json read(const std::string& flag) override {
         const json document = fetch(flag);
         const json variations = document.value("variations", json::array());
-        const json environment = document["environments"][environment_];
+        const json environment = document["environments"][location_.environment];
         const auto fallthrough = environment.value("fallthrough", json::object());
         std::string served;
         if (fallthrough.contains("variation") && fallthrough["variation"].is_number_integer()) {
@@ -241,12 +246,12 @@ class LaunchDarklyBackend : public FlagBackend {
         }
         HttpRequest request;
         request.method = "PATCH";
-        request.url = url_ + "/api/v2/flags/" + project_ + "/" + flag;
-        request.credential = credential_;
+        request.url = location_.url + "/api/v2/flags/" + location_.project + "/" + flag;
+        request.credential = location_.credential;
         request.headers["Content-Type"] =
             "application/json; domain-model=launchdarkly.semanticpatch";
         request.body = json{
-            {"environmentKey", environment_},
+            {"environmentKey", location_.environment},
             {"comment", "mitigate: " + json(to).dump()},
             {"instructions",
              instructions}}.dump();
@@ -264,22 +269,21 @@ class LaunchDarklyBackend : public FlagBackend {
     json fetch(const std::string& flag) const {
         check_flag_key(flag);
         HttpRequest request;
-        request.url = url_ + "/api/v2/flags/" + project_ + "/" + flag + "?env=" + environment_;
-        request.credential = credential_;
+        request.url = location_.url + "/api/v2/flags/" + location_.project + "/" + flag +
+                      "?env=" + location_.environment;
+        request.credential = location_.credential;
         const HttpResponse response = host_.http(request);
         check_response(response, "launchdarkly: read " + flag);
         json document = response.json_body();
         if (!document.contains("environments") ||
-            !document["environments"].contains(environment_)) {
-            fail_invalid("target: flag " + flag + " has no environment \"" + environment_ + "\"");
+            !document["environments"].contains(location_.environment)) {
+            fail_invalid("target: flag " + flag + " has no environment \"" + location_.environment +
+                         "\"");
         }
         return document;
     }
 
-    std::string url_;
-    std::string project_;
-    std::string environment_;
-    std::string credential_;
+    ApiLocation location_;
     Host host_;
 };
 
@@ -297,9 +301,9 @@ std::unique_ptr<FlagBackend> make_flag_backend(const json& settings, const Host&
         fail_invalid("settings.url: the " + backend + " backend needs the API's base URL");
     }
     if (backend == "unleash") {
-        return std::make_unique<UnleashBackend>(settings, host);
+        return std::make_unique<UnleashBackend>(api_location(settings), host);
     }
-    return std::make_unique<LaunchDarklyBackend>(settings, host);
+    return std::make_unique<LaunchDarklyBackend>(api_location(settings), host);
 }
 
 }  // namespace mitigate::plugin
