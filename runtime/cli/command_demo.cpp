@@ -20,6 +20,7 @@
 #include "runtime/config/config.h"
 #include "runtime/core/ids.h"
 #include "runtime/core/time_format.h"
+#include "runtime/engine/mitigation_engine.h"
 #include "runtime/ingest/alertmanager.h"
 #include "runtime/playbook/playbook.h"
 #include "runtime/policy/policy_engine.h"
@@ -97,32 +98,6 @@ fs::path add_demo_flags_provider(Config& config, const fs::path& directory) {
     flags.settings = {{"backend", "flagd"}, {"path", path.string()}};
     config.providers.push_back(flags);
     return path;
-}
-
-// Asks the provider's plugin for a plan and checks it as strictly as any input. Sets
-// mitigation.plan, or returns why there is none.
-std::string plan_with_provider(ProviderRegistry& providers, Mitigation& mitigation, TimePoint now) {
-    const Action& action = mitigation.proposal.action;
-    if (providers.process(action.provider) == nullptr) {
-        return "cannot plan: no provider plugin \"" + action.provider + "\" in this build";
-    }
-    const PluginCallResult result =
-        providers.call(action.provider, {{"operation", "plan"},
-                                         {"action", action.action},
-                                         {"target", action.target},
-                                         {"parameters", action.parameters}});
-    if (!result.ok()) {
-        return "cannot plan (" + std::string(to_string(result.status)) + "): " + result.error;
-    }
-    json plan = result.response;
-    plan["planned_at"] = format_rfc3339(now);
-    Parsed<Plan> parsed = parse_plan(plan);
-    if (!parsed) {
-        return "cannot plan: the " + action.provider +
-               " plugin returned an invalid plan: " + describe(parsed.errors);
-    }
-    mitigation.plan = *parsed;
-    return "";
 }
 
 struct DemoMitigation {
@@ -220,6 +195,7 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
     std::vector<std::string> mitigation_ids;
     {
         auto store = open_sqlite_store(store_path);
+        MitigationEngine engine(*store, providers, clock);
         for (const auto& [playbook, action] : proposals) {
             Mitigation mitigation;
             mitigation.id = new_id("mit", now);
@@ -232,62 +208,26 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
             mitigation.created_at = mitigation.updated_at = now;
             store->create_mitigation(mitigation, "playbook:" + playbook,
                                      "proposed for incident " + incident.id);
-            const std::string planning_error =
-                plan_with_provider(providers, mitigation, clock.now());
-            if (mitigation.plan) {
-                Mitigation planned = mitigation;
-                planned.state = MitigationState::planned;
-                const TransitionResult result =
-                    store->transition({planned,
-                                       mitigation.version,
-                                       clock.now(),
-                                       "runtime",
-                                       "planned by provider " + action.provider + ": " +
-                                           mitigation.plan->blast_radius.description,
-                                       {{"idempotency_key", mitigation.plan->idempotency_key}}});
-                if (result.outcome != TransitionOutcome::done) {
-                    throw std::runtime_error("demo transition refused: " + result.message);
+            // The provider plans it (or the mitigation fails, with the reason journaled),
+            // then policy decides on the plan.
+            const EngineOutcome planned = engine.plan(mitigation.id);
+            if (planned.ok && planned.mitigation.state == MitigationState::planned) {
+                PolicyInput input;
+                input.action = action;
+                input.playbook = playbook;
+                input.proposed_by = mitigation.proposal.proposed_by;
+                input.environment = incident.environment;
+                input.service = incident.service;
+                input.labels = incident.labels;
+                input.plan = planned.mitigation.plan;
+                const EngineOutcome decided = engine.decide(
+                    mitigation.id,
+                    evaluate_policy(*policies.policy_set, input, PolicyHistory{}, clock.now()));
+                if (!decided.ok) {
+                    throw std::runtime_error("demo transition refused: " + decided.message);
                 }
-                mitigation = *result.current;
-            }
-            PolicyInput input;
-            input.action = action;
-            input.playbook = playbook;
-            input.proposed_by = mitigation.proposal.proposed_by;
-            input.environment = incident.environment;
-            input.service = incident.service;
-            input.labels = incident.labels;
-            input.plan = mitigation.plan;
-            const Decision decision =
-                evaluate_policy(*policies.policy_set, input, PolicyHistory{}, clock.now());
-            Mitigation decided = mitigation;
-            decided.decision = decision;
-            std::string reason = decision.summary;
-            if (decision.effect == DecisionEffect::deny) {
-                decided.state = MitigationState::denied;
-            } else if (!mitigation.plan) {
-                decided.state = MitigationState::failed;
-                reason = planning_error + " (policy said: " + decision.summary + ")";
-            } else if (decision.effect == DecisionEffect::dry_run) {
-                decided.state = MitigationState::dry_run;
-            } else if (decision.effect == DecisionEffect::require_approval) {
-                decided.state = MitigationState::pending_approval;
-                reason =
-                    decision.summary + "; approvals arrive with the daemon (not in this build)";
-            } else {
-                decided.state = MitigationState::approved;
-                reason = decision.summary +
-                         "; apply arrives with the lifecycle engine (not in this build)";
-            }
-            const TransitionResult result = store->transition(
-                {decided,
-                 mitigation.version,
-                 clock.now(),
-                 "runtime",
-                 reason,
-                 {{"effect", to_string(decision.effect)}, {"policy_hash", decision.policy_hash}}});
-            if (result.outcome != TransitionOutcome::done) {
-                throw std::runtime_error("demo transition refused: " + result.message);
+            } else if (!planned.ok) {
+                throw std::runtime_error("demo transition refused: " + planned.message);
             }
             mitigation_ids.push_back(mitigation.id);
         }
