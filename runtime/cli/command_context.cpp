@@ -53,4 +53,10 @@ void add_output_option(CLI::App& command, OutputFormat& format) {
         ->default_str("text");
 }
 
+std::filesystem::path this_executable() {
+    std::error_code error;
+    const std::filesystem::path path = std::filesystem::read_symlink("/proc/self/exe", error);
+    return error ? std::filesystem::path("/proc/self/exe") : path;
+}
+
 }  // namespace mitigate

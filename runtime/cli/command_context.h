@@ -3,6 +3,7 @@
 // on the CLI11 app through one function below.
 #pragma once
 
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -38,6 +39,10 @@ std::optional<Config> load_config_for_command(const GlobalOptions& options);
 // --now TIME for commands that replay a moment: the current time when `text` is empty.
 // Prints the error and returns nullopt when it is not RFC 3339 (callers exit 2).
 std::optional<TimePoint> parse_now_option(const std::string& text);
+
+// The mitigate binary's own path: workers are this binary in a hidden mode, and the
+// shipped plugins live beside it (<bin>/../lib/mitigate/plugins).
+std::filesystem::path this_executable();
 
 // Adds "--output text|json".
 void add_output_option(CLI::App& command, OutputFormat& format);

@@ -189,8 +189,7 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
     const fs::path flag_file =
         add_demo_flags_provider(demo_config, fresh_store_path().parent_path());
     RegistryOptions registry_options;
-    std::error_code no_link;
-    registry_options.executable = fs::read_symlink("/proc/self/exe", no_link);
+    registry_options.executable = this_executable();
     ProviderRegistry providers(demo_config, registry_options);
     std::vector<std::string> mitigation_ids;
     {

@@ -34,12 +34,6 @@ struct PluginsOptions {
     std::string plan;
 };
 
-fs::path this_executable() {
-    std::error_code error;
-    const fs::path path = fs::read_symlink("/proc/self/exe", error);
-    return error ? fs::path("/proc/self/exe") : path;
-}
-
 std::string protections_text(const json& confinement) {
     std::string text;
     const auto add = [&text](const std::string& part) {
