@@ -36,6 +36,8 @@ constexpr std::array<std::pair<MitigationState, std::string_view>, 16> names{{
 //   refuse before any provider is asked to read anything;
 // - applying never goes straight to reverted: an interrupted apply is undone through
 //   reverting, whose compare-and-set protects a target someone else changed since;
+// - pending_approval may go to itself: recording one approval of several is journaled
+//   like any other step, so that who approved, and when, is in the journal;
 // - reverting never goes to failed: a revert that errors is retried, because giving up
 //   would leave an applied change behind without anyone deciding to keep it.
 const std::vector<std::vector<MitigationState>>& transition_table() {
@@ -46,7 +48,7 @@ const std::vector<std::vector<MitigationState>>& transition_table() {
         };
         allow(proposed, {planned, denied, failed});
         allow(planned, {pending_approval, approved, denied, dry_run, failed});
-        allow(pending_approval, {approved, rejected, expired});
+        allow(pending_approval, {pending_approval, approved, rejected, expired});
         allow(approved, {applying, failed});
         allow(applying, {verifying, reverting, failed});
         allow(verifying, {active, reverting});

@@ -4,7 +4,8 @@
 //
 //   proposed          -> planned | denied | failed
 //   planned           -> pending_approval | approved | denied | dry_run | failed
-//   pending_approval  -> approved | rejected | expired
+//   pending_approval  -> pending_approval (one approval of several) | approved | rejected
+//                        | expired
 //   approved          -> applying | failed
 //   applying          -> verifying | reverting | failed
 //   verifying         -> active | reverting

@@ -57,6 +57,9 @@ struct Incident {
     std::string environment;
     Labels labels;
     std::vector<std::string> signal_ids;
+    // Fingerprints of the alerts still firing; the incident resolves when the last one
+    // resolves.
+    std::vector<std::string> firing;
     TimePoint opened_at;
     std::optional<TimePoint> resolved_at;
     bool drill = false;  // caused by a chaos drill; marked everywhere

@@ -263,6 +263,7 @@ Incident read_incident(const json& in, std::string path, std::vector<FieldError>
     value.environment = reader.string("environment", Presence::optional);
     value.labels = reader.string_map("labels");
     value.signal_ids = reader.string_list("signal_ids");
+    value.firing = reader.string_list("firing");
     value.opened_at = reader.time("opened_at").value_or(TimePoint{});
     value.resolved_at = reader.time("resolved_at", Presence::optional);
     value.drill = reader.boolean("drill", false);
@@ -394,6 +395,7 @@ void to_json(json& out, const Incident& value) {
                {"environment", value.environment},
                {"labels", value.labels},
                {"signal_ids", value.signal_ids},
+               {"firing", value.firing},
                {"opened_at", format_rfc3339(value.opened_at)},
                {"resolved_at", optional_time(value.resolved_at)},
                {"drill", value.drill}};

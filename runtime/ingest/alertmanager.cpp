@@ -61,6 +61,8 @@ Parsed<std::vector<Signal>> parse_alertmanager_webhook(const nlohmann::json& pay
                                          .update(signal.fingerprint)
                                          .update("|")
                                          .update(format_rfc3339(signal.starts_at))
+                                         .update("|")
+                                         .update(to_string(signal.status))
                                          .hex_digest()
                                          .substr(0, 24);
                 signals.push_back(std::move(signal));

@@ -12,9 +12,9 @@
 
 namespace mitigate {
 
-// `received_at` stamps every signal. Ids are derived from fingerprint and startsAt, the
-// pair Alertmanager keeps stable across its retries, so a redelivered alert maps to the
-// same signal id.
+// `received_at` stamps every signal. Ids are derived from fingerprint, startsAt and status:
+// Alertmanager keeps the first two stable across its retries, so a redelivered alert maps
+// to the same signal id, while the alert's resolution is a new signal.
 Parsed<std::vector<Signal>> parse_alertmanager_webhook(const nlohmann::json& payload,
                                                        TimePoint received_at);
 

@@ -60,9 +60,44 @@ CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head
 BEGIN SELECT RAISE(ABORT, 'the audit head cannot be deleted'); END;
 )sql";
 
-constexpr std::array<SqliteMigration, 2> migrations{{
+// Signals are stored as they arrive, before the API answers, so that an acknowledged
+// alert survives a crash; `processed` marks the ones already grouped into an incident.
+// At most one open incident per group key: a second one would split an incident in two.
+// API tokens are kept as SHA-256 digests only; the token itself is shown once.
+constexpr std::string_view migration_3 = R"sql(
+CREATE TABLE signals (
+    id             TEXT PRIMARY KEY,
+    received_at_ms INTEGER NOT NULL,
+    processed      INTEGER NOT NULL DEFAULT 0 CHECK (processed IN (0, 1)),
+    incident_id    TEXT NOT NULL DEFAULT '',
+    body           TEXT NOT NULL
+) STRICT;
+CREATE INDEX signals_pending ON signals (received_at_ms) WHERE processed = 0;
+
+CREATE TABLE incidents (
+    id            TEXT PRIMARY KEY,
+    group_key     TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    opened_at_ms  INTEGER NOT NULL,
+    body          TEXT NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX incidents_open_by_group ON incidents (group_key) WHERE status = 'open';
+CREATE INDEX incidents_by_time ON incidents (opened_at_ms);
+
+CREATE TABLE api_tokens (
+    name          TEXT PRIMARY KEY,
+    role          TEXT NOT NULL,
+    groups        TEXT NOT NULL,
+    token_sha256  TEXT NOT NULL UNIQUE,
+    created_at_ms INTEGER NOT NULL,
+    revoked_at_ms INTEGER
+) STRICT;
+)sql";
+
+constexpr std::array<SqliteMigration, 3> migrations{{
     {1, "mitigations and their transition journal", migration_1},
     {2, "hash-chained audit log", migration_2},
+    {3, "signals, incidents and API tokens", migration_3},
 }};
 
 }  // namespace

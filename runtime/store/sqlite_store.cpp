@@ -49,6 +49,12 @@ class Statement {
         return *this;
     }
 
+    // Ready to run again with new bindings.
+    void reset() {
+        sqlite3_reset(statement_);
+        sqlite3_clear_bindings(statement_);
+    }
+
     // True while there is a row to read.
     bool step() {
         const int result = sqlite3_step(statement_);
@@ -145,6 +151,41 @@ Mitigation mitigation_from_body(const std::string& id, const std::string& body) 
     const json parsed = json::parse(body, nullptr, false);
     return value_or_throw(parse_mitigation(parsed),
                           "stored mitigation " + id + " does not parse (the store is damaged)");
+}
+
+Signal signal_from_body(const std::string& id, const std::string& body) {
+    const json parsed = json::parse(body, nullptr, false);
+    return value_or_throw(parse_signal(parsed),
+                          "stored signal " + id + " does not parse (the store is damaged)");
+}
+
+Incident incident_from_body(const std::string& id, const std::string& body) {
+    const json parsed = json::parse(body, nullptr, false);
+    return value_or_throw(parse_incident(parsed),
+                          "stored incident " + id + " does not parse (the store is damaged)");
+}
+
+constexpr std::string_view api_token_columns =
+    "SELECT name, role, groups, token_sha256, created_at_ms, revoked_at_ms FROM api_tokens";
+
+ApiToken api_token_from_row(const Statement& row) {
+    ApiToken token;
+    token.name = row.text(0);
+    token.role = row.text(1);
+    const json groups = json::parse(row.text(2), nullptr, false);
+    if (groups.is_array()) {
+        for (const auto& group : groups) {
+            if (group.is_string()) {
+                token.groups.push_back(group.get<std::string>());
+            }
+        }
+    }
+    token.token_sha256 = row.text(3);
+    token.created_at = TimePoint{Duration{row.integer(4)}};
+    if (!row.is_null(5)) {
+        token.revoked_at = TimePoint{Duration{row.integer(5)}};
+    }
+    return token;
 }
 
 AuditRecord audit_record_from_row(std::int64_t sequence, const std::string& text,
@@ -277,19 +318,25 @@ class SqliteStore final : public Store {
 
     std::vector<Mitigation> list_mitigations(const MitigationFilter& filter) override {
         std::lock_guard lock(mutex_);
-        std::string sql = "SELECT id, body FROM mitigations";
+        std::string sql = "SELECT id, body FROM mitigations WHERE 1 = 1";
         if (!filter.states.empty()) {
-            sql += " WHERE state IN (";
+            sql += " AND state IN (";
             for (std::size_t i = 0; i < filter.states.size(); ++i) {
                 sql += i == 0 ? "?" : ", ?";
             }
             sql += ")";
+        }
+        if (!filter.incident_id.empty()) {
+            sql += " AND incident_id = ?";
         }
         sql += " ORDER BY created_at_ms DESC, id DESC LIMIT ?";
         Statement statement(database_, sql);
         int index = 1;
         for (MitigationState state : filter.states) {
             statement.bind(index++, to_string(state));
+        }
+        if (!filter.incident_id.empty()) {
+            statement.bind(index++, filter.incident_id);
         }
         statement.bind(index, static_cast<std::int64_t>(filter.limit));
         std::vector<Mitigation> result;
@@ -320,6 +367,206 @@ class SqliteStore final : public Store {
             entries.push_back(std::move(entry));
         }
         return entries;
+    }
+
+    std::vector<Signal> record_signals(const std::vector<Signal>& signals) override {
+        require_writable();
+        std::lock_guard lock(mutex_);
+        WriteTransaction transaction(database_);
+        std::vector<Signal> recorded;
+        Statement insert(database_,
+                         "INSERT INTO signals (id, received_at_ms, body) VALUES (?, ?, ?) "
+                         "ON CONFLICT (id) DO NOTHING");
+        for (const Signal& signal : signals) {
+            insert.reset();
+            insert.bind(1, signal.id)
+                .bind(2, to_millis(signal.received_at))
+                .bind(3, json(signal).dump());
+            insert.run();
+            if (sqlite3_changes(database_) == 1) {
+                recorded.push_back(signal);
+            }
+        }
+        transaction.commit();
+        return recorded;
+    }
+
+    std::vector<Signal> pending_signals(std::size_t limit) override {
+        std::lock_guard lock(mutex_);
+        Statement statement(database_,
+                            "SELECT id, body FROM signals WHERE processed = 0 "
+                            "ORDER BY received_at_ms, rowid LIMIT ?");
+        statement.bind(1, static_cast<std::int64_t>(limit));
+        std::vector<Signal> result;
+        while (statement.step()) {
+            result.push_back(signal_from_body(statement.text(0), statement.text(1)));
+        }
+        return result;
+    }
+
+    std::size_t count_pending_signals() override {
+        std::lock_guard lock(mutex_);
+        Statement statement(database_, "SELECT count(*) FROM signals WHERE processed = 0");
+        return statement.step() ? static_cast<std::size_t>(statement.integer(0)) : 0;
+    }
+
+    std::vector<Signal> find_signals(const std::vector<std::string>& ids) override {
+        std::lock_guard lock(mutex_);
+        Statement statement(database_, "SELECT id, body FROM signals WHERE id = ?");
+        std::vector<Signal> result;
+        for (const std::string& id : ids) {
+            statement.reset();
+            statement.bind(1, id);
+            if (statement.step()) {
+                result.push_back(signal_from_body(statement.text(0), statement.text(1)));
+            }
+        }
+        return result;
+    }
+
+    void write_incident(const IncidentWrite& write) override {
+        require_writable();
+        std::lock_guard lock(mutex_);
+        WriteTransaction transaction(database_);
+        const Incident& incident = write.incident;
+        {
+            Statement statement(
+                database_,
+                write.create ? "INSERT INTO incidents (group_key, status, opened_at_ms, body, id) "
+                               "VALUES (?, ?, ?, ?, ?)"
+                             : "UPDATE incidents SET group_key = ?, status = ?, opened_at_ms = ?, "
+                               "body = ? WHERE id = ?");
+            statement.bind(1, incident.group_key)
+                .bind(2, to_string(incident.status))
+                .bind(3, to_millis(incident.opened_at))
+                .bind(4, json(incident).dump())
+                .bind(5, incident.id);
+            try {
+                statement.run();
+            } catch (const StoreError& failure) {
+                throw StoreError("incident " + incident.id +
+                                 " cannot be written: " + failure.what());
+            }
+            if (sqlite3_changes(database_) != 1) {
+                throw StoreError("incident " + incident.id + " does not exist");
+            }
+        }
+        Statement mark(database_, "UPDATE signals SET processed = 1, incident_id = ? WHERE id = ?");
+        for (const std::string& id : write.processed_signal_ids) {
+            mark.reset();
+            mark.bind(1, incident.id).bind(2, id);
+            mark.run();
+        }
+        if (write.audit) {
+            append_audit_locked(*write.audit);
+        }
+        transaction.commit();
+    }
+
+    std::optional<Incident> find_incident(std::string_view id) override {
+        std::lock_guard lock(mutex_);
+        Statement statement(database_, "SELECT id, body FROM incidents WHERE id = ?");
+        statement.bind(1, id);
+        if (!statement.step()) {
+            return std::nullopt;
+        }
+        return incident_from_body(statement.text(0), statement.text(1));
+    }
+
+    std::optional<Incident> find_open_incident(std::string_view group_key) override {
+        std::lock_guard lock(mutex_);
+        Statement statement(
+            database_, "SELECT id, body FROM incidents WHERE group_key = ? AND status = 'open'");
+        statement.bind(1, group_key);
+        if (!statement.step()) {
+            return std::nullopt;
+        }
+        return incident_from_body(statement.text(0), statement.text(1));
+    }
+
+    std::vector<Incident> list_incidents(const IncidentFilter& filter) override {
+        std::lock_guard lock(mutex_);
+        std::string sql = "SELECT id, body FROM incidents";
+        if (filter.status) {
+            sql += " WHERE status = ?";
+        }
+        sql += " ORDER BY opened_at_ms DESC, id DESC LIMIT ?";
+        Statement statement(database_, sql);
+        int index = 1;
+        if (filter.status) {
+            statement.bind(index++, to_string(*filter.status));
+        }
+        statement.bind(index, static_cast<std::int64_t>(filter.limit));
+        std::vector<Incident> result;
+        while (statement.step()) {
+            result.push_back(incident_from_body(statement.text(0), statement.text(1)));
+        }
+        return result;
+    }
+
+    void create_api_token(const ApiToken& token, std::string_view actor) override {
+        require_writable();
+        std::lock_guard lock(mutex_);
+        WriteTransaction transaction(database_);
+        {
+            Statement exists(database_, "SELECT 1 FROM api_tokens WHERE name = ?");
+            exists.bind(1, token.name);
+            if (exists.step()) {
+                throw StoreError("an API token named " + token.name + " already exists");
+            }
+        }
+        Statement insert(database_,
+                         "INSERT INTO api_tokens (name, role, groups, token_sha256, "
+                         "created_at_ms) VALUES (?, ?, ?, ?, ?)");
+        insert.bind(1, token.name)
+            .bind(2, token.role)
+            .bind(3, json(token.groups).dump())
+            .bind(4, token.token_sha256)
+            .bind(5, to_millis(token.created_at));
+        insert.run();
+        append_audit_locked({token.created_at,
+                             std::string(actor),
+                             "api_token.created",
+                             token.name,
+                             {{"role", token.role}, {"groups", token.groups}}});
+        transaction.commit();
+    }
+
+    std::optional<ApiToken> find_api_token(std::string_view token_sha256) override {
+        std::lock_guard lock(mutex_);
+        Statement statement(database_, std::string(api_token_columns) + " WHERE token_sha256 = ?");
+        statement.bind(1, token_sha256);
+        if (!statement.step()) {
+            return std::nullopt;
+        }
+        return api_token_from_row(statement);
+    }
+
+    std::vector<ApiToken> list_api_tokens() override {
+        std::lock_guard lock(mutex_);
+        Statement statement(database_, std::string(api_token_columns) + " ORDER BY name");
+        std::vector<ApiToken> result;
+        while (statement.step()) {
+            result.push_back(api_token_from_row(statement));
+        }
+        return result;
+    }
+
+    bool revoke_api_token(std::string_view name, TimePoint at, std::string_view actor) override {
+        require_writable();
+        std::lock_guard lock(mutex_);
+        WriteTransaction transaction(database_);
+        Statement update(database_,
+                         "UPDATE api_tokens SET revoked_at_ms = ? "
+                         "WHERE name = ? AND revoked_at_ms IS NULL");
+        update.bind(1, to_millis(at)).bind(2, name);
+        update.run();
+        if (sqlite3_changes(database_) != 1) {
+            return false;
+        }
+        append_audit_locked({at, std::string(actor), "api_token.revoked", std::string(name), {}});
+        transaction.commit();
+        return true;
     }
 
     AuditRecord append_audit(const AuditEntry& entry) override {

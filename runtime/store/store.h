@@ -76,7 +76,34 @@ struct TransitionResult {
 
 struct MitigationFilter {
     std::vector<MitigationState> states;  // empty: any state
+    std::string incident_id;              // empty: any incident
     std::size_t limit = 100;
+};
+
+// One step of grouping signals: the incident as it should be afterwards, the signals it
+// consumed (marked processed in the same transaction) and the audit record, if the step
+// is worth one (opened, resolved).
+struct IncidentWrite {
+    Incident incident;
+    bool create = false;
+    std::vector<std::string> processed_signal_ids;
+    std::optional<AuditEntry> audit;
+};
+
+struct IncidentFilter {
+    std::optional<IncidentStatus> status;
+    std::size_t limit = 100;
+};
+
+// An API token as stored: never the token, only its SHA-256.
+struct ApiToken {
+    std::string name;                 // the identity requests made with it are recorded under
+    std::string role;                 // viewer, approver, operator, admin (runtime/server decides)
+    std::vector<std::string> groups;  // for approval rules
+    std::string token_sha256;         // hex
+    TimePoint created_at;
+    std::optional<TimePoint> revoked_at;
+    bool operator==(const ApiToken&) const = default;
 };
 
 class Store {
@@ -93,6 +120,30 @@ class Store {
     // Newest first.
     virtual std::vector<Mitigation> list_mitigations(const MitigationFilter& filter) = 0;
     virtual std::vector<JournalEntry> journal(std::string_view mitigation_id) = 0;
+
+    // ---- Signals and incidents ----
+    // Stores the signals whose id is new, durably, and returns them; a redelivered signal
+    // (same id) is skipped, which is what makes webhook retries harmless.
+    virtual std::vector<Signal> record_signals(const std::vector<Signal>& signals) = 0;
+    // Signals recorded but not yet grouped into an incident, oldest first.
+    virtual std::vector<Signal> pending_signals(std::size_t limit) = 0;
+    virtual std::size_t count_pending_signals() = 0;
+    virtual std::vector<Signal> find_signals(const std::vector<std::string>& ids) = 0;
+    // Atomic: the incident, the processed marks and the audit record, or nothing. Throws
+    // StoreError when `create` names an existing id or a second open incident of a group.
+    virtual void write_incident(const IncidentWrite& write) = 0;
+    virtual std::optional<Incident> find_incident(std::string_view id) = 0;
+    virtual std::optional<Incident> find_open_incident(std::string_view group_key) = 0;
+    // Newest first.
+    virtual std::vector<Incident> list_incidents(const IncidentFilter& filter) = 0;
+
+    // ---- API tokens ----
+    // Throws StoreError if the name is taken. Audited, without the digest.
+    virtual void create_api_token(const ApiToken& token, std::string_view actor) = 0;
+    virtual std::optional<ApiToken> find_api_token(std::string_view token_sha256) = 0;
+    virtual std::vector<ApiToken> list_api_tokens() = 0;
+    // False when no unrevoked token has that name.
+    virtual bool revoke_api_token(std::string_view name, TimePoint at, std::string_view actor) = 0;
 
     // Audit events that are not transitions (config loaded, approval refused, ...).
     virtual AuditRecord append_audit(const AuditEntry& entry) = 0;

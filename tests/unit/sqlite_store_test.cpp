@@ -229,14 +229,16 @@ TEST_F(SqliteStoreTest, MigratesAVersion1DatabaseKeepingItsRows) {
         sqlite3_close(raw);
     }
     auto store = open();
-    EXPECT_EQ(testing::query_text(path_, "PRAGMA user_version"), "2");
+    EXPECT_EQ(testing::query_text(path_, "PRAGMA user_version"),
+              std::to_string(sqlite_schema_version));
     ASSERT_TRUE(store->find_mitigation("old"));
     ASSERT_EQ(advance(*store, "old", clock_.now()), TransitionOutcome::done);
     EXPECT_EQ(store->audit_head().sequence, 1);  // the audit log starts with the migration
     EXPECT_TRUE(store->verify_audit_chain().intact());
     store.reset();
     open();  // opening a current database again migrates nothing
-    EXPECT_EQ(testing::query_text(path_, "PRAGMA user_version"), "2");
+    EXPECT_EQ(testing::query_text(path_, "PRAGMA user_version"),
+              std::to_string(sqlite_schema_version));
 }
 
 TEST(SqliteSchema, MigrationsAreNumberedOneByOneUpToTheCurrentVersion) {
@@ -290,6 +292,88 @@ TEST_F(SqliteStoreTest, RefusesACorruptDatabase) {
     std::filesystem::remove(path_.string() + "-shm");
     directory_.write("mitigate.db", bytes);
     expect_refused_untouched("damaged");
+}
+
+}  // namespace
+}  // namespace mitigate
+
+namespace mitigate {
+namespace {
+
+Signal make_signal(const std::string& id, TimePoint at) {
+    Signal signal;
+    signal.id = id;
+    signal.name = "HighErrorRate";
+    signal.fingerprint = "fp-" + id;
+    signal.labels = {{"alertname", "HighErrorRate"}, {"service", "checkout"}};
+    signal.starts_at = at;
+    signal.received_at = at;
+    return signal;
+}
+
+TEST_F(SqliteStoreTest, ARedeliveredSignalIsRecordedOnce) {
+    auto store = open();
+    const auto first =
+        store->record_signals({make_signal("s1", clock_.now()), make_signal("s2", clock_.now())});
+    EXPECT_EQ(first.size(), 2u);
+    const auto again =
+        store->record_signals({make_signal("s2", clock_.now()), make_signal("s3", clock_.now())});
+    ASSERT_EQ(again.size(), 1u);
+    EXPECT_EQ(again[0].id, "s3");
+    EXPECT_EQ(store->count_pending_signals(), 3u);
+    EXPECT_EQ(store->pending_signals(10).front().id, "s1");
+    EXPECT_EQ(store->find_signals({"s2", "nope"}).size(), 1u);
+}
+
+TEST_F(SqliteStoreTest, AnIncidentWriteMarksItsSignalsProcessedAtomically) {
+    auto store = open();
+    store->record_signals({make_signal("s1", clock_.now()), make_signal("s2", clock_.now())});
+    Incident incident;
+    incident.id = "inc_1";
+    incident.group_key = "HighErrorRate|checkout";
+    incident.title = "HighErrorRate";
+    incident.signal_ids = {"s1"};
+    incident.firing = {"fp-s1"};
+    incident.opened_at = clock_.now();
+    const auto head = store->audit_head().sequence;
+    store->write_incident(
+        {incident, true, {"s1"}, AuditEntry{clock_.now(), "runtime", "incident.opened", "inc_1"}});
+    EXPECT_EQ(store->find_incident("inc_1"), incident);
+    EXPECT_EQ(store->find_open_incident("HighErrorRate|checkout"), incident);
+    EXPECT_EQ(store->count_pending_signals(), 1u);
+    EXPECT_EQ(store->audit_head().sequence, head + 1);
+
+    // A second open incident of the same group would split it: refused, nothing written.
+    Incident twin = incident;
+    twin.id = "inc_2";
+    EXPECT_THROW(store->write_incident({twin, true, {"s2"}, std::nullopt}), StoreError);
+    EXPECT_EQ(store->count_pending_signals(), 1u);
+    EXPECT_FALSE(store->find_incident("inc_2"));
+
+    incident.status = IncidentStatus::resolved;
+    incident.resolved_at = clock_.now();
+    store->write_incident({incident, false, {"s2"}, std::nullopt});
+    EXPECT_FALSE(store->find_open_incident("HighErrorRate|checkout"));
+    IncidentFilter open_only;
+    open_only.status = IncidentStatus::open;
+    EXPECT_THAT(store->list_incidents(open_only), IsEmpty());
+    EXPECT_EQ(store->list_incidents({}).size(), 1u);
+    EXPECT_EQ(store->count_pending_signals(), 0u);
+}
+
+TEST_F(SqliteStoreTest, ApiTokensAreFoundByDigestAndRevoked) {
+    auto store = open();
+    ApiToken token{"alice", "approver", {"sre"}, std::string(64, 'a'), clock_.now(), {}};
+    store->create_api_token(token, "admin");
+    EXPECT_EQ(store->find_api_token(std::string(64, 'a')), token);
+    EXPECT_THROW(store->create_api_token(token, "admin"), StoreError);
+    EXPECT_TRUE(store->revoke_api_token("alice", clock_.now(), "admin"));
+    EXPECT_FALSE(store->revoke_api_token("alice", clock_.now(), "admin"));
+    EXPECT_TRUE(store->find_api_token(std::string(64, 'a'))->revoked_at);
+    // The audit log says who made and revoked it, never the digest.
+    for (const AuditRecord& record : store->audit_tail(10)) {
+        EXPECT_THAT(record.details.dump(), ::testing::Not(HasSubstr(std::string(64, 'a'))));
+    }
 }
 
 }  // namespace
