@@ -52,6 +52,24 @@ struct SandboxConfig {
     std::int64_t plugin_call_timeout_ms = 30000;
 };
 
+// How the lifecycle engine (runtime/engine/lifecycle.h) groups signals and runs
+// mitigations. Durations in milliseconds.
+struct EngineConfig {
+    // Signal labels that make two alerts one incident; an alert with none of them groups
+    // by its fingerprint alone.
+    std::vector<std::string> group_by = {"alertname", "service", "environment"};
+    // After apply and check, the incident's alerts must resolve within this window, or the
+    // mitigation is reverted as not helping.
+    std::int64_t verification_window_ms = 5 * 60 * 1000;
+    // A pending approval expires after the decision's approval_timeout, else after this.
+    std::int64_t approval_expiry_ms = 60 * 60 * 1000;
+    // Revert a mitigation when the incident it answered resolves (after it verified).
+    bool revert_when_incident_resolves = false;
+    // Signals accepted but not yet grouped; beyond this the API answers 503 (Alertmanager
+    // retries), so nothing is dropped silently.
+    std::int64_t pending_signal_limit = 10000;
+};
+
 // How the runtime authenticates a provider's requests on the plugin's behalf.
 enum class CredentialKind { bearer, api_key, basic, aws_sigv4 };
 
@@ -113,6 +131,7 @@ struct Config {
     LogConfig log;
     DirectoriesConfig directories;
     SandboxConfig sandbox;
+    EngineConfig engine;
     std::vector<ProviderConfig> providers;
     ChatConfig chat;
     std::vector<SecretUse> secret_uses;  // every reference above, in file order

@@ -5,6 +5,7 @@
 
 #include "runtime/config/config.h"
 #include "runtime/config/yaml_reader.h"
+#include "runtime/core/time_format.h"
 
 namespace mitigate {
 namespace {
@@ -103,6 +104,42 @@ void read_sandbox(const YAML::Node& node, LoadContext& context, SandboxConfig& s
         static_cast<int>(reader.integer("minimum_landlock_abi", 1, 64).value_or(4));
     sandbox.plugin_call_timeout_ms =
         reader.integer("plugin_call_timeout_ms", 100, 600000).value_or(30000);
+    reader.reject_unknown_keys();
+}
+
+// "5m", "90s": a duration within [minimum, maximum], in milliseconds.
+std::optional<std::int64_t> read_duration_ms(YamlMapReader& reader, std::string_view key,
+                                             Duration minimum, Duration maximum) {
+    const auto text = reader.string(key);
+    if (!text) {
+        return std::nullopt;
+    }
+    const auto duration = parse_duration(*text);
+    if (!duration || *duration < minimum || *duration > maximum) {
+        reader.error_at_value(key, "must be a duration from " + format_duration(minimum) +
+                                       " to " + format_duration(maximum) + " (\"5m\", \"90s\")");
+        return std::nullopt;
+    }
+    return duration->count();
+}
+
+void read_engine(const YAML::Node& node, LoadContext& context, EngineConfig& engine) {
+    YamlMapReader reader(node, "engine", context.errors);
+    if (reader.has("group_by")) {
+        engine.group_by = reader.string_list("group_by");
+    }
+    engine.verification_window_ms =
+        read_duration_ms(reader, "verification_window", std::chrono::seconds(1),
+                         std::chrono::hours(24))
+            .value_or(engine.verification_window_ms);
+    engine.approval_expiry_ms =
+        read_duration_ms(reader, "approval_expiry", std::chrono::seconds(10),
+                         std::chrono::hours(24 * 7))
+            .value_or(engine.approval_expiry_ms);
+    engine.revert_when_incident_resolves =
+        reader.boolean("revert_when_incident_resolves").value_or(false);
+    engine.pending_signal_limit =
+        reader.integer("pending_signal_limit", 1, 10'000'000).value_or(10000);
     reader.reject_unknown_keys();
 }
 
@@ -329,6 +366,7 @@ ConfigLoad load_config_text(std::string_view text, const std::string& source_nam
     read_log(reader.get("log"), context, config.log);
     read_directories(reader.get("directories"), context, config.directories);
     read_sandbox(reader.get("sandbox"), context, config.sandbox);
+    read_engine(reader.get("engine"), context, config.engine);
     read_providers(reader.get("providers"), context, config.providers);
     read_chat(reader.get("chat"), context, config.chat);
     reader.reject_unknown_keys();
@@ -423,6 +461,13 @@ nlohmann::json config_to_json(const Config& config) {
          {{"allow_weaker_landlock", config.sandbox.allow_weaker_landlock},
           {"minimum_landlock_abi", config.sandbox.minimum_landlock_abi},
           {"plugin_call_timeout_ms", config.sandbox.plugin_call_timeout_ms}}},
+        {"engine",
+         {{"group_by", config.engine.group_by},
+          {"verification_window",
+           format_duration(Duration{config.engine.verification_window_ms})},
+          {"approval_expiry", format_duration(Duration{config.engine.approval_expiry_ms})},
+          {"revert_when_incident_resolves", config.engine.revert_when_incident_resolves},
+          {"pending_signal_limit", config.engine.pending_signal_limit}}},
         {"directories",
          {{"plugins", config.directories.plugins.string()},
           {"playbooks", config.directories.playbooks.string()},

@@ -122,7 +122,7 @@ TEST(Config, UnknownKeyIsAnErrorAtItsLineAndColumnWithASuggestion) {
 TEST(Config, FarOffUnknownKeyListsTheKnownOnes) {
     const ConfigLoad result = load("logging:\n  level: info\n");
     ASSERT_EQ(result.errors.size(), 1u);
-    EXPECT_THAT(result.errors[0].message, HasSubstr("expected one of: chat, directories, log"));
+    EXPECT_THAT(result.errors[0].message, HasSubstr("expected one of: chat, directories, engine, log"));
 }
 
 TEST(Config, ReportsEveryErrorNotJustTheFirst) {
@@ -261,6 +261,30 @@ TEST(EditDistance, CountsEdits) {
     EXPECT_EQ(edit_distance("path", "pth"), 1u);
     EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
     EXPECT_EQ(edit_distance("", "abc"), 3u);
+}
+
+}  // namespace
+}  // namespace mitigate
+
+namespace mitigate {
+namespace {
+
+TEST(Config, EngineSettingsReadWithTheirUnitsAndRanges) {
+    const auto good = load_config_text(
+        "engine:\n  group_by: [alertname]\n  verification_window: 90s\n"
+        "  approval_expiry: 2h\n  revert_when_incident_resolves: true\n",
+        "m.yaml", "/tmp");
+    ASSERT_TRUE(good.config) << good.errors.at(0).to_string();
+    EXPECT_EQ(good.config->engine.group_by, std::vector<std::string>{"alertname"});
+    EXPECT_EQ(good.config->engine.verification_window_ms, 90'000);
+    EXPECT_EQ(good.config->engine.approval_expiry_ms, 7'200'000);
+    EXPECT_TRUE(good.config->engine.revert_when_incident_resolves);
+
+    const auto bad = load_config_text("engine:\n  verification_window: forever\n", "m.yaml", "/tmp");
+    ASSERT_EQ(bad.errors.size(), 1u);
+    EXPECT_EQ(bad.errors[0].to_string(),
+              "m.yaml:2:24: engine.verification_window: must be a duration from 1s to 1d "
+              "(\"5m\", \"90s\")");
 }
 
 }  // namespace
