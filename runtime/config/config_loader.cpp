@@ -116,8 +116,8 @@ std::optional<std::int64_t> read_duration_ms(YamlMapReader& reader, std::string_
     }
     const auto duration = parse_duration(*text);
     if (!duration || *duration < minimum || *duration > maximum) {
-        reader.error_at_value(key, "must be a duration from " + format_duration(minimum) +
-                                       " to " + format_duration(maximum) + " (\"5m\", \"90s\")");
+        reader.error_at_value(key, "must be a duration from " + format_duration(minimum) + " to " +
+                                       format_duration(maximum) + " (\"5m\", \"90s\")");
         return std::nullopt;
     }
     return duration->count();
@@ -463,8 +463,7 @@ nlohmann::json config_to_json(const Config& config) {
           {"plugin_call_timeout_ms", config.sandbox.plugin_call_timeout_ms}}},
         {"engine",
          {{"group_by", config.engine.group_by},
-          {"verification_window",
-           format_duration(Duration{config.engine.verification_window_ms})},
+          {"verification_window", format_duration(Duration{config.engine.verification_window_ms})},
           {"approval_expiry", format_duration(Duration{config.engine.approval_expiry_ms})},
           {"revert_when_incident_resolves", config.engine.revert_when_incident_resolves},
           {"pending_signal_limit", config.engine.pending_signal_limit}}},

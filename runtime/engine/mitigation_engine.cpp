@@ -41,8 +41,9 @@ std::optional<Duration> ttl_of(const Mitigation& mitigation) {
 
 }  // namespace
 
-MitigationEngine::MitigationEngine(Store& store, ProviderRegistry& providers, const Clock& clock)
-    : store_(store), providers_(providers), clock_(clock) {}
+MitigationEngine::MitigationEngine(Store& store, ProviderRegistry& providers, const Clock& clock,
+                                   MitigationEngineOptions options)
+    : store_(store), providers_(providers), clock_(clock), options_(options) {}
 
 EngineOutcome MitigationEngine::move(const Mitigation& current, Mitigation next,
                                      const std::string& actor, const std::string& reason,
@@ -182,6 +183,9 @@ EngineOutcome MitigationEngine::verify(Mitigation verifying) {
     }
     Mitigation next = verifying;
     if (checked.response.value("applied", false)) {
+        if (options_.await_signal_recovery && !verifying.proposal.incident_id.empty()) {
+            return {true, verifying, "the provider confirms the change; awaiting the signal"};
+        }
         next.state = MitigationState::active;
         return move(verifying, next, "runtime",
                     "the provider confirms the change" +
@@ -192,6 +196,22 @@ EngineOutcome MitigationEngine::verify(Mitigation verifying) {
     EngineOutcome moved = move(verifying, next, "runtime",
                                "the provider does not show the change after apply; reverting");
     return moved.ok ? finish_revert(moved.mitigation) : moved;
+}
+
+EngineOutcome MitigationEngine::confirm(const std::string& id, const std::string& reason) {
+    const auto found = store_.find_mitigation(id);
+    if (!found) {
+        return refused({}, "no mitigation " + id);
+    }
+    if (found->state != MitigationState::verifying) {
+        return refused(*found,
+                       id + " is " + std::string(to_string(found->state)) + ", not verifying");
+    }
+    Mitigation next = *found;
+    next.state = MitigationState::active;
+    return move(*found, next, "runtime",
+                reason + (next.expires_at ? "; reverts at " + format_rfc3339(*next.expires_at)
+                                          : std::string()));
 }
 
 EngineOutcome MitigationEngine::revert(const std::string& id, const std::string& actor,

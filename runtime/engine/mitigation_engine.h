@@ -6,7 +6,10 @@
 //                                              checked as strictly as any input
 //   decide    planned -> denied | dry_run | pending_approval | approved
 //   apply     approved -> applying (journaled, with its expiry) -> provider apply
-//             -> verifying -> provider check -> active
+//             -> verifying -> provider check -> active; or, when the engine awaits
+//             signal recovery and the mitigation answers an incident, it stays verifying
+//             (check confirmed) until confirm() or a revert
+//   confirm   verifying -> active: the triggering signal recovered
 //   revert    active | verifying | conflict -> reverting (journaled) -> provider revert
 //             -> reverted, or conflict when someone changed the target since
 //   reconcile after a crash, for every mitigation caught between two steps: applying
@@ -15,8 +18,7 @@
 //             the compare-and-set revert. Nothing is applied twice, nothing is lost.
 //   revert_expired  reverts every active mitigation whose TTL has passed.
 //
-// Not here yet (issue 6 continues): signals and incidents, approvals, the signal part of
-// verification, queueing of conflicting proposals, the daemon that calls these on time.
+// Signals, incidents, approvals, queueing and timing are runtime/engine/lifecycle.h's.
 #pragma once
 
 #include <string>
@@ -36,13 +38,21 @@ struct EngineOutcome {
     std::string message;    // why, when not ok
 };
 
+struct MitigationEngineOptions {
+    // Leave a confirmed mitigation of an incident in verifying, for the caller to confirm
+    // once the incident's signal recovers (runtime/engine/lifecycle.h does).
+    bool await_signal_recovery = false;
+};
+
 class MitigationEngine {
   public:
-    MitigationEngine(Store& store, ProviderRegistry& providers, const Clock& clock);
+    MitigationEngine(Store& store, ProviderRegistry& providers, const Clock& clock,
+                     MitigationEngineOptions options = {});
 
     EngineOutcome plan(const std::string& id);
     EngineOutcome decide(const std::string& id, const Decision& decision);
     EngineOutcome apply(const std::string& id);
+    EngineOutcome confirm(const std::string& id, const std::string& reason);
     EngineOutcome revert(const std::string& id, const std::string& actor,
                          const std::string& reason);
     std::vector<EngineOutcome> revert_expired();
@@ -59,6 +69,7 @@ class MitigationEngine {
     Store& store_;
     ProviderRegistry& providers_;
     const Clock& clock_;
+    MitigationEngineOptions options_;
 };
 
 }  // namespace mitigate

@@ -424,41 +424,25 @@ class SqliteStore final : public Store {
         return result;
     }
 
-    void write_incident(const IncidentWrite& write) override {
+    void write_incidents(const std::vector<IncidentWrite>& writes) override {
         require_writable();
         std::lock_guard lock(mutex_);
         WriteTransaction transaction(database_);
-        const Incident& incident = write.incident;
-        {
-            Statement statement(
-                database_,
-                write.create ? "INSERT INTO incidents (group_key, status, opened_at_ms, body, id) "
-                               "VALUES (?, ?, ?, ?, ?)"
-                             : "UPDATE incidents SET group_key = ?, status = ?, opened_at_ms = ?, "
-                               "body = ? WHERE id = ?");
-            statement.bind(1, incident.group_key)
-                .bind(2, to_string(incident.status))
-                .bind(3, to_millis(incident.opened_at))
-                .bind(4, json(incident).dump())
-                .bind(5, incident.id);
-            try {
-                statement.run();
-            } catch (const StoreError& failure) {
-                throw StoreError("incident " + incident.id +
-                                 " cannot be written: " + failure.what());
-            }
-            if (sqlite3_changes(database_) != 1) {
-                throw StoreError("incident " + incident.id + " does not exist");
-            }
+        for (const IncidentWrite& write : writes) {
+            write_incident_locked(write);
         }
-        Statement mark(database_, "UPDATE signals SET processed = 1, incident_id = ? WHERE id = ?");
-        for (const std::string& id : write.processed_signal_ids) {
+        transaction.commit();
+    }
+
+    void mark_signals_processed(const std::vector<std::string>& ids) override {
+        require_writable();
+        std::lock_guard lock(mutex_);
+        WriteTransaction transaction(database_);
+        Statement mark(database_, "UPDATE signals SET processed = 1 WHERE id = ?");
+        for (const std::string& id : ids) {
             mark.reset();
-            mark.bind(1, incident.id).bind(2, id);
+            mark.bind(1, id);
             mark.run();
-        }
-        if (write.audit) {
-            append_audit_locked(*write.audit);
         }
         transaction.commit();
     }
@@ -747,6 +731,41 @@ class SqliteStore final : public Store {
     void require_writable() const {
         if (options_.read_only) {
             throw std::logic_error("write to a store opened read-only");
+        }
+    }
+
+    void write_incident_locked(const IncidentWrite& write) {
+        const Incident& incident = write.incident;
+        {
+            Statement statement(
+                database_,
+                write.create ? "INSERT INTO incidents (group_key, status, opened_at_ms, body, id) "
+                               "VALUES (?, ?, ?, ?, ?)"
+                             : "UPDATE incidents SET group_key = ?, status = ?, opened_at_ms = ?, "
+                               "body = ? WHERE id = ?");
+            statement.bind(1, incident.group_key)
+                .bind(2, to_string(incident.status))
+                .bind(3, to_millis(incident.opened_at))
+                .bind(4, json(incident).dump())
+                .bind(5, incident.id);
+            try {
+                statement.run();
+            } catch (const StoreError& failure) {
+                throw StoreError("incident " + incident.id +
+                                 " cannot be written: " + failure.what());
+            }
+            if (sqlite3_changes(database_) != 1) {
+                throw StoreError("incident " + incident.id + " does not exist");
+            }
+        }
+        Statement mark(database_, "UPDATE signals SET processed = 1, incident_id = ? WHERE id = ?");
+        for (const std::string& id : write.processed_signal_ids) {
+            mark.reset();
+            mark.bind(1, incident.id).bind(2, id);
+            mark.run();
+        }
+        if (write.audit) {
+            append_audit_locked(*write.audit);
         }
     }
 

@@ -129,9 +129,12 @@ class Store {
     virtual std::vector<Signal> pending_signals(std::size_t limit) = 0;
     virtual std::size_t count_pending_signals() = 0;
     virtual std::vector<Signal> find_signals(const std::vector<std::string>& ids) = 0;
-    // Atomic: the incident, the processed marks and the audit record, or nothing. Throws
-    // StoreError when `create` names an existing id or a second open incident of a group.
-    virtual void write_incident(const IncidentWrite& write) = 0;
+    // Atomic: every incident, processed mark and audit record, or nothing (one commit for
+    // a whole batch of signals). Throws StoreError when `create` names an existing id or
+    // a second open incident of a group.
+    virtual void write_incidents(const std::vector<IncidentWrite>& writes) = 0;
+    // Signals that change no incident (a resolution of an alert nobody tracks).
+    virtual void mark_signals_processed(const std::vector<std::string>& ids) = 0;
     virtual std::optional<Incident> find_incident(std::string_view id) = 0;
     virtual std::optional<Incident> find_open_incident(std::string_view group_key) = 0;
     // Newest first.

@@ -122,7 +122,8 @@ TEST(Config, UnknownKeyIsAnErrorAtItsLineAndColumnWithASuggestion) {
 TEST(Config, FarOffUnknownKeyListsTheKnownOnes) {
     const ConfigLoad result = load("logging:\n  level: info\n");
     ASSERT_EQ(result.errors.size(), 1u);
-    EXPECT_THAT(result.errors[0].message, HasSubstr("expected one of: chat, directories, engine, log"));
+    EXPECT_THAT(result.errors[0].message,
+                HasSubstr("expected one of: chat, directories, engine, log"));
 }
 
 TEST(Config, ReportsEveryErrorNotJustTheFirst) {
@@ -280,7 +281,8 @@ TEST(Config, EngineSettingsReadWithTheirUnitsAndRanges) {
     EXPECT_EQ(good.config->engine.approval_expiry_ms, 7'200'000);
     EXPECT_TRUE(good.config->engine.revert_when_incident_resolves);
 
-    const auto bad = load_config_text("engine:\n  verification_window: forever\n", "m.yaml", "/tmp");
+    const auto bad =
+        load_config_text("engine:\n  verification_window: forever\n", "m.yaml", "/tmp");
     ASSERT_EQ(bad.errors.size(), 1u);
     EXPECT_EQ(bad.errors[0].to_string(),
               "m.yaml:2:24: engine.verification_window: must be a duration from 1s to 1d "

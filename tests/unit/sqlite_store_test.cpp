@@ -336,8 +336,10 @@ TEST_F(SqliteStoreTest, AnIncidentWriteMarksItsSignalsProcessedAtomically) {
     incident.firing = {"fp-s1"};
     incident.opened_at = clock_.now();
     const auto head = store->audit_head().sequence;
-    store->write_incident(
-        {incident, true, {"s1"}, AuditEntry{clock_.now(), "runtime", "incident.opened", "inc_1"}});
+    store->write_incidents({{incident,
+                             true,
+                             {"s1"},
+                             AuditEntry{clock_.now(), "runtime", "incident.opened", "inc_1"}}});
     EXPECT_EQ(store->find_incident("inc_1"), incident);
     EXPECT_EQ(store->find_open_incident("HighErrorRate|checkout"), incident);
     EXPECT_EQ(store->count_pending_signals(), 1u);
@@ -346,13 +348,13 @@ TEST_F(SqliteStoreTest, AnIncidentWriteMarksItsSignalsProcessedAtomically) {
     // A second open incident of the same group would split it: refused, nothing written.
     Incident twin = incident;
     twin.id = "inc_2";
-    EXPECT_THROW(store->write_incident({twin, true, {"s2"}, std::nullopt}), StoreError);
+    EXPECT_THROW(store->write_incidents({{twin, true, {"s2"}, std::nullopt}}), StoreError);
     EXPECT_EQ(store->count_pending_signals(), 1u);
     EXPECT_FALSE(store->find_incident("inc_2"));
 
     incident.status = IncidentStatus::resolved;
     incident.resolved_at = clock_.now();
-    store->write_incident({incident, false, {"s2"}, std::nullopt});
+    store->write_incidents({{incident, false, {"s2"}, std::nullopt}});
     EXPECT_FALSE(store->find_open_incident("HighErrorRate|checkout"));
     IncidentFilter open_only;
     open_only.status = IncidentStatus::open;

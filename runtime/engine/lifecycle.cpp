@@ -1,0 +1,798 @@
+#include "runtime/engine/lifecycle.h"
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "runtime/core/ids.h"
+#include "runtime/core/time_format.h"
+#include "runtime/engine/mitigation_engine.h"
+#include "runtime/metrics/metrics.h"
+#include "runtime/policy/policy_engine.h"
+#include "runtime/providers/provider_registry.h"
+#include "runtime/store/store.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t signal_batch = 2000;
+constexpr Duration retry_interval = std::chrono::seconds(30);
+constexpr std::size_t every_open_mitigation = 100000;
+
+const std::vector<MitigationState>& open_states() {
+    using enum MitigationState;
+    static const std::vector<MitigationState> states = {proposed, planned,   pending_approval,
+                                                        approved, applying,  verifying,
+                                                        active,   reverting, conflict};
+    return states;
+}
+
+bool same_target(const Action& a, const Action& b) {
+    return a.provider == b.provider && a.action == b.action && a.target == b.target;
+}
+
+std::string group_key_of(const Signal& signal, const std::vector<std::string>& group_by) {
+    std::string key;
+    for (const std::string& label : group_by) {
+        const auto found = signal.labels.find(label);
+        if (found != signal.labels.end()) {
+            key += (key.empty() ? "" : ",") + label + "=" + found->second;
+        }
+    }
+    return key.empty() ? "fingerprint=" + signal.fingerprint : key;
+}
+
+double seconds_between(TimePoint from, TimePoint to) {
+    return std::chrono::duration<double>(to - from).count();
+}
+
+RequestResult result_of(RequestStatus status, std::optional<Mitigation> mitigation,
+                        std::string message) {
+    return {status, std::move(mitigation), std::move(message)};
+}
+
+}  // namespace
+
+void declare_lifecycle_metrics(Metrics& metrics) {
+    metrics.declare_counter("mitigate_signals_received_total",
+                            "Signals accepted and stored, by source.");
+    metrics.declare_counter("mitigate_signals_duplicate_total",
+                            "Signals received again (retries), stored once.");
+    metrics.declare_counter("mitigate_signals_refused_total",
+                            "Signals refused because the backlog was full (the sender retries).");
+    metrics.declare_gauge("mitigate_signals_pending", "Signals stored but not yet grouped.");
+    metrics.declare_counter("mitigate_incidents_opened_total", "Incidents opened.");
+    metrics.declare_counter("mitigate_incidents_resolved_total", "Incidents resolved.");
+    metrics.declare_counter("mitigate_proposals_total", "Proposals made, by playbook.");
+    metrics.declare_counter("mitigate_proposals_merged_total",
+                            "Proposals equal to an open mitigation, merged into it.");
+    metrics.declare_counter("mitigate_playbook_failures_total",
+                            "Playbook evaluations that failed, by playbook.");
+    metrics.declare_counter("mitigate_decisions_total", "Policy decisions, by effect.");
+    metrics.declare_counter("mitigate_approvals_total", "Approvals recorded, by verdict.");
+    metrics.declare_counter("mitigate_approvals_refused_total",
+                            "Approvals refused (self-approval, group, twice, wrong state).");
+    metrics.declare_counter("mitigate_applies_total", "Mitigations applied and checked.");
+    metrics.declare_counter("mitigate_reverts_total", "Reverts started, by cause.");
+    metrics.declare_counter("mitigate_failures_total",
+                            "Mitigations that ended failed or in conflict, by state.");
+    metrics.declare_gauge("mitigate_mitigations", "Open mitigations, by state.");
+    metrics.declare_histogram(
+        "mitigate_signal_to_applied_seconds",
+        "From the first signal of an incident to its mitigation applied and checked.",
+        {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300});
+    metrics.declare_histogram(
+        "mitigate_provider_step_seconds", "Duration of plan, apply and revert, by step.",
+        {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30});
+}
+
+struct Lifecycle::State {
+    Store& store;
+    ProviderRegistry& providers;
+    const Clock& clock;
+    Metrics& metrics;
+    LifecycleSetup setup;
+    MitigationEngine engine;
+    std::atomic<std::size_t> pending;
+    TimePoint last_retry{};
+
+    State(Store& store_, ProviderRegistry& providers_, const Clock& clock_, Metrics& metrics_,
+          LifecycleSetup setup_)
+        : store(store_),
+          providers(providers_),
+          clock(clock_),
+          metrics(metrics_),
+          setup(std::move(setup_)),
+          engine(store_, providers_, clock_, MitigationEngineOptions{true}),
+          pending(store_.count_pending_signals()) {}
+
+    Duration verification_window() const { return Duration{setup.engine.verification_window_ms}; }
+
+    std::vector<Mitigation> open_mitigations() {
+        auto list = store.list_mitigations({open_states(), {}, every_open_mitigation});
+        std::reverse(list.begin(), list.end());  // oldest first: queues are fair
+        return list;
+    }
+
+    // ---- 1. signals -> incidents -----------------------------------------------------
+
+    // Returns the incidents opened by this batch, for the playbooks.
+    std::vector<std::pair<Incident, std::vector<Signal>>> group_signals() {
+        std::vector<std::pair<Incident, std::vector<Signal>>> opened;
+        for (;;) {
+            const std::vector<Signal> signals = store.pending_signals(signal_batch);
+            if (signals.empty()) {
+                return opened;
+            }
+            const TimePoint now = clock.now();
+            std::map<std::string, IncidentWrite> writes;  // by group key
+            std::map<std::string, std::vector<Signal>> first_signals;
+            std::vector<std::string> untracked;
+            for (const Signal& signal : signals) {
+                const std::string key = group_key_of(signal, setup.engine.group_by);
+                auto found = writes.find(key);
+                if (found == writes.end()) {
+                    if (auto stored = store.find_open_incident(key)) {
+                        found = writes.emplace(key, IncidentWrite{*stored, false, {}, {}}).first;
+                    }
+                }
+                if (signal.status == SignalStatus::resolved) {
+                    if (found == writes.end() ||
+                        found->second.incident.status == IncidentStatus::resolved) {
+                        untracked.push_back(signal.id);  // nothing open to resolve
+                        continue;
+                    }
+                    Incident& incident = found->second.incident;
+                    std::erase(incident.firing, signal.fingerprint);
+                    incident.signal_ids.push_back(signal.id);
+                    found->second.processed_signal_ids.push_back(signal.id);
+                    if (incident.firing.empty()) {
+                        incident.status = IncidentStatus::resolved;
+                        incident.resolved_at = now;
+                        found->second.audit =
+                            AuditEntry{now,
+                                       "runtime",
+                                       "incident.resolved",
+                                       incident.id,
+                                       {{"group_key", key}, {"signal", signal.id}}};
+                        metrics.increment("mitigate_incidents_resolved_total");
+                    }
+                    continue;
+                }
+                if (found == writes.end() ||
+                    found->second.incident.status == IncidentStatus::resolved) {
+                    if (found != writes.end()) {
+                        // Resolved and firing again within one batch: the resolution is
+                        // written first, then a new incident opens.
+                        write_batch({found->second});
+                        writes.erase(found);
+                    }
+                    Incident incident;
+                    incident.id = new_id("inc", now);
+                    incident.group_key = key;
+                    incident.title = signal.name;
+                    if (const auto service = signal.labels.find("service");
+                        service != signal.labels.end()) {
+                        incident.service = service->second;
+                        incident.title += " on " + service->second;
+                    }
+                    if (const auto environment = signal.labels.find("environment");
+                        environment != signal.labels.end()) {
+                        incident.environment = environment->second;
+                        incident.title += " (" + environment->second + ")";
+                    }
+                    incident.labels = signal.labels;
+                    incident.opened_at = signal.received_at;
+                    incident.drill = signal.source == SignalSource::drill;
+                    found =
+                        writes
+                            .emplace(key, IncidentWrite{incident,
+                                                        true,
+                                                        {},
+                                                        AuditEntry{now,
+                                                                   "runtime",
+                                                                   "incident.opened",
+                                                                   incident.id,
+                                                                   {{"group_key", key},
+                                                                    {"title", incident.title},
+                                                                    {"signal", signal.id},
+                                                                    {"drill", incident.drill}}}})
+                            .first;
+                    first_signals[key] = {signal};
+                    metrics.increment("mitigate_incidents_opened_total");
+                }
+                Incident& incident = found->second.incident;
+                if (std::find(incident.firing.begin(), incident.firing.end(), signal.fingerprint) ==
+                    incident.firing.end()) {
+                    incident.firing.push_back(signal.fingerprint);
+                }
+                incident.signal_ids.push_back(signal.id);
+                found->second.processed_signal_ids.push_back(signal.id);
+            }
+            std::vector<IncidentWrite> batch;
+            for (auto& [key, write] : writes) {
+                if (write.create) {
+                    opened.emplace_back(write.incident, first_signals[key]);
+                }
+                batch.push_back(std::move(write));
+            }
+            write_batch(batch);
+            if (!untracked.empty()) {
+                store.mark_signals_processed(untracked);
+            }
+            const std::size_t done = signals.size();
+            pending.fetch_sub(std::min(done, pending.load()));
+        }
+    }
+
+    void write_batch(const std::vector<IncidentWrite>& batch) {
+        // An incident can hold many signals over its life; keep the last 1000 ids.
+        std::vector<IncidentWrite> trimmed = batch;
+        for (IncidentWrite& write : trimmed) {
+            auto& ids = write.incident.signal_ids;
+            if (ids.size() > 1000) {
+                ids.erase(ids.begin(), ids.end() - 1000);
+            }
+        }
+        store.write_incidents(trimmed);
+    }
+
+    // ---- 2. playbooks -> proposals ---------------------------------------------------
+
+    void run_playbooks(const Incident& incident, const std::vector<Signal>& signals) {
+        LuaHostApi host;
+        // Provider state for playbooks needs an action to read through; until the host
+        // API names one, mitigate.state() answers nil (documented in docs/playbooks.md).
+        host.state = [](const std::string&, const std::string&) { return std::optional<json>(); };
+        for (const auto& [file, source] : setup.playbooks) {
+            const PlaybookOutcome outcome = run_playbook(
+                file, source, incident, signals, clock.now(), host, setup.playbook_environment);
+            const std::string name = outcome.info ? outcome.info->name : file;
+            if (outcome.failure) {
+                metrics.increment("mitigate_playbook_failures_total", {{"playbook", name}});
+                store.append_audit({clock.now(),
+                                    "runtime",
+                                    "playbook.failed",
+                                    incident.id,
+                                    {{"playbook", name},
+                                     {"failure", *outcome.failure},
+                                     {"message", outcome.message}}});
+                spdlog::warn("playbook {} failed on incident {}: {}: {}", name, incident.id,
+                             *outcome.failure, outcome.message);
+                continue;
+            }
+            for (const Action& action : outcome.proposals) {
+                submit(action, incident.id, name, "playbook:" + name, incident.drill);
+            }
+        }
+    }
+
+    // Creates the mitigation, or merges into an equal open one. Returns its id.
+    std::optional<Mitigation> submit(const Action& action, const std::string& incident_id,
+                                     const std::string& playbook, const std::string& proposed_by,
+                                     bool drill) {
+        const TimePoint now = clock.now();
+        for (const Mitigation& open : open_mitigations()) {
+            const Action& existing = open.proposal.action;
+            if (same_target(existing, action) && existing.parameters == action.parameters) {
+                metrics.increment("mitigate_proposals_merged_total");
+                store.append_audit({now,
+                                    proposed_by,
+                                    "proposal.merged",
+                                    open.id,
+                                    {{"incident", incident_id},
+                                     {"playbook", playbook},
+                                     {"target", action.target},
+                                     {"reason", "an equal mitigation is already " +
+                                                    std::string(to_string(open.state))}}});
+                return open;
+            }
+        }
+        Mitigation mitigation;
+        mitigation.id = new_id("mit", now);
+        mitigation.proposal.id = new_id("prop", now);
+        mitigation.proposal.incident_id = incident_id;
+        mitigation.proposal.playbook = playbook;
+        mitigation.proposal.proposed_by = proposed_by;
+        mitigation.proposal.action = action;
+        mitigation.proposal.created_at = now;
+        mitigation.created_at = mitigation.updated_at = now;
+        mitigation.drill = drill;
+        store.create_mitigation(
+            mitigation, proposed_by,
+            incident_id.empty() ? "proposed by hand" : "proposed for incident " + incident_id);
+        metrics.increment("mitigate_proposals_total",
+                          {{"playbook", playbook.empty() ? "(person)" : playbook}});
+        return mitigation;
+    }
+
+    // ---- 3. proposed -> planned -> decided -------------------------------------------
+
+    bool target_busy(const Mitigation& mitigation, const std::vector<Mitigation>& open) const {
+        return std::any_of(open.begin(), open.end(), [&](const Mitigation& other) {
+            return other.id != mitigation.id && other.state != MitigationState::proposed &&
+                   same_target(other.proposal.action, mitigation.proposal.action);
+        });
+    }
+
+    PolicyHistory history() {
+        PolicyHistory result;
+        MitigationFilter filter;
+        filter.limit = 1000;
+        for (const Mitigation& past : store.list_mitigations(filter)) {
+            if (past.state == MitigationState::proposed || past.state == MitigationState::planned ||
+                past.state == MitigationState::denied || past.state == MitigationState::dry_run ||
+                past.state == MitigationState::pending_approval ||
+                past.state == MitigationState::rejected || past.state == MitigationState::expired ||
+                past.state == MitigationState::failed || past.state == MitigationState::approved) {
+                continue;  // never touched a target
+            }
+            PastMitigation entry;
+            entry.provider = past.proposal.action.provider;
+            entry.action = past.proposal.action.action;
+            entry.target = past.proposal.action.target;
+            if (const auto incident = cached_incident(past.proposal.incident_id)) {
+                entry.service = incident->service;
+                entry.environment = incident->environment;
+            }
+            entry.started_at = past.created_at;
+            result.mitigations.push_back(std::move(entry));
+        }
+        return result;
+    }
+
+    std::map<std::string, Incident> incident_cache;
+    std::optional<Incident> cached_incident(const std::string& id) {
+        if (id.empty()) {
+            return std::nullopt;
+        }
+        if (const auto found = incident_cache.find(id); found != incident_cache.end()) {
+            return found->second;
+        }
+        auto incident = store.find_incident(id);
+        if (incident) {
+            incident_cache[id] = *incident;
+        }
+        return incident;
+    }
+
+    void plan_and_decide(const Mitigation& proposed) {
+        const TimePoint started = clock.now();
+        const EngineOutcome planned = engine.plan(proposed.id);
+        metrics.observe("mitigate_provider_step_seconds", seconds_between(started, clock.now()),
+                        {{"step", "plan"}});
+        if (!planned.ok || planned.mitigation.state != MitigationState::planned) {
+            count_failure(planned.mitigation);
+            return;
+        }
+        const Mitigation& mitigation = planned.mitigation;
+        PolicyInput input;
+        input.action = mitigation.proposal.action;
+        input.playbook = mitigation.proposal.playbook;
+        input.proposed_by = mitigation.proposal.proposed_by;
+        if (const auto incident = store.find_incident(mitigation.proposal.incident_id)) {
+            input.environment = incident->environment;
+            input.service = incident->service;
+            input.labels = incident->labels;
+        }
+        input.plan = mitigation.plan;
+        const Decision decision = evaluate_policy(*setup.policies, input, history(), clock.now());
+        metrics.increment("mitigate_decisions_total",
+                          {{"effect", std::string(to_string(decision.effect))}});
+        const EngineOutcome decided = engine.decide(mitigation.id, decision);
+        if (!decided.ok) {
+            spdlog::error("mitigation {}: decision not recorded: {}", mitigation.id,
+                          decided.message);
+        }
+    }
+
+    void count_failure(const Mitigation& mitigation) {
+        if (mitigation.state == MitigationState::failed ||
+            mitigation.state == MitigationState::conflict) {
+            metrics.increment("mitigate_failures_total",
+                              {{"state", std::string(to_string(mitigation.state))}});
+        }
+    }
+
+    // ---- 4. apply and verify ---------------------------------------------------------
+
+    void apply(const Mitigation& approved) {
+        const TimePoint started = clock.now();
+        const EngineOutcome outcome = engine.apply(approved.id);
+        metrics.observe("mitigate_provider_step_seconds", seconds_between(started, clock.now()),
+                        {{"step", "apply"}});
+        if (outcome.mitigation.state == MitigationState::verifying ||
+            outcome.mitigation.state == MitigationState::active) {
+            metrics.increment("mitigate_applies_total");
+            if (const auto incident = cached_incident(approved.proposal.incident_id)) {
+                metrics.observe("mitigate_signal_to_applied_seconds",
+                                seconds_between(incident->opened_at, clock.now()));
+            }
+        } else {
+            count_failure(outcome.mitigation);
+        }
+        if (!outcome.ok) {
+            spdlog::warn("mitigation {}: {}", approved.id, outcome.message);
+        }
+    }
+
+    void revert(const Mitigation& mitigation, const std::string& actor, const std::string& cause,
+                const std::string& reason) {
+        const TimePoint started = clock.now();
+        metrics.increment("mitigate_reverts_total", {{"cause", cause}});
+        const EngineOutcome outcome = engine.revert(mitigation.id, actor, reason);
+        metrics.observe("mitigate_provider_step_seconds", seconds_between(started, clock.now()),
+                        {{"step", "revert"}});
+        count_failure(outcome.mitigation);
+        if (!outcome.ok) {
+            spdlog::warn("mitigation {}: {}", mitigation.id, outcome.message);
+        }
+    }
+
+    TimePoint approval_expiry(const Mitigation& mitigation) const {
+        const Decision& decision = *mitigation.decision;
+        return decision.decided_at +
+               decision.approval_timeout.value_or(Duration{setup.engine.approval_expiry_ms});
+    }
+
+    // The pass over open mitigations; returns the earliest next deadline.
+    std::optional<TimePoint> advance() {
+        std::optional<TimePoint> next;
+        auto due_at = [&next](TimePoint at) {
+            if (!next || at < *next) {
+                next = at;
+            }
+        };
+        // Queued proposals first, oldest first: each one planned may make a newer one wait.
+        for (const Mitigation& mitigation : open_mitigations()) {
+            if (mitigation.state != MitigationState::proposed) {
+                continue;
+            }
+            if (target_busy(mitigation, open_mitigations())) {
+                continue;  // waits for the mitigation on its target to end
+            }
+            plan_and_decide(mitigation);
+        }
+        bool stuck = false;
+        for (const Mitigation& mitigation : open_mitigations()) {
+            const TimePoint now = clock.now();
+            switch (mitigation.state) {
+                case MitigationState::approved: apply(mitigation); break;
+                case MitigationState::pending_approval: {
+                    const TimePoint expiry = approval_expiry(mitigation);
+                    if (now >= expiry) {
+                        Mitigation expired = mitigation;
+                        expired.state = MitigationState::expired;
+                        store.transition({expired,
+                                          mitigation.version,
+                                          now,
+                                          "runtime",
+                                          "approvals did not arrive by " + format_rfc3339(expiry),
+                                          {}});
+                    } else {
+                        due_at(expiry);
+                    }
+                    break;
+                }
+                case MitigationState::applying:
+                case MitigationState::reverting: stuck = true; break;
+                default: break;
+            }
+        }
+        // Applied ones: verification, resolution, TTL.
+        for (const Mitigation& mitigation : open_mitigations()) {
+            const TimePoint now = clock.now();
+            const auto incident = store.find_incident(mitigation.proposal.incident_id);
+            const bool resolved = incident && incident->status == IncidentStatus::resolved;
+            if (mitigation.expires_at && *mitigation.expires_at <= now &&
+                (mitigation.state == MitigationState::active ||
+                 mitigation.state == MitigationState::verifying)) {
+                revert(mitigation, "runtime", "ttl",
+                       "TTL expired at " + format_rfc3339(*mitigation.expires_at));
+                continue;
+            }
+            if (mitigation.state == MitigationState::verifying) {
+                const TimePoint window_end = mitigation.updated_at + verification_window();
+                if (resolved) {
+                    const EngineOutcome confirmed = engine.confirm(
+                        mitigation.id, "verified: the incident's alerts resolved at " +
+                                           format_rfc3339(*incident->resolved_at));
+                    if (confirmed.ok && mitigation.expires_at) {
+                        due_at(*mitigation.expires_at);
+                    }
+                } else if (now >= window_end) {
+                    revert(mitigation, "runtime", "verification",
+                           "verification failed: the incident's alerts still fire " +
+                               format_duration(verification_window()) + " after apply");
+                } else {
+                    due_at(window_end);
+                    if (mitigation.expires_at) {
+                        due_at(*mitigation.expires_at);
+                    }
+                }
+                continue;
+            }
+            if (mitigation.state == MitigationState::active) {
+                if (resolved && setup.engine.revert_when_incident_resolves) {
+                    revert(mitigation, "runtime", "incident_resolved",
+                           "the incident resolved; engine.revert_when_incident_resolves is on");
+                } else if (mitigation.expires_at) {
+                    due_at(*mitigation.expires_at);
+                }
+            }
+        }
+        if (stuck) {
+            const TimePoint now = clock.now();
+            if (now - last_retry >= retry_interval) {
+                last_retry = now;
+                for (const EngineOutcome& outcome : engine.reconcile()) {
+                    if (!outcome.ok) {
+                        spdlog::warn("retry of {}: {}", outcome.mitigation.id, outcome.message);
+                    }
+                }
+            }
+            due_at(last_retry + retry_interval);
+        }
+        return next;
+    }
+
+    void update_gauges() {
+        std::map<std::string, double> counts;
+        for (MitigationState state : open_states()) {
+            counts[std::string(to_string(state))] = 0;
+        }
+        for (const Mitigation& mitigation : open_mitigations()) {
+            counts[std::string(to_string(mitigation.state))] += 1;
+        }
+        for (const auto& [state, count] : counts) {
+            metrics.set("mitigate_mitigations", count, {{"state", state}});
+        }
+        metrics.set("mitigate_signals_pending", static_cast<double>(pending.load()));
+    }
+
+    RequestResult refuse_approval(const Mitigation& mitigation, const ApprovalRequest& request,
+                                  RequestStatus status, const std::string& why) {
+        metrics.increment("mitigate_approvals_refused_total");
+        store.append_audit({clock.now(),
+                            request.identity,
+                            "approval.refused",
+                            mitigation.id,
+                            {{"verdict", to_string(request.verdict)},
+                             {"channel", to_string(request.channel)},
+                             {"reason", why}}});
+        return result_of(status, mitigation, why);
+    }
+};
+
+Lifecycle::Lifecycle(Store& store, ProviderRegistry& providers, const Clock& clock,
+                     Metrics& metrics, LifecycleSetup setup)
+    : state_(std::make_unique<State>(store, providers, clock, metrics, std::move(setup))) {
+    if (!state_->setup.policies) {
+        throw std::invalid_argument("the lifecycle needs a policy set");
+    }
+}
+
+Lifecycle::~Lifecycle() = default;
+
+std::size_t Lifecycle::pending_signals() const {
+    return state_->pending.load();
+}
+
+SignalIntake Lifecycle::accept_signals(const std::vector<Signal>& signals) {
+    SignalIntake intake;
+    const auto limit = static_cast<std::size_t>(state_->setup.engine.pending_signal_limit);
+    if (state_->pending.load() + signals.size() > limit) {
+        intake.refused = true;
+        intake.message = "the signal backlog is full (" + std::to_string(state_->pending.load()) +
+                         " pending, limit " + std::to_string(limit) + "); retry later";
+        state_->metrics.increment("mitigate_signals_refused_total", {},
+                                  static_cast<double>(signals.size()));
+        return intake;
+    }
+    const std::vector<Signal> recorded = state_->store.record_signals(signals);
+    state_->pending += recorded.size();
+    intake.accepted = recorded.size();
+    intake.duplicates = signals.size() - recorded.size();
+    for (const Signal& signal : recorded) {
+        state_->metrics.increment("mitigate_signals_received_total",
+                                  {{"source", std::string(to_string(signal.source))}});
+    }
+    if (intake.duplicates > 0) {
+        state_->metrics.increment("mitigate_signals_duplicate_total", {},
+                                  static_cast<double>(intake.duplicates));
+    }
+    return intake;
+}
+
+std::optional<TimePoint> Lifecycle::step() {
+    std::lock_guard lock(mutex_);
+    State& state = *state_;
+    state.incident_cache.clear();
+    for (const auto& [incident, signals] : state.group_signals()) {
+        state.run_playbooks(incident, signals);
+    }
+    const auto next = state.advance();
+    state.update_gauges();
+    return next;
+}
+
+void Lifecycle::reconcile() {
+    std::lock_guard lock(mutex_);
+    for (const EngineOutcome& outcome : state_->engine.reconcile()) {
+        spdlog::info("reconciled {}: {}{}", outcome.mitigation.id,
+                     to_string(outcome.mitigation.state),
+                     outcome.ok ? "" : " (" + outcome.message + ")");
+    }
+}
+
+RequestResult Lifecycle::propose(const Action& action, const std::string& incident_id,
+                                 const std::string& identity) {
+    std::lock_guard lock(mutex_);
+    State& state = *state_;
+    if (action.provider.empty() || action.action.empty() || action.target.empty()) {
+        return result_of(RequestStatus::invalid, std::nullopt,
+                         "action.provider, action.action and action.target are required");
+    }
+    bool drill = false;
+    if (!incident_id.empty()) {
+        const auto incident = state.store.find_incident(incident_id);
+        if (!incident) {
+            return result_of(RequestStatus::not_found, std::nullopt, "no incident " + incident_id);
+        }
+        drill = incident->drill;
+    }
+    const auto mitigation = state.submit(action, incident_id, "", identity, drill);
+    return result_of(RequestStatus::done, mitigation, "proposed");
+}
+
+RequestResult Lifecycle::approve(const ApprovalRequest& request) {
+    std::lock_guard lock(mutex_);
+    State& state = *state_;
+    const auto found = state.store.find_mitigation(request.mitigation_id);
+    if (!found) {
+        return result_of(RequestStatus::not_found, std::nullopt,
+                         "no mitigation " + request.mitigation_id);
+    }
+    const Mitigation& mitigation = *found;
+    const char* verb = request.verdict == ApprovalVerdict::approve ? "approved" : "rejected";
+    if (mitigation.state != MitigationState::pending_approval || !mitigation.decision) {
+        return state.refuse_approval(mitigation, request, RequestStatus::conflict,
+                                     mitigation.id + " is " +
+                                         std::string(to_string(mitigation.state)) +
+                                         "; only a mitigation pending approval can be " + verb);
+    }
+    const Decision& decision = *mitigation.decision;
+    const TimePoint now = state.clock.now();
+    if (now >= state.approval_expiry(mitigation)) {
+        return state.refuse_approval(
+            mitigation, request, RequestStatus::conflict,
+            "the approval window closed at " + format_rfc3339(state.approval_expiry(mitigation)));
+    }
+    if (request.identity == mitigation.proposal.proposed_by && !decision.self_approval_allowed) {
+        return state.refuse_approval(
+            mitigation, request, RequestStatus::forbidden,
+            request.identity + " proposed this mitigation and cannot also decide on it");
+    }
+    if (!decision.approver_groups.empty() &&
+        std::none_of(decision.approver_groups.begin(), decision.approver_groups.end(),
+                     [&](const std::string& group) {
+                         return std::find(request.groups.begin(), request.groups.end(), group) !=
+                                request.groups.end();
+                     })) {
+        std::string groups;
+        for (const auto& group : decision.approver_groups) {
+            groups += (groups.empty() ? "" : ", ") + group;
+        }
+        return state.refuse_approval(
+            mitigation, request, RequestStatus::forbidden,
+            request.identity + " is not in a group that may decide (" + groups + ")");
+    }
+    const auto counts = [&](const Approval& approval) {
+        return approval.verdict == ApprovalVerdict::approve &&
+               (!decision.approval_timeout || now - approval.at <= *decision.approval_timeout);
+    };
+    std::set<std::string> approvers;
+    for (const Approval& approval : mitigation.approvals) {
+        if (counts(approval)) {
+            approvers.insert(approval.approver);
+        }
+    }
+    if (approvers.contains(request.identity)) {
+        return state.refuse_approval(mitigation, request, RequestStatus::conflict,
+                                     request.identity + " has already approved " + mitigation.id +
+                                         "; approvals must come from distinct people");
+    }
+    Mitigation next = mitigation;
+    next.approvals.push_back(
+        {request.identity, request.groups, request.verdict, request.channel, request.comment, now});
+    std::string reason;
+    if (request.verdict == ApprovalVerdict::reject) {
+        next.state = MitigationState::rejected;
+        reason = "rejected by " + request.identity;
+    } else {
+        approvers.insert(request.identity);
+        const auto have = static_cast<int>(approvers.size());
+        next.state = have >= decision.approvals_required ? MitigationState::approved
+                                                         : MitigationState::pending_approval;
+        reason = "approved by " + request.identity + " (" + std::to_string(have) + " of " +
+                 std::to_string(decision.approvals_required) + ")";
+    }
+    if (!request.comment.empty()) {
+        reason += ": " + request.comment;
+    }
+    const TransitionResult written =
+        state.store.transition({next,
+                                mitigation.version,
+                                now,
+                                request.identity,
+                                reason,
+                                {{"channel", to_string(request.channel)},
+                                 {"groups", request.groups},
+                                 {"verdict", to_string(request.verdict)}}});
+    if (written.outcome != TransitionOutcome::done) {
+        return result_of(RequestStatus::conflict, written.current, written.message);
+    }
+    state.metrics.increment("mitigate_approvals_total",
+                            {{"verdict", std::string(to_string(request.verdict))}});
+    return result_of(RequestStatus::done, written.current, reason);
+}
+
+RequestResult Lifecycle::revert(const std::string& id, const std::string& identity,
+                                const std::string& reason) {
+    std::lock_guard lock(mutex_);
+    State& state = *state_;
+    const auto found = state.store.find_mitigation(id);
+    if (!found) {
+        return result_of(RequestStatus::not_found, std::nullopt, "no mitigation " + id);
+    }
+    const MitigationState current = found->state;
+    if (current != MitigationState::active && current != MitigationState::verifying &&
+        current != MitigationState::conflict) {
+        return result_of(RequestStatus::conflict, found,
+                         id + " is " + std::string(to_string(current)) +
+                             "; only an active, verifying or conflicting mitigation reverts");
+    }
+    state.revert(*found, identity, "human", reason.empty() ? "reverted by " + identity : reason);
+    const auto after = state.store.find_mitigation(id);
+    if (after && after->state == MitigationState::reverted) {
+        return result_of(RequestStatus::done, after, "reverted");
+    }
+    return result_of(RequestStatus::failed, after,
+                     "revert did not complete; the mitigation is " +
+                         std::string(to_string(after ? after->state : current)));
+}
+
+RequestResult Lifecycle::keep(const std::string& id, const std::string& identity,
+                              const std::string& reason) {
+    std::lock_guard lock(mutex_);
+    State& state = *state_;
+    if (reason.empty()) {
+        return result_of(RequestStatus::invalid, std::nullopt,
+                         "keeping a mitigation needs a reason (it will never revert)");
+    }
+    const auto found = state.store.find_mitigation(id);
+    if (!found) {
+        return result_of(RequestStatus::not_found, std::nullopt, "no mitigation " + id);
+    }
+    if (found->state != MitigationState::active && found->state != MitigationState::conflict) {
+        return result_of(RequestStatus::conflict, found,
+                         id + " is " + std::string(to_string(found->state)) +
+                             "; only an active or conflicting mitigation can be kept");
+    }
+    Mitigation next = *found;
+    next.state = MitigationState::kept;
+    next.expires_at.reset();
+    const TransitionResult written = state.store.transition(
+        {next, found->version, state.clock.now(), identity, "kept: " + reason, {}});
+    if (written.outcome != TransitionOutcome::done) {
+        return result_of(RequestStatus::conflict, written.current, written.message);
+    }
+    return result_of(RequestStatus::done, written.current, "kept");
+}
+
+}  // namespace mitigate
