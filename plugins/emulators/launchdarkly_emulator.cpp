@@ -2,7 +2,7 @@
 
 #include <mutex>
 
-#include "plugins/emulators/loopback_http_server.h"
+#include "runtime/server/http_server.h"
 
 namespace mitigate {
 
@@ -27,7 +27,7 @@ struct LaunchDarklyEmulator::State {
     mutable std::mutex mutex;
     json flags = json::object();  // "project/flag" -> document
     int patches = 0;
-    std::unique_ptr<LoopbackHttpServer> server;
+    std::unique_ptr<HttpServer> server;
 
     HttpReply handle(const HttpExchange& request) {
         auto authorization = request.headers.find("authorization");
@@ -106,7 +106,7 @@ struct LaunchDarklyEmulator::State {
 LaunchDarklyEmulator::LaunchDarklyEmulator(std::string access_token)
     : state_(std::make_unique<State>()) {
     state_->token = std::move(access_token);
-    state_->server = std::make_unique<LoopbackHttpServer>(
+    state_->server = std::make_unique<HttpServer>(
         [state = state_.get()](const HttpExchange& request) { return state->handle(request); });
 }
 

@@ -9,7 +9,7 @@
 #include <atomic>
 #include <cstdlib>
 
-#include "plugins/emulators/loopback_http_server.h"
+#include "runtime/server/http_server.h"
 #include "plugins/sdk/mitigate_plugin.h"
 #include "runtime/egress/egress_broker.h"
 #include "sandbox/plugin_host/plugin_process.h"
@@ -55,7 +55,7 @@ class EgressBrokerTest : public ::testing::Test {
 
     std::atomic<int> hits{0};
     HttpExchange last;
-    LoopbackHttpServer server{[this](const HttpExchange& request) {
+    HttpServer server{[this](const HttpExchange& request) {
         ++hits;
         last = request;
         if (request.target == "/redirect") {

@@ -1,0 +1,61 @@
+// A small HTTP/1.1 server: the only translation unit of the runtime that sees Boost.Beast
+// and Boost.Asio. It accepts on one address (port 0 asks the kernel for a free one, read
+// back with port()), reads each request with limits (header and body size, a read
+// deadline), hands it to one handler on a pool of threads, and writes the reply.
+// Both the daemon's API and the provider emulators serve through it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace mitigate {
+
+struct HttpExchange {
+    std::string method;
+    std::string target;                          // path and query, as received
+    std::map<std::string, std::string> headers;  // names in lower case
+    std::string body;
+    std::string peer;  // "127.0.0.1:53122"
+};
+
+struct HttpReply {
+    int status = 200;
+    std::map<std::string, std::string> headers;
+    std::string body;
+};
+
+using HttpHandler = std::function<HttpReply(const HttpExchange& request)>;
+
+struct HttpServerOptions {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 0;
+    int threads = 2;
+    std::size_t body_limit = 1u << 20;  // larger bodies get 413 without reaching the handler
+    std::chrono::seconds read_timeout{30};
+};
+
+class HttpServer {
+  public:
+    // Binds and listens at once (throws std::runtime_error naming the address when it
+    // cannot), then serves on its own threads until destroyed or stop()ped.
+    HttpServer(HttpHandler handler, HttpServerOptions options = {});
+    ~HttpServer();
+    HttpServer(const HttpServer&) = delete;
+    HttpServer& operator=(const HttpServer&) = delete;
+
+    std::uint16_t port() const;
+    std::string url() const;  // "http://HOST:PORT"
+
+    // Stops accepting, lets the requests being handled finish and answer, then returns.
+    void stop();
+
+  private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace mitigate
