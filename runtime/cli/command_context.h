@@ -54,5 +54,7 @@ void register_audit_command(CLI::App& app, const GlobalOptions& options, int& ex
 void register_policy_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
 void register_playbook_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
 void register_plugins_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
+void register_serve_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
+void register_token_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
 
 }  // namespace mitigate

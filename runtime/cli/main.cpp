@@ -81,6 +81,8 @@ int main(int argc, char** argv) {
     register_policy_command(app, options, exit_code);
     register_playbook_command(app, options, exit_code);
     register_plugins_command(app, options, exit_code);
+    register_serve_command(app, options, exit_code);
+    register_token_command(app, options, exit_code);
 
     try {
         app.parse(argc, argv);

@@ -1,7 +1,8 @@
 #include "runtime/ingest/alertmanager.h"
 
+#include "runtime/ingest/signal_submission.h"
+
 #include "runtime/core/json_reader.h"
-#include "runtime/core/sha256.h"
 #include "runtime/core/time_format.h"
 
 namespace mitigate {
@@ -57,14 +58,7 @@ Parsed<std::vector<Signal>> parse_alertmanager_webhook(const nlohmann::json& pay
                 }
                 alert.reject_unknown_fields();
                 signal.received_at = received_at;
-                signal.id = "sig_" + Sha256()
-                                         .update(signal.fingerprint)
-                                         .update("|")
-                                         .update(format_rfc3339(signal.starts_at))
-                                         .update("|")
-                                         .update(to_string(signal.status))
-                                         .hex_digest()
-                                         .substr(0, 24);
+                signal.id = signal_id(signal.fingerprint, signal.starts_at, signal.status);
                 signals.push_back(std::move(signal));
             }
         }

@@ -1,0 +1,545 @@
+#include "runtime/server/api_server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string_view>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/json_reader.h"
+#include "runtime/core/time_format.h"
+#include "runtime/engine/lifecycle.h"
+#include "runtime/ingest/alertmanager.h"
+#include "runtime/ingest/signal_submission.h"
+#include "runtime/metrics/metrics.h"
+#include "runtime/server/api_token.h"
+#include "runtime/store/store.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+
+HttpReply json_reply(int status, const json& body) {
+    return {status, {{"Content-Type", "application/json"}}, body.dump() + "\n"};
+}
+
+HttpReply error_reply(int status, std::string_view code, std::string_view message) {
+    HttpReply reply = json_reply(status, {{"error", {{"code", code}, {"message", message}}}});
+    if (status == 401) {
+        reply.headers["WWW-Authenticate"] = "Bearer realm=\"mitigate\"";
+    }
+    return reply;
+}
+
+// Query strings are small and ours: split on & and =, percent-decode, '+' is a space.
+std::string percent_decode(std::string_view text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '+') {
+            out += ' ';
+        } else if (text[i] == '%' && i + 2 < text.size()) {
+            int value = 0;
+            const auto [end, error] = std::from_chars(&text[i + 1], &text[i + 3], value, 16);
+            if (error == std::errc() && end == &text[i + 3]) {
+                out += static_cast<char>(value);
+                i += 2;
+            } else {
+                out += text[i];
+            }
+        } else {
+            out += text[i];
+        }
+    }
+    return out;
+}
+
+std::map<std::string, std::string> parse_query(std::string_view query) {
+    std::map<std::string, std::string> result;
+    while (!query.empty()) {
+        const auto amp = query.find('&');
+        const std::string_view pair = query.substr(0, amp);
+        const auto equals = pair.find('=');
+        result[percent_decode(pair.substr(0, equals))] =
+            equals == std::string_view::npos ? "" : percent_decode(pair.substr(equals + 1));
+        query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
+    }
+    return result;
+}
+
+std::vector<std::string> split_path(std::string_view path) {
+    std::vector<std::string> parts;
+    while (!path.empty()) {
+        if (path.front() == '/') {
+            path.remove_prefix(1);
+            continue;
+        }
+        const auto slash = path.find('/');
+        parts.push_back(percent_decode(path.substr(0, slash)));
+        path = slash == std::string_view::npos ? "" : path.substr(slash);
+    }
+    return parts;
+}
+
+int status_of(RequestStatus status) {
+    switch (status) {
+        case RequestStatus::done: return 200;
+        case RequestStatus::invalid: return 400;
+        case RequestStatus::not_found: return 404;
+        case RequestStatus::forbidden: return 403;
+        case RequestStatus::conflict: return 409;
+        case RequestStatus::failed: return 502;
+    }
+    return 500;
+}
+
+std::string_view code_of(RequestStatus status) {
+    switch (status) {
+        case RequestStatus::done: return "ok";
+        case RequestStatus::invalid: return "invalid";
+        case RequestStatus::not_found: return "not_found";
+        case RequestStatus::forbidden: return "forbidden";
+        case RequestStatus::conflict: return "conflict";
+        case RequestStatus::failed: return "provider_failed";
+    }
+    return "internal";
+}
+
+struct Caller {
+    std::string identity;
+    ApiRole role = ApiRole::viewer;
+    std::vector<std::string> groups;
+};
+
+}  // namespace
+
+void declare_api_metrics(Metrics& metrics) {
+    metrics.declare_counter("mitigate_http_requests_total",
+                            "API requests answered, by route and status code.");
+    metrics.declare_histogram(
+        "mitigate_http_request_seconds", "API request duration, by route.",
+        {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+}
+
+struct ApiServer::State {
+    Store& store;
+    Lifecycle& lifecycle;
+    Metrics& metrics;
+    const Clock& clock;
+    ApiServerHooks hooks;
+
+    // The caller, or the reply that refuses them.
+    std::variant<Caller, HttpReply> authenticate(const HttpExchange& request,
+                                                 ApiPermission permission) {
+        const auto header = request.headers.find("authorization");
+        constexpr std::string_view scheme = "Bearer ";
+        if (header == request.headers.end() || !header->second.starts_with(scheme)) {
+            return error_reply(401, "unauthenticated",
+                               "send Authorization: Bearer <token> (mitigate token create)");
+        }
+        const auto token =
+            store.find_api_token(api_token_digest(header->second.substr(scheme.size())));
+        if (!token || token->revoked_at) {
+            return error_reply(401, "unauthenticated", "the token is unknown or revoked");
+        }
+        const auto role = parse_api_role(token->role);
+        if (!role) {
+            return error_reply(403, "forbidden",
+                               "token " + token->name + " has an unknown role " + token->role);
+        }
+        if (!role_allows(*role, permission)) {
+            return error_reply(403, "forbidden",
+                               "token " + token->name + " (" + token->role +
+                                   ") may not do this; see docs/reference/api.md for roles");
+        }
+        return Caller{token->name, *role, token->groups};
+    }
+
+    std::optional<json> parse_body(const HttpExchange& request, HttpReply& refusal) {
+        const auto type = request.headers.find("content-type");
+        if (type != request.headers.end() && type->second.find("json") == std::string::npos) {
+            refusal = error_reply(415, "unsupported_media_type",
+                                  "the body must be JSON (Content-Type: application/json)");
+            return std::nullopt;
+        }
+        if (request.body.empty()) {
+            return json::object();
+        }
+        json body = json::parse(request.body, nullptr, false);
+        if (body.is_discarded()) {
+            refusal = error_reply(400, "invalid", "the body is not valid JSON");
+            return std::nullopt;
+        }
+        return body;
+    }
+
+    HttpReply ingest(const std::vector<Signal>& signals) {
+        const SignalIntake intake = lifecycle.accept_signals(signals);
+        if (intake.refused) {
+            HttpReply reply = error_reply(503, "backlog_full", intake.message);
+            reply.headers["Retry-After"] = "5";
+            return reply;
+        }
+        if (intake.accepted > 0 && hooks.wake_engine) {
+            hooks.wake_engine();
+        }
+        return json_reply(202, {{"accepted", intake.accepted}, {"duplicates", intake.duplicates}});
+    }
+
+    HttpReply post_alertmanager(const HttpExchange& request) {
+        HttpReply refusal;
+        const auto body = parse_body(request, refusal);
+        if (!body) {
+            return refusal;
+        }
+        const auto signals = parse_alertmanager_webhook(*body, clock.now());
+        if (!signals) {
+            return error_reply(400, "invalid", describe(signals.errors));
+        }
+        return ingest(*signals);
+    }
+
+    HttpReply post_signals(const HttpExchange& request) {
+        HttpReply refusal;
+        const auto body = parse_body(request, refusal);
+        if (!body) {
+            return refusal;
+        }
+        const auto signals = parse_signal_submission(*body, SignalSource::api, clock.now());
+        if (!signals) {
+            return error_reply(400, "invalid", describe(signals.errors));
+        }
+        return ingest(*signals);
+    }
+
+    HttpReply list_incidents(const std::map<std::string, std::string>& query) {
+        IncidentFilter filter;
+        if (const auto status = query.find("status"); status != query.end()) {
+            filter.status = parse_incident_status(status->second);
+            if (!filter.status) {
+                return error_reply(400, "invalid", "status must be open or resolved");
+            }
+        }
+        if (auto limit = read_limit(query)) {
+            filter.limit = *limit;
+        } else {
+            return error_reply(400, "invalid", "limit must be a number from 1 to 1000");
+        }
+        json items = json::array();
+        for (const Incident& incident : store.list_incidents(filter)) {
+            items.push_back(incident);
+        }
+        return json_reply(200, {{"incidents", items}});
+    }
+
+    static std::optional<std::size_t> read_limit(const std::map<std::string, std::string>& query) {
+        const auto found = query.find("limit");
+        if (found == query.end()) {
+            return 100;
+        }
+        std::size_t limit = 0;
+        const auto& text = found->second;
+        const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), limit);
+        if (error != std::errc() || end != text.data() + text.size() || limit < 1 || limit > 1000) {
+            return std::nullopt;
+        }
+        return limit;
+    }
+
+    HttpReply get_incident(const std::string& id) {
+        const auto incident = store.find_incident(id);
+        if (!incident) {
+            return error_reply(404, "not_found", "no incident " + id);
+        }
+        MitigationFilter filter;
+        filter.incident_id = id;
+        json mitigations = json::array();
+        for (const Mitigation& mitigation : store.list_mitigations(filter)) {
+            mitigations.push_back(mitigation);
+        }
+        json body = *incident;
+        body["mitigations"] = mitigations;
+        return json_reply(200, body);
+    }
+
+    HttpReply list_mitigations(const std::map<std::string, std::string>& query) {
+        MitigationFilter filter;
+        if (const auto state = query.find("state"); state != query.end()) {
+            for (const std::string& name : split_commas(state->second)) {
+                const auto parsed = parse_mitigation_state(name);
+                if (!parsed) {
+                    return error_reply(400, "invalid",
+                                       "state " + name + " is not one of: " +
+                                           std::string(mitigation_state_names()));
+                }
+                filter.states.push_back(*parsed);
+            }
+        }
+        if (const auto incident = query.find("incident"); incident != query.end()) {
+            filter.incident_id = incident->second;
+        }
+        if (auto limit = read_limit(query)) {
+            filter.limit = *limit;
+        } else {
+            return error_reply(400, "invalid", "limit must be a number from 1 to 1000");
+        }
+        json items = json::array();
+        for (const Mitigation& mitigation : store.list_mitigations(filter)) {
+            items.push_back(mitigation);
+        }
+        return json_reply(200, {{"mitigations", items}});
+    }
+
+    static std::vector<std::string> split_commas(const std::string& text) {
+        std::vector<std::string> parts;
+        std::size_t start = 0;
+        while (start <= text.size()) {
+            const auto comma = text.find(',', start);
+            parts.push_back(text.substr(start, comma - start));
+            if (comma == std::string::npos) {
+                break;
+            }
+            start = comma + 1;
+        }
+        return parts;
+    }
+
+    HttpReply get_mitigation(const std::string& id) {
+        const auto mitigation = store.find_mitigation(id);
+        if (!mitigation) {
+            return error_reply(404, "not_found", "no mitigation " + id);
+        }
+        json journal = json::array();
+        for (const JournalEntry& entry : store.journal(id)) {
+            journal.push_back({{"version", entry.version},
+                               {"from", entry.from ? json(to_string(*entry.from)) : json(nullptr)},
+                               {"to", to_string(entry.to)},
+                               {"at", format_rfc3339(entry.at)},
+                               {"actor", entry.actor},
+                               {"reason", entry.reason}});
+        }
+        json body = *mitigation;
+        body["journal"] = journal;
+        return json_reply(200, body);
+    }
+
+    HttpReply result_reply(const RequestResult& result) {
+        if (result.status != RequestStatus::done) {
+            return error_reply(status_of(result.status), code_of(result.status), result.message);
+        }
+        if (hooks.wake_engine) {
+            hooks.wake_engine();
+        }
+        return json_reply(
+            200, {{"message", result.message},
+                  {"mitigation", result.mitigation ? json(*result.mitigation) : json(nullptr)}});
+    }
+
+    // {"comment": "..."} or {"reason": "..."}: optional text, nothing else.
+    std::optional<std::string> read_text(const HttpExchange& request, const char* key,
+                                         HttpReply& refusal) {
+        const auto body = parse_body(request, refusal);
+        if (!body) {
+            return std::nullopt;
+        }
+        std::vector<FieldError> errors;
+        JsonObjectReader reader(*body, "body", errors);
+        std::string text = reader.string(key, Presence::optional);
+        reader.reject_unknown_fields();
+        if (!errors.empty()) {
+            refusal = error_reply(400, "invalid", describe(errors));
+            return std::nullopt;
+        }
+        return text;
+    }
+
+    HttpReply post_mitigation_action(const HttpExchange& request, const Caller& caller,
+                                     const std::string& id, const std::string& verb) {
+        HttpReply refusal;
+        if (verb == "approve" || verb == "reject") {
+            const auto comment = read_text(request, "comment", refusal);
+            if (!comment) {
+                return refusal;
+            }
+            ApprovalRequest approval;
+            approval.mitigation_id = id;
+            approval.identity = caller.identity;
+            approval.groups = caller.groups;
+            approval.verdict =
+                verb == "approve" ? ApprovalVerdict::approve : ApprovalVerdict::reject;
+            approval.channel = ApprovalChannel::api;
+            approval.comment = *comment;
+            return result_reply(lifecycle.approve(approval));
+        }
+        const auto reason = read_text(request, "reason", refusal);
+        if (!reason) {
+            return refusal;
+        }
+        if (verb == "revert") {
+            return result_reply(lifecycle.revert(id, caller.identity, *reason));
+        }
+        return result_reply(lifecycle.keep(id, caller.identity, *reason));
+    }
+
+    HttpReply post_proposal(const HttpExchange& request, const Caller& caller) {
+        HttpReply refusal;
+        const auto body = parse_body(request, refusal);
+        if (!body) {
+            return refusal;
+        }
+        std::vector<FieldError> errors;
+        JsonObjectReader reader(*body, "body", errors);
+        const std::string incident = reader.string("incident_id", Presence::optional);
+        const json* raw_action = reader.member("action", Presence::required);
+        reader.reject_unknown_fields();
+        std::optional<Action> action;
+        if (raw_action != nullptr) {
+            auto parsed = parse_action(*raw_action, "body.action");
+            if (parsed) {
+                action = *parsed;
+            } else {
+                errors.insert(errors.end(), parsed.errors.begin(), parsed.errors.end());
+            }
+        }
+        if (!errors.empty() || !action) {
+            return error_reply(400, "invalid", describe(errors));
+        }
+        return result_reply(lifecycle.propose(*action, incident, caller.identity));
+    }
+
+    HttpReply route(const HttpExchange& request, std::string& route_name) {
+        const std::string_view target = request.target;
+        const auto question = target.find('?');
+        const auto path = split_path(target.substr(0, question));
+        const auto query =
+            parse_query(question == std::string_view::npos ? "" : target.substr(question + 1));
+        const std::string& method = request.method;
+        const auto allow = [&](std::initializer_list<const char*> methods) {
+            for (const char* allowed : methods) {
+                if (method == allowed) {
+                    return true;
+                }
+            }
+            return false;
+        };
+
+        if (path.size() == 1 && (path[0] == "healthz" || path[0] == "readyz")) {
+            route_name = "/" + path[0];
+            if (!allow({"GET", "HEAD"})) {
+                return error_reply(405, "method_not_allowed", "use GET");
+            }
+            if (path[0] == "readyz" && hooks.ready && !hooks.ready()) {
+                return error_reply(503, "not_ready", "reconciling or the engine is not running");
+            }
+            return {200, {{"Content-Type", "text/plain"}}, "ok\n"};
+        }
+        ApiPermission permission = ApiPermission::read;
+        if (path.size() == 3 && path[0] == "v1" && path[1] == "alerts" &&
+            path[2] == "alertmanager") {
+            route_name = "/v1/alerts/alertmanager";
+            permission = ApiPermission::send_signals;
+        } else if (path.size() == 2 && path[0] == "v1" && path[1] == "signals") {
+            route_name = "/v1/signals";
+            permission = ApiPermission::send_signals;
+        } else if (path.size() == 1 && path[0] == "metrics") {
+            route_name = "/metrics";
+        } else if (path.size() >= 2 && path.size() <= 3 && path[0] == "v1" &&
+                   path[1] == "incidents") {
+            route_name = path.size() == 2 ? "/v1/incidents" : "/v1/incidents/{id}";
+        } else if (path.size() >= 2 && path.size() <= 4 && path[0] == "v1" &&
+                   path[1] == "mitigations") {
+            route_name = path.size() == 2   ? "/v1/mitigations"
+                         : path.size() == 3 ? "/v1/mitigations/{id}"
+                                            : "/v1/mitigations/{id}/" + path[3];
+            if (path.size() == 4) {
+                permission = path[3] == "approve" || path[3] == "reject" ? ApiPermission::approve
+                                                                         : ApiPermission::operate;
+            } else if (path.size() == 2 && method == "POST") {
+                permission = ApiPermission::operate;
+            }
+        } else {
+            route_name = "unknown";
+            return error_reply(404, "not_found", "no route " + std::string(request.target));
+        }
+
+        const auto authenticated = authenticate(request, permission);
+        if (const auto* refusal = std::get_if<HttpReply>(&authenticated)) {
+            return *refusal;
+        }
+        const Caller& caller = std::get<Caller>(authenticated);
+
+        if (route_name == "/v1/alerts/alertmanager" || route_name == "/v1/signals") {
+            if (!allow({"POST"})) {
+                return error_reply(405, "method_not_allowed", "use POST");
+            }
+            return route_name == "/v1/signals" ? post_signals(request) : post_alertmanager(request);
+        }
+        if (route_name == "/metrics") {
+            if (!allow({"GET"})) {
+                return error_reply(405, "method_not_allowed", "use GET");
+            }
+            return {200, {{"Content-Type", "text/plain; version=0.0.4"}}, metrics.render()};
+        }
+        if (path[1] == "incidents") {
+            if (!allow({"GET"})) {
+                return error_reply(405, "method_not_allowed", "use GET");
+            }
+            return path.size() == 2 ? list_incidents(query) : get_incident(path[2]);
+        }
+        if (path.size() == 2) {
+            if (method == "GET") {
+                return list_mitigations(query);
+            }
+            if (method == "POST") {
+                return post_proposal(request, caller);
+            }
+            return error_reply(405, "method_not_allowed", "use GET or POST");
+        }
+        if (path.size() == 3) {
+            if (!allow({"GET"})) {
+                return error_reply(405, "method_not_allowed", "use GET");
+            }
+            return get_mitigation(path[2]);
+        }
+        const std::string& verb = path[3];
+        if (verb != "approve" && verb != "reject" && verb != "revert" && verb != "keep") {
+            return error_reply(404, "not_found",
+                               "no action " + verb + "; use approve, reject, revert or keep");
+        }
+        if (!allow({"POST"})) {
+            return error_reply(405, "method_not_allowed", "use POST");
+        }
+        return post_mitigation_action(request, caller, path[2], verb);
+    }
+};
+
+ApiServer::ApiServer(Store& store, Lifecycle& lifecycle, Metrics& metrics, const Clock& clock,
+                     ApiServerHooks hooks)
+    : state_(std::make_unique<State>(State{store, lifecycle, metrics, clock, std::move(hooks)})) {}
+
+ApiServer::~ApiServer() = default;
+
+HttpReply ApiServer::handle(const HttpExchange& request) {
+    const auto started = std::chrono::steady_clock::now();
+    std::string route_name = "unknown";
+    HttpReply reply;
+    try {
+        reply = state_->route(request, route_name);
+    } catch (const std::exception& failure) {
+        spdlog::error("{} {}: {}", request.method, route_name, failure.what());
+        reply = error_reply(500, "internal", "internal error; see the daemon's log");
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    state_->metrics.increment("mitigate_http_requests_total",
+                              {{"route", route_name}, {"code", std::to_string(reply.status)}});
+    state_->metrics.observe("mitigate_http_request_seconds", seconds, {{"route", route_name}});
+    return reply;
+}
+
+}  // namespace mitigate

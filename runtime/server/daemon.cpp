@@ -1,0 +1,254 @@
+#include "runtime/server/daemon.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "runtime/core/clock.h"
+#include "runtime/core/time_format.h"
+#include "runtime/engine/lifecycle.h"
+#include "runtime/metrics/metrics.h"
+#include "runtime/playbook/playbook.h"
+#include "runtime/policy/policy_set.h"
+#include "runtime/providers/provider_registry.h"
+#include "runtime/server/api_server.h"
+#include "runtime/server/http_server.h"
+#include "runtime/store/sqlite_store.h"
+#include "sandbox/worker/lua_worker.h"
+
+namespace mitigate {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The longest the engine sleeps without being woken: a backstop for a clock that jumps.
+constexpr auto longest_sleep = std::chrono::seconds(60);
+
+std::shared_ptr<const PolicySet> load_policies(const Config& config) {
+    std::error_code ignored;
+    const bool from_directory = fs::is_directory(config.directories.policies, ignored);
+    PolicyLoad load = from_directory ? load_policy_directory(config.directories.policies)
+                                     : load_policy_files(embedded_default_policies());
+    if (!load.policy_set) {
+        std::string message = "the policies do not load:";
+        for (const auto& error : load.errors) {
+            message += "\n  " + error.to_string();
+        }
+        throw std::runtime_error(message);
+    }
+    spdlog::info("policies: {} (hash {})",
+                 from_directory ? config.directories.policies.string()
+                                : "the default compiled into this binary (" +
+                                      config.directories.policies.string() + " does not exist)",
+                 load.policy_set->hash.substr(0, 12));
+    return std::make_shared<const PolicySet>(std::move(*load.policy_set));
+}
+
+// Playbooks and their shared libraries (scripts/lib beside scripts/playbooks).
+void load_playbooks(const Config& config, LifecycleSetup& setup) {
+    std::error_code ignored;
+    const fs::path& directory = config.directories.playbooks;
+    const bool from_directory = fs::is_directory(directory, ignored);
+    setup.playbooks = from_directory ? read_lua_files(directory) : embedded_example_playbooks();
+    const fs::path libraries = directory.parent_path() / "lib";
+    if (from_directory && fs::is_directory(libraries, ignored)) {
+        setup.playbook_environment.libraries = load_playbook_libraries(libraries);
+    } else if (!from_directory) {
+        for (auto [name, source] : embedded_playbook_libraries()) {
+            setup.playbook_environment.libraries.emplace_back(fs::path(name).stem().string(),
+                                                              std::move(source));
+        }
+    }
+    spdlog::info("playbooks: {} from {}", setup.playbooks.size(),
+                 from_directory ? directory.string()
+                                : "the examples compiled into this binary (" + directory.string() +
+                                      " does not exist)");
+}
+
+}  // namespace
+
+struct Daemon::State {
+    DaemonOptions options;
+    SystemClock system_clock;
+    const Clock* clock = nullptr;
+    Metrics metrics;
+    std::unique_ptr<Store> store;
+    std::unique_ptr<ProviderRegistry> providers;
+    std::unique_ptr<LuaWorker> lua_worker;
+    std::unique_ptr<Lifecycle> lifecycle;
+    std::unique_ptr<ApiServer> api;
+    std::unique_ptr<HttpServer> http;
+
+    std::thread engine_thread;
+    std::mutex wake_mutex;
+    std::condition_variable wake_signal;
+    bool woken = false;
+    bool stopping = false;
+    std::atomic<bool> ready{false};
+    bool started = false;
+
+    void run_engine() {
+        while (true) {
+            std::optional<TimePoint> next;
+            try {
+                next = lifecycle->step();
+            } catch (const std::exception& failure) {
+                // A store that cannot be written stops every transition (store.h): log and
+                // try again shortly rather than spin.
+                spdlog::error("engine step failed: {}", failure.what());
+                next = clock->now() + std::chrono::seconds(5);
+            }
+            std::unique_lock lock(wake_mutex);
+            if (stopping) {
+                return;
+            }
+            if (!woken) {
+                auto sleep = std::chrono::duration_cast<std::chrono::milliseconds>(longest_sleep);
+                if (next) {
+                    const auto until = *next - clock->now();
+                    sleep = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until),
+                                       std::chrono::milliseconds(0), sleep);
+                }
+                wake_signal.wait_for(lock, sleep, [this] { return woken || stopping; });
+            }
+            woken = false;
+            if (stopping) {
+                return;
+            }
+        }
+    }
+};
+
+Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
+    State& state = *state_;
+    state.options = std::move(options);
+    const Config& config = state.options.config;
+    state.clock = state.options.clock != nullptr ? state.options.clock : &state.system_clock;
+    declare_lifecycle_metrics(state.metrics);
+    declare_api_metrics(state.metrics);
+
+    LifecycleSetup setup;
+    setup.engine = config.engine;
+    setup.policies = load_policies(config);
+    load_playbooks(config, setup);
+
+    state.store = open_sqlite_store(config.store.path);
+    spdlog::info("store: {}", config.store.path.string());
+
+    RegistryOptions registry;
+    registry.executable = state.options.executable;
+    registry.clock = state.clock;
+    Store* store = state.store.get();
+    const Clock* clock = state.clock;
+    registry.on_weaker_confinement = [store, clock](const std::string& provider,
+                                                    const nlohmann::json& confinement) {
+        store->append_audit({clock->now(),
+                             "runtime",
+                             "sandbox.weaker_landlock",
+                             provider,
+                             {{"confinement", confinement}}});
+    };
+    state.providers = std::make_unique<ProviderRegistry>(config, registry);
+
+    ConfinementPolicy confinement;
+    confinement.minimum_landlock_abi = config.sandbox.minimum_landlock_abi;
+    confinement.allow_weaker_landlock = config.sandbox.allow_weaker_landlock;
+    state.lua_worker = std::make_unique<LuaWorker>(state.options.executable, confinement);
+    LuaWorker* worker = state.lua_worker.get();
+    setup.playbook_environment.evaluate = [worker](const LuaCall& call, const LuaLimits& limits) {
+        return worker->evaluate(call, limits);
+    };
+    state.lifecycle = std::make_unique<Lifecycle>(*state.store, *state.providers, *state.clock,
+                                                  state.metrics, std::move(setup));
+    ApiServerHooks hooks;
+    hooks.wake_engine = [this] { wake(); };
+    hooks.ready = [&state] { return state.ready.load(); };
+    state.api = std::make_unique<ApiServer>(*state.store, *state.lifecycle, state.metrics,
+                                            *state.clock, hooks);
+}
+
+Daemon::~Daemon() {
+    stop();
+}
+
+void Daemon::start() {
+    State& state = *state_;
+    if (state.started) {
+        return;
+    }
+    state.started = true;
+    const Config& config = state.options.config;
+    // Listen first, so that a busy port fails before anything is touched; /readyz says 503
+    // until reconciliation is done and the engine runs.
+    HttpServerOptions http;
+    http.host = config.server.host;
+    http.port = config.server.port;
+    http.threads = 4;
+    ApiServer* api = state.api.get();
+    state.http = std::make_unique<HttpServer>(
+        [api](const HttpExchange& request) { return api->handle(request); }, http);
+    state.store->append_audit({state.clock->now(),
+                               "runtime",
+                               "daemon.started",
+                               "",
+                               {{"config", config.source}, {"listen", state.http->url()}}});
+    state.lifecycle->reconcile();
+    state.engine_thread = std::thread([&state] { state.run_engine(); });
+    state.ready = true;
+    spdlog::info("listening on {}", state.http->url());
+}
+
+void Daemon::stop() {
+    State& state = *state_;
+    if (!state.started) {
+        return;
+    }
+    state.started = false;
+    state.ready = false;
+    if (state.http) {
+        state.http->stop();
+    }
+    {
+        std::lock_guard lock(state.wake_mutex);
+        state.stopping = true;
+    }
+    state.wake_signal.notify_all();
+    if (state.engine_thread.joinable()) {
+        state.engine_thread.join();
+    }
+    state.store->append_audit({state.clock->now(), "runtime", "daemon.stopped", "", {}});
+    spdlog::info("stopped");
+}
+
+void Daemon::wake() {
+    {
+        std::lock_guard lock(state_->wake_mutex);
+        state_->woken = true;
+    }
+    state_->wake_signal.notify_one();
+}
+
+std::uint16_t Daemon::port() const {
+    return state_->http ? state_->http->port() : 0;
+}
+
+std::string Daemon::url() const {
+    return state_->http ? state_->http->url() : "";
+}
+
+Store& Daemon::store() {
+    return *state_->store;
+}
+
+Lifecycle& Daemon::lifecycle() {
+    return *state_->lifecycle;
+}
+
+Metrics& Daemon::metrics() {
+    return state_->metrics;
+}
+
+}  // namespace mitigate

@@ -1,0 +1,61 @@
+// `mitigate serve`: the runtime as one process. It opens the store, loads policies and
+// playbooks, starts a confined worker per provider plugin and one for playbooks,
+// reconciles whatever a previous process left half-done, then runs the lifecycle engine
+// on its own thread and the API on the HTTP server.
+//
+// The engine thread sleeps until the lifecycle's next deadline (a TTL, an approval
+// expiry, a verification window) or until woken by the API (a signal arrived, an
+// approval was recorded). stop() is graceful: the HTTP server stops accepting and
+// answers the requests it is handling, the engine finishes the step it is in (so no
+// transition is cut between its journal entry and its effect), then everything closes.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "runtime/config/config.h"
+
+namespace mitigate {
+
+class Clock;
+class Store;
+class Lifecycle;
+class Metrics;
+
+struct DaemonOptions {
+    Config config;
+    std::filesystem::path executable;  // the mitigate binary, for worker processes
+    const Clock* clock = nullptr;      // the system clock when null (tests inject one)
+    // Policies and playbooks from the configured directories; when a directory does not
+    // exist, the defaults compiled into the binary (logged, so nobody is surprised).
+};
+
+class Daemon {
+  public:
+    // Opens and loads everything; throws std::runtime_error with what is wrong (a policy
+    // error names file:line, a busy port names the address).
+    explicit Daemon(DaemonOptions options);
+    ~Daemon();  // stop()s
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    // Reconciles, then starts the engine thread and listens. Returns once ready.
+    void start();
+    void stop();
+    // Runs the engine now (after a test advanced its clock, or anything else).
+    void wake();
+
+    std::uint16_t port() const;
+    std::string url() const;
+    Store& store();
+    Lifecycle& lifecycle();
+    Metrics& metrics();
+
+  private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace mitigate
