@@ -1,0 +1,286 @@
+// The daemon over real HTTP on loopback: Alertmanager payloads (firing, retried,
+// resolved, malformed), token roles, approvals with a quorum and a refused
+// self-approval, TTL revert, backpressure, metrics. In-process so that the clock is
+// injected; the engine runs on its own thread exactly as under `mitigate serve`.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/time_format.h"
+#include "runtime/server/api_token.h"
+#include "runtime/server/daemon.h"
+#include "runtime/server/http_client.h"
+#include "runtime/store/store.h"
+#include "tests/support/child_process.h"
+#include "tests/support/temporary_directory.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+constexpr std::string_view test_policy = R"yaml(
+rules:
+  - name: dev-allow
+    match: {environment: dev}
+    effect: allow
+  - name: stage-two-sre
+    match: {environment: stage}
+    effect: require_approval
+    approvals: {count: 2, groups: [sre], self_approval: false, expire_after: 30m}
+)yaml";
+
+constexpr std::string_view test_playbook = R"lua(
+return {
+  name = "flag-off",
+  matches = { alerts = { "HighErrorRate" } },
+  propose = function(incident)
+    return { { provider = "flags", action = "flag.set", target = "checkout",
+               parameters = { variant = "off" }, ttl = "30m", reason = "errors" } }
+  end,
+}
+)lua";
+
+class ApiServerTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        flags = directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
+            "variants": {"on": true, "off": false}, "defaultVariant": "on"}}})");
+        std::filesystem::create_directories(directory / "policies");
+        std::filesystem::create_directories(directory / "playbooks");
+        directory.write("policies/test.yaml", test_policy);
+        directory.write("playbooks/flag-off.lua", test_playbook);
+        start_daemon(EngineConfig{});
+    }
+
+    void start_daemon(EngineConfig engine) {
+        daemon.reset();
+        Config config;
+        config.source = "test";
+        config.server.host = "127.0.0.1";
+        config.server.port = 0;
+        config.store.path = directory / "m.db";
+        config.directories.policies = directory / "policies";
+        config.directories.playbooks = directory / "playbooks";
+        config.directories.plugins = directory / "no-plugins-here";
+        config.engine = engine;
+        ProviderConfig provider;
+        provider.name = "flags";
+        provider.plugin = "flags";
+        provider.egress.allow_files = {flags};
+        provider.settings = {{"backend", "flagd"}, {"path", flags.string()}};
+        config.providers.push_back(provider);
+        DaemonOptions options;
+        options.config = config;
+        options.executable = testing::mitigate_binary();
+        options.clock = &clock;
+        daemon = std::make_unique<Daemon>(options);
+        daemon->start();
+        if (tokens.empty()) {
+            for (const auto& [name, role, groups] :
+                 std::vector<std::tuple<std::string, std::string, std::vector<std::string>>>{
+                     {"alertmanager", "sender", {}},
+                     {"viewer", "viewer", {}},
+                     {"alice", "approver", {"sre"}},
+                     {"bob", "approver", {"sre"}},
+                     {"mallory", "approver", {"web"}},
+                     {"carol", "operator", {"sre"}}}) {
+                const std::string token = "test-token-not-a-secret-" + name;
+                daemon->store().create_api_token(
+                    {name, role, groups, api_token_digest(token), clock.now(), {}}, "test");
+                tokens[name] = token;
+            }
+        }
+    }
+
+    HttpClientResponse call(const std::string& method, const std::string& path,
+                            const std::string& who = "", const json& body = nullptr) {
+        HttpClientRequest request;
+        request.method = method;
+        request.url = daemon->url() + path;
+        if (!who.empty()) {
+            request.headers["Authorization"] = "Bearer " + tokens.at(who);
+        }
+        if (!body.is_null()) {
+            request.headers["Content-Type"] = "application/json";
+            request.body = body.is_string() ? body.get<std::string>() : body.dump();
+        }
+        return http_request(request);
+    }
+
+    static json webhook(const std::string& status, const std::string& environment,
+                        const std::string& fingerprint = "fp1") {
+        return {{"version", "4"},
+                {"status", status},
+                {"receiver", "mitigate"},
+                {"groupKey", "{}"},
+                {"alerts",
+                 {{{"status", status},
+                   {"labels",
+                    {{"alertname", "HighErrorRate"},
+                     {"service", "checkout"},
+                     {"environment", environment}}},
+                   {"annotations", json::object()},
+                   {"startsAt", "2026-11-23T11:59:00Z"},
+                   {"endsAt", "0001-01-01T00:00:00Z"},
+                   {"fingerprint", fingerprint}}}}};
+    }
+
+    // Waits (bounded) for the engine thread to bring some mitigation to `state`.
+    json wait_for_state(const std::string& state) {
+        for (int attempt = 0; attempt < 1000; ++attempt) {
+            const auto response = call("GET", "/v1/mitigations?state=" + state, "viewer");
+            const json list = json::parse(response.body)["mitigations"];
+            if (!list.empty()) {
+                return list[0];
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        ADD_FAILURE() << "no mitigation reached " << state
+                      << "; all: " << call("GET", "/v1/mitigations", "viewer").body;
+        return json::object();
+    }
+
+    std::string variant() const {
+        return json::parse(testing::read_file(flags))["flags"]["checkout"]["defaultVariant"];
+    }
+
+    testing::TemporaryDirectory directory;
+    std::filesystem::path flags;
+    ManualClock clock{*parse_rfc3339("2026-11-23T12:00:00Z")};
+    std::map<std::string, std::string> tokens;
+    std::unique_ptr<Daemon> daemon;
+};
+
+TEST_F(ApiServerTest, AlertmanagerFiringRetriedAndResolvedPayloads) {
+    auto first = call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev"));
+    EXPECT_EQ(first.status, 202) << first.body;
+    EXPECT_EQ(json::parse(first.body)["accepted"], 1);
+    auto retried =
+        call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev"));
+    EXPECT_EQ(retried.status, 202);
+    EXPECT_EQ(json::parse(retried.body)["duplicates"], 1);
+
+    const json applied = wait_for_state("verifying");
+    EXPECT_EQ(variant(), "off");
+    call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("resolved", "dev"));
+    wait_for_state("active");
+    const auto incidents = json::parse(call("GET", "/v1/incidents", "viewer").body)["incidents"];
+    ASSERT_EQ(incidents.size(), 1u);
+    EXPECT_EQ(incidents[0]["status"], "resolved");
+    const auto shown = call("GET", "/v1/mitigations/" + applied["id"].get<std::string>(), "viewer");
+    EXPECT_EQ(json::parse(shown.body)["journal"].size(), 6u);
+}
+
+TEST_F(ApiServerTest, MalformedPayloadsAreRefusedNamingTheFieldAndStoreNothing) {
+    json missing = webhook("firing", "dev");
+    missing["alerts"][0].erase("fingerprint");
+    auto response = call("POST", "/v1/alerts/alertmanager", "alertmanager", missing);
+    EXPECT_EQ(response.status, 400);
+    EXPECT_THAT(response.body, HasSubstr("webhook.alerts[0].fingerprint"));
+    EXPECT_EQ(call("POST", "/v1/alerts/alertmanager", "alertmanager", json("{not json")).status,
+              400);
+    EXPECT_EQ(
+        call("POST", "/v1/signals", "alertmanager", json{{"name", "X"}, {"colour", "red"}}).status,
+        400);
+    EXPECT_EQ(daemon->store().count_pending_signals(), 0u);
+    EXPECT_TRUE(daemon->store().list_incidents({}).empty());
+}
+
+TEST_F(ApiServerTest, TokenRolesDecideWhatEachCallerMayDo) {
+    EXPECT_EQ(call("GET", "/healthz").status, 200);
+    EXPECT_EQ(call("GET", "/readyz").status, 200);
+    EXPECT_EQ(call("GET", "/v1/incidents").status, 401);
+    EXPECT_EQ(call("GET", "/metrics").status, 401);
+    EXPECT_EQ(call("GET", "/v1/incidents", "alertmanager").status, 403);  // sender: signals only
+    EXPECT_EQ(call("GET", "/v1/incidents", "viewer").status, 200);
+    EXPECT_EQ(call("POST", "/v1/signals", "viewer", json{{"name", "X"}}).status, 403);
+    EXPECT_EQ(call("POST", "/v1/mitigations/mit_x/approve", "viewer", json::object()).status, 403);
+    EXPECT_EQ(call("POST", "/v1/mitigations/mit_x/approve", "alice", json::object()).status, 404);
+    EXPECT_EQ(call("POST", "/v1/mitigations/mit_x/revert", "alice", json::object()).status, 403);
+    EXPECT_EQ(call("POST", "/v1/mitigations/mit_x/revert", "carol", json::object()).status, 404);
+    HttpClientRequest forged;
+    forged.url = daemon->url() + "/v1/incidents";
+    forged.headers["Authorization"] = "Bearer mtg_forged";
+    EXPECT_EQ(http_request(forged).status, 401);
+    ASSERT_TRUE(daemon->store().revoke_api_token("viewer", clock.now(), "test"));
+    EXPECT_EQ(call("GET", "/v1/incidents", "viewer").status, 401);
+}
+
+TEST_F(ApiServerTest, AQuorumOfTwoThroughTheApiAppliesAndSelfApprovalIsRefused) {
+    call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "stage"));
+    const json pending = wait_for_state("pending_approval");
+    const std::string id = pending["id"];
+    const std::string approve = "/v1/mitigations/" + id + "/approve";
+    EXPECT_EQ(call("POST", approve, "mallory", json::object()).status, 403);  // not in sre
+    auto first = call("POST", approve, "alice", json{{"comment", "looks right"}});
+    EXPECT_EQ(first.status, 200) << first.body;
+    EXPECT_EQ(json::parse(first.body)["mitigation"]["state"], "pending_approval");
+    EXPECT_EQ(call("POST", approve, "alice", json::object()).status, 409);  // twice
+    EXPECT_EQ(variant(), "on");
+    auto second = call("POST", approve, "bob", json::object());
+    EXPECT_EQ(second.status, 200);
+    wait_for_state("verifying");
+    EXPECT_EQ(variant(), "off");
+    EXPECT_EQ(call("POST", approve, "carol", json::object()).status, 409);  // already applied
+
+    // carol proposes a change by hand; carol may not approve it herself.
+    const std::string incident = pending["proposal"]["incident_id"];
+    auto proposed = call("POST", "/v1/mitigations", "carol",
+                         {{"incident_id", incident},
+                          {"action",
+                           {{"provider", "flags"},
+                            {"action", "flag.set"},
+                            {"target", "checkout"},
+                            {"parameters", {{"variant", "on"}}},
+                            {"ttl", "10m"},
+                            {"reason", "by hand"}}}});
+    ASSERT_EQ(proposed.status, 200) << proposed.body;
+    const std::string mine = json::parse(proposed.body)["mitigation"]["id"];
+    // Queued behind the applied one: reverting that lets it be planned and decided.
+    EXPECT_EQ(
+        call("POST", "/v1/mitigations/" + id + "/revert", "carol", json{{"reason", "making room"}})
+            .status,
+        200);
+    wait_for_state("pending_approval");
+    const auto self = call("POST", "/v1/mitigations/" + mine + "/approve", "carol", json::object());
+    EXPECT_EQ(self.status, 403);
+    EXPECT_THAT(self.body, HasSubstr("proposed this mitigation"));
+}
+
+TEST_F(ApiServerTest, TheEngineRevertsAtTheTtlOnItsOwn) {
+    call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev"));
+    wait_for_state("verifying");
+    call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("resolved", "dev"));
+    wait_for_state("active");
+    clock.advance(std::chrono::minutes(31));
+    daemon->wake();
+    wait_for_state("reverted");
+    EXPECT_EQ(variant(), "on");
+    const std::string metrics = call("GET", "/metrics", "viewer").body;
+    EXPECT_THAT(metrics, HasSubstr("mitigate_reverts_total{cause=\"ttl\"} 1"));
+    EXPECT_THAT(metrics, HasSubstr("mitigate_decisions_total{effect=\"allow\"} 1"));
+    EXPECT_THAT(metrics, HasSubstr("# TYPE mitigate_signal_to_applied_seconds histogram"));
+}
+
+TEST_F(ApiServerTest, AFullBacklogAnswers503WithRetryAfterAndStoresNothing) {
+    EngineConfig small;
+    small.pending_signal_limit = 1;
+    start_daemon(small);
+    json two = webhook("firing", "dev");
+    two["alerts"].push_back(two["alerts"][0]);
+    two["alerts"][1]["fingerprint"] = "fp2";
+    const auto response = call("POST", "/v1/alerts/alertmanager", "alertmanager", two);
+    EXPECT_EQ(response.status, 503);
+    EXPECT_EQ(response.headers.at("retry-after"), "5");
+    EXPECT_EQ(daemon->store().count_pending_signals(), 0u);
+    EXPECT_THAT(call("GET", "/metrics", "viewer").body,
+                HasSubstr("mitigate_signals_refused_total 2"));
+}
+
+}  // namespace
+}  // namespace mitigate
