@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
     register_plugins_command(app, options, exit_code);
     register_serve_command(app, options, exit_code);
     register_token_command(app, options, exit_code);
+    register_client_commands(app, options, exit_code);
 
     try {
         app.parse(argc, argv);

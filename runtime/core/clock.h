@@ -3,6 +3,8 @@
 // playbook sandbox can freeze or advance time deterministically.
 #pragma once
 
+#include <atomic>
+
 #include <chrono>
 
 namespace mitigate {
@@ -23,15 +25,16 @@ class SystemClock final : public Clock {
 };
 
 // A clock that only moves when told to. For tests and deterministic evaluation.
+// Safe to move from a test thread while the runtime's threads read it.
 class ManualClock final : public Clock {
   public:
-    explicit ManualClock(TimePoint start) : now_(start) {}
-    TimePoint now() const override { return now_; }
-    void advance(Duration by) { now_ += by; }
-    void set(TimePoint to) { now_ = to; }
+    explicit ManualClock(TimePoint start) : now_(start.time_since_epoch().count()) {}
+    TimePoint now() const override { return TimePoint{Duration{now_.load()}}; }
+    void advance(Duration by) { now_ += by.count(); }
+    void set(TimePoint to) { now_ = to.time_since_epoch().count(); }
 
   private:
-    TimePoint now_;
+    std::atomic<Duration::rep> now_;
 };
 
 }  // namespace mitigate

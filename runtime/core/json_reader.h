@@ -43,11 +43,12 @@ class JsonObjectReader {
     // The raw member for nested parsing, or nullptr (with an error when required).
     const nlohmann::json* member(std::string_view key, Presence presence);
 
-    // Reads a string and maps it with `parse`; `expected` lists the accepted words.
+    // Reads a string and maps it with `parse`; `expected` lists the accepted words. An
+    // optional one that is absent reads as `fallback`.
     template <typename Enum, typename ParseFunction>
     Enum enumeration(std::string_view key, ParseFunction parse, Enum fallback,
-                     std::string_view expected) {
-        const nlohmann::json* raw = member(key, Presence::required);
+                     std::string_view expected, Presence presence = Presence::required) {
+        const nlohmann::json* raw = member(key, presence);
         if (raw == nullptr) {
             return fallback;
         }

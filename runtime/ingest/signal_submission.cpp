@@ -15,7 +15,7 @@ Signal read_submitted(const nlohmann::json& in, const std::string& path, SignalS
     signal.name = reader.string("name");
     signal.status = reader.enumeration(
         "status", [](std::string_view text) { return parse_signal_status(text); },
-        SignalStatus::firing, "firing, resolved");
+        SignalStatus::firing, "firing, resolved", Presence::optional);
     signal.labels = reader.string_map("labels");
     signal.annotations = reader.string_map("annotations");
     signal.fingerprint = reader.string("fingerprint", Presence::optional);

@@ -850,7 +850,9 @@ class SqliteStore final : public Store {
         record.actor = entry.actor;
         record.event = entry.event;
         record.subject = entry.subject;
-        record.details = entry.details;
+        // `{}` in a braced AuditEntry is JSON null, not an empty object: normalize, so
+        // that the record reads back exactly as it was hashed.
+        record.details = entry.details.is_null() ? json::object() : entry.details;
         record.previous_hash = head->hash;
         const std::string text = canonical_audit_text(record);
         record.hash = audit_chain_hash(record.previous_hash, text);

@@ -1,10 +1,13 @@
 #include "tests/support/child_process.h"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <stdexcept>
 
 extern char** environ;
@@ -85,6 +88,98 @@ ProcessResult run_process(const std::vector<std::string>& arguments,
     waitpid(child, &status, 0);
     result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return result;
+}
+
+BackgroundProcess::BackgroundProcess(const std::vector<std::string>& arguments,
+                                     const std::map<std::string, std::string>& environment,
+                                     const std::string& stderr_file) {
+    std::array<int, 2> out_pipe{};
+    if (pipe(out_pipe.data()) != 0) {
+        throw std::runtime_error("pipe failed");
+    }
+    std::vector<std::string> environment_text;
+    for (char** entry = environ; *entry != nullptr; ++entry) {
+        const std::string text(*entry);
+        if (!environment.contains(text.substr(0, text.find('=')))) {
+            environment_text.push_back(text);
+        }
+    }
+    for (const auto& [name, value] : environment) {
+        environment_text.push_back(name + "=" + value);
+    }
+    std::vector<char*> argv;
+    for (const auto& argument : arguments) {
+        argv.push_back(const_cast<char*>(argument.c_str()));
+    }
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (auto& entry : environment_text) {
+        envp.push_back(entry.data());
+    }
+    envp.push_back(nullptr);
+    const int error_file = open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    pid_ = fork();
+    if (pid_ < 0) {
+        throw std::runtime_error("fork failed");
+    }
+    if (pid_ == 0) {
+        dup2(out_pipe[1], STDOUT_FILENO);
+        dup2(error_file, STDERR_FILENO);
+        close_range(3, ~0U, 0);
+        execve(argv[0], argv.data(), envp.data());
+        _exit(127);
+    }
+    close(error_file);
+    close(out_pipe[1]);
+    stdout_ = out_pipe[0];
+}
+
+BackgroundProcess::~BackgroundProcess() {
+    if (!reaped_) {
+        kill(pid_, SIGKILL);
+        wait();
+    }
+    close(stdout_);
+}
+
+std::string BackgroundProcess::wait_for_line(const std::string& prefix, int seconds) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    for (;;) {
+        for (auto newline = buffered_.find('\n'); newline != std::string::npos;
+             newline = buffered_.find('\n')) {
+            const std::string line = buffered_.substr(0, newline);
+            buffered_.erase(0, newline + 1);
+            if (line.starts_with(prefix)) {
+                return line.substr(prefix.size());
+            }
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            give_up - std::chrono::steady_clock::now());
+        pollfd descriptor{stdout_, POLLIN, 0};
+        if (left.count() <= 0 || poll(&descriptor, 1, static_cast<int>(left.count())) <= 0) {
+            return "";
+        }
+        std::array<char, 4096> buffer{};
+        const ssize_t got = read(stdout_, buffer.data(), buffer.size());
+        if (got <= 0) {
+            return "";
+        }
+        buffered_.append(buffer.data(), static_cast<std::size_t>(got));
+    }
+}
+
+void BackgroundProcess::send(int signal_number) const {
+    kill(pid_, signal_number);
+}
+
+int BackgroundProcess::wait() {
+    if (!reaped_) {
+        int status = 0;
+        waitpid(pid_, &status, 0);
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        reaped_ = true;
+    }
+    return exit_code_;
 }
 
 // Both paths are compiled in by tests/support/CMakeLists.txt, so a test binary run by

@@ -18,6 +18,33 @@ struct ProcessResult {
 ProcessResult run_process(const std::vector<std::string>& arguments,
                           const std::map<std::string, std::string>& environment = {});
 
+// A program left running (a daemon): stdout is a pipe the test reads lines from, stderr
+// goes to a file. Destroying it kills (SIGKILL) and reaps it if it still runs.
+class BackgroundProcess {
+  public:
+    BackgroundProcess(const std::vector<std::string>& arguments,
+                      const std::map<std::string, std::string>& environment,
+                      const std::string& stderr_file);
+    ~BackgroundProcess();
+    BackgroundProcess(const BackgroundProcess&) = delete;
+    BackgroundProcess& operator=(const BackgroundProcess&) = delete;
+
+    // The first stdout line starting with `prefix`, without it; empty if the process
+    // ended or `seconds` passed first.
+    std::string wait_for_line(const std::string& prefix, int seconds = 30);
+    void send(int signal_number) const;
+    // Waits for the exit; 128 + signal number when killed by a signal.
+    int wait();
+    int pid() const { return pid_; }
+
+  private:
+    int pid_ = -1;
+    int stdout_ = -1;
+    std::string buffered_;
+    bool reaped_ = false;
+    int exit_code_ = -1;
+};
+
 // The mitigate binary under test.
 std::string mitigate_binary();
 

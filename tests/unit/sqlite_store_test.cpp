@@ -380,3 +380,16 @@ TEST_F(SqliteStoreTest, ApiTokensAreFoundByDigestAndRevoked) {
 
 }  // namespace
 }  // namespace mitigate
+
+namespace mitigate {
+namespace {
+
+TEST_F(SqliteStoreTest, AnAuditEntryWithNullDetailsKeepsTheChainIntact) {
+    auto store = open();
+    store->append_audit({clock_.now(), "runtime", "daemon.stopped", "", {}});
+    EXPECT_TRUE(store->verify_audit_chain().intact());
+    EXPECT_TRUE(store->audit_tail(1).at(0).details.is_object());
+}
+
+}  // namespace
+}  // namespace mitigate

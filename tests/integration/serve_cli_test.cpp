@@ -1,0 +1,174 @@
+// `mitigate serve` as a process and the CLI commands against it: tokens made with
+// `mitigate token create`, a signal sent with `mitigate signal send`, the tables and
+// `show`, approve/revert/keep, and SIGTERM ending the daemon cleanly.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/store/sqlite_store.h"
+#include "tests/support/child_process.h"
+#include "tests/support/temporary_directory.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+using testing::run_process;
+
+class ServeCliTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
+            "variants": {"on": true, "off": false}, "defaultVariant": "on"}}})");
+        std::filesystem::create_directories(directory / "policies");
+        std::filesystem::create_directories(directory / "playbooks");
+        directory.write("policies/test.yaml", R"yaml(
+rules:
+  - name: stage-one
+    match: {environment: stage}
+    effect: require_approval
+    approvals: {count: 1, groups: [sre]}
+)yaml");
+        directory.write("playbooks/flag-off.lua", R"lua(
+return {
+  name = "flag-off",
+  matches = { alerts = { "HighErrorRate" } },
+  propose = function(incident)
+    return { { provider = "flags", action = "flag.set", target = "checkout",
+               parameters = { variant = "off" }, ttl = "30m", reason = "errors" } }
+  end,
+}
+)lua");
+        config = directory.write("mitigate.yaml",
+                                 "server: {listen: \"127.0.0.1:0\"}\n"
+                                 "store: {path: m.db}\n"
+                                 "directories: {policies: policies, "
+                                 "playbooks: playbooks}\n"
+                                 "providers:\n"
+                                 "  flags:\n"
+                                 "    egress: {allow_files: [flags.json]}\n"
+                                 "    settings: {backend: flagd, path: " +
+                                     (directory / "flags.json").string() + "}\n");
+        signal_file = directory.write("signal.json", R"({"name": "HighErrorRate",
+            "labels": {"service": "checkout", "environment": "stage"},
+            "fingerprint": "checkout-errors", "starts_at": "2026-11-23T12:00:00Z"})");
+    }
+
+    // `mitigate --config ... ARGS`, as the named token's holder.
+    testing::ProcessResult mitigate(std::vector<std::string> arguments,
+                                    const std::string& who = "") {
+        arguments.insert(arguments.begin(), {testing::mitigate_binary(), "--config", config});
+        std::map<std::string, std::string> environment;
+        if (!url.empty()) {
+            environment["MITIGATE_SERVER"] = url;
+        }
+        if (!who.empty()) {
+            environment["MITIGATE_TOKEN"] = tokens.at(who);
+        }
+        return run_process(arguments, environment);
+    }
+
+    void start() {
+        for (const auto& [name, role] : std::vector<std::pair<std::string, std::string>>{
+                 {"sender", "sender"}, {"alice", "approver"}, {"olga", "operator"}}) {
+            const auto created =
+                mitigate({"token", "create", name, "--role", role, "--group", "sre"});
+            ASSERT_EQ(created.exit_code, 0) << created.err;
+            tokens[name] = created.out.substr(0, created.out.find('\n'));
+            EXPECT_THAT(tokens[name], ::testing::StartsWith("mtg_"));
+        }
+        daemon = std::make_unique<testing::BackgroundProcess>(
+            std::vector<std::string>{testing::mitigate_binary(), "--config", config, "serve"},
+            std::map<std::string, std::string>{}, (directory / "serve.log").string());
+        url = daemon->wait_for_line("mitigate: listening on ");
+        ASSERT_FALSE(url.empty()) << testing::read_file(directory / "serve.log");
+    }
+
+    std::string wait_for_state(const std::string& state) {
+        for (int attempt = 0; attempt < 500; ++attempt) {
+            const auto listed =
+                mitigate({"mitigations", "--state", state, "--output", "json"}, "alice");
+            const json list = json::parse(listed.out, nullptr, false);
+            if (list.is_array() && !list.empty()) {
+                return list[0]["id"];
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+        ADD_FAILURE() << "nothing reached " << state;
+        return "";
+    }
+
+    testing::TemporaryDirectory directory;
+    std::string config;
+    std::string signal_file;
+    std::string url;
+    std::map<std::string, std::string> tokens;
+    std::unique_ptr<testing::BackgroundProcess> daemon;
+};
+
+TEST_F(ServeCliTest, SignalApproveShowRevertThenSigtermStopsCleanly) {
+    start();
+    const auto sent = mitigate({"signal", "send", signal_file}, "sender");
+    ASSERT_EQ(sent.exit_code, 0) << sent.err;
+    EXPECT_EQ(sent.out, "accepted 1, duplicates 0\n");
+    EXPECT_EQ(mitigate({"signal", "send", signal_file}, "sender").out,
+              "accepted 0, duplicates 1\n");
+
+    const std::string id = wait_for_state("pending_approval");
+    const auto incidents = mitigate({"incidents"}, "alice");
+    EXPECT_EQ(incidents.exit_code, 0);
+    EXPECT_THAT(incidents.out, HasSubstr("HighErrorRate on checkout (stage)"));
+    const auto table = mitigate({"mitigations"}, "alice");
+    EXPECT_THAT(table.out, HasSubstr("pending_approval  flags flag.set"));
+
+    // A sender may not approve; an approver may, once.
+    const auto refused = mitigate({"approve", id}, "sender");
+    EXPECT_EQ(refused.exit_code, 1);
+    EXPECT_THAT(refused.err, HasSubstr("(HTTP 403)"));
+    const auto approved = mitigate({"approve", id, "--comment", "go"}, "alice");
+    EXPECT_EQ(approved.exit_code, 0) << approved.err;
+    EXPECT_THAT(approved.out, HasSubstr("approved by alice (1 of 1): go; now approved"));
+    wait_for_state("verifying");
+
+    const auto shown = mitigate({"show", id}, "alice");
+    EXPECT_THAT(shown.out, HasSubstr("state       verifying"));
+    EXPECT_THAT(shown.out, HasSubstr("approval    approve by alice"));
+    EXPECT_THAT(shown.out, HasSubstr("applying          runtime"));
+
+    EXPECT_EQ(mitigate({"keep", id}, "olga").exit_code, 2);  // --reason is required
+    const auto reverted = mitigate({"revert", id, "--reason", "test over"}, "olga");
+    EXPECT_EQ(reverted.exit_code, 0) << reverted.err;
+    EXPECT_THAT(reverted.out, HasSubstr("now reverted"));
+    EXPECT_EQ(mitigate({"revert", id}, "olga").exit_code, 1);  // nothing left to revert
+
+    daemon->send(SIGTERM);
+    EXPECT_EQ(daemon->wait(), 0);
+    SqliteStoreOptions read_only;
+    read_only.read_only = true;
+    auto store = open_sqlite_store(directory / "m.db", read_only);
+    EXPECT_EQ(store->audit_tail(1).at(0).event, "daemon.stopped");
+    EXPECT_TRUE(store->verify_audit_chain().intact());
+}
+
+TEST_F(ServeCliTest, ClearErrorsWithoutADaemonOrAToken) {
+    tokens["nobody"] = "mtg_not_a_real_token";
+    url = "http://127.0.0.1:1";
+    const auto unreachable = mitigate({"incidents"}, "nobody");
+    EXPECT_EQ(unreachable.exit_code, 1);
+    EXPECT_THAT(unreachable.err, HasSubstr("cannot reach the daemon at http://127.0.0.1:1"));
+    const auto tokenless = mitigate({"incidents"});
+    EXPECT_EQ(tokenless.exit_code, 1);
+    EXPECT_THAT(tokenless.err, HasSubstr("no API token; set MITIGATE_TOKEN"));
+    const auto bad_role = mitigate({"token", "create", "x", "--role", "root"});
+    EXPECT_EQ(bad_role.exit_code, 2);
+    EXPECT_THAT(bad_role.err, HasSubstr("sender, viewer, approver, operator, admin"));
+}
+
+}  // namespace
+}  // namespace mitigate
