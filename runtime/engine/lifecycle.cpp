@@ -370,7 +370,11 @@ struct Lifecycle::State {
             count_failure(planned.mitigation);
             return;
         }
-        const Mitigation& mitigation = planned.mitigation;
+        decide(planned.mitigation);
+    }
+
+    // planned -> a decision. Also for a mitigation a crash left planned but undecided.
+    void decide(const Mitigation& mitigation) {
         PolicyInput input;
         input.action = mitigation.proposal.action;
         input.playbook = mitigation.proposal.playbook;
@@ -450,6 +454,10 @@ struct Lifecycle::State {
         };
         // Queued proposals first, oldest first: each one planned may make a newer one wait.
         for (const Mitigation& mitigation : open_mitigations()) {
+            if (mitigation.state == MitigationState::planned) {
+                decide(mitigation);  // planned by a process that died before deciding
+                continue;
+            }
             if (mitigation.state != MitigationState::proposed) {
                 continue;
             }

@@ -135,7 +135,9 @@ Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
     setup.policies = load_policies(config);
     load_playbooks(config, setup);
 
-    state.store = open_sqlite_store(config.store.path);
+    SqliteStoreOptions store_options;
+    store_options.fault_point = state.options.store_fault_point;
+    state.store = open_sqlite_store(config.store.path, store_options);
     spdlog::info("store: {}", config.store.path.string());
 
     RegistryOptions registry;

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,9 @@ struct DaemonOptions {
     Config config;
     std::filesystem::path executable;  // the mitigate binary, for worker processes
     const Clock* clock = nullptr;      // the system clock when null (tests inject one)
+    // Passed to the store (SqliteStoreOptions::fault_point): crash tests kill the process
+    // at a named point of a transition. Empty in production.
+    std::function<void(std::string_view point)> store_fault_point;
     // Policies and playbooks from the configured directories; when a directory does not
     // exist, the defaults compiled into the binary (logged, so nobody is surprised).
 };

@@ -305,7 +305,9 @@ class SqliteStore final : public Store {
         append_audit_locked(
             {request.at, request.actor, "mitigation.transition", next.id, std::move(details)});
         fault("transition.before_commit");
+        fault("transition.writing:" + std::string(to_string(next.state)));
         transaction.commit();
+        fault("transition.committed:" + std::string(to_string(next.state)));
         result.outcome = TransitionOutcome::done;
         result.current = std::move(next);
         return result;

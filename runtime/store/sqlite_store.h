@@ -23,7 +23,9 @@ struct SqliteStoreOptions {
     bool create_if_missing = true;
     // Called at named points inside a write transaction, for crash tests and drills
     // ("transition.mitigation_written", "transition.journal_written",
-    // "transition.before_commit"). Empty in production.
+    // "transition.before_commit", then "transition.writing:STATE" just before the commit
+    // and "transition.committed:STATE" just after it, STATE being the state entered).
+    // Empty in production.
     std::function<void(std::string_view point)> fault_point;
 };
 
