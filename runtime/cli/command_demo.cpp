@@ -1,75 +1,59 @@
-// mitigate demo: the end-to-end path that exists in this build, run for real on the
-// embedded default configuration, printing only what it computed.
+// mitigate demo: the whole loop, for real, on the embedded defaults and nothing outside a
+// temporary directory.
 //
-// A recorded Alertmanager webhook is parsed into Signals and grouped into an Incident;
-// every playbook (the configured directory, else the examples compiled into the binary)
-// runs in a confined worker process and the matching ones propose; each proposal becomes
-// a Mitigation in a fresh store, is planned by its provider's plugin in a confined plugin
-// host (the flags provider on a flagd file the demo writes), and is decided by the policy
-// engine on the default policy set; everything is journaled and audited, read back from
-// disk, and the audit chain is verified. Stages that do not exist yet (approvals,
-// apply/revert, the cloud providers) are named as missing, never simulated.
-#include <cstdlib>
+// The runtime starts in-process (the same Daemon as `mitigate serve`: store, API, engine,
+// confined workers) with a fresh SQLite store and the flags provider on a flagd file. A
+// small simulated service, "storefront", has a p99 latency that depends on its deploy and
+// on the expensive-recommendations flag, read from that file. A detector samples it and
+// posts Alertmanager webhooks to the API, as Alertmanager would. Then:
+//
+//   deploy v2 (bad) -> latency up -> alert fires -> incident -> shipped playbook
+//   latency-throttle proposes turning the flag off -> flags plugin plans it -> policy
+//   requires one approval -> a demo user approves through the API -> applied (flag off)
+//   -> latency recovers -> alert resolves -> verified -> a fix ships (v3) -> the TTL ends
+//   -> reverted (flag on again, latency stays good)
+//
+// Every step is observed, not assumed: through the API, the flag file and the service.
+// The demo exits 0 only if each happened, the journal is exactly that path and the audit
+// chain verifies. The demo policy (shown) asks for one approval in stage and clamps the
+// TTL to --ttl so that the revert happens while you watch.
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
-#include "runtime/core/ids.h"
 #include "runtime/core/time_format.h"
-#include "runtime/engine/mitigation_engine.h"
-#include "runtime/ingest/alertmanager.h"
-#include "runtime/playbook/playbook.h"
-#include "runtime/policy/policy_engine.h"
-#include "runtime/providers/provider_registry.h"
-#include "runtime/store/sqlite_store.h"
-#include "sandbox/worker/lua_worker.h"
+#include "runtime/server/api_token.h"
+#include "runtime/server/daemon.h"
+#include "runtime/server/http_client.h"
+#include "runtime/store/store.h"
 
 namespace mitigate {
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-// What Alertmanager posts when p99 latency on the storefront regresses in prod.
-constexpr std::string_view recorded_webhook = R"json({
-  "version": "4", "groupKey": "{}:{alertname=\"HighLatency\"}", "truncatedAlerts": 0,
-  "status": "firing", "receiver": "mitigate",
-  "groupLabels": {"alertname": "HighLatency"},
-  "commonLabels": {"alertname": "HighLatency", "service": "storefront", "environment": "prod"},
-  "commonAnnotations": {}, "externalURL": "http://alertmanager.example.invalid",
-  "alerts": [{
-    "status": "firing",
-    "labels": {"alertname": "HighLatency", "service": "storefront", "environment": "prod",
-               "severity": "page", "web_acl": "edge"},
-    "annotations": {"summary": "p99 latency on storefront above 2s for 5 minutes",
-                    "runbook_url": "https://runbooks.example.invalid/storefront-latency"},
-    "startsAt": "2026-11-23T03:12:00.000000001Z", "endsAt": "0001-01-01T00:00:00Z",
-    "generatorURL": "http://prometheus.example.invalid/graph", "fingerprint": "c8a4f1e2b7d90356"
-  }]
-})json";
+using Clock = std::chrono::steady_clock;
 
 struct DemoOptions {
     std::string database;
+    std::string ttl = "5s";
+    bool keep_running = false;
     OutputFormat output = OutputFormat::text;
 };
 
-using NamedSources = std::vector<std::pair<std::string, std::string>>;
-
-fs::path fresh_store_path() {
-    std::string directory = (fs::temp_directory_path() / "mitigate-demo-XXXXXX").string();
-    if (mkdtemp(directory.data()) == nullptr) {
-        throw std::runtime_error("cannot create a temporary directory for the demo store");
-    }
-    return fs::path(directory) / "mitigate.db";
-}
-
-// The demo's flags provider: a flagd file in the demo's own directory, holding the flag
-// the shipped latency playbook turns off. Added only when the configuration has no
-// provider called "flags" (a real configuration's wins).
 constexpr std::string_view demo_flag_file = R"json({
   "$schema": "https://flagd.dev/schema/v0/flags.json",
   "flags": {
@@ -83,270 +67,408 @@ constexpr std::string_view demo_flag_file = R"json({
 }
 )json";
 
-fs::path add_demo_flags_provider(Config& config, const fs::path& directory) {
-    for (const auto& provider : config.providers) {
-        if (provider.name == "flags") {
-            return provider.settings.value("path", "");
+std::string demo_policy(const std::string& ttl) {
+    return "# The demo's policy: one approval in stage, from anyone but the proposer, and\n"
+           "# every TTL clamped to " +
+           ttl +
+           " so that the revert happens during the demo.\n"
+           "rules:\n"
+           "  - name: stage-one-approval\n"
+           "    description: In stage, one person approves.\n"
+           "    match: {environment: stage, reversible: true}\n"
+           "    effect: require_approval\n"
+           "    approvals: {count: 1, groups: [sre-oncall], expire_after: 10m}\n"
+           "constraints:\n"
+           "  ttl: {max: " +
+           ttl + ", when_missing: deny, when_longer: clamp}\n";
+}
+
+fs::path make_directory() {
+    std::string directory = (fs::temp_directory_path() / "mitigate-demo-XXXXXX").string();
+    if (mkdtemp(directory.data()) == nullptr) {
+        throw std::runtime_error("cannot create a temporary directory for the demo");
+    }
+    return directory;
+}
+
+// "storefront": p99 latency from its deploy and the flag, as a real service would show.
+class SimulatedService {
+  public:
+    explicit SimulatedService(fs::path flag_file) : flag_file_(std::move(flag_file)) {}
+    void deploy(int version) { version_ = version; }
+    int version() const { return version_; }
+    bool flag_on() const {
+        std::ifstream file(flag_file_);
+        const json document = json::parse(file, nullptr, false);
+        if (document.is_discarded()) {
+            return true;  // mid-replace never happens (atomic rename), but be conservative
+        }
+        return document["flags"]["expensive-recommendations"].value("defaultVariant", "on") == "on";
+    }
+    // v2 made the recommendations call slow; v3 fixed it.
+    int p99_ms() const { return version_ == 2 && flag_on() ? 2400 : 310; }
+
+  private:
+    fs::path flag_file_;
+    std::atomic<int> version_{1};
+};
+
+// Samples the service every 50 ms and posts Alertmanager webhooks on state changes:
+// firing after 3 samples above 2 s, resolved after 3 samples below.
+class Detector {
+  public:
+    Detector(const SimulatedService& service, std::string url, std::string token)
+        : service_(service), url_(std::move(url)), token_(std::move(token)) {
+        thread_ = std::thread([this] { run(); });
+    }
+    ~Detector() {
+        stop_ = true;
+        thread_.join();
+    }
+    int posts() const { return posts_; }
+    bool firing() const { return firing_; }
+    int last_status() const { return last_status_; }
+
+  private:
+    void run() {
+        int above = 0;
+        int below = 0;
+        std::string starts_at;
+        while (!stop_) {
+            const bool slow = service_.p99_ms() > 2000;
+            above = slow ? above + 1 : 0;
+            below = slow ? 0 : below + 1;
+            if (!firing_ && above >= 3) {
+                starts_at = format_rfc3339(SystemClock().now());
+                post("firing", starts_at);
+                firing_ = true;
+            } else if (firing_ && below >= 3) {
+                post("resolved", starts_at);
+                firing_ = false;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
     }
-    const fs::path path = directory / "flags.json";
-    std::ofstream(path) << demo_flag_file;
+    void post(const std::string& status, const std::string& starts_at) {
+        const json alert = {{"status", status},
+                            {"labels",
+                             {{"alertname", "HighLatency"},
+                              {"service", "storefront"},
+                              {"environment", "stage"},
+                              {"severity", "page"}}},
+                            {"annotations",
+                             {{"summary", "p99 latency on storefront is " +
+                                              std::to_string(service_.p99_ms()) + " ms"}}},
+                            {"startsAt", starts_at},
+                            {"endsAt", status == "resolved" ? format_rfc3339(SystemClock().now())
+                                                            : "0001-01-01T00:00:00Z"},
+                            {"generatorURL", "http://demo.invalid/storefront"},
+                            {"fingerprint", "demo-storefront-latency"}};
+        HttpClientRequest request;
+        request.method = "POST";
+        request.url = url_ + "/v1/alerts/alertmanager";
+        request.headers = {{"Authorization", "Bearer " + token_},
+                           {"Content-Type", "application/json"}};
+        request.body = json{{"version", "4"},
+                            {"groupKey", "{}:{alertname=\"HighLatency\"}"},
+                            {"status", status},
+                            {"receiver", "mitigate"},
+                            {"alerts", json::array({alert})}}
+                           .dump();
+        last_status_ = http_request(request).status;
+        ++posts_;
+    }
+
+    const SimulatedService& service_;
+    std::string url_;
+    std::string token_;
+    std::atomic<bool> stop_{false};
+    std::atomic<bool> firing_{false};
+    std::atomic<int> posts_{0};
+    std::atomic<int> last_status_{0};
+    std::thread thread_;
+};
+
+class Timeline {
+  public:
+    explicit Timeline(bool print) : print_(print), started_(Clock::now()) {}
+    void add(const std::string& step, const std::string& detail) {
+        const double seconds = std::chrono::duration<double>(Clock::now() - started_).count();
+        entries_.push_back({{"seconds", seconds}, {"step", step}, {"detail", detail}});
+        if (print_) {
+            std::printf("  +%6.2fs  %-10s %s\n", seconds, step.c_str(), detail.c_str());
+            std::fflush(stdout);
+        }
+    }
+    const json& entries() const { return entries_; }
+
+  private:
+    bool print_;
+    Clock::time_point started_;
+    json entries_ = json::array();
+};
+
+struct DemoFailure : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Polls `check` every 20 ms for up to 30 s; throws naming the step that did not happen.
+template <typename Check>
+auto wait_for(const std::string& what, Check check) {
+    const auto give_up = Clock::now() + std::chrono::seconds(30);
+    while (Clock::now() < give_up) {
+        if (auto result = check()) {
+            return *result;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    throw DemoFailure(what + " did not happen within 30 s");
+}
+
+class Api {
+  public:
+    Api(std::string url, std::string token) : url_(std::move(url)), token_(std::move(token)) {}
+    json get(const std::string& path) const { return call("GET", path, std::nullopt).second; }
+    std::pair<int, json> post(const std::string& path, const json& body) const {
+        return call("POST", path, body);
+    }
+
+  private:
+    std::pair<int, json> call(const std::string& method, const std::string& path,
+                              const std::optional<json>& body) const {
+        HttpClientRequest request;
+        request.method = method;
+        request.url = url_ + path;
+        request.headers["Authorization"] = "Bearer " + token_;
+        if (body) {
+            request.headers["Content-Type"] = "application/json";
+            request.body = body->dump();
+        }
+        const auto response = http_request(request);
+        return {response.status, json::parse(response.body, nullptr, false)};
+    }
+    std::string url_;
+    std::string token_;
+};
+
+std::optional<json> mitigation_in(const Api& api, std::initializer_list<const char*> states) {
+    std::string list;
+    for (const char* state : states) {
+        list += (list.empty() ? "" : ",") + std::string(state);
+    }
+    const json answer = api.get("/v1/mitigations?state=" + list);
+    if (answer.is_object() && answer.contains("mitigations") && !answer["mitigations"].empty()) {
+        return answer["mitigations"][0];
+    }
+    return std::nullopt;
+}
+
+std::string create_token(Store& store, const std::string& name, const std::string& role,
+                         std::vector<std::string> groups) {
+    const std::string token = generate_api_token();
+    store.create_api_token(
+        {name, role, std::move(groups), api_token_digest(token), SystemClock().now(), {}}, "demo");
+    return token;
+}
+
+int run_demo(const GlobalOptions& global, const DemoOptions& options) {
+    auto loaded = load_config_for_command(global);
+    if (!loaded) {
+        return exit_failure;
+    }
+    const auto ttl = parse_duration(options.ttl);
+    if (!ttl || *ttl < std::chrono::seconds(1) || *ttl > std::chrono::minutes(10)) {
+        std::cerr << "mitigate demo: --ttl must be a duration from 1s to 10m, not " << options.ttl
+                  << "\n";
+        return exit_usage;
+    }
+    // --keep-running waits for SIGINT/SIGTERM with sigwait: block them before any thread.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    if (options.keep_running) {
+        pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    }
+
+    const bool text = options.output == OutputFormat::text;
+    Timeline timeline(text);
+    const fs::path directory = make_directory();
+    Config config = *loaded;
+    config.server.host = "127.0.0.1";
+    config.server.port = 0;
+    config.store.path =
+        options.database.empty() ? directory / "mitigate.db" : fs::absolute(options.database);
+    config.directories.policies = directory / "policies";
+    fs::create_directories(config.directories.policies);
+    std::ofstream(config.directories.policies / "demo.yaml") << demo_policy(options.ttl);
+    config.engine.verification_window_ms = 30'000;
+    const fs::path flag_file = directory / "flags.json";
+    std::ofstream(flag_file) << demo_flag_file;
+    std::erase_if(config.providers,
+                  [](const ProviderConfig& provider) { return provider.name == "flags"; });
     ProviderConfig flags;
     flags.name = "flags";
     flags.plugin = "flags";
-    flags.egress.allow_files = {path};
-    flags.settings = {{"backend", "flagd"}, {"path", path.string()}};
+    flags.egress.allow_files = {flag_file};
+    flags.settings = {{"backend", "flagd"}, {"path", flag_file.string()}};
     config.providers.push_back(flags);
-    return path;
-}
 
-struct DemoMitigation {
-    std::string playbook;
-    Mitigation stored;
-    std::vector<JournalEntry> journal;
-};
-
-int run_demo(const GlobalOptions& global, const DemoOptions& options) {
-    const auto config = load_config_for_command(global);
-    if (!config) {
-        return exit_failure;
+    if (text) {
+        std::cout << "mitigate demo: the whole loop, for real, in " << directory.string() << "\n";
     }
-    SystemClock clock;
-    const TimePoint now = clock.now();
-    spdlog::info("demo: configuration from {}", config->source);
+    DaemonOptions daemon_options;
+    daemon_options.config = config;
+    daemon_options.executable = this_executable();
+    Daemon daemon(daemon_options);
+    const std::string alertmanager_token =
+        create_token(daemon.store(), "demo-alertmanager", "sender", {});
+    const std::string approver_token =
+        create_token(daemon.store(), "demo-approver", "approver", {"sre-oncall"});
+    const std::string viewer_token = create_token(daemon.store(), "demo-viewer", "viewer", {});
+    daemon.start();
+    timeline.add("runtime", "API on " + daemon.url() + ", store " + config.store.path.string() +
+                                ", flags provider on " + flag_file.string());
 
-    // 1. Signals: the recorded webhook, parsed exactly as the API will parse it.
-    auto signals = parse_alertmanager_webhook(json::parse(recorded_webhook), now);
-    if (!signals) {
-        throw std::logic_error("the embedded demo webhook is invalid:\n" +
-                               describe(signals.errors));
-    }
-    // 2. Incident.
-    const Incident incident = incident_from_signals(*signals, now);
-
-    // 3. Playbooks, each in a confined worker process.
-    std::error_code ignored;
-    const bool playbook_directory = fs::is_directory(config->directories.playbooks, ignored);
-    const NamedSources playbooks = playbook_directory
-                                       ? read_lua_files(config->directories.playbooks)
-                                       : embedded_example_playbooks();
-    const std::string playbook_source = playbook_directory
-                                            ? config->directories.playbooks.string()
-                                            : "the examples compiled into this binary";
-    PlaybookEnvironment environment;
-    LuaWorker worker("/proc/self/exe");
-    environment.evaluate = [&worker](const LuaCall& call, const LuaLimits& limits) {
-        return worker.evaluate(call, limits);
-    };
-    const fs::path library_directory = config->directories.playbooks.parent_path() / "lib";
-    if (playbook_directory && fs::is_directory(library_directory, ignored)) {
-        environment.libraries = load_playbook_libraries(library_directory);
-    } else {
-        for (auto [name, source] : embedded_playbook_libraries()) {
-            environment.libraries.emplace_back(fs::path(name).stem().string(), std::move(source));
+    const Api viewer(daemon.url(), viewer_token);
+    const Api approver(daemon.url(), approver_token);
+    SimulatedService service(flag_file);
+    json final_mitigation;
+    bool ok = false;
+    try {
+        timeline.add("service", "storefront v1 healthy: p99 " + std::to_string(service.p99_ms()) +
+                                    " ms, flag expensive-recommendations on");
+        Detector detector(service, daemon.url(), alertmanager_token);
+        service.deploy(2);
+        timeline.add("deploy", "storefront v2 rolled out (its recommendations call is slow)");
+        wait_for("the latency regression",
+                 [&] { return service.p99_ms() > 2000 ? std::optional<int>(1) : std::nullopt; });
+        timeline.add("service", "p99 " + std::to_string(service.p99_ms()) + " ms");
+        wait_for("the alert", [&] {
+            return detector.posts() >= 1 ? std::optional<int>(detector.last_status())
+                                         : std::nullopt;
+        });
+        timeline.add("alert", "HighLatency firing -> POST /v1/alerts/alertmanager: HTTP " +
+                                  std::to_string(detector.last_status()));
+        const json pending = wait_for("the proposal awaiting approval", [&] {
+            return mitigation_in(viewer, {"pending_approval", "denied", "failed"});
+        });
+        const std::string id = pending["id"];
+        const json incident =
+            viewer.get("/v1/incidents/" + pending["proposal"]["incident_id"].get<std::string>());
+        timeline.add("incident", incident.value("id", "?") + ": " + incident.value("title", "?"));
+        const json& action = pending["proposal"]["action"];
+        timeline.add("playbook", pending["proposal"]["playbook"].get<std::string>() +
+                                     " (in a confined Lua worker) proposed " +
+                                     action["provider"].get<std::string>() + " " +
+                                     action["action"].get<std::string>() + " " +
+                                     action["target"].get<std::string>() + " " +
+                                     action["parameters"].dump());
+        if (pending["state"] != "pending_approval") {
+            throw DemoFailure("the proposal ended " + pending["state"].get<std::string>() +
+                              " instead of awaiting approval");
         }
-    }
-    LuaHostApi host;  // no provider plugins yet: every state() answer is nil
-    host.state = [](const std::string&, const std::string&) { return std::optional<json>(); };
-    json playbook_report = json::array();
-    std::vector<std::pair<std::string, Action>> proposals;
-    for (const auto& [file, source] : playbooks) {
-        const PlaybookOutcome outcome =
-            run_playbook(file, source, incident, *signals, now, host, environment);
-        playbook_report.push_back(
-            {{"file", fs::path(file).filename().string()},
-             {"playbook", outcome.info ? json(outcome.info->name) : json(nullptr)},
-             {"matched", outcome.matched},
-             {"proposals", outcome.proposals.size()},
-             {"error",
-              outcome.failure ? json(*outcome.failure + ": " + outcome.message) : json(nullptr)}});
-        for (const Action& action : outcome.proposals) {
-            proposals.emplace_back(outcome.info->name, action);
+        timeline.add("plan", "flags plugin (confined host): " +
+                                 pending["plan"]["blast_radius"]["description"].get<std::string>() +
+                                 "; inverse " + pending["plan"]["inverse"].dump());
+        timeline.add("policy",
+                     "require_approval: " + pending["decision"]["summary"].get<std::string>() +
+                         "; ttl " + pending["decision"].value("ttl", std::string("none")));
+        const auto [status, approved] =
+            approver.post("/v1/mitigations/" + id + "/approve", {{"comment", "demo"}});
+        if (status != 200) {
+            throw DemoFailure("the approval was refused: HTTP " + std::to_string(status) + " " +
+                              approved.dump());
         }
-    }
-
-    // 4. The policy set: the configured directory, else the default compiled in.
-    const bool policy_directory = fs::is_directory(config->directories.policies, ignored);
-    PolicyLoad policies = policy_directory ? load_policy_directory(config->directories.policies)
-                                           : load_policy_files(embedded_default_policies());
-    if (!policies.policy_set) {
-        for (const auto& error : policies.errors) {
-            std::cerr << error.to_string() << "\n";
+        timeline.add("approve", "demo-approver (sre-oncall) approved through the API: " +
+                                    approved["message"].get<std::string>());
+        wait_for("the apply", [&] { return mitigation_in(viewer, {"verifying", "active"}); });
+        timeline.add("apply", std::string("flag file now ") +
+                                  (service.flag_on() ? "ON (unexpected)" : "off") +
+                                  ", confirmed by the provider's check; waiting for the alert");
+        wait_for("the recovery",
+                 [&] { return service.p99_ms() < 2000 ? std::optional<int>(1) : std::nullopt; });
+        timeline.add("service", "p99 " + std::to_string(service.p99_ms()) + " ms");
+        wait_for("the resolved alert",
+                 [&] { return detector.posts() >= 2 ? std::optional<int>(1) : std::nullopt; });
+        timeline.add("alert", "HighLatency resolved -> POST /v1/alerts/alertmanager: HTTP " +
+                                  std::to_string(detector.last_status()));
+        const json active =
+            wait_for("the verification", [&] { return mitigation_in(viewer, {"active"}); });
+        timeline.add("verify",
+                     "the alert resolved within the verification window: active; "
+                     "reverts at " +
+                         active.value("expires_at", std::string("?")));
+        service.deploy(3);
+        timeline.add("deploy", "storefront v3 rolled out (the fix)");
+        final_mitigation = wait_for("the revert at the TTL", [&] {
+            return mitigation_in(viewer, {"reverted", "conflict"});
+        });
+        if (final_mitigation["state"] != "reverted") {
+            throw DemoFailure("the revert ended " + final_mitigation["state"].get<std::string>());
         }
-        return exit_failure;
-    }
-    const std::string policy_source = policy_directory
-                                          ? config->directories.policies.string()
-                                          : "the default policy compiled into this binary";
-
-    // 5. Each proposal: a mitigation in the store, planned by its provider's plugin (in a
-    //    confined plugin host, through the egress broker), decided by policy, and stopped
-    //    where the build ends: approvals and apply arrive with the lifecycle engine.
-    const fs::path store_path =
-        options.database.empty() ? fresh_store_path() : fs::path(options.database);
-    Config demo_config = *config;
-    // Its own new directory: never beside a --db the user chose.
-    const fs::path flag_file =
-        add_demo_flags_provider(demo_config, fresh_store_path().parent_path());
-    RegistryOptions registry_options;
-    registry_options.executable = this_executable();
-    ProviderRegistry providers(demo_config, registry_options);
-    std::vector<std::string> mitigation_ids;
-    {
-        auto store = open_sqlite_store(store_path);
-        MitigationEngine engine(*store, providers, clock);
-        for (const auto& [playbook, action] : proposals) {
-            Mitigation mitigation;
-            mitigation.id = new_id("mit", now);
-            mitigation.proposal.id = new_id("prop", now);
-            mitigation.proposal.incident_id = incident.id;
-            mitigation.proposal.playbook = playbook;
-            mitigation.proposal.proposed_by = "playbook:" + playbook;
-            mitigation.proposal.action = action;
-            mitigation.proposal.created_at = now;
-            mitigation.created_at = mitigation.updated_at = now;
-            store->create_mitigation(mitigation, "playbook:" + playbook,
-                                     "proposed for incident " + incident.id);
-            // The provider plans it (or the mitigation fails, with the reason journaled),
-            // then policy decides on the plan.
-            const EngineOutcome planned = engine.plan(mitigation.id);
-            if (planned.ok && planned.mitigation.state == MitigationState::planned) {
-                PolicyInput input;
-                input.action = action;
-                input.playbook = playbook;
-                input.proposed_by = mitigation.proposal.proposed_by;
-                input.environment = incident.environment;
-                input.service = incident.service;
-                input.labels = incident.labels;
-                input.plan = planned.mitigation.plan;
-                const EngineOutcome decided = engine.decide(
-                    mitigation.id,
-                    evaluate_policy(*policies.policy_set, input, PolicyHistory{}, clock.now()));
-                if (!decided.ok) {
-                    throw std::runtime_error("demo transition refused: " + decided.message);
-                }
-            } else if (!planned.ok) {
-                throw std::runtime_error("demo transition refused: " + planned.message);
-            }
-            mitigation_ids.push_back(mitigation.id);
+        timeline.add("revert", "TTL reached: flag file back " +
+                                   std::string(service.flag_on() ? "on" : "OFF (unexpected)") +
+                                   "; p99 " + std::to_string(service.p99_ms()) + " ms");
+        final_mitigation = viewer.get("/v1/mitigations/" + id);
+        // The journal must be exactly the path the timeline told.
+        std::vector<std::string> path;
+        for (const json& entry : final_mitigation["journal"]) {
+            path.push_back(entry["to"]);
         }
-    }
-
-    // 6. Read everything back from disk, read-only, as `mitigate audit verify` would.
-    SqliteStoreOptions read_only;
-    read_only.read_only = true;
-    auto reader = open_sqlite_store(store_path, read_only);
-    std::vector<DemoMitigation> results;
-    for (std::size_t i = 0; i < mitigation_ids.size(); ++i) {
-        auto stored = reader->find_mitigation(mitigation_ids[i]);
-        if (!stored) {
-            throw std::runtime_error("mitigation " + mitigation_ids[i] +
-                                     " was not found after writing it");
+        const std::vector<std::string> expected = {"proposed", "planned",   "pending_approval",
+                                                   "approved", "applying",  "verifying",
+                                                   "active",   "reverting", "reverted"};
+        if (path != expected || !service.flag_on() || service.p99_ms() > 2000) {
+            throw DemoFailure("the journal or the final state is not what happened: " +
+                              json(path).dump());
         }
-        results.push_back(
-            {proposals[i].first, std::move(*stored), reader->journal(mitigation_ids[i])});
+        ok = true;
+    } catch (const DemoFailure& failure) {
+        std::cerr << "mitigate demo: FAILED: " << failure.what() << "\n";
     }
-    const AuditChainVerifier chain = reader->verify_audit_chain();
-    const std::vector<std::string> missing = {"approvals", "apply/verify/revert",
-                                              "the aws, vercel and supabase providers"};
-
-    if (options.output == OutputFormat::json) {
-        json mitigations = json::array();
-        for (const auto& result : results) {
-            json journal = json::array();
-            for (const auto& entry : result.journal) {
-                journal.push_back(
-                    {{"version", entry.version},
-                     {"from", entry.from ? json(to_string(*entry.from)) : json(nullptr)},
-                     {"to", to_string(entry.to)},
-                     {"actor", entry.actor},
-                     {"reason", entry.reason}});
-            }
-            mitigations.push_back({{"mitigation", result.stored}, {"journal", journal}});
-        }
-        std::cout << json{{"store", store_path.string()},
-                          {"signals", *signals},
-                          {"incident", incident},
-                          {"playbooks", playbook_report},
-                          {"playbook_source", playbook_source},
-                          {"worker",
-                           {{"landlock_abi", worker.confinement().landlock_abi},
-                            {"namespaces", worker.confinement().namespaces}}},
-                          {"providers",
-                           {{"flags",
-                             {{"flag_file", flag_file.string()},
-                              {"sandbox", providers.process("flags") != nullptr
-                                              ? providers.process("flags")->confinement()
-                                              : json(nullptr)}}}}},
-                          {"policy", policy_source},
-                          {"mitigations", mitigations},
+    if (!options.keep_running) {
+        daemon.stop();  // its last audit record ("daemon.stopped") is in the chain below
+    }
+    const AuditChainVerifier chain = daemon.store().verify_audit_chain();
+    ok = ok && chain.intact();
+    timeline.add("audit", std::to_string(chain.records()) + " records, chain " +
+                              (chain.intact() ? "intact" : "BROKEN: " + chain.problem()));
+    if (!text) {
+        std::cout << json{{"ok", ok},
+                          {"directory", directory.string()},
+                          {"store", config.store.path.string()},
+                          {"flag_file", flag_file.string()},
+                          {"url", daemon.url()},
+                          {"timeline", timeline.entries()},
+                          {"mitigation", final_mitigation},
                           {"audit",
                            {{"intact", chain.intact()},
                             {"records", chain.records()},
                             {"head",
-                             std::to_string(chain.head().sequence) + ":" + chain.head().hash}}},
-                          {"not_in_this_build", missing}}
+                             std::to_string(chain.head().sequence) + ":" + chain.head().hash}}}}
                          .dump(2)
                   << "\n";
-        return chain.intact() ? exit_ok : exit_failure;
+    } else if (ok) {
+        std::cout << "Every step happened. Check the record yourself: mitigate audit verify --db "
+                  << config.store.path.string() << "\n";
     }
-    const Signal& signal = signals->front();
-    std::cout << "mitigate demo, on " << config->source << " configuration\n"
-              << "  signal      Alertmanager webhook: " << signal.name << " "
-              << to_string(signal.status) << " for " << incident.service << " ("
-              << incident.environment << "), fingerprint " << signal.fingerprint << "\n"
-              << "  incident    " << incident.id << ": " << incident.title << "\n"
-              << "  playbooks   " << playbooks.size() << " from " << playbook_source
-              << ", each in a confined worker (Landlock ABI " << worker.confinement().landlock_abi
-              << ", seccomp, no network)\n";
-    for (const auto& entry : playbook_report) {
-        std::cout << "                " << entry["file"].get<std::string>() << ": "
-                  << (!entry["error"].is_null() ? entry["error"].get<std::string>()
-                      : entry["matched"].get<bool>()
-                          ? std::to_string(entry["proposals"].get<std::size_t>()) + " proposal(s)"
-                          : std::string("does not match"))
-                  << "\n";
+    if (options.keep_running && ok) {
+        std::cout
+            << "\nThe daemon keeps running. In another shell:\n"
+            << "  export MITIGATE_SERVER=" << daemon.url() << "\n"
+            << "  export MITIGATE_TOKEN=" << viewer_token << "   # demo-viewer\n"
+            << "  mitigate incidents; mitigate mitigations; mitigate show "
+            << final_mitigation.value("id", std::string("ID")) << "\n"
+            << "  curl -H \"Authorization: Bearer $MITIGATE_TOKEN\" $MITIGATE_SERVER/metrics\n"
+            << "demo-approver's token (approve/reject): " << approver_token << "\n"
+            << "demo-alertmanager's token (signals): " << alertmanager_token << "\n"
+            << "Ctrl-C stops it." << std::endl;
+        int received = 0;
+        sigwait(&stop_signals, &received);
     }
-    if (PluginProcess* flags = providers.process("flags"); flags != nullptr && flags->pid() > 0) {
-        std::cout << "  providers   flags on the flagd file " << flag_file.string()
-                  << ", plugin in a confined host (Landlock ABI "
-                  << flags->confinement().value("landlock_abi", 0)
-                  << ", seccomp, no network; file access brokered by the runtime)\n";
-    }
-    std::cout << "  policy      " << policy_source << ", hash "
-              << policies.policy_set->hash.substr(0, 16) << "...\n";
-    for (const auto& result : results) {
-        const Action& action = result.stored.proposal.action;
-        std::cout << "  proposal    " << action.provider << " " << action.action << " "
-                  << action.target << " " << action.parameters.dump() << ", ttl "
-                  << (action.ttl ? format_duration(*action.ttl) : "none") << " (playbook "
-                  << result.playbook << ")\n"
-                  << "    decision  " << to_string(result.stored.decision->effect) << ": "
-                  << result.stored.decision->summary << "\n"
-                  << "    mitigation " << result.stored.id << " is "
-                  << to_string(result.stored.state) << " at version " << result.stored.version
-                  << "\n";
-        for (const auto& entry : result.journal) {
-            std::cout << "    journal   v" << entry.version << " "
-                      << (entry.from ? std::string(to_string(*entry.from)) : "(new)") << " -> "
-                      << to_string(entry.to) << " by " << entry.actor << ": " << entry.reason
-                      << "\n";
-        }
-    }
-    if (results.empty()) {
-        std::cout << "  proposals   none: no playbook proposed anything for this incident\n";
-    }
-    std::cout << "  audit       " << chain.records() << " records, chain "
-              << (chain.intact() ? "intact" : "BROKEN: " + chain.problem()) << ", head "
-              << chain.head().sequence << ":" << chain.head().hash << "\n"
-              << "  store       " << store_path.string() << "\n"
-              << "  not in this build yet: ";
-    for (std::size_t i = 0; i < missing.size(); ++i) {
-        std::cout << (i == 0 ? "" : ", ") << missing[i];
-    }
-    std::cout << "\nNothing was applied anywhere. Try: mitigate audit verify --db "
-              << store_path.string() << "\n";
-    return chain.intact() ? exit_ok : exit_failure;
+    daemon.stop();
+    return ok ? exit_ok : exit_failure;
 }
 
 }  // namespace
@@ -355,11 +477,18 @@ void register_demo_command(CLI::App& app, const GlobalOptions& global, int& exit
     auto options = std::make_shared<DemoOptions>();
     CLI::App* demo = app.add_subcommand(
         "demo",
-        "Run the end-to-end path that exists in this build on a recorded Alertmanager alert:\n"
-        "playbooks in confined workers, the policy engine, a fresh store and its audit chain.\n"
-        "Prints what it computed. Changes nothing outside that store.");
+        "Run the whole loop for real in a temporary directory: a simulated service regresses\n"
+        "after a deploy, an alert reaches the API, a shipped playbook proposes turning a flag\n"
+        "off, policy asks for one approval, a demo user approves, the flag is applied,\n"
+        "recovery is verified, and the mitigation reverts at its TTL. Prints a timeline; exits\n"
+        "0 only if every step happened. Changes nothing outside the temporary directory.");
     demo->add_option("--db", options->database,
-                     "Store file to use (default: a new file in a new temporary directory)");
+                     "Store file to use (default: mitigate.db in the demo's temporary directory)");
+    demo->add_option("--ttl", options->ttl,
+                     "The TTL the demo policy clamps mitigations to (1s to 10m)")
+        ->default_val("5s");
+    demo->add_flag("--keep-running", options->keep_running,
+                   "Leave the daemon up afterwards for the CLI and curl (Ctrl-C stops it)");
     add_output_option(*demo, options->output);
     demo->callback([&global, options, &exit_code] { exit_code = run_demo(global, *options); });
 }

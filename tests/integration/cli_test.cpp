@@ -112,7 +112,7 @@ TEST(Cli, SecretValuesNeverAppearInOutputLogsOrStore) {
         mitigate({"--config", config.string(), "config", "show", "--output", "json"}, environment));
     for (const char* format : {"text", "json"}) {
         runs.push_back(mitigate({"--config", config.string(), "--log-format", format, "demo",
-                                 "--db", (directory / "demo.db").string()},
+                                 "--ttl", "1s", "--db", (directory / "demo.db").string()},
                                 environment));
     }
     runs.push_back(mitigate({"--config", config.string(), "audit", "tail", "--db",
@@ -146,7 +146,7 @@ TEST(Cli, SecretValuesNeverAppearInOutputLogsOrStore) {
 TEST(Cli, JsonLogsAreOneObjectPerLineOnStderr) {
     testing::TemporaryDirectory directory;
     const ProcessResult result = mitigate({"--log-format", "json", "--log-level", "debug", "demo",
-                                           "--db", (directory / "m.db").string()});
+                                           "--ttl", "1s", "--db", (directory / "m.db").string()});
     ASSERT_EQ(result.exit_code, 0) << result.err;
     std::istringstream lines(result.err);
     std::string line;
@@ -161,21 +161,22 @@ TEST(Cli, JsonLogsAreOneObjectPerLineOnStderr) {
     // Logs never mix into stdout, which stays the command's result.
     EXPECT_THAT(result.out, Not(HasSubstr("\"level\"")));
 
-    const ProcessResult quiet =
-        mitigate({"--log-level", "error", "demo", "--db", (directory / "q.db").string()});
+    const ProcessResult quiet = mitigate(
+        {"--log-level", "error", "demo", "--ttl", "1s", "--db", (directory / "q.db").string()});
     EXPECT_EQ(quiet.err, "");
 }
 
 class CliAuditTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        const ProcessResult demo = mitigate({"demo", "--db", path_.string()});
-        ASSERT_EQ(demo.exit_code, 0) << demo.err;
         auto store = open_sqlite_store(path_);
         ManualClock clock(*parse_rfc3339("2026-11-23T07:00:00Z"));
+        store->create_mitigation(testing::make_mitigation("m1", clock.now()), "alice", "r");
+        testing::advance(*store, "m1", clock.now());
+        testing::advance(*store, "m1", clock.now());
         store->create_mitigation(testing::make_mitigation("m2", clock.now()), "bob", "r");
         testing::advance(*store, "m2", clock.now());
-        // The demo wrote 3 records (proposed, planned, decided); m2 adds 2.
+        // m1 wrote 3 records (created and two transitions); m2 adds 2.
         ASSERT_EQ(store->audit_head().sequence, 5);
     }
 
@@ -281,48 +282,46 @@ TEST_F(CliAuditTest, MissingOrForeignStoresAreClearErrors) {
     EXPECT_EQ(testing::read_file(notes), "not a database at all, but some notes\n");
 }
 
-TEST(CliDemo, RunsTheExistingPathAndLeavesAVerifiableStore) {
+TEST(CliDemo, RunsTheWholeLoopAndLeavesAVerifiableStore) {
     testing::TemporaryDirectory directory;
     const auto path = directory / "demo.db";
-    const ProcessResult result = mitigate({"demo", "--db", path.string(), "--output", "json"});
+    const ProcessResult result =
+        mitigate({"demo", "--ttl", "1s", "--db", path.string(), "--output", "json"});
     ASSERT_EQ(result.exit_code, 0) << result.err;
     const auto report = nlohmann::json::parse(result.out);
-    // The recorded Alertmanager alert went through every shipped playbook in a confined
-    // worker; only latency-throttle matched, and without provider state it proposes the
-    // kill switch alone.
-    EXPECT_EQ(report["signals"][0]["name"], "HighLatency");
-    EXPECT_EQ(report["playbooks"].size(), 4u);
-    EXPECT_GE(report["worker"]["landlock_abi"], 4);
-    ASSERT_EQ(report["mitigations"].size(), 1u);
-    const auto& mitigation = report["mitigations"][0]["mitigation"];
+    EXPECT_EQ(report["ok"], true);
+    std::vector<std::string> steps;
+    for (const auto& entry : report["timeline"]) {
+        steps.push_back(entry["step"]);
+    }
+    // Every stage of the loop, in order, each observed through the API or the service.
+    EXPECT_THAT(steps,
+                ::testing::ElementsAre("runtime", "service", "deploy", "service", "alert",
+                                       "incident", "playbook", "plan", "policy", "approve", "apply",
+                                       "service", "alert", "verify", "deploy", "revert", "audit"));
+    const auto& mitigation = report["mitigation"];
+    EXPECT_EQ(mitigation["state"], "reverted");
     EXPECT_EQ(mitigation["proposal"]["playbook"], "latency-throttle");
-    EXPECT_EQ(mitigation["proposal"]["action"]["target"], "expensive-recommendations");
-    // The flags plugin planned it in its confined host, on the demo's flagd file: the
-    // exact inverse is the variant read from the file.
     EXPECT_EQ(mitigation["plan"]["forward"], (nlohmann::json{{"defaultVariant", "off"}}));
     EXPECT_EQ(mitigation["plan"]["inverse"], (nlohmann::json{{"defaultVariant", "on"}}));
-    EXPECT_EQ(report["providers"]["flags"]["sandbox"]["seccomp"], true);
-    EXPECT_THAT(report["mitigations"][0]["journal"][1]["reason"].get<std::string>(),
-                HasSubstr("planned by provider flags"));
-    // The real policy engine decided on the default policy: prod needs two approvals,
-    // which this build cannot collect yet; nothing was applied.
     EXPECT_EQ(mitigation["decision"]["effect"], "require_approval");
-    EXPECT_EQ(mitigation["decision"]["approvals_required"], 2);
-    EXPECT_EQ(mitigation["decision"]["approver_groups"], nlohmann::json::array({"sre-oncall"}));
-    EXPECT_EQ(mitigation["state"], "pending_approval");
-    const auto flags = nlohmann::json::parse(
-        testing::read_file(report["providers"]["flags"]["flag_file"].get<std::string>()));
+    EXPECT_EQ(mitigation["decision"]["ttl"], "1s");  // clamped by the demo policy
+    EXPECT_EQ(mitigation["approvals"][0]["approver"], "demo-approver");
+    EXPECT_EQ(mitigation["journal"].size(), 9u);
+    const auto flags =
+        nlohmann::json::parse(testing::read_file(report["flag_file"].get<std::string>()));
     EXPECT_EQ(flags["flags"]["expensive-recommendations"]["defaultVariant"], "on");
     EXPECT_EQ(report["audit"]["intact"], true);
-    EXPECT_EQ(report["audit"]["records"], 3);
     // What the demo printed is what is on disk.
     const ProcessResult verify = mitigate({"audit", "verify", "--db", path.string()});
     EXPECT_EQ(verify.exit_code, 0);
     EXPECT_THAT(verify.out, HasSubstr(report["audit"]["head"].get<std::string>()));
 
-    const ProcessResult text = mitigate({"demo"});
+    const ProcessResult text = mitigate({"demo", "--ttl", "1s"});
     EXPECT_EQ(text.exit_code, 0) << text.err;
-    EXPECT_THAT(text.out, HasSubstr("Nothing was applied anywhere"));
+    EXPECT_THAT(text.out, HasSubstr("Every step happened."));
+    EXPECT_THAT(text.out, HasSubstr("revert     TTL reached: flag file back on"));
+    EXPECT_EQ(mitigate({"demo", "--ttl", "forever"}).exit_code, 2);
 }
 
 }  // namespace

@@ -173,8 +173,9 @@ TEST_P(DaemonCrashTest, KilledAtATransitionRecoversWithoutLossOrDoubleApply) {
         if (before.empty()) {
             // Killed before the proposal was stored: the signal is still pending and is
             // processed by the new daemon (it was acknowledged, so it must not be lost).
-            EXPECT_GE(daemon.store().count_pending_signals() + daemon.store().list_incidents({}).size(),
-                      1u);
+            EXPECT_GE(
+                daemon.store().count_pending_signals() + daemon.store().list_incidents({}).size(),
+                1u);
         }
         drive(daemon, clock);
         const auto after = daemon.store().list_mitigations({});
