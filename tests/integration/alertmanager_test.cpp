@@ -1,0 +1,186 @@
+// The real Alertmanager (Debian's prometheus-alertmanager) with a webhook receiver
+// pointing at the daemon: an alert fired through Alertmanager's own API arrives as its
+// webhook, with its bearer token, and the mitigation is proposed; resolving the alert
+// resolves the incident. Nothing here imitates Alertmanager's payload.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/time_format.h"
+#include "runtime/server/api_token.h"
+#include "runtime/server/daemon.h"
+#include "runtime/server/http_client.h"
+#include "runtime/store/store.h"
+#include "tests/support/child_process.h"
+#include "tests/support/temporary_directory.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* alertmanager_binary = "/usr/bin/prometheus-alertmanager";
+constexpr const char* webhook_token = "test-token-not-a-secret-alertmanager";
+
+class AlertmanagerTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        ASSERT_TRUE(std::filesystem::exists(alertmanager_binary))
+            << "prometheus-alertmanager is not installed; run tools/setup-debian";
+        directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
+            "variants": {"on": true, "off": false}, "defaultVariant": "on"}}})");
+        std::filesystem::create_directories(directory / "policies");
+        std::filesystem::create_directories(directory / "playbooks");
+        directory.write("policies/test.yaml", R"yaml(
+rules:
+  - name: stage-one
+    match: {environment: stage}
+    effect: require_approval
+    approvals: {count: 1}
+)yaml");
+        directory.write("playbooks/flag-off.lua", R"lua(
+return {
+  name = "flag-off",
+  matches = { alerts = { "HighErrorRate" } },
+  propose = function(incident)
+    return { { provider = "flags", action = "flag.set", target = "checkout",
+               parameters = { variant = "off" }, ttl = "30m", reason = incident.title } }
+  end,
+}
+)lua");
+        Config config;
+        config.source = "test";
+        config.server.port = 0;
+        config.store.path = directory / "m.db";
+        config.directories.policies = directory / "policies";
+        config.directories.playbooks = directory / "playbooks";
+        config.directories.plugins = directory / "none";
+        ProviderConfig flags;
+        flags.name = "flags";
+        flags.plugin = "flags";
+        flags.egress.allow_files = {directory / "flags.json"};
+        flags.settings = {{"backend", "flagd"}, {"path", (directory / "flags.json").string()}};
+        config.providers.push_back(flags);
+        DaemonOptions options;
+        options.config = config;
+        options.executable = testing::mitigate_binary();
+        daemon = std::make_unique<Daemon>(options);
+        daemon->store().create_api_token({"alertmanager",
+                                          "sender",
+                                          {},
+                                          api_token_digest(webhook_token),
+                                          SystemClock().now(),
+                                          {}},
+                                         "test");
+        daemon->start();
+
+        // Alertmanager sends at once (group_wait 0s) and re-sends resolved alerts.
+        directory.write("alertmanager.yml",
+                        "route:\n"
+                        "  receiver: mitigate\n"
+                        "  group_by: [alertname, service]\n"
+                        "  group_wait: 0s\n"
+                        "  group_interval: 1s\n"
+                        "  repeat_interval: 1h\n"
+                        "receivers:\n"
+                        "  - name: mitigate\n"
+                        "    webhook_configs:\n"
+                        "      - url: " +
+                            daemon->url() +
+                            "/v1/alerts/alertmanager\n"
+                            "        send_resolved: true\n"
+                            "        http_config:\n"
+                            "          authorization:\n"
+                            "            type: Bearer\n"
+                            "            credentials: " +
+                            webhook_token + "\n");
+        const std::string log = (directory / "alertmanager.log").string();
+        alertmanager = std::make_unique<testing::BackgroundProcess>(
+            std::vector<std::string>{alertmanager_binary,
+                                     "--config.file=" + (directory / "alertmanager.yml").string(),
+                                     "--storage.path=" + (directory / "data").string(),
+                                     "--web.listen-address=127.0.0.1:0",
+                                     "--cluster.listen-address=",  // no gossip port at all
+                                     "--log.level=info"},
+            std::map<std::string, std::string>{}, log);
+        // Alertmanager logs the address its listener got: the port the kernel chose.
+        const std::regex listening(R"(Listening on.*address=127\.0\.0\.1:([0-9]+))");
+        for (int attempt = 0; attempt < 1000 && alertmanager_url.empty(); ++attempt) {
+            std::smatch match;
+            const std::string text = testing::read_file(log);
+            if (std::regex_search(text, match, listening)) {
+                alertmanager_url = "http://127.0.0.1:" + match[1].str();
+            } else {
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            }
+        }
+        ASSERT_FALSE(alertmanager_url.empty()) << testing::read_file(log);
+    }
+
+    HttpClientResponse post_alert(const std::string& ends_at) {
+        json alert = {
+            {"labels",
+             {{"alertname", "HighErrorRate"}, {"service", "checkout"}, {"environment", "stage"}}},
+            {"annotations", {{"summary", "5xx above 5% on checkout"}}},
+            {"startsAt", starts_at}};
+        if (!ends_at.empty()) {
+            alert["endsAt"] = ends_at;
+        }
+        HttpClientRequest request;
+        request.method = "POST";
+        request.url = alertmanager_url + "/api/v2/alerts";
+        request.headers["Content-Type"] = "application/json";
+        request.body = json::array({alert}).dump();
+        return http_request(request);
+    }
+
+    testing::TemporaryDirectory directory;
+    std::unique_ptr<Daemon> daemon;
+    std::unique_ptr<testing::BackgroundProcess> alertmanager;
+    std::string alertmanager_url;
+    std::string starts_at = format_rfc3339(SystemClock().now() - std::chrono::seconds(5));
+};
+
+TEST_F(AlertmanagerTest, AnAlertFiredThroughAlertmanagerIsProposedThenResolved) {
+    const auto fired = post_alert("");
+    ASSERT_EQ(fired.status, 200) << fired.body << fired.error;
+
+    std::optional<Mitigation> proposed;
+    for (int attempt = 0; attempt < 1500 && !proposed; ++attempt) {
+        const auto pending =
+            daemon->store().list_mitigations({{MitigationState::pending_approval}, {}, 10});
+        if (!pending.empty()) {
+            proposed = pending.front();
+        } else {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+    ASSERT_TRUE(proposed) << testing::read_file(directory / "alertmanager.log");
+    EXPECT_EQ(proposed->proposal.action.target, "checkout");
+    const auto incident = daemon->store().find_incident(proposed->proposal.incident_id);
+    ASSERT_TRUE(incident);
+    EXPECT_EQ(incident->title, "HighErrorRate on checkout (stage)");
+    const auto signals = daemon->store().find_signals(incident->signal_ids);
+    ASSERT_FALSE(signals.empty());
+    EXPECT_EQ(signals[0].source, SignalSource::alertmanager);
+    EXPECT_EQ(signals[0].annotations.at("summary"), "5xx above 5% on checkout");
+
+    // Ending the alert in Alertmanager sends the resolved notification.
+    const auto ended = post_alert(format_rfc3339(SystemClock().now() - std::chrono::seconds(1)));
+    ASSERT_EQ(ended.status, 200) << ended.body;
+    bool resolved = false;
+    for (int attempt = 0; attempt < 1500 && !resolved; ++attempt) {
+        resolved = daemon->store().find_incident(incident->id)->status == IncidentStatus::resolved;
+        if (!resolved) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+    EXPECT_TRUE(resolved) << testing::read_file(directory / "alertmanager.log");
+}
+
+}  // namespace
+}  // namespace mitigate
