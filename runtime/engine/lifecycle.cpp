@@ -114,7 +114,7 @@ struct Lifecycle::State {
     Duration verification_window() const { return Duration{setup.engine.verification_window_ms}; }
 
     std::vector<Mitigation> open_mitigations() {
-        auto list = store.list_mitigations({open_states(), {}, every_open_mitigation});
+        auto list = store.list_mitigations(in_states(open_states(), every_open_mitigation));
         std::reverse(list.begin(), list.end());  // oldest first: queues are fair
         return list;
     }
@@ -240,6 +240,10 @@ struct Lifecycle::State {
             }
         }
         store.write_incidents(trimmed);
+        // Incidents change only here: the cache the other phases read stays exact.
+        for (const IncidentWrite& write : trimmed) {
+            incident_cache[write.incident.id] = write.incident;
+        }
     }
 
     // ---- 2. playbooks -> proposals ---------------------------------------------------
@@ -316,14 +320,32 @@ struct Lifecycle::State {
     bool target_busy(const Mitigation& mitigation, const std::vector<Mitigation>& open) const {
         return std::any_of(open.begin(), open.end(), [&](const Mitigation& other) {
             return other.id != mitigation.id && other.state != MitigationState::proposed &&
+                   !is_final(other.state) &&
                    same_target(other.proposal.action, mitigation.proposal.action);
         });
+    }
+
+    // Rate limits, cooldowns and the circuit breaker look back over their own windows: the
+    // history a decision needs is the longest of them, not the whole store.
+    Duration history_window() const {
+        Duration longest = std::chrono::hours(1);
+        for (const RateLimit& limit : setup.policies->rate_limits) {
+            longest = std::max(longest, limit.per);
+        }
+        if (setup.policies->cooldown) {
+            longest = std::max(longest, setup.policies->cooldown->after);
+        }
+        if (setup.policies->circuit_breaker) {
+            longest = std::max(longest, setup.policies->circuit_breaker->window);
+        }
+        return longest;
     }
 
     PolicyHistory history() {
         PolicyHistory result;
         MitigationFilter filter;
-        filter.limit = 1000;
+        filter.created_after = clock.now() - history_window();
+        filter.limit = 10000;
         for (const Mitigation& past : store.list_mitigations(filter)) {
             if (past.state == MitigationState::proposed || past.state == MitigationState::planned ||
                 past.state == MitigationState::denied || past.state == MitigationState::dry_run ||
@@ -379,7 +401,7 @@ struct Lifecycle::State {
         input.action = mitigation.proposal.action;
         input.playbook = mitigation.proposal.playbook;
         input.proposed_by = mitigation.proposal.proposed_by;
-        if (const auto incident = store.find_incident(mitigation.proposal.incident_id)) {
+        if (const auto incident = cached_incident(mitigation.proposal.incident_id)) {
             input.environment = incident->environment;
             input.service = incident->service;
             input.labels = incident->labels;
@@ -453,24 +475,29 @@ struct Lifecycle::State {
             }
         };
         // Queued proposals first, oldest first: each one planned may make a newer one wait.
-        for (const Mitigation& mitigation : open_mitigations()) {
+        std::vector<Mitigation> open = open_mitigations();
+        for (Mitigation& mitigation : open) {
             if (mitigation.state == MitigationState::planned) {
                 decide(mitigation);  // planned by a process that died before deciding
                 continue;
             }
-            if (mitigation.state != MitigationState::proposed) {
-                continue;
-            }
-            if (target_busy(mitigation, open_mitigations())) {
-                continue;  // waits for the mitigation on its target to end
+            if (mitigation.state != MitigationState::proposed || target_busy(mitigation, open)) {
+                continue;  // not a proposal, or waits for the mitigation on its target to end
             }
             plan_and_decide(mitigation);
+            refresh(mitigation);  // it holds its target from now on, for the newer ones
         }
+        // One snapshot for the whole pass (parsing every open mitigation again for each
+        // phase was most of a step's cost); whatever a phase moves is read back.
         bool stuck = false;
-        for (const Mitigation& mitigation : open_mitigations()) {
+        for (Mitigation& mitigation : open) {
             const TimePoint now = clock.now();
             switch (mitigation.state) {
-                case MitigationState::approved: apply(mitigation); break;
+                case MitigationState::planned: refresh(mitigation); break;
+                case MitigationState::approved:
+                    apply(mitigation);
+                    refresh(mitigation);
+                    break;
                 case MitigationState::pending_approval: {
                     const TimePoint expiry = approval_expiry(mitigation);
                     if (now >= expiry) {
@@ -482,6 +509,7 @@ struct Lifecycle::State {
                                           "runtime",
                                           "approvals did not arrive by " + format_rfc3339(expiry),
                                           {}});
+                        refresh(mitigation);
                     } else {
                         due_at(expiry);
                     }
@@ -493,15 +521,19 @@ struct Lifecycle::State {
             }
         }
         // Applied ones: verification, resolution, TTL.
-        for (const Mitigation& mitigation : open_mitigations()) {
+        for (Mitigation& mitigation : open) {
+            if (is_final(mitigation.state)) {
+                continue;
+            }
             const TimePoint now = clock.now();
-            const auto incident = store.find_incident(mitigation.proposal.incident_id);
+            const auto incident = cached_incident(mitigation.proposal.incident_id);
             const bool resolved = incident && incident->status == IncidentStatus::resolved;
             if (mitigation.expires_at && *mitigation.expires_at <= now &&
                 (mitigation.state == MitigationState::active ||
                  mitigation.state == MitigationState::verifying)) {
                 revert(mitigation, "runtime", "ttl",
                        "TTL expired at " + format_rfc3339(*mitigation.expires_at));
+                refresh(mitigation);
                 continue;
             }
             if (mitigation.state == MitigationState::verifying) {
@@ -513,10 +545,12 @@ struct Lifecycle::State {
                     if (confirmed.ok && mitigation.expires_at) {
                         due_at(*mitigation.expires_at);
                     }
+                    refresh(mitigation);
                 } else if (now >= window_end) {
                     revert(mitigation, "runtime", "verification",
                            "verification failed: the incident's alerts still fire " +
                                format_duration(verification_window()) + " after apply");
+                    refresh(mitigation);
                 } else {
                     due_at(window_end);
                     if (mitigation.expires_at) {
@@ -529,6 +563,7 @@ struct Lifecycle::State {
                 if (resolved && setup.engine.revert_when_incident_resolves) {
                     revert(mitigation, "runtime", "incident_resolved",
                            "the incident resolved; engine.revert_when_incident_resolves is on");
+                    refresh(mitigation);
                 } else if (mitigation.expires_at) {
                     due_at(*mitigation.expires_at);
                 }
@@ -546,16 +581,25 @@ struct Lifecycle::State {
             }
             due_at(last_retry + retry_interval);
         }
+        update_gauges(open);
         return next;
     }
 
-    void update_gauges() {
+    void refresh(Mitigation& mitigation) {
+        if (auto stored = store.find_mitigation(mitigation.id)) {
+            mitigation = std::move(*stored);
+        }
+    }
+
+    void update_gauges(const std::vector<Mitigation>& open) {
         std::map<std::string, double> counts;
         for (MitigationState state : open_states()) {
             counts[std::string(to_string(state))] = 0;
         }
-        for (const Mitigation& mitigation : open_mitigations()) {
-            counts[std::string(to_string(mitigation.state))] += 1;
+        for (const Mitigation& mitigation : open) {
+            if (!is_final(mitigation.state)) {
+                counts[std::string(to_string(mitigation.state))] += 1;
+            }
         }
         for (const auto& [state, count] : counts) {
             metrics.set("mitigate_mitigations", count, {{"state", state}});
@@ -620,13 +664,13 @@ SignalIntake Lifecycle::accept_signals(const std::vector<Signal>& signals) {
 std::optional<TimePoint> Lifecycle::step() {
     std::lock_guard lock(mutex_);
     State& state = *state_;
-    state.incident_cache.clear();
+    if (state.incident_cache.size() > 10000) {
+        state.incident_cache.clear();  // a bound, not an invalidation: entries stay correct
+    }
     for (const auto& [incident, signals] : state.group_signals()) {
         state.run_playbooks(incident, signals);
     }
-    const auto next = state.advance();
-    state.update_gauges();
-    return next;
+    return state.advance();
 }
 
 void Lifecycle::reconcile() {

@@ -255,7 +255,7 @@ std::vector<EngineOutcome> MitigationEngine::revert_expired() {
     std::vector<EngineOutcome> outcomes;
     const TimePoint now = clock_.now();
     for (const Mitigation& mitigation :
-         store_.list_mitigations({{MitigationState::active}, {}, 10000})) {
+         store_.list_mitigations(in_states({MitigationState::active}, 10000))) {
         if (mitigation.expires_at && *mitigation.expires_at <= now) {
             outcomes.push_back(revert(mitigation.id, "runtime",
                                       "TTL expired at " + format_rfc3339(*mitigation.expires_at)));
@@ -266,10 +266,9 @@ std::vector<EngineOutcome> MitigationEngine::revert_expired() {
 
 std::vector<EngineOutcome> MitigationEngine::reconcile() {
     std::vector<EngineOutcome> outcomes;
-    for (const Mitigation& mitigation : store_.list_mitigations(
-             {{MitigationState::applying, MitigationState::verifying, MitigationState::reverting},
-              {},
-              10000})) {
+    for (const Mitigation& mitigation : store_.list_mitigations(in_states(
+             {MitigationState::applying, MitigationState::verifying, MitigationState::reverting},
+             10000))) {
         switch (mitigation.state) {
             case MitigationState::applying: outcomes.push_back(finish_apply(mitigation)); break;
             case MitigationState::verifying: outcomes.push_back(verify(mitigation)); break;

@@ -331,6 +331,9 @@ class SqliteStore final : public Store {
         if (!filter.incident_id.empty()) {
             sql += " AND incident_id = ?";
         }
+        if (filter.created_after) {
+            sql += " AND created_at_ms >= ?";
+        }
         sql += " ORDER BY created_at_ms DESC, id DESC LIMIT ?";
         Statement statement(database_, sql);
         int index = 1;
@@ -339,6 +342,9 @@ class SqliteStore final : public Store {
         }
         if (!filter.incident_id.empty()) {
             statement.bind(index++, filter.incident_id);
+        }
+        if (filter.created_after) {
+            statement.bind(index++, to_millis(*filter.created_after));
         }
         statement.bind(index, static_cast<std::int64_t>(filter.limit));
         std::vector<Mitigation> result;

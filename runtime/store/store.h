@@ -75,10 +75,19 @@ struct TransitionResult {
 };
 
 struct MitigationFilter {
-    std::vector<MitigationState> states;  // empty: any state
-    std::string incident_id;              // empty: any incident
+    std::vector<MitigationState> states;     // empty: any state
+    std::string incident_id;                 // empty: any incident
+    std::optional<TimePoint> created_after;  // only those created at or after
     std::size_t limit = 100;
 };
+
+// The common filter: mitigations in any of `states`.
+inline MitigationFilter in_states(std::vector<MitigationState> states, std::size_t limit = 100) {
+    MitigationFilter filter;
+    filter.states = std::move(states);
+    filter.limit = limit;
+    return filter;
+}
 
 // One step of grouping signals: the incident as it should be afterwards, the signals it
 // consumed (marked processed in the same transaction) and the audit record, if the step

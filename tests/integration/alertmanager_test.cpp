@@ -152,7 +152,7 @@ TEST_F(AlertmanagerTest, AnAlertFiredThroughAlertmanagerIsProposedThenResolved) 
     std::optional<Mitigation> proposed;
     for (int attempt = 0; attempt < 1500 && !proposed; ++attempt) {
         const auto pending =
-            daemon->store().list_mitigations({{MitigationState::pending_approval}, {}, 10});
+            daemon->store().list_mitigations(in_states({MitigationState::pending_approval}, 10));
         if (!pending.empty()) {
             proposed = pending.front();
         } else {

@@ -9,9 +9,9 @@
 #include <atomic>
 #include <cstdlib>
 
-#include "runtime/server/http_server.h"
 #include "plugins/sdk/mitigate_plugin.h"
 #include "runtime/egress/egress_broker.h"
+#include "runtime/server/http_server.h"
 #include "sandbox/plugin_host/plugin_process.h"
 #include "tests/support/child_process.h"
 #include "tests/support/temporary_directory.h"

@@ -277,7 +277,7 @@ TEST_F(LifecycleTest, AProposerCannotApproveTheirOwnMitigation) {
         incident.id, "alice");
     ASSERT_EQ(proposed.status, RequestStatus::done);
     // The first mitigation (playbook) holds the target: rejecting it frees the queue.
-    const auto playbook_one = store->list_mitigations({{State::pending_approval}, {}, 10});
+    const auto playbook_one = store->list_mitigations(in_states({State::pending_approval}, 10));
     ASSERT_EQ(playbook_one.size(), 1u);
     EXPECT_EQ(lifecycle
                   ->approve({playbook_one[0].id,
