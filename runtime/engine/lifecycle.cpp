@@ -814,6 +814,12 @@ RequestResult Lifecycle::revert(const std::string& id, const std::string& identi
     if (after && after->state == MitigationState::reverted) {
         return result_of(RequestStatus::done, after, "reverted");
     }
+    if (after && after->state == MitigationState::conflict) {
+        const auto journal = state.store.journal(id);
+        return result_of(RequestStatus::conflict, after,
+                         (journal.empty() ? std::string("not reverted") : journal.back().reason) +
+                             ". Restore the target and revert again, or keep it");
+    }
     return result_of(RequestStatus::failed, after,
                      "revert did not complete; the mitigation is " +
                          std::string(to_string(after ? after->state : current)));

@@ -32,6 +32,9 @@ rules:
     match: {environment: stage}
     effect: require_approval
     approvals: {count: 2, groups: [sre], self_approval: false, expire_after: 30m}
+  - name: qa-dry-run
+    match: {environment: qa}
+    effect: dry_run
 )yaml";
 
 constexpr std::string_view test_playbook = R"lua(
@@ -49,7 +52,7 @@ class ApiServerTest : public ::testing::Test {
   protected:
     void SetUp() override {
         flags = directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
-            "variants": {"on": true, "off": false}, "defaultVariant": "on"}}})");
+            "variants": {"on": true, "off": false, "half": 0.5}, "defaultVariant": "on"}}})");
         std::filesystem::create_directories(directory / "policies");
         std::filesystem::create_directories(directory / "playbooks");
         directory.write("policies/test.yaml", test_policy);
@@ -280,6 +283,49 @@ TEST_F(ApiServerTest, AFullBacklogAnswers503WithRetryAfterAndStoresNothing) {
     EXPECT_EQ(daemon->store().count_pending_signals(), 0u);
     EXPECT_THAT(call("GET", "/metrics", "viewer").body,
                 HasSubstr("mitigate_signals_refused_total 2"));
+}
+
+TEST_F(ApiServerTest, DenyAndDryRunDecisionsApplyNothing) {
+    call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "prod"));
+    const json denied = wait_for_state("denied");
+    EXPECT_THAT(denied["decision"]["summary"].get<std::string>(), HasSubstr("no rule"));
+    call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "qa", "fp2"));
+    wait_for_state("dry_run");
+    EXPECT_EQ(variant(), "on");
+}
+
+TEST_F(ApiServerTest, AMitigationThatDoesNotHelpIsRevertedAfterTheVerificationWindow) {
+    call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev"));
+    wait_for_state("verifying");
+    clock.advance(std::chrono::minutes(5));  // engine.verification_window, alert still firing
+    daemon->wake();
+    const json reverted = wait_for_state("reverted");
+    EXPECT_EQ(variant(), "on");
+    const auto shown = json::parse(
+        call("GET", "/v1/mitigations/" + reverted["id"].get<std::string>(), "viewer").body);
+    EXPECT_THAT(shown["journal"][5]["reason"].get<std::string>(), HasSubstr("verification failed"));
+}
+
+TEST_F(ApiServerTest, ARevertThatWouldClobberAPersonsChangeIsAConflictThenKept) {
+    call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev"));
+    const std::string id = wait_for_state("verifying")["id"];
+    // Meanwhile a person moved the flag to a third variant: reverting would clobber it.
+    json document = json::parse(testing::read_file(flags));
+    document["flags"]["checkout"]["defaultVariant"] = "half";
+    testing::TemporaryDirectory scratch;
+    std::filesystem::copy_file(scratch.write("flags.json", document.dump()), flags,
+                               std::filesystem::copy_options::overwrite_existing);
+    const auto revert =
+        call("POST", "/v1/mitigations/" + id + "/revert", "carol", json{{"reason", "done"}});
+    EXPECT_EQ(revert.status, 409) << revert.body;
+    EXPECT_THAT(revert.body, HasSubstr("keep it"));
+    EXPECT_EQ(call("POST", "/v1/mitigations/" + id + "/keep", "carol", json::object()).status,
+              400);  // a reason is required
+    const auto kept =
+        call("POST", "/v1/mitigations/" + id + "/keep", "carol", json{{"reason", "theirs now"}});
+    EXPECT_EQ(kept.status, 200) << kept.body;
+    EXPECT_EQ(json::parse(kept.body)["mitigation"]["state"], "kept");
+    EXPECT_EQ(variant(), "half");  // the person's change stands
 }
 
 }  // namespace
