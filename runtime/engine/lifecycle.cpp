@@ -253,9 +253,15 @@ struct Lifecycle::State {
         // Provider state for playbooks needs an action to read through; until the host
         // API names one, mitigate.state() answers nil (documented in docs/playbooks.md).
         host.state = [](const std::string&, const std::string&) { return std::optional<json>(); };
-        for (const auto& [file, source] : setup.playbooks) {
-            const PlaybookOutcome outcome = run_playbook(
-                file, source, incident, signals, clock.now(), host, setup.playbook_environment);
+        load_playbooks_once();
+        for (std::size_t i = 0; i < setup.playbooks.size(); ++i) {
+            const auto& [file, source] = setup.playbooks[i];
+            if (!playbook_infos[i]) {
+                continue;  // its metadata did not load: reported once, at first use
+            }
+            const PlaybookOutcome outcome =
+                run_loaded_playbook(*playbook_infos[i], file, source, incident, signals,
+                                    clock.now(), host, setup.playbook_environment);
             const std::string name = outcome.info ? outcome.info->name : file;
             if (outcome.failure) {
                 metrics.increment("mitigate_playbook_failures_total", {{"playbook", name}});
@@ -273,6 +279,34 @@ struct Lifecycle::State {
             for (const Action& action : outcome.proposals) {
                 submit(action, incident.id, name, "playbook:" + name, incident.drill);
             }
+        }
+    }
+
+    // Playbooks do not change while the runtime runs: their metadata (what they match)
+    // is read once, so an incident costs one evaluation per matching playbook.
+    std::vector<std::optional<PlaybookInfo>> playbook_infos;
+    bool playbooks_loaded = false;
+
+    void load_playbooks_once() {
+        if (playbooks_loaded) {
+            return;
+        }
+        playbooks_loaded = true;
+        for (const auto& [file, source] : setup.playbooks) {
+            PlaybookOutcome loaded = load_playbook(file, source, setup.playbook_environment);
+            if (loaded.failure) {
+                metrics.increment("mitigate_playbook_failures_total", {{"playbook", file}});
+                store.append_audit({clock.now(),
+                                    "runtime",
+                                    "playbook.failed",
+                                    "",
+                                    {{"playbook", file},
+                                     {"failure", *loaded.failure},
+                                     {"message", loaded.message}}});
+                spdlog::error("playbook {} does not load and will not run: {}: {}", file,
+                              *loaded.failure, loaded.message);
+            }
+            playbook_infos.push_back(std::move(loaded.info));
         }
     }
 

@@ -236,10 +236,21 @@ PlaybookOutcome run_playbook(const std::string& file, const std::string& source,
                              const Incident& incident, const std::vector<Signal>& signals,
                              TimePoint now, const LuaHostApi& host,
                              const PlaybookEnvironment& environment) {
-    PlaybookOutcome outcome = load_playbook(file, source, environment);
-    if (outcome.failure) {
-        return outcome;
+    PlaybookOutcome loaded = load_playbook(file, source, environment);
+    if (loaded.failure) {
+        return loaded;
     }
+    return run_loaded_playbook(*loaded.info, file, source, incident, signals, now, host,
+                               environment);
+}
+
+PlaybookOutcome run_loaded_playbook(const PlaybookInfo& info, const std::string& file,
+                                    const std::string& source, const Incident& incident,
+                                    const std::vector<Signal>& signals, TimePoint now,
+                                    const LuaHostApi& host,
+                                    const PlaybookEnvironment& environment) {
+    PlaybookOutcome outcome;
+    outcome.info = info;
     outcome.matched = playbook_matches(*outcome.info, incident, signals);
     if (!outcome.matched) {
         return outcome;

@@ -102,4 +102,11 @@ PlaybookOutcome run_playbook(const std::string& file, const std::string& source,
                              TimePoint now, const LuaHostApi& host,
                              const PlaybookEnvironment& environment);
 
+// run_playbook for a playbook whose metadata was already loaded (load_playbook): one
+// evaluation instead of two. The runtime loads each playbook's metadata once.
+PlaybookOutcome run_loaded_playbook(const PlaybookInfo& info, const std::string& file,
+                                    const std::string& source, const Incident& incident,
+                                    const std::vector<Signal>& signals, TimePoint now,
+                                    const LuaHostApi& host, const PlaybookEnvironment& environment);
+
 }  // namespace mitigate
