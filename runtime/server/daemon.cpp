@@ -181,7 +181,6 @@ void Daemon::start() {
     if (state.started) {
         return;
     }
-    state.started = true;
     const Config& config = state.options.config;
     // Listen first, so that a busy port fails before anything is touched; /readyz says 503
     // until reconciliation is done and the engine runs.
@@ -192,6 +191,7 @@ void Daemon::start() {
     ApiServer* api = state.api.get();
     state.http = std::make_unique<HttpServer>(
         [api](const HttpExchange& request) { return api->handle(request); }, http);
+    state.started = true;  // from here on, stop() has something to stop
     state.store->append_audit({state.clock->now(),
                                "runtime",
                                "daemon.started",

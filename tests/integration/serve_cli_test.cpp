@@ -156,6 +156,16 @@ TEST_F(ServeCliTest, SignalApproveShowRevertThenSigtermStopsCleanly) {
     EXPECT_TRUE(store->verify_audit_chain().intact());
 }
 
+TEST_F(ServeCliTest, ASecondDaemonOnABusyPortSaysSoAndWritesNothing) {
+    start();
+    const auto before = open_sqlite_store(directory / "m.db")->audit_head().sequence;
+    const auto second = mitigate({"serve", "--listen", url.substr(std::string("http://").size())});
+    EXPECT_EQ(second.exit_code, 1);
+    EXPECT_THAT(second.err, HasSubstr("cannot listen on 127.0.0.1:"));
+    EXPECT_THAT(second.err, HasSubstr("in use"));
+    EXPECT_EQ(open_sqlite_store(directory / "m.db")->audit_head().sequence, before);
+}
+
 TEST_F(ServeCliTest, ClearErrorsWithoutADaemonOrAToken) {
     tokens["nobody"] = "mtg_not_a_real_token";
     url = "http://127.0.0.1:1";
