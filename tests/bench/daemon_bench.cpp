@@ -30,6 +30,7 @@
 #include "runtime/server/http_client.h"
 #include "runtime/store/store.h"
 #include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate {
@@ -83,33 +84,12 @@ struct Setup {
                 {"defaultVariant", "on"}};
         }
         directory.write("flags.json", document.dump(2));
-        std::filesystem::create_directories(directory / "policies");
-        std::filesystem::create_directories(directory / "playbooks");
-        directory.write("policies/bench.yaml",
-                        "rules:\n  - name: dev-allow\n    match: {environment: dev}\n"
-                        "    effect: allow\n");
-        directory.write("playbooks/flag-off.lua", R"lua(
-return {
-  name = "flag-off",
-  matches = { alerts = { "HighErrorRate" } },
-  propose = function(incident)
-    return { { provider = "flags", action = "flag.set", target = incident.labels.flag,
-               parameters = { variant = "off" }, ttl = "30m", reason = "bench" } }
-  end,
-}
-)lua");
-        config.source = "bench";
-        config.server.port = 0;
-        config.store.path = directory / "m.db";
-        config.directories.policies = directory / "policies";
-        config.directories.playbooks = directory / "playbooks";
-        config.directories.plugins = directory / "none";
-        ProviderConfig provider;
-        provider.name = "flags";
-        provider.plugin = "flags";
-        provider.egress.allow_files = {directory / "flags.json"};
-        provider.settings = {{"backend", "flagd"}, {"path", (directory / "flags.json").string()}};
-        config.providers.push_back(provider);
+        testing::write_policy_and_playbook(
+            directory,
+            "rules:\n  - name: dev-allow\n    match: {environment: dev}\n"
+            "    effect: allow\n");
+        config = testing::runtime_config(directory);
+        config.providers.push_back(testing::flagd_provider(directory / "flags.json"));
     }
 };
 

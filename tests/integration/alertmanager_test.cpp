@@ -16,6 +16,7 @@
 #include "runtime/server/http_client.h"
 #include "runtime/store/store.h"
 #include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate {
@@ -33,38 +34,15 @@ class AlertmanagerTest : public ::testing::Test {
             << "prometheus-alertmanager is not installed; run tools/setup-debian";
         directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
             "variants": {"on": true, "off": false}, "defaultVariant": "on"}}})");
-        std::filesystem::create_directories(directory / "policies");
-        std::filesystem::create_directories(directory / "playbooks");
-        directory.write("policies/test.yaml", R"yaml(
+        testing::write_policy_and_playbook(directory, R"yaml(
 rules:
   - name: stage-one
     match: {environment: stage}
     effect: require_approval
     approvals: {count: 1}
 )yaml");
-        directory.write("playbooks/flag-off.lua", R"lua(
-return {
-  name = "flag-off",
-  matches = { alerts = { "HighErrorRate" } },
-  propose = function(incident)
-    return { { provider = "flags", action = "flag.set", target = "checkout",
-               parameters = { variant = "off" }, ttl = "30m", reason = incident.title } }
-  end,
-}
-)lua");
-        Config config;
-        config.source = "test";
-        config.server.port = 0;
-        config.store.path = directory / "m.db";
-        config.directories.policies = directory / "policies";
-        config.directories.playbooks = directory / "playbooks";
-        config.directories.plugins = directory / "none";
-        ProviderConfig flags;
-        flags.name = "flags";
-        flags.plugin = "flags";
-        flags.egress.allow_files = {directory / "flags.json"};
-        flags.settings = {{"backend", "flagd"}, {"path", (directory / "flags.json").string()}};
-        config.providers.push_back(flags);
+        Config config = testing::runtime_config(directory);
+        config.providers.push_back(testing::flagd_provider(directory / "flags.json"));
         DaemonOptions options;
         options.config = config;
         options.executable = testing::mitigate_binary();

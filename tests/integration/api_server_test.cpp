@@ -15,6 +15,7 @@
 #include "runtime/server/http_client.h"
 #include "runtime/store/store.h"
 #include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate {
@@ -37,46 +38,20 @@ rules:
     effect: dry_run
 )yaml";
 
-constexpr std::string_view test_playbook = R"lua(
-return {
-  name = "flag-off",
-  matches = { alerts = { "HighErrorRate" } },
-  propose = function(incident)
-    return { { provider = "flags", action = "flag.set", target = "checkout",
-               parameters = { variant = "off" }, ttl = "30m", reason = "errors" } }
-  end,
-}
-)lua";
-
 class ApiServerTest : public ::testing::Test {
   protected:
     void SetUp() override {
         flags = directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
             "variants": {"on": true, "off": false, "half": 0.5}, "defaultVariant": "on"}}})");
-        std::filesystem::create_directories(directory / "policies");
-        std::filesystem::create_directories(directory / "playbooks");
-        directory.write("policies/test.yaml", test_policy);
-        directory.write("playbooks/flag-off.lua", test_playbook);
+        testing::write_policy_and_playbook(directory, test_policy);
         start_daemon(EngineConfig{});
     }
 
     void start_daemon(EngineConfig engine) {
         daemon.reset();
-        Config config;
-        config.source = "test";
-        config.server.host = "127.0.0.1";
-        config.server.port = 0;
-        config.store.path = directory / "m.db";
-        config.directories.policies = directory / "policies";
-        config.directories.playbooks = directory / "playbooks";
-        config.directories.plugins = directory / "no-plugins-here";
+        Config config = testing::runtime_config(directory);
         config.engine = engine;
-        ProviderConfig provider;
-        provider.name = "flags";
-        provider.plugin = "flags";
-        provider.egress.allow_files = {flags};
-        provider.settings = {{"backend", "flagd"}, {"path", flags.string()}};
-        config.providers.push_back(provider);
+        config.providers.push_back(testing::flagd_provider(flags));
         DaemonOptions options;
         options.config = config;
         options.executable = testing::mitigate_binary();

@@ -22,6 +22,7 @@
 #include "runtime/server/daemon.h"
 #include "runtime/store/store.h"
 #include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
 #include "tests/support/store_fixtures.h"
 #include "tests/support/temporary_directory.h"
 
@@ -39,34 +40,16 @@ class DaemonCrashTest : public ::testing::TestWithParam<const char*> {
     DaemonCrashTest() {
         setenv("MITIGATE_TEST_LD_TOKEN", fake_token, 1);
         emulator.add_boolean_flag("default", "checkout", "production", true);
-        std::filesystem::create_directories(directory / "policies");
-        std::filesystem::create_directories(directory / "playbooks");
-        directory.write("policies/test.yaml", R"yaml(
+        testing::write_policy_and_playbook(directory, R"yaml(
 rules:
   - name: dev-allow
     match: {environment: dev}
     effect: allow
 )yaml");
-        directory.write("playbooks/flag-off.lua", R"lua(
-return {
-  name = "flag-off",
-  matches = { alerts = { "HighErrorRate" } },
-  propose = function(incident)
-    return { { provider = "flags", action = "flag.set", target = "checkout",
-               parameters = { variant = "off" }, ttl = "30m", reason = "errors" } }
-  end,
-}
-)lua");
     }
 
     DaemonOptions options(const Clock& clock) const {
-        Config config;
-        config.source = "test";
-        config.server.port = 0;
-        config.store.path = directory / "m.db";
-        config.directories.policies = directory / "policies";
-        config.directories.playbooks = directory / "playbooks";
-        config.directories.plugins = directory / "none";
+        Config config = testing::runtime_config(directory);
         ProviderConfig flags;
         flags.name = "flags";
         flags.plugin = "flags";

@@ -15,6 +15,7 @@
 #include "runtime/providers/provider_registry.h"
 #include "runtime/store/sqlite_store.h"
 #include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate {
@@ -39,19 +40,6 @@ rules:
     effect: dry_run
 )yaml";
 
-// Turns the flag named by the alert's `flag` label to the variant in its `variant` label.
-constexpr std::string_view test_playbook = R"lua(
-return {
-  name = "flag-off",
-  matches = { alerts = { "HighErrorRate" } },
-  propose = function(incident)
-    return { { provider = "flags", action = "flag.set", target = incident.labels.flag,
-               parameters = { variant = incident.labels.variant or "off" }, ttl = "30m",
-               reason = "errors on " .. incident.service } }
-  end,
-}
-)lua";
-
 class LifecycleTest : public ::testing::Test {
   protected:
     LifecycleTest() {
@@ -59,12 +47,7 @@ class LifecycleTest : public ::testing::Test {
             "checkout": {"state": "ENABLED", "variants": {"on": true, "off": false, "half": 0.5},
                          "defaultVariant": "on"}}})");
         config.source = "test";
-        ProviderConfig provider;
-        provider.name = "flags";
-        provider.plugin = "flags";
-        provider.egress.allow_files = {flags};
-        provider.settings = {{"backend", "flagd"}, {"path", flags.string()}};
-        config.providers.push_back(provider);
+        config.providers.push_back(testing::flagd_provider(flags));
         RegistryOptions options;
         options.executable = testing::mitigate_binary();
         registry = std::make_unique<ProviderRegistry>(config, options);
@@ -79,7 +62,7 @@ class LifecycleTest : public ::testing::Test {
         LifecycleSetup setup;
         setup.engine = std::move(engine);
         setup.policies = std::make_shared<const PolicySet>(std::move(*policies.policy_set));
-        setup.playbooks = {{"flag-off.lua", std::string(test_playbook)}};
+        setup.playbooks = {{"flag-off.lua", std::string(testing::flag_off_playbook)}};
         setup.playbook_environment.evaluate = [](const LuaCall& call, const LuaLimits& limits) {
             return run_sandboxed(call, limits);
         };

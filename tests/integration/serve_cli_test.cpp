@@ -12,6 +12,7 @@
 
 #include "runtime/store/sqlite_store.h"
 #include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate {
@@ -26,25 +27,13 @@ class ServeCliTest : public ::testing::Test {
     void SetUp() override {
         directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
             "variants": {"on": true, "off": false}, "defaultVariant": "on"}}})");
-        std::filesystem::create_directories(directory / "policies");
-        std::filesystem::create_directories(directory / "playbooks");
-        directory.write("policies/test.yaml", R"yaml(
+        testing::write_policy_and_playbook(directory, R"yaml(
 rules:
   - name: stage-one
     match: {environment: stage}
     effect: require_approval
     approvals: {count: 1, groups: [sre]}
 )yaml");
-        directory.write("playbooks/flag-off.lua", R"lua(
-return {
-  name = "flag-off",
-  matches = { alerts = { "HighErrorRate" } },
-  propose = function(incident)
-    return { { provider = "flags", action = "flag.set", target = "checkout",
-               parameters = { variant = "off" }, ttl = "30m", reason = "errors" } }
-  end,
-}
-)lua");
         config = directory.write("mitigate.yaml",
                                  "server: {listen: \"127.0.0.1:0\"}\n"
                                  "store: {path: m.db}\n"

@@ -1,0 +1,40 @@
+// The runtime the lifecycle, API, crash and Alertmanager tests (and daemon_bench) run:
+// a policies directory with the test's policy, one playbook that turns a flag off, and
+// the flags provider on a flagd file. One place, so that every test drives the same
+// playbook and a change to the configuration shape is made once.
+#pragma once
+
+#include <filesystem>
+#include <string_view>
+
+#include "runtime/config/config.h"
+#include "tests/support/temporary_directory.h"
+
+namespace mitigate::testing {
+
+// Matches HighErrorRate; proposes flags flag.set on the alert's `flag` label (default
+// "checkout") to its `variant` label (default "off"), with a 30m TTL.
+inline constexpr std::string_view flag_off_playbook = R"lua(
+return {
+  name = "flag-off",
+  matches = { alerts = { "HighErrorRate" } },
+  propose = function(incident)
+    return { { provider = "flags", action = "flag.set",
+               target = incident.labels.flag or "checkout",
+               parameters = { variant = incident.labels.variant or "off" }, ttl = "30m",
+               reason = "errors on " .. incident.service } }
+  end,
+}
+)lua";
+
+// Writes policies/test.yaml (`policy`) and playbooks/flag-off.lua under `directory`.
+void write_policy_and_playbook(const TemporaryDirectory& directory, std::string_view policy);
+
+// A configuration on `directory`: API on 127.0.0.1 port 0, store m.db, the directories
+// above, plugins found beside the binary, and no provider.
+Config runtime_config(const TemporaryDirectory& directory);
+
+// The flags provider on the flagd file `flag_file` (which it may read and replace).
+ProviderConfig flagd_provider(const std::filesystem::path& flag_file);
+
+}  // namespace mitigate::testing
