@@ -1,5 +1,7 @@
 #include "runtime/cli/command_context.h"
 
+#include <pthread.h>
+
 #include <filesystem>
 #include <iostream>
 
@@ -51,6 +53,15 @@ void add_output_option(CLI::App& command, OutputFormat& format) {
         ->transform(CLI::CheckedTransformer(std::map<std::string, OutputFormat>{
             {"text", OutputFormat::text}, {"json", OutputFormat::json}}))
         ->default_str("text");
+}
+
+sigset_t block_stop_signals() {
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    return stop_signals;
 }
 
 std::filesystem::path this_executable() {

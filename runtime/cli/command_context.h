@@ -3,6 +3,8 @@
 // on the CLI11 app through one function below.
 #pragma once
 
+#include <signal.h>
+
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -43,6 +45,11 @@ std::optional<TimePoint> parse_now_option(const std::string& text);
 // The mitigate binary's own path: workers are this binary in a hidden mode, and the
 // shipped plugins live beside it (<bin>/../lib/mitigate/plugins).
 std::filesystem::path this_executable();
+
+// Blocks SIGTERM and SIGINT in this thread (call it before any thread starts, so that
+// all inherit the mask and none is interrupted mid-transition) and returns the set, for
+// sigwait: how `serve` and `demo --keep-running` wait to be stopped.
+sigset_t block_stop_signals();
 
 // Adds "--output text|json".
 void add_output_option(CLI::App& command, OutputFormat& format);

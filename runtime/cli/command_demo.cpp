@@ -285,10 +285,8 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
     // --keep-running waits for SIGINT/SIGTERM with sigwait: block them before any thread.
     sigset_t stop_signals;
     sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
     if (options.keep_running) {
-        pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+        stop_signals = block_stop_signals();
     }
 
     const bool text = options.output == OutputFormat::text;

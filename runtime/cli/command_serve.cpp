@@ -38,13 +38,7 @@ int run_serve(const GlobalOptions& global, const ServeOptions& options) {
             return exit_usage;
         }
     }
-    // SIGTERM and SIGINT are taken by sigwait below: blocked before any thread starts, so
-    // that every thread inherits the mask and none is interrupted mid-transition.
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+    const sigset_t stop_signals = block_stop_signals();  // before any thread starts
 
     DaemonOptions daemon_options;
     daemon_options.config = *config;

@@ -24,26 +24,12 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-constexpr std::string_view test_policy = R"yaml(
-rules:
-  - name: dev-allow
-    match: {environment: dev}
-    effect: allow
-  - name: stage-two-sre
-    match: {environment: stage}
-    effect: require_approval
-    approvals: {count: 2, groups: [sre], self_approval: false, expire_after: 30m}
-  - name: qa-dry-run
-    match: {environment: qa}
-    effect: dry_run
-)yaml";
-
 class ApiServerTest : public ::testing::Test {
   protected:
     void SetUp() override {
         flags = directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
             "variants": {"on": true, "off": false, "half": 0.5}, "defaultVariant": "on"}}})");
-        testing::write_policy_and_playbook(directory, test_policy);
+        testing::write_policy_and_playbook(directory, testing::environment_policy);
         start_daemon(EngineConfig{});
     }
 

@@ -26,20 +26,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using State = MitigationState;
 
-constexpr std::string_view test_policy = R"yaml(
-rules:
-  - name: dev-allow
-    match: {environment: dev}
-    effect: allow
-  - name: stage-two-sre
-    match: {environment: stage}
-    effect: require_approval
-    approvals: {count: 2, groups: [sre], self_approval: false, expire_after: 30m}
-  - name: qa-dry-run
-    match: {environment: qa}
-    effect: dry_run
-)yaml";
-
 class LifecycleTest : public ::testing::Test {
   protected:
     LifecycleTest() {
@@ -57,7 +43,8 @@ class LifecycleTest : public ::testing::Test {
     }
 
     std::unique_ptr<Lifecycle> make_lifecycle(EngineConfig engine) {
-        PolicyLoad policies = load_policy_files({{"test.yaml", std::string(test_policy)}});
+        PolicyLoad policies =
+            load_policy_files({{"test.yaml", std::string(testing::environment_policy)}});
         EXPECT_TRUE(policies.policy_set);
         LifecycleSetup setup;
         setup.engine = std::move(engine);

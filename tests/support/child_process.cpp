@@ -14,6 +14,43 @@ extern char** environ;
 
 namespace mitigate::testing {
 
+namespace {
+
+// argv and envp for execve, owning their strings: the test's environment with
+// `environment`'s entries added or replaced.
+struct ExecImage {
+    std::vector<std::string> environment_text;
+    std::vector<char*> argv;
+    std::vector<char*> envp;
+
+    ExecImage(const std::vector<std::string>& arguments,
+              const std::map<std::string, std::string>& environment) {
+        std::map<std::string, std::string> merged;
+        for (char** entry = environ; *entry != nullptr; ++entry) {
+            const std::string text(*entry);
+            const auto equals = text.find('=');
+            merged[text.substr(0, equals)] =
+                equals == std::string::npos ? "" : text.substr(equals + 1);
+        }
+        for (const auto& [name, value] : environment) {
+            merged[name] = value;
+        }
+        for (const auto& [name, value] : merged) {
+            environment_text.push_back(name + "=" + value);
+        }
+        for (const auto& argument : arguments) {
+            argv.push_back(const_cast<char*>(argument.c_str()));
+        }
+        argv.push_back(nullptr);
+        for (auto& entry : environment_text) {
+            envp.push_back(entry.data());
+        }
+        envp.push_back(nullptr);
+    }
+};
+
+}  // namespace
+
 ProcessResult run_process(const std::vector<std::string>& arguments,
                           const std::map<std::string, std::string>& environment) {
     std::array<int, 2> out_pipe{};
@@ -21,29 +58,7 @@ ProcessResult run_process(const std::vector<std::string>& arguments,
     if (pipe(out_pipe.data()) != 0 || pipe(err_pipe.data()) != 0) {
         throw std::runtime_error("pipe failed");
     }
-    std::map<std::string, std::string> merged;
-    for (char** entry = environ; *entry != nullptr; ++entry) {
-        std::string text(*entry);
-        const auto equals = text.find('=');
-        merged[text.substr(0, equals)] = equals == std::string::npos ? "" : text.substr(equals + 1);
-    }
-    for (const auto& [name, value] : environment) {
-        merged[name] = value;
-    }
-    std::vector<std::string> environment_text;
-    for (const auto& [name, value] : merged) {
-        environment_text.push_back(name + "=" + value);
-    }
-    std::vector<char*> argv;
-    for (const auto& argument : arguments) {
-        argv.push_back(const_cast<char*>(argument.c_str()));
-    }
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (auto& entry : environment_text) {
-        envp.push_back(entry.data());
-    }
-    envp.push_back(nullptr);
+    ExecImage image(arguments, environment);
 
     const pid_t child = fork();
     if (child < 0) {
@@ -57,7 +72,7 @@ ProcessResult run_process(const std::vector<std::string>& arguments,
         close(err_pipe[0]);
         close(err_pipe[1]);
         close_range(3, ~0U, 0);  // the program sees only stdin, stdout and stderr
-        execve(argv[0], argv.data(), envp.data());
+        execve(image.argv[0], image.argv.data(), image.envp.data());
         _exit(127);
     }
     close(out_pipe[1]);
@@ -97,26 +112,7 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& arguments,
     if (pipe(out_pipe.data()) != 0) {
         throw std::runtime_error("pipe failed");
     }
-    std::vector<std::string> environment_text;
-    for (char** entry = environ; *entry != nullptr; ++entry) {
-        const std::string text(*entry);
-        if (!environment.contains(text.substr(0, text.find('=')))) {
-            environment_text.push_back(text);
-        }
-    }
-    for (const auto& [name, value] : environment) {
-        environment_text.push_back(name + "=" + value);
-    }
-    std::vector<char*> argv;
-    for (const auto& argument : arguments) {
-        argv.push_back(const_cast<char*>(argument.c_str()));
-    }
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (auto& entry : environment_text) {
-        envp.push_back(entry.data());
-    }
-    envp.push_back(nullptr);
+    ExecImage image(arguments, environment);
     const int error_file = open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     pid_ = fork();
     if (pid_ < 0) {
@@ -126,7 +122,7 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& arguments,
         dup2(out_pipe[1], STDOUT_FILENO);
         dup2(error_file, STDERR_FILENO);
         close_range(3, ~0U, 0);
-        execve(argv[0], argv.data(), envp.data());
+        execve(image.argv[0], image.argv.data(), image.envp.data());
         _exit(127);
     }
     close(error_file);

@@ -27,6 +27,22 @@ return {
 }
 )lua";
 
+// One effect per environment: dev allows, stage needs two approvals from group sre (never
+// the proposer, within 30m), qa is dry-run; anything else is denied by default.
+inline constexpr std::string_view environment_policy = R"yaml(
+rules:
+  - name: dev-allow
+    match: {environment: dev}
+    effect: allow
+  - name: stage-two-sre
+    match: {environment: stage}
+    effect: require_approval
+    approvals: {count: 2, groups: [sre], self_approval: false, expire_after: 30m}
+  - name: qa-dry-run
+    match: {environment: qa}
+    effect: dry_run
+)yaml";
+
 // Writes policies/test.yaml (`policy`) and playbooks/flag-off.lua under `directory`.
 void write_policy_and_playbook(const TemporaryDirectory& directory, std::string_view policy);
 
