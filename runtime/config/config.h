@@ -102,6 +102,9 @@ struct SlackUser {
     std::string slack_user_id;  // "U024BE7LH"
     std::string identity;       // the mitigate identity approvals are recorded under
     std::vector<std::string> groups;
+    // What they may do from chat, as an API token's role (runtime/server/api_token.h):
+    // viewer (list, show), approver (and approve, reject), operator (and revert, keep).
+    std::string role = "approver";
 };
 
 struct SlackConfig {

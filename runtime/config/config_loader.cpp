@@ -296,6 +296,13 @@ void read_slack(const YAML::Node& node, LoadContext& context, SlackConfig& slack
         mapped.slack_user_id = entry.key;
         mapped.identity = user.string("identity", true).value_or("");
         mapped.groups = user.string_list("groups");
+        if (auto role = user.string("role")) {
+            if (*role != "viewer" && *role != "approver" && *role != "operator") {
+                user.error_at_value("role", "must be viewer, approver or operator");
+            } else {
+                mapped.role = *role;
+            }
+        }
         user.reject_unknown_keys();
         slack.users.push_back(std::move(mapped));
     }
@@ -439,7 +446,8 @@ nlohmann::json config_to_json(const Config& config) {
         const SlackConfig& slack = *config.chat.slack;
         json users = json::object();
         for (const auto& user : slack.users) {
-            users[user.slack_user_id] = {{"identity", user.identity}, {"groups", user.groups}};
+            users[user.slack_user_id] = {
+                {"identity", user.identity}, {"groups", user.groups}, {"role", user.role}};
         }
         chat["slack"] = {
             {"api_url", slack.api_url},

@@ -495,9 +495,7 @@ struct Lifecycle::State {
     }
 
     TimePoint approval_expiry(const Mitigation& mitigation) const {
-        const Decision& decision = *mitigation.decision;
-        return decision.decided_at +
-               decision.approval_timeout.value_or(Duration{setup.engine.approval_expiry_ms});
+        return *mitigate::approval_expiry(mitigation, setup.engine);
     }
 
     // The pass over open mitigations; returns the earliest next deadline.
@@ -644,16 +642,26 @@ struct Lifecycle::State {
     RequestResult refuse_approval(const Mitigation& mitigation, const ApprovalRequest& request,
                                   RequestStatus status, const std::string& why) {
         metrics.increment("mitigate_approvals_refused_total");
-        store.append_audit({clock.now(),
-                            request.identity,
-                            "approval.refused",
-                            mitigation.id,
-                            {{"verdict", to_string(request.verdict)},
-                             {"channel", to_string(request.channel)},
-                             {"reason", why}}});
+        nlohmann::json details = {{"verdict", to_string(request.verdict)},
+                                  {"channel", to_string(request.channel)},
+                                  {"reason", why}};
+        if (!request.via.empty()) {
+            details["via"] = request.via;
+        }
+        store.append_audit(
+            {clock.now(), request.identity, "approval.refused", mitigation.id, std::move(details)});
         return result_of(status, mitigation, why);
     }
 };
+
+std::optional<TimePoint> approval_expiry(const Mitigation& mitigation, const EngineConfig& engine) {
+    if (!mitigation.decision) {
+        return std::nullopt;
+    }
+    const Decision& decision = *mitigation.decision;
+    return decision.decided_at +
+           decision.approval_timeout.value_or(Duration{engine.approval_expiry_ms});
+}
 
 Lifecycle::Lifecycle(Store& store, ProviderRegistry& providers, const Clock& clock,
                      Metrics& metrics, LifecycleSetup setup)
@@ -811,15 +819,14 @@ RequestResult Lifecycle::approve(const ApprovalRequest& request) {
     if (!request.comment.empty()) {
         reason += ": " + request.comment;
     }
-    const TransitionResult written =
-        state.store.transition({next,
-                                mitigation.version,
-                                now,
-                                request.identity,
-                                reason,
-                                {{"channel", to_string(request.channel)},
-                                 {"groups", request.groups},
-                                 {"verdict", to_string(request.verdict)}}});
+    nlohmann::json details = {{"channel", to_string(request.channel)},
+                              {"groups", request.groups},
+                              {"verdict", to_string(request.verdict)}};
+    if (!request.via.empty()) {
+        details["via"] = request.via;
+    }
+    const TransitionResult written = state.store.transition(
+        {next, mitigation.version, now, request.identity, reason, std::move(details)});
     if (written.outcome != TransitionOutcome::done) {
         return result_of(RequestStatus::conflict, written.current, written.message);
     }

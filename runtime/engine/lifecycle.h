@@ -80,6 +80,9 @@ struct ApprovalRequest {
     ApprovalVerdict verdict = ApprovalVerdict::approve;
     ApprovalChannel channel = ApprovalChannel::api;
     std::string comment;
+    // The account on the channel it came through ("slack:U024BE7LH"), audited beside the
+    // identity it maps to; empty for the API and the CLI, where the identity is the token.
+    std::string via;
 };
 
 class Lifecycle {
@@ -114,6 +117,10 @@ class Lifecycle {
     std::unique_ptr<State> state_;
     mutable std::mutex mutex_;
 };
+
+// When a mitigation pending approval lapses: its decision's approval_timeout after the
+// decision, else engine.approval_expiry. Nothing for a mitigation without a decision.
+std::optional<TimePoint> approval_expiry(const Mitigation& mitigation, const EngineConfig& engine);
 
 // Names every metric the lifecycle records (declared on `metrics`), for docs and tests.
 void declare_lifecycle_metrics(Metrics& metrics);

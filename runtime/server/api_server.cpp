@@ -13,6 +13,7 @@
 
 #include "runtime/core/json_reader.h"
 #include "runtime/core/time_format.h"
+#include "runtime/core/url_encoding.h"
 #include "runtime/engine/lifecycle.h"
 #include "runtime/ingest/alertmanager.h"
 #include "runtime/ingest/signal_submission.h"
@@ -35,41 +36,6 @@ HttpReply error_reply(int status, std::string_view code, std::string_view messag
         reply.headers["WWW-Authenticate"] = "Bearer realm=\"mitigate\"";
     }
     return reply;
-}
-
-// Query strings are small and ours: split on & and =, percent-decode, '+' is a space.
-std::string percent_decode(std::string_view text) {
-    std::string out;
-    for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '+') {
-            out += ' ';
-        } else if (text[i] == '%' && i + 2 < text.size()) {
-            int value = 0;
-            const auto [end, error] = std::from_chars(&text[i + 1], &text[i + 3], value, 16);
-            if (error == std::errc() && end == &text[i + 3]) {
-                out += static_cast<char>(value);
-                i += 2;
-            } else {
-                out += text[i];
-            }
-        } else {
-            out += text[i];
-        }
-    }
-    return out;
-}
-
-std::map<std::string, std::string> parse_query(std::string_view query) {
-    std::map<std::string, std::string> result;
-    while (!query.empty()) {
-        const auto amp = query.find('&');
-        const std::string_view pair = query.substr(0, amp);
-        const auto equals = pair.find('=');
-        result[percent_decode(pair.substr(0, equals))] =
-            equals == std::string_view::npos ? "" : percent_decode(pair.substr(equals + 1));
-        query = amp == std::string_view::npos ? "" : query.substr(amp + 1);
-    }
-    return result;
 }
 
 std::vector<std::string> split_path(std::string_view path) {
@@ -416,8 +382,8 @@ struct ApiServer::State {
         const std::string_view target = request.target;
         const auto question = target.find('?');
         const auto path = split_path(target.substr(0, question));
-        const auto query =
-            parse_query(question == std::string_view::npos ? "" : target.substr(question + 1));
+        const auto query = parse_url_encoded(
+            question == std::string_view::npos ? "" : target.substr(question + 1));
         const std::string& method = request.method;
         const auto allow = [&](std::initializer_list<const char*> methods) {
             for (const char* allowed : methods) {
@@ -437,6 +403,11 @@ struct ApiServer::State {
                 return error_reply(503, "not_ready", "reconciling or the engine is not running");
             }
             return {200, {{"Content-Type", "text/plain"}}, "ok\n"};
+        }
+        const auto extra = hooks.extra_routes.find(std::string(target.substr(0, question)));
+        if (extra != hooks.extra_routes.end()) {
+            route_name = extra->first;
+            return extra->second(request);
         }
         ApiPermission permission = ApiPermission::read;
         if (path.size() == 3 && path[0] == "v1" && path[1] == "alerts" &&

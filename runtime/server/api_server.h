@@ -9,13 +9,16 @@
 //   POST /v1/mitigations                         operator (a person proposes)
 //   POST /v1/mitigations/ID/approve | /reject    approver
 //   POST /v1/mitigations/ID/revert  | /keep      operator
+//   POST /v1/chat/slack/interactions | /commands  Slack's signature, not a token
 //
 // Every request but health carries `Authorization: Bearer <token>`. Errors are JSON,
 // {"error": {"code": "...", "message": "..."}}, with the status saying what kind.
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 
 #include "runtime/server/http_server.h"
 
@@ -29,6 +32,9 @@ class Clock;
 struct ApiServerHooks {
     std::function<void()> wake_engine;  // after anything the engine should act on at once
     std::function<bool()> ready;        // /readyz: reconciled and the engine is running
+    // Routes that authenticate requests their own way, by exact path (Slack's signed
+    // requests: runtime/chat). Counted in the request metrics like every other route.
+    std::map<std::string, HttpHandler> extra_routes;
 };
 
 class ApiServer {

@@ -3,12 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
+#include "runtime/chat/slack_gateway.h"
+#include "runtime/chat/slack_notifier.h"
 #include "runtime/core/clock.h"
 #include "runtime/core/time_format.h"
+#include "runtime/core/wakeable_loop.h"
 #include "runtime/engine/lifecycle.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/playbook/playbook.h"
@@ -23,9 +23,6 @@ namespace mitigate {
 namespace {
 
 namespace fs = std::filesystem;
-
-// The longest the engine sleeps without being woken: a backstop for a clock that jumps.
-constexpr auto longest_sleep = std::chrono::seconds(60);
 
 std::shared_ptr<const PolicySet> load_policies(const Config& config) {
     std::error_code ignored;
@@ -82,43 +79,43 @@ struct Daemon::State {
     std::unique_ptr<ApiServer> api;
     std::unique_ptr<HttpServer> http;
 
-    std::thread engine_thread;
-    std::mutex wake_mutex;
-    std::condition_variable wake_signal;
-    bool woken = false;
-    bool stopping = false;
+    std::unique_ptr<WakeableLoop> engine_loop;
+    // With chat.slack configured: messages out, clicks and commands in, each on its loop.
+    std::unique_ptr<SlackNotifier> slack_notifier;
+    std::unique_ptr<WakeableLoop> slack_notifier_loop;
+    std::unique_ptr<SlackGateway> slack_gateway;
+    std::unique_ptr<WakeableLoop> slack_gateway_loop;
     std::atomic<bool> ready{false};
     bool started = false;
 
-    void run_engine() {
-        while (true) {
-            std::optional<TimePoint> next;
-            try {
-                next = lifecycle->step();
-            } catch (const std::exception& failure) {
-                // A store that cannot be written stops every transition (store.h): log and
-                // try again shortly rather than spin.
-                spdlog::error("engine step failed: {}", failure.what());
-                next = clock->now() + std::chrono::seconds(5);
-            }
-            std::unique_lock lock(wake_mutex);
-            if (stopping) {
-                return;
-            }
-            if (!woken) {
-                auto sleep = std::chrono::duration_cast<std::chrono::milliseconds>(longest_sleep);
-                if (next) {
-                    const auto until = *next - clock->now();
-                    sleep = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until),
-                                       std::chrono::milliseconds(0), sleep);
-                }
-                wake_signal.wait_for(lock, sleep, [this] { return woken || stopping; });
-            }
-            woken = false;
-            if (stopping) {
-                return;
-            }
+    void start_slack(const SlackConfig& slack, ApiServerHooks& hooks) {
+        State& state = *this;
+        const auto log_failure = [](const char* what) {
+            return [what](const std::exception& failure) {
+                spdlog::error("{} failed: {}", what, failure.what());
+            };
+        };
+        state.slack_notifier = std::make_unique<SlackNotifier>(
+            *state.store, *state.clock, state.metrics, slack, state.options.config.engine);
+        SlackNotifier* notifier = state.slack_notifier.get();
+        state.slack_notifier_loop = std::make_unique<WakeableLoop>(
+            *state.clock, [notifier] { return notifier->step(); }, log_failure("slack notifier"));
+
+        SlackGatewayHooks gateway_hooks;
+        gateway_hooks.work_queued = [&state] { state.slack_gateway_loop->wake(); };
+        gateway_hooks.wake_engine = [&state] { state.engine_loop->wake(); };
+        state.slack_gateway = std::make_unique<SlackGateway>(
+            *state.store, *state.lifecycle, *state.clock, state.metrics, slack,
+            state.options.config.engine, gateway_hooks);
+        SlackGateway* gateway = state.slack_gateway.get();
+        state.slack_gateway_loop = std::make_unique<WakeableLoop>(
+            *state.clock, [gateway] { return gateway->step(); }, log_failure("slack request"));
+        for (const std::string_view path : {slack_interactions_path, slack_commands_path}) {
+            hooks.extra_routes[std::string(path)] = [gateway](const HttpExchange& request) {
+                return gateway->handle(request);
+            };
         }
+        spdlog::info("chat: Slack channel {} through {}", slack.channel, slack.api_url);
     }
 };
 
@@ -165,7 +162,25 @@ Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
     };
     state.lifecycle = std::make_unique<Lifecycle>(*state.store, *state.providers, *state.clock,
                                                   state.metrics, std::move(setup));
+    // A store that cannot be written stops every transition (store.h): the loop logs and
+    // tries again shortly rather than spin.
+    Lifecycle* lifecycle = state.lifecycle.get();
+    state.engine_loop = std::make_unique<WakeableLoop>(
+        *state.clock,
+        [&state, lifecycle] {
+            const auto next = lifecycle->step();
+            if (state.slack_notifier_loop) {
+                state.slack_notifier_loop->wake();  // whatever moved is worth a message
+            }
+            return next;
+        },
+        [](const std::exception& failure) {
+            spdlog::error("engine step failed: {}", failure.what());
+        });
     ApiServerHooks hooks;
+    if (config.chat.slack) {
+        state.start_slack(*config.chat.slack, hooks);
+    }
     hooks.wake_engine = [this] { wake(); };
     hooks.ready = [&state] { return state.ready.load(); };
     state.api = std::make_unique<ApiServer>(*state.store, *state.lifecycle, state.metrics,
@@ -198,7 +213,11 @@ void Daemon::start() {
                                "",
                                {{"config", config.source}, {"listen", state.http->url()}}});
     state.lifecycle->reconcile();
-    state.engine_thread = std::thread([&state] { state.run_engine(); });
+    state.engine_loop->start();
+    if (state.slack_notifier_loop) {
+        state.slack_notifier_loop->start();
+        state.slack_gateway_loop->start();
+    }
     state.ready = true;
     spdlog::info("listening on {}", state.http->url());
 }
@@ -213,24 +232,19 @@ void Daemon::stop() {
     if (state.http) {
         state.http->stop();
     }
-    {
-        std::lock_guard lock(state.wake_mutex);
-        state.stopping = true;
-    }
-    state.wake_signal.notify_all();
-    if (state.engine_thread.joinable()) {
-        state.engine_thread.join();
+    // The engine finishes the step it is in, so no transition is cut between its journal
+    // entry and its effect.
+    state.engine_loop->stop();
+    if (state.slack_gateway_loop) {
+        state.slack_gateway_loop->stop();  // the approvals already queued are answered
+        state.slack_notifier_loop->stop();
     }
     state.store->append_audit({state.clock->now(), "runtime", "daemon.stopped", "", {}});
     spdlog::info("stopped");
 }
 
 void Daemon::wake() {
-    {
-        std::lock_guard lock(state_->wake_mutex);
-        state_->woken = true;
-    }
-    state_->wake_signal.notify_one();
+    state_->engine_loop->wake();
 }
 
 std::uint16_t Daemon::port() const {

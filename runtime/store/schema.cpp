@@ -94,10 +94,28 @@ CREATE TABLE api_tokens (
 ) STRICT;
 )sql";
 
-constexpr std::array<SqliteMigration, 3> migrations{{
+// Where each mitigation's chat message lives, so that every later state updates that
+// message instead of posting a new one, across restarts. Cursors are positions in the
+// audit log that a follower (the chat notifier) has handled, so a restart neither
+// reposts history nor skips what happened while it was down.
+constexpr std::string_view migration_4 = R"sql(
+CREATE TABLE chat_messages (
+    mitigation_id TEXT PRIMARY KEY,
+    channel       TEXT NOT NULL,
+    ts            TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE cursors (
+    name     TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+) STRICT;
+)sql";
+
+constexpr std::array<SqliteMigration, 4> migrations{{
     {1, "mitigations and their transition journal", migration_1},
     {2, "hash-chained audit log", migration_2},
     {3, "signals, incidents and API tokens", migration_3},
+    {4, "chat messages and audit-log cursors", migration_4},
 }};
 
 }  // namespace

@@ -561,6 +561,48 @@ class SqliteStore final : public Store {
         return true;
     }
 
+    std::optional<ChatMessage> find_chat_message(std::string_view mitigation_id) override {
+        std::lock_guard lock(mutex_);
+        Statement statement(database_,
+                            "SELECT channel, ts FROM chat_messages WHERE mitigation_id = ?");
+        statement.bind(1, mitigation_id);
+        if (!statement.step()) {
+            return std::nullopt;
+        }
+        return ChatMessage{std::string(mitigation_id), statement.text(0), statement.text(1)};
+    }
+
+    void save_chat_message(const ChatMessage& message) override {
+        require_writable();
+        std::lock_guard lock(mutex_);
+        Statement upsert(database_,
+                         "INSERT INTO chat_messages (mitigation_id, channel, ts) VALUES (?, ?, ?) "
+                         "ON CONFLICT (mitigation_id) DO UPDATE SET channel = excluded.channel, "
+                         "ts = excluded.ts");
+        upsert.bind(1, message.mitigation_id).bind(2, message.channel).bind(3, message.ts);
+        upsert.run();
+    }
+
+    std::optional<std::int64_t> read_cursor(std::string_view name) override {
+        std::lock_guard lock(mutex_);
+        Statement statement(database_, "SELECT position FROM cursors WHERE name = ?");
+        statement.bind(1, name);
+        if (!statement.step()) {
+            return std::nullopt;
+        }
+        return statement.integer(0);
+    }
+
+    void write_cursor(std::string_view name, std::int64_t position) override {
+        require_writable();
+        std::lock_guard lock(mutex_);
+        Statement upsert(database_,
+                         "INSERT INTO cursors (name, position) VALUES (?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET position = excluded.position");
+        upsert.bind(1, name).bind(2, position);
+        upsert.run();
+    }
+
     AuditRecord append_audit(const AuditEntry& entry) override {
         require_writable();
         std::lock_guard lock(mutex_);

@@ -115,6 +115,15 @@ struct ApiToken {
     bool operator==(const ApiToken&) const = default;
 };
 
+// The chat message that shows a mitigation (runtime/chat): one per mitigation, updated
+// in place as its state changes.
+struct ChatMessage {
+    std::string mitigation_id;
+    std::string channel;  // the channel id the chat service answered with
+    std::string ts;       // the chat service's message id (Slack's "ts")
+    bool operator==(const ChatMessage&) const = default;
+};
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -156,6 +165,14 @@ class Store {
     virtual std::vector<ApiToken> list_api_tokens() = 0;
     // False when no unrevoked token has that name.
     virtual bool revoke_api_token(std::string_view name, TimePoint at, std::string_view actor) = 0;
+
+    // ---- Chat messages and cursors ----
+    virtual std::optional<ChatMessage> find_chat_message(std::string_view mitigation_id) = 0;
+    // Inserts, or replaces the one stored for that mitigation.
+    virtual void save_chat_message(const ChatMessage& message) = 0;
+    // A named position (an audit sequence) that a follower of the audit log has handled.
+    virtual std::optional<std::int64_t> read_cursor(std::string_view name) = 0;
+    virtual void write_cursor(std::string_view name, std::int64_t position) = 0;
 
     // Audit events that are not transitions (config loaded, approval refused, ...).
     virtual AuditRecord append_audit(const AuditEntry& entry) = 0;

@@ -255,7 +255,8 @@ TEST_F(LifecycleTest, AProposerCannotApproveTheirOwnMitigation) {
                              {"sre"},
                              ApprovalVerdict::reject,
                              ApprovalChannel::cli,
-                             "not now"})
+                             "not now",
+                             ""})
                   .status,
               RequestStatus::done);
     lifecycle->step();

@@ -1,0 +1,65 @@
+// What arrives from Slack: button clicks (POST /v1/chat/slack/interactions) and the
+// /mitigate slash command (POST /v1/chat/slack/commands).
+//
+// Order of checks, each refusal audited as chat.request_refused and nothing changed:
+//   1. the signature over the raw body and the 5-minute window (slack_signature.h),
+//      before a byte is parsed; 401
+//   2. a replay: the same signature seen within the window; 401
+//   3. the form and, for a click, its JSON payload; 400
+//   4. the Slack user, mapped to a mitigate identity, groups and role by config
+//      (chat.slack.users); an unknown user or too small a role is told why, ephemerally
+//   5. the policy's approval rules, in the lifecycle (groups, no self-approval, distinct
+//      approvers, expiry, state), audited there as approval.refused with via=slack:<user>
+// Slack wants an answer within 3 s and the engine may be busy with a slow provider, so
+// anything that moves a mitigation is queued: the request is answered at once, and
+// step() (on its own loop) does the work and answers on the request's response_url.
+//
+// Slash command: /mitigate help | list | show ID | approve ID [comment] |
+//                reject ID [reason] | revert ID [reason] | keep ID reason
+// Roles: viewer (help, list, show), approver (and approve, reject), operator (and revert,
+// keep).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "runtime/config/config.h"
+#include "runtime/core/clock.h"
+#include "runtime/server/http_server.h"
+
+namespace mitigate {
+
+class Store;
+class Lifecycle;
+class Metrics;
+
+inline constexpr std::string_view slack_interactions_path = "/v1/chat/slack/interactions";
+inline constexpr std::string_view slack_commands_path = "/v1/chat/slack/commands";
+
+struct SlackGatewayHooks {
+    std::function<void()> work_queued;  // wake whatever runs step()
+    std::function<void()> wake_engine;  // after an approval or a revert was recorded
+};
+
+class SlackGateway {
+  public:
+    SlackGateway(Store& store, Lifecycle& lifecycle, const Clock& clock, Metrics& metrics,
+                 SlackConfig slack, EngineConfig engine, SlackGatewayHooks hooks);
+    ~SlackGateway();
+    SlackGateway(const SlackGateway&) = delete;
+    SlackGateway& operator=(const SlackGateway&) = delete;
+
+    // Either path; answers within milliseconds (the work is queued).
+    HttpReply handle(const HttpExchange& request);
+
+    // Does the queued work and answers each on its response_url. Nothing is ever due
+    // later: only a new request brings work.
+    std::optional<TimePoint> step();
+
+  private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace mitigate

@@ -1,0 +1,182 @@
+#include "runtime/chat/slack_message.h"
+
+#include <cmath>
+
+#include "runtime/core/mitigation_state.h"
+#include "runtime/core/time_format.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+
+// Slack refuses a section over 3000 characters; a plan is shown, not archived.
+std::string shortened(std::string text, std::size_t limit = 600) {
+    if (text.size() > limit) {
+        text.resize(limit);
+        text += "…";
+    }
+    return text;
+}
+
+// Slack's mrkdwn treats & < > as markup.
+std::string escaped(std::string_view text) {
+    std::string out;
+    for (char c : text) {
+        switch (c) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
+json section(const std::string& markdown) {
+    return {{"type", "section"},
+            {"text", {{"type", "mrkdwn"}, {"text", shortened(markdown, 2900)}}}};
+}
+
+std::string headline(const Mitigation& mitigation) {
+    const std::string what = mitigation.proposal.action.action + " on " +
+                             mitigation.proposal.action.provider + "/" +
+                             mitigation.proposal.action.target;
+    switch (mitigation.state) {
+        case MitigationState::pending_approval: return "Approval needed: " + what;
+        case MitigationState::approved:
+        case MitigationState::applying: return "Applying: " + what;
+        case MitigationState::verifying: return "Applied, verifying: " + what;
+        case MitigationState::active: return "Active: " + what;
+        case MitigationState::reverting: return "Reverting: " + what;
+        case MitigationState::reverted: return "Reverted: " + what;
+        case MitigationState::rejected: return "Rejected: " + what;
+        case MitigationState::expired: return "Expired unapproved: " + what;
+        case MitigationState::conflict: return "Conflict, a person must decide: " + what;
+        case MitigationState::kept: return "Kept: " + what;
+        case MitigationState::failed: return "Failed: " + what;
+        default: return std::string(to_string(mitigation.state)) + ": " + what;
+    }
+}
+
+std::string compact(const json& value) {
+    return value.is_null() || (value.is_object() && value.empty()) ? "—" : value.dump();
+}
+
+}  // namespace
+
+json slack_mitigation_message(const Mitigation& mitigation, const std::optional<Incident>& incident,
+                              std::optional<TimePoint> approval_expiry) {
+    const Proposal& proposal = mitigation.proposal;
+    const std::string drill = mitigation.drill ? "[DRILL] " : "";
+    const std::string title = drill + headline(mitigation);
+    json blocks = json::array();
+    blocks.push_back(
+        {{"type", "header"}, {"text", {{"type", "plain_text"}, {"text", shortened(title, 150)}}}});
+
+    std::string why = "*Why:* " + escaped(proposal.action.reason.empty() ? "(no reason given)"
+                                                                         : proposal.action.reason);
+    if (incident) {
+        std::string labels;
+        for (const auto& [name, value] : incident->labels) {
+            labels += (labels.empty() ? "" : ", ") + name + "=" + value;
+        }
+        why += "\n*Incident:* `" + incident->id + "` " + escaped(labels) + " (" +
+               std::string(to_string(incident->status)) + ")";
+    }
+    why += "\n*Proposed by:* " + escaped(proposal.proposed_by);
+    if (!proposal.playbook.empty()) {
+        why += " (playbook `" + escaped(proposal.playbook) + "`)";
+    }
+    why += "\n*Mitigation:* `" + mitigation.id + "` — *" +
+           std::string(to_string(mitigation.state)) + "*";
+    blocks.push_back(section(why));
+
+    if (mitigation.plan) {
+        const Plan& plan = *mitigation.plan;
+        std::string text = "*Plan*\n*Current:* `" +
+                           escaped(shortened(compact(plan.observed_state))) + "`\n*New:* `" +
+                           escaped(shortened(compact(plan.forward))) + "`\n*Undo:* `" +
+                           escaped(shortened(compact(plan.inverse))) + "`";
+        text += "\n*Blast radius:* " +
+                escaped(plan.blast_radius.description.empty() ? "not described by the provider"
+                                                              : plan.blast_radius.description) +
+                " (" + std::to_string(std::lround(plan.blast_radius.ratio * 100)) + "%)";
+        if (const auto& ttl =
+                mitigation.decision ? mitigation.decision->ttl : proposal.action.ttl) {
+            text += "\n*Reverts after:* " + format_duration(*ttl);
+        }
+        blocks.push_back(section(text));
+    }
+
+    if (mitigation.decision) {
+        const Decision& decision = *mitigation.decision;
+        std::string text = "*Policy:* " + escaped(decision.summary);
+        if (decision.effect == DecisionEffect::require_approval) {
+            int have = 0;
+            for (const Approval& approval : mitigation.approvals) {
+                have += approval.verdict == ApprovalVerdict::approve ? 1 : 0;
+            }
+            text += "\n*Approvals:* " + std::to_string(have) + " of " +
+                    std::to_string(decision.approvals_required);
+            if (!decision.approver_groups.empty()) {
+                std::string groups;
+                for (const auto& group : decision.approver_groups) {
+                    groups += (groups.empty() ? "" : ", ") + group;
+                }
+                text += " from " + escaped(groups);
+            }
+            text += decision.self_approval_allowed ? "" : "; not the proposer";
+            if (approval_expiry && mitigation.state == MitigationState::pending_approval) {
+                text += "\n*Expires:* " + format_rfc3339(*approval_expiry);
+            }
+        }
+        for (const Approval& approval : mitigation.approvals) {
+            text += "\n• " + std::string(to_string(approval.verdict)) + " by " +
+                    escaped(approval.approver) + " via " +
+                    std::string(to_string(approval.channel)) + " at " + format_rfc3339(approval.at);
+        }
+        blocks.push_back(section(text));
+    }
+
+    if (mitigation.state == MitigationState::pending_approval) {
+        blocks.push_back({{"type", "actions"},
+                          {"block_id", "mitigate.decide"},
+                          {"elements",
+                           {{{"type", "button"},
+                             {"action_id", slack_approve_action},
+                             {"style", "primary"},
+                             {"value", mitigation.id},
+                             {"text", {{"type", "plain_text"}, {"text", "Approve"}}}},
+                            {{"type", "button"},
+                             {"action_id", slack_reject_action},
+                             {"style", "danger"},
+                             {"value", mitigation.id},
+                             {"text", {{"type", "plain_text"}, {"text", "Reject"}}}}}}});
+    }
+    return {{"text", title + " (" + mitigation.id + ")"}, {"blocks", blocks}};
+}
+
+std::string slack_transition_line(const AuditRecord& record) {
+    const json& details = record.details;
+    std::string line = "`" + details.value("from", std::string("?")) + "` → `" +
+                       details.value("to", std::string("?")) + "`";
+    if (details.value("drill", false)) {
+        line = "[DRILL] " + line;
+    }
+    line += " by " + escaped(record.actor);
+    const std::string reason = details.value("reason", std::string());
+    if (!reason.empty()) {
+        line += ": " + escaped(shortened(reason, 400));
+    }
+    return line;
+}
+
+std::string slack_mitigation_line(const Mitigation& mitigation) {
+    return std::string(mitigation.drill ? "[DRILL] " : "") + "`" + mitigation.id + "` *" +
+           std::string(to_string(mitigation.state)) + "* " + mitigation.proposal.action.action +
+           " on " + mitigation.proposal.action.provider + "/" + mitigation.proposal.action.target +
+           " — " + escaped(mitigation.proposal.action.reason);
+}
+
+}  // namespace mitigate
