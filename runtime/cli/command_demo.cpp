@@ -9,11 +9,14 @@
 //
 //   deploy v2 (bad) -> latency up -> alert fires -> incident -> shipped playbook
 //   latency-throttle proposes turning the flag off -> flags plugin plans it -> policy
-//   requires one approval -> a demo user approves through the API -> applied (flag off)
+//   requires one approval -> the proposal is posted to Slack (the Slack emulator, in
+//   process) -> the on-call person clicks Approve, a signed request like Slack's ->
+//   applied (flag off)
 //   -> latency recovers -> alert resolves -> verified -> a fix ships (v3) -> the TTL ends
 //   -> reverted (flag on again, latency stays good)
 //
-// Every step is observed, not assumed: through the API, the flag file and the service.
+// Every step is observed, not assumed: through the API, the flag file, the service and the
+// messages in the emulated Slack channel.
 // The demo exits 0 only if each happened, the journal is exactly that path and the audit
 // chain verifies. The demo policy (shown) asks for one approval in stage and clamps the
 // TTL to --ttl so that the revert happens while you watch.
@@ -32,6 +35,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "plugins/emulators/slack_emulator.h"
+#include "runtime/chat/slack_message.h"
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
 #include "runtime/core/time_format.h"
@@ -312,6 +317,25 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
     flags.settings = {{"backend", "flagd"}, {"path", flag_file.string()}};
     config.providers.push_back(flags);
 
+    // Slack is the emulator, with a bot token and signing secret made for this run only and
+    // handed to the daemon as secret references (files), as in production.
+    const std::string slack_bot_token = generate_api_token();
+    const std::string slack_signing_secret = generate_api_token();
+    SlackEmulator slack(slack_bot_token, slack_signing_secret);
+    const auto write_secret = [&](const char* name, const std::string& value) {
+        const fs::path path = directory / name;
+        std::ofstream(path) << value;
+        fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+        return *SecretReference::parse("file:" + path.string());
+    };
+    SlackConfig chat;
+    chat.api_url = slack.api_url();
+    chat.channel = std::string(SlackEmulator::channel);
+    chat.bot_token = write_secret("slack-bot-token", slack_bot_token);
+    chat.signing_secret = write_secret("slack-signing-secret", slack_signing_secret);
+    chat.users = {{"U0DEMOONCALL", "demo-oncall", {"sre-oncall"}, "operator"}};
+    config.chat.slack = chat;
+
     if (text) {
         std::cout << "mitigate demo: the whole loop, for real, in " << directory.string() << "\n";
     }
@@ -325,11 +349,13 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
         create_token(daemon.store(), "demo-approver", "approver", {"sre-oncall"});
     const std::string viewer_token = create_token(daemon.store(), "demo-viewer", "viewer", {});
     daemon.start();
+    slack.point_app_at(daemon.url() + "/v1/chat/slack/interactions",
+                       daemon.url() + "/v1/chat/slack/commands");
     timeline.add("runtime", "API on " + daemon.url() + ", store " + config.store.path.string() +
-                                ", flags provider on " + flag_file.string());
+                                ", flags provider on " + flag_file.string() +
+                                ", Slack emulator on " + slack.url());
 
     const Api viewer(daemon.url(), viewer_token);
-    const Api approver(daemon.url(), approver_token);
     SimulatedService service(flag_file);
     json final_mitigation;
     bool ok = false;
@@ -372,14 +398,30 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
         timeline.add("policy",
                      "require_approval: " + pending["decision"]["summary"].get<std::string>() +
                          "; ttl " + pending["decision"].value("ttl", std::string("none")));
-        const auto [status, approved] =
-            approver.post("/v1/mitigations/" + id + "/approve", {{"comment", "demo"}});
-        if (status != 200) {
-            throw DemoFailure("the approval was refused: HTTP " + std::to_string(status) + " " +
-                              approved.dump());
+        const SlackEmulatorMessage posted = wait_for("the Slack message", [&] {
+            const auto messages = slack.messages();
+            return messages.empty() ? std::nullopt : std::optional(messages.front());
+        });
+        timeline.add("chat", "posted to Slack channel " + posted.channel + ": \"" + posted.text +
+                                 "\" with Approve and Reject buttons");
+        const HttpClientResponse clicked =
+            slack.deliver(slack.click("U0DEMOONCALL", posted.ts, slack_approve_action));
+        if (clicked.status != 200) {
+            throw DemoFailure("Slack's click was refused: HTTP " + std::to_string(clicked.status) +
+                              " " + clicked.body);
         }
-        timeline.add("approve", "demo-approver (sre-oncall) approved through the API: " +
-                                    approved["message"].get<std::string>());
+        const std::string answer = wait_for("the answer to the click", [&] {
+            const auto responses = slack.responses();
+            return responses.empty() ? std::nullopt
+                                     : std::optional(responses.front().value("text", ""));
+        });
+        if (!answer.starts_with("Done")) {
+            throw DemoFailure("the approval from Slack was refused: " + answer);
+        }
+        timeline.add("approve",
+                     "demo-oncall (Slack U0DEMOONCALL, group sre-oncall) clicked "
+                     "Approve; the signed request was verified; answer: " +
+                         answer);
         wait_for("the apply", [&] { return mitigation_in(viewer, {"verifying", "active"}); });
         timeline.add("apply", std::string("flag file now ") +
                                   (service.flag_on() ? "ON (unexpected)" : "off") +
@@ -409,6 +451,18 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
                                    std::string(service.flag_on() ? "on" : "OFF (unexpected)") +
                                    "; p99 " + std::to_string(service.p99_ms()) + " ms");
         final_mitigation = viewer.get("/v1/mitigations/" + id);
+        const SlackEmulatorMessage shown = wait_for("the Slack message to show the revert", [&] {
+            const auto messages = slack.messages();
+            return messages.front().text.starts_with("Reverted") ? std::optional(messages.front())
+                                                                 : std::nullopt;
+        });
+        std::size_t replies = 0;
+        for (const auto& message : slack.messages()) {
+            replies += message.thread_ts == shown.ts ? 1 : 0;
+        }
+        timeline.add("chat", "the message was updated " + std::to_string(shown.updates) +
+                                 " times, now \"" + shown.text + "\", with " +
+                                 std::to_string(replies) + " steps in its thread");
         // The journal must be exactly the path the timeline told.
         std::vector<std::string> path;
         for (const json& entry : final_mitigation["journal"]) {
@@ -461,6 +515,8 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
             << "  curl -H \"Authorization: Bearer $MITIGATE_TOKEN\" $MITIGATE_SERVER/metrics\n"
             << "demo-approver's token (approve/reject): " << approver_token << "\n"
             << "demo-alertmanager's token (signals): " << alertmanager_token << "\n"
+            << "The Slack emulator's messages are in memory; its Web API is at "
+            << slack.api_url() << "\n"
             << "Ctrl-C stops it." << std::endl;
         int received = 0;
         sigwait(&stop_signals, &received);
@@ -477,7 +533,8 @@ void register_demo_command(CLI::App& app, const GlobalOptions& global, int& exit
         "demo",
         "Run the whole loop for real in a temporary directory: a simulated service regresses\n"
         "after a deploy, an alert reaches the API, a shipped playbook proposes turning a flag\n"
-        "off, policy asks for one approval, a demo user approves, the flag is applied,\n"
+        "off, policy asks for one approval, the proposal is posted to an emulated Slack\n"
+        "channel, the on-call person clicks Approve there, the flag is applied,\n"
         "recovery is verified, and the mitigation reverts at its TTL. Prints a timeline; exits\n"
         "0 only if every step happened. Changes nothing outside the temporary directory.");
     demo->add_option("--db", options->database,

@@ -294,11 +294,12 @@ TEST(CliDemo, RunsTheWholeLoopAndLeavesAVerifiableStore) {
     for (const auto& entry : report["timeline"]) {
         steps.push_back(entry["step"]);
     }
-    // Every stage of the loop, in order, each observed through the API or the service.
-    EXPECT_THAT(steps,
-                ::testing::ElementsAre("runtime", "service", "deploy", "service", "alert",
-                                       "incident", "playbook", "plan", "policy", "approve", "apply",
-                                       "service", "alert", "verify", "deploy", "revert", "audit"));
+    // Every stage of the loop, in order, each observed through the API, the service or the
+    // emulated Slack channel.
+    EXPECT_THAT(steps, ::testing::ElementsAre("runtime", "service", "deploy", "service", "alert",
+                                              "incident", "playbook", "plan", "policy", "chat",
+                                              "approve", "apply", "service", "alert", "verify",
+                                              "deploy", "revert", "chat", "audit"));
     const auto& mitigation = report["mitigation"];
     EXPECT_EQ(mitigation["state"], "reverted");
     EXPECT_EQ(mitigation["proposal"]["playbook"], "latency-throttle");
@@ -306,7 +307,8 @@ TEST(CliDemo, RunsTheWholeLoopAndLeavesAVerifiableStore) {
     EXPECT_EQ(mitigation["plan"]["inverse"], (nlohmann::json{{"defaultVariant", "on"}}));
     EXPECT_EQ(mitigation["decision"]["effect"], "require_approval");
     EXPECT_EQ(mitigation["decision"]["ttl"], "1s");  // clamped by the demo policy
-    EXPECT_EQ(mitigation["approvals"][0]["approver"], "demo-approver");
+    EXPECT_EQ(mitigation["approvals"][0]["approver"], "demo-oncall");
+    EXPECT_EQ(mitigation["approvals"][0]["channel"], "chat");
     EXPECT_EQ(mitigation["journal"].size(), 9u);
     const auto flags =
         nlohmann::json::parse(testing::read_file(report["flag_file"].get<std::string>()));

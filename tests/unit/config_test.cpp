@@ -65,6 +65,7 @@ chat:
     signing_secret: env:SLACK_SIGNING_SECRET
     users:
       U024BE7LH: {identity: alice, groups: [sre-oncall]}
+      U0G9QF9C6: {identity: carol, groups: [sre-oncall], role: operator}
 )yaml";
 
 TEST(Config, LoadsEveryDocumentedSection) {
@@ -91,6 +92,8 @@ TEST(Config, LoadsEveryDocumentedSection) {
     EXPECT_FALSE(config.providers[1].enabled);
     ASSERT_TRUE(config.chat.slack);
     EXPECT_EQ(config.chat.slack->users.at(0).identity, "alice");
+    EXPECT_EQ(config.chat.slack->users.at(0).role, "approver");  // the default
+    EXPECT_EQ(config.chat.slack->users.at(1).role, "operator");
     EXPECT_EQ(config.secret_uses.size(), 4u);
 }
 
@@ -146,6 +149,7 @@ chat:
     signing_secret: env:SLACK_SIGNING_SECRET
     users:
       U1: {groups: [sre]}
+      U2: {identity: bob, role: admin}
 )yaml");
     ASSERT_FALSE(result.config);
     EXPECT_THAT(result.errors, error_at(2, 11, "server.listen"));
@@ -156,7 +160,8 @@ chat:
     EXPECT_THAT(result.errors, error_at(11, 12, "providers.aws.credentials.dev.token"));
     EXPECT_THAT(result.errors, error_at(12, 30, "providers.aws.egress.allow_loopback"));
     EXPECT_THAT(result.errors, error_at(19, 11, "chat.slack.users.U1.identity"));
-    EXPECT_EQ(result.errors.size(), 8u);
+    EXPECT_THAT(result.errors, error_at(20, 33, "chat.slack.users.U2.role"));
+    EXPECT_EQ(result.errors.size(), 9u);
 }
 
 TEST(Config, DuplicateKeysAreErrors) {
