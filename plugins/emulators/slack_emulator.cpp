@@ -232,6 +232,14 @@ int SlackEmulator::refused_calls() const {
     return state_->refused;
 }
 
+void SlackEmulator::delete_message(const std::string& ts) {
+    std::lock_guard lock(state_->mutex);
+    std::erase_if(state_->messages, [&](const SlackEmulatorMessage& message) {
+        return message.ts == ts || message.thread_ts == ts;
+    });
+    state_->changed.notify_all();
+}
+
 void SlackEmulator::rate_limit_next(int calls, int retry_after_seconds) {
     std::lock_guard lock(state_->mutex);
     state_->rate_limited_calls = calls;

@@ -67,6 +67,8 @@ class SlackEmulator {
     // Everything posted to a response_url, in order.
     std::vector<nlohmann::json> responses() const;
     int refused_calls() const;  // Web API calls answered ok:false or 429
+    // As a person in Slack would: the message and its thread replies are gone.
+    void delete_message(const std::string& ts);
     // The next `calls` Web API calls answer 429 with Retry-After: retry_after_seconds.
     void rate_limit_next(int calls, int retry_after_seconds);
 

@@ -117,25 +117,46 @@ struct SlackNotifier::State {
         json message =
             slack_mitigation_message(*mitigation, incident, approval_expiry(*mitigation, engine));
         if (!existing) {
-            message["channel"] = slack.channel;
-            const SlackCallResult posted = api.post_message(message);
-            const Handled handled = account("chat.postMessage", posted, mitigation->id);
-            if (handled != Handled::done) {
-                return handled;
-            }
-            store.save_chat_message({mitigation->id, posted.channel, posted.ts});
-            return Handled::done;
+            return post_new(message, mitigation->id);
         }
         message["channel"] = existing->channel;
         message["ts"] = existing->ts;
-        const Handled updated = account("chat.update", api.update_message(message), mitigation->id);
+        const SlackCallResult update = api.update_message(message);
+        if (!update.ok && update.error == "message_not_found") {
+            return replace_deleted("chat.update", message, mitigation->id);
+        }
+        const Handled updated = account("chat.update", update, mitigation->id);
         if (updated != Handled::done) {
             return updated;
         }
         const json reply = {{"channel", existing->channel},
                             {"thread_ts", existing->ts},
                             {"text", slack_transition_line(record)}};
-        return account("chat.postMessage", api.post_message(reply), mitigation->id);
+        const SlackCallResult replied = api.post_message(reply);
+        if (!replied.ok && replied.error == "thread_not_found") {
+            return replace_deleted("chat.postMessage", message, mitigation->id);
+        }
+        return account("chat.postMessage", replied, mitigation->id);
+    }
+
+    Handled post_new(json message, const std::string& mitigation_id) {
+        message.erase("ts");
+        message["channel"] = slack.channel;
+        const SlackCallResult posted = api.post_message(message);
+        const Handled handled = account("chat.postMessage", posted, mitigation_id);
+        if (handled == Handled::done) {
+            store.save_chat_message({mitigation_id, posted.channel, posted.ts});
+        }
+        return handled;
+    }
+
+    // Someone deleted the message in Slack. The state must still be visible somewhere: a
+    // new message, which later steps update.
+    Handled replace_deleted(std::string_view call, json message, const std::string& mitigation_id) {
+        metrics.increment("mitigate_chat_calls_total",
+                          {{"call", std::string(call)}, {"outcome", "message_deleted"}});
+        spdlog::warn("slack: the message for {} was deleted; posting it again", mitigation_id);
+        return post_new(std::move(message), mitigation_id);
     }
 
     std::optional<TimePoint> step() {

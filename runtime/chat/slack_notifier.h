@@ -7,7 +7,8 @@
 //   - no message yet, and it needs approval, was applied, reverted, conflicts or failed:
 //     chat.postMessage to the channel; the message's channel and ts are stored
 //   - a message already: chat.update rewrites it with the current state (buttons only
-//     while it waits for approval), and the step is a reply in its thread
+//     while it waits for approval), and the step is a reply in its thread; if someone
+//     deleted the message in Slack, a new one is posted in its place
 // A 429 pauses everything for its Retry-After; a 5xx or no answer backs off (1 s doubling
 // to 60 s). Slack refusing a call (invalid_auth, channel_not_found) is logged and counted,
 // and after `give_up_after` attempts the record is skipped, so one bad message cannot stop

@@ -399,6 +399,15 @@ TEST_F(SlackChatTest, ARateLimitedPostWaitsForRetryAfterAndARestartDoesNotRepost
     }
     EXPECT_EQ(in_channel, 1u);
     EXPECT_EQ(mitigation(id).state, MitigationState::pending_approval);
+
+    // Someone deletes the message in Slack: the next step posts the state anew.
+    emulator.delete_message(posted.ts);
+    EXPECT_THAT(answer_to(emulator.slash_command("U_BOB", "reject " + id + " not needed")),
+                HasSubstr("Done: rejected by bob: not needed"));
+    ASSERT_TRUE(emulator.wait_until([](const SlackEmulator& slack) {
+        return !slack.messages().empty() && slack.messages().front().text.starts_with("Rejected");
+    })) << emulator.messages().size() << " messages; refused calls " << emulator.refused_calls();
+    EXPECT_NE(emulator.messages().front().ts, posted.ts);
 }
 
 }  // namespace
