@@ -178,7 +178,7 @@ struct SlackEmulator::State {
         return server->url() + "/hooks/response/" + std::to_string(next_response++);
     }
 
-    SlackSignedRequest sign(const std::string& url, std::string body) const {
+    SlackSignedRequest sign(const std::string& url, const std::string& body) const {
         const std::string timestamp = std::to_string(now_seconds());
         return {url, body, timestamp, slack_signature(signing_secret, timestamp, body)};
     }

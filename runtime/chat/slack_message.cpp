@@ -79,7 +79,7 @@ json slack_mitigation_message(const Mitigation& mitigation, const std::optional<
     if (incident) {
         std::string labels;
         for (const auto& [name, value] : incident->labels) {
-            labels += (labels.empty() ? "" : ", ") + name + "=" + value;
+            labels.append(labels.empty() ? "" : ", ").append(name).append("=").append(value);
         }
         why += "\n*Incident:* `" + incident->id + "` " + escaped(labels) + " (" +
                std::string(to_string(incident->status)) + ")";

@@ -60,9 +60,9 @@ struct EngineConfig {
     std::vector<std::string> group_by = {"alertname", "service", "environment"};
     // After apply and check, the incident's alerts must resolve within this window, or the
     // mitigation is reverted as not helping.
-    std::int64_t verification_window_ms = 5 * 60 * 1000;
+    std::int64_t verification_window_ms = 5LL * 60 * 1000;
     // A pending approval expires after the decision's approval_timeout, else after this.
-    std::int64_t approval_expiry_ms = 60 * 60 * 1000;
+    std::int64_t approval_expiry_ms = 60LL * 60 * 1000;
     // Revert a mitigation when the incident it answered resolves (after it verified).
     bool revert_when_incident_resolves = false;
     // Signals accepted but not yet grouped; beyond this the API answers 503 (Alertmanager
