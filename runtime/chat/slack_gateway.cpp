@@ -91,13 +91,46 @@ struct SlackGateway::State {
           api(slack.api_url, *slack.bot_token) {}
 
     void audit_refusal(const std::string& actor, const std::string& subject,
-                       const std::string& route, const std::string& reason) {
+                       const std::string& route, const std::string& reason,
+                       std::int64_t unaudited_before = 0) {
         metrics.increment("mitigate_chat_requests_refused_total");
-        store.append_audit({clock.now(),
-                            actor,
-                            "chat.request_refused",
-                            subject,
-                            {{"channel", "slack"}, {"route", route}, {"reason", reason}}});
+        nlohmann::json details = {{"channel", "slack"}, {"route", route}, {"reason", reason}};
+        if (unaudited_before > 0) {
+            details["unaudited_before"] = unaudited_before;
+        }
+        store.append_audit({clock.now(), actor, "chat.request_refused", subject, details});
+    }
+
+    // A request that fails the signature can come from anyone who reaches the URL. Each is
+    // audited, up to unverified_audits_per_minute; past that in one minute they are only
+    // counted, so a flood cannot grow the audit log without bound, and the next audited
+    // refusal says how many went unaudited.
+    static constexpr int unverified_audits_per_minute = 60;
+    std::int64_t unverified_minute = 0;
+    int unverified_audited = 0;
+    std::int64_t unverified_unaudited = 0;
+
+    void audit_unverified(const std::string& route, const std::string& reason) {
+        std::int64_t unaudited_before = 0;
+        {
+            std::lock_guard lock(mutex);
+            const std::int64_t minute =
+                std::chrono::duration_cast<std::chrono::minutes>(clock.now().time_since_epoch())
+                    .count();
+            if (minute != unverified_minute) {
+                unverified_minute = minute;
+                unverified_audited = 0;
+            }
+            if (unverified_audited >= unverified_audits_per_minute) {
+                ++unverified_unaudited;
+                metrics.increment("mitigate_chat_requests_refused_total");
+                metrics.increment("mitigate_chat_refusals_unaudited_total");
+                return;
+            }
+            ++unverified_audited;
+            std::swap(unaudited_before, unverified_unaudited);
+        }
+        audit_refusal("slack", "", route, reason, unaudited_before);
     }
 
     // 1 and 2 of the checks; the refusal, or nothing when the request is Slack's.
@@ -116,18 +149,22 @@ struct SlackGateway::State {
         const SlackVerification verification = verify_slack_signature(
             secret.value->reveal(), timestamp, signature, request.body, clock.now());
         if (verification != SlackVerification::verified) {
-            audit_refusal("slack", "", route, std::string(to_string(verification)));
+            audit_unverified(route, std::string(to_string(verification)));
             return text_reply(401, "refused: " + std::string(to_string(verification)));
         }
-        std::lock_guard lock(mutex);
-        const std::int64_t now_seconds =
-            std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch())
-                .count();
-        std::erase_if(seen_signatures, [&](const auto& entry) {
-            return entry.second < now_seconds - 2 * slack_timestamp_tolerance.count();
-        });
-        if (!seen_signatures.emplace(signature, std::stoll(timestamp)).second) {
-            audit_refusal("slack", "", route, "replayed: this signed request was already handled");
+        bool replayed = false;
+        {
+            std::lock_guard lock(mutex);
+            const std::int64_t now_seconds =
+                std::chrono::duration_cast<std::chrono::seconds>(clock.now().time_since_epoch())
+                    .count();
+            std::erase_if(seen_signatures, [&](const auto& entry) {
+                return entry.second < now_seconds - 2 * slack_timestamp_tolerance.count();
+            });
+            replayed = !seen_signatures.emplace(signature, std::stoll(timestamp)).second;
+        }
+        if (replayed) {
+            audit_unverified(route, "replayed: this signed request was already handled");
             return text_reply(401, "refused: this request was already handled");
         }
         return std::nullopt;
@@ -325,6 +362,9 @@ SlackGateway::SlackGateway(Store& store, Lifecycle& lifecycle, const Clock& cloc
     }
     metrics.declare_counter("mitigate_chat_requests_refused_total",
                             "Slack requests refused: bad signature, replay, unknown user, role.");
+    metrics.declare_counter("mitigate_chat_refusals_unaudited_total",
+                            "Unsigned or replayed Slack requests refused past the audit budget "
+                            "of 60 a minute; counted here instead.");
     metrics.declare_counter("mitigate_chat_commands_total",
                             "Approvals, rejections, reverts and keeps asked for from Slack.");
     state_ = std::make_unique<State>(store, lifecycle, clock, metrics, std::move(slack),

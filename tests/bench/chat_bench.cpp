@@ -60,14 +60,9 @@ void measure(int requests) {
     SlackEmulator slack(bot_token, signing_secret);
     Config config = testing::runtime_config(directory);
     config.log.level = LogLevel::warn;
-    SlackConfig chat;
-    chat.api_url = slack.api_url();
-    chat.channel = std::string(SlackEmulator::channel);
-    chat.bot_token = SecretReference::parse("file:" + directory.write("bot", bot_token).string());
-    chat.signing_secret =
-        SecretReference::parse("file:" + directory.write("signing", signing_secret).string());
-    chat.users = {{"U_BENCH", "bench", {"sre"}, "approver"}};
-    config.chat.slack = chat;
+    config.chat.slack =
+        testing::emulated_slack(directory, slack.api_url(), bot_token, signing_secret,
+                                {{"U_BENCH", "bench", {"sre"}, "approver"}});
     DaemonOptions options;
     options.config = config;
     options.executable = testing::mitigate_binary();

@@ -46,19 +46,13 @@ class SlackChatTest : public ::testing::Test {
         daemon.reset();
         Config config = testing::runtime_config(directory);
         config.providers.push_back(testing::flagd_provider(flags));
-        SlackConfig slack;
-        slack.api_url = emulator.api_url();
-        slack.channel = std::string(SlackEmulator::channel);
-        slack.bot_token =
-            SecretReference::parse("file:" + directory.write("bot", bot_token).string());
-        slack.signing_secret =
-            SecretReference::parse("file:" + directory.write("signing", signing_secret).string());
-        slack.users = {{"U_ALICE", "alice", {"sre"}, "approver"},
-                       {"U_BOB", "bob", {"sre"}, "approver"},
-                       {"U_MALLORY", "mallory", {"web"}, "approver"},
-                       {"U_CAROL", "carol", {"sre"}, "operator"},
-                       {"U_VERA", "vera", {}, "viewer"}};
-        config.chat.slack = slack;
+        config.chat.slack =
+            testing::emulated_slack(directory, emulator.api_url(), bot_token, signing_secret,
+                                    {{"U_ALICE", "alice", {"sre"}, "approver"},
+                                     {"U_BOB", "bob", {"sre"}, "approver"},
+                                     {"U_MALLORY", "mallory", {"web"}, "approver"},
+                                     {"U_CAROL", "carol", {"sre"}, "operator"},
+                                     {"U_VERA", "vera", {}, "viewer"}});
         DaemonOptions options;
         options.config = config;
         options.executable = testing::mitigate_binary();
@@ -264,6 +258,22 @@ TEST_F(SlackChatTest, ForgedStaleAlteredAndReplayedRequestsAreRefusedBeforeAnyth
     EXPECT_THAT(replayed.body, HasSubstr("already handled"));
     EXPECT_EQ(audited("chat.request_refused"), refusals + 1);
     EXPECT_EQ(mitigation(id).approvals.size(), 1u);
+
+    // A flood of forgeries is refused every time, but audits at most 60 a minute; the
+    // first audited after it says how many were only counted.
+    clock.advance(std::chrono::minutes(1));
+    for (int i = 0; i < 70; ++i) {
+        forged.signature =
+            slack_signature("guess-" + std::to_string(i), forged.timestamp, forged.body);
+        forged.timestamp = std::to_string(seconds_of(clock.now()));
+        EXPECT_EQ(emulator.deliver(forged).status, 401);
+    }
+    EXPECT_EQ(audited("chat.request_refused"), refusals + 1 + 60);
+    EXPECT_EQ(daemon->metrics().value("mitigate_chat_refusals_unaudited_total"), 10);
+    clock.advance(std::chrono::minutes(1));
+    forged.timestamp = std::to_string(seconds_of(clock.now()));
+    EXPECT_EQ(emulator.deliver(forged).status, 401);
+    EXPECT_EQ(daemon->store().audit_tail(1).front().details.value("unaudited_before", 0), 10);
 }
 
 TEST_F(SlackChatTest, PeopleThePolicyDoesNotAllowAreRefusedAndAudited) {
@@ -406,7 +416,8 @@ TEST_F(SlackChatTest, ARateLimitedPostWaitsForRetryAfterAndARestartDoesNotRepost
                 HasSubstr("Done: rejected by bob: not needed"));
     ASSERT_TRUE(emulator.wait_until([](const SlackEmulator& slack) {
         return !slack.messages().empty() && slack.messages().front().text.starts_with("Rejected");
-    })) << emulator.messages().size() << " messages; refused calls " << emulator.refused_calls();
+    })) << emulator.messages().size()
+        << " messages; refused calls " << emulator.refused_calls();
     EXPECT_NE(emulator.messages().front().ts, posted.ts);
 }
 

@@ -30,4 +30,18 @@ ProviderConfig flagd_provider(const std::filesystem::path& flag_file) {
     return provider;
 }
 
+SlackConfig emulated_slack(const TemporaryDirectory& directory, const std::string& api_url,
+                           std::string_view bot_token, std::string_view signing_secret,
+                           std::vector<SlackUser> users) {
+    SlackConfig slack;
+    slack.api_url = api_url;
+    slack.channel = "C0MITIGATE";
+    slack.bot_token =
+        SecretReference::parse("file:" + directory.write("slack-bot-token", bot_token).string());
+    slack.signing_secret = SecretReference::parse(
+        "file:" + directory.write("slack-signing-secret", signing_secret).string());
+    slack.users = std::move(users);
+    return slack;
+}
+
 }  // namespace mitigate::testing

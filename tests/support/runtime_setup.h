@@ -5,7 +5,9 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "runtime/config/config.h"
 #include "tests/support/temporary_directory.h"
@@ -52,5 +54,12 @@ Config runtime_config(const TemporaryDirectory& directory);
 
 // The flags provider on the flagd file `flag_file` (which it may read and replace).
 ProviderConfig flagd_provider(const std::filesystem::path& flag_file);
+
+// chat.slack for the Slack emulator at `api_url` (its channel C0MITIGATE), with the bot
+// token and signing secret written to files under `directory` and given as file:
+// references, as in production.
+SlackConfig emulated_slack(const TemporaryDirectory& directory, const std::string& api_url,
+                           std::string_view bot_token, std::string_view signing_secret,
+                           std::vector<SlackUser> users);
 
 }  // namespace mitigate::testing
