@@ -145,8 +145,8 @@ TEST(SlackMessage, ButtonsOnlyWhileWaitingAndDrillsAreMarked) {
     EXPECT_THAT(message["blocks"].dump(), Not(HasSubstr("Expires")));
 
     mitigation.proposal.action.reason = std::string(5000, 'x');  // Slack caps a section
-    for (const json& block :
-         slack_mitigation_message(mitigation, std::nullopt, std::nullopt).at("blocks")) {
+    const json long_message = slack_mitigation_message(mitigation, std::nullopt, std::nullopt);
+    for (const json& block : long_message.at("blocks")) {
         if (block["type"] == "section") {
             EXPECT_LE(block["text"]["text"].get<std::string>().size(), 3000u);
         }
