@@ -5,20 +5,26 @@
 //   mitigate approve ID [--comment C]      mitigate reject ID [--comment C]
 //   mitigate revert ID [--reason R]        mitigate keep ID --reason R
 //   mitigate signal send FILE              (Alertmanager webhook JSON or mitigate's own)
+//   mitigate drill run FILE [--dry-run]    mitigate drill history [--drill NAME]
 // The daemon is --server URL, else $MITIGATE_SERVER, else server.listen from the
 // configuration; the token is read from --token-file, else $MITIGATE_TOKEN.
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
+#include "runtime/drills/drill_definition.h"
+#include "runtime/drills/drill_report.h"
 #include "runtime/server/http_client.h"
 
 namespace mitigate {
@@ -37,6 +43,10 @@ struct ClientOptions {
     std::string incident;
     int limit = 50;
     std::string file;
+    bool dry_run = false;
+    bool no_wait = false;
+    bool markdown = false;
+    int timeout_minutes = 30;
 };
 
 struct Connection {
@@ -321,6 +331,136 @@ int run_signal_send(const GlobalOptions& global, const ClientOptions& options) {
     return exit_ok;
 }
 
+std::string read_text_file(const std::string& path, const char* command) {
+    std::ifstream file(path);
+    if (!file) {
+        throw std::runtime_error(std::string("mitigate ") + command + ": cannot read " + path);
+    }
+    std::stringstream text;
+    text << file.rdbuf();
+    return text.str();
+}
+
+void print_drill_run(const json& run, const ClientOptions& options) {
+    if (options.output == OutputFormat::json) {
+        std::cout << run.dump(2) << "\n";
+    } else {
+        std::cout << drill_report_markdown(run);
+    }
+}
+
+// Starts the drill on the daemon and, unless --no-wait, follows it to its report. Exits 0
+// only for a passed run.
+int run_drill_run(const GlobalOptions& global, const ClientOptions& options) {
+    std::string definition;
+    try {
+        definition = read_text_file(options.file, "drill run");
+    } catch (const std::exception& failure) {
+        std::cerr << failure.what() << "\n";
+        return exit_failure;
+    }
+    const auto connection = connect(global, options, "drill run");
+    if (!connection) {
+        return exit_failure;
+    }
+    const auto started = call(
+        *connection, "drill run", "POST", "/v1/drills/runs",
+        json{{"definition", definition}, {"dry_run", options.dry_run}, {"file", options.file}});
+    if (!started) {
+        return exit_failure;
+    }
+    json run = (*started)["run"];
+    const std::string id = run.value("id", "");
+    if (options.no_wait) {
+        print_drill_run(run, options);
+        return exit_ok;
+    }
+    if (options.output == OutputFormat::text) {
+        std::cerr << "drill " << run.value("drill", "?") << ": run " << id << " started\n";
+    }
+    const auto give_up =
+        std::chrono::steady_clock::now() + std::chrono::minutes(options.timeout_minutes);
+    while (run.value("status", "") == "running" || run.value("status", "") == "cleaning") {
+        if (std::chrono::steady_clock::now() > give_up) {
+            std::cerr << "mitigate drill run: run " << id << " is still " << run.value("status", "")
+                      << " after " << options.timeout_minutes
+                      << " min; follow it with `mitigate drill history`\n";
+            return exit_failure;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        const auto polled = call(*connection, "drill run", "GET", "/v1/drills/runs/" + id);
+        if (!polled) {
+            return exit_failure;
+        }
+        run = *polled;
+    }
+    print_drill_run(run, options);
+    return run.value("status", "") == "passed" ? exit_ok : exit_failure;
+}
+
+int run_drill_history(const GlobalOptions& global, const ClientOptions& options) {
+    const auto connection = connect(global, options, "drill history");
+    if (!connection) {
+        return exit_failure;
+    }
+    std::string path = "/v1/drills/runs?limit=" + std::to_string(options.limit);
+    if (!options.id.empty()) {
+        path += "&drill=" + query_escape(options.id);
+    }
+    const auto answer = call(*connection, "drill history", "GET", path);
+    if (!answer) {
+        return exit_failure;
+    }
+    const json& runs = (*answer)["runs"];
+    if (options.output == OutputFormat::json) {
+        std::cout << answer->dump(2) << "\n";
+    } else if (options.markdown) {
+        for (const json& run : runs) {
+            std::cout << drill_report_markdown(run) << "\n";
+        }
+    } else {
+        for (const json& run : runs) {
+            std::cout << text_or(run, "started_at") << "  " << std::left << std::setw(8)
+                      << text_or(run, "status") << "  " << text_or(run, "drill") << "  "
+                      << text_or(run, "id") << (run.value("dry_run", false) ? "  (dry run)" : "")
+                      << (run.contains("reason") ? "  " + text_or(run, "reason") : "") << "\n";
+        }
+        if (runs.empty()) {
+            std::cout << "no drill runs\n";
+        }
+    }
+    return exit_ok;
+}
+
+// Offline: loads drill files and directories the way the daemon would.
+int run_drill_check(const std::vector<std::string>& paths) {
+    std::size_t drills = 0;
+    std::vector<ConfigError> errors;
+    for (const std::string& path : paths) {
+        DrillLoad load;
+        if (std::filesystem::is_directory(path)) {
+            load = load_drill_directory(path);
+        } else {
+            try {
+                load = load_drill_text(read_text_file(path, "drill check"), path);
+            } catch (const std::exception& failure) {
+                std::cerr << failure.what() << "\n";
+                return exit_failure;
+            }
+        }
+        drills += load.drills.size();
+        errors.insert(errors.end(), load.errors.begin(), load.errors.end());
+    }
+    for (const auto& error : errors) {
+        std::cerr << error.to_string() << "\n";
+    }
+    if (!errors.empty()) {
+        return exit_failure;
+    }
+    std::cout << drills << " drill(s) OK\n";
+    return exit_ok;
+}
+
 void add_connection_options(CLI::App& command, ClientOptions& options) {
     command.add_option("--server", options.server,
                        "Daemon URL (default: $MITIGATE_SERVER, else server.listen)");
@@ -401,6 +541,35 @@ void register_client_commands(CLI::App& app, const GlobalOptions& global, int& e
     add_connection_options(*send, *options);
     send->callback(
         [&global, &exit_code, options] { exit_code = run_signal_send(global, *options); });
+
+    CLI::App* drill = app.add_subcommand("drill", "Chaos drills (docs/drills.md)");
+    drill->require_subcommand(1);
+    CLI::App* run = drill->add_subcommand(
+        "run",
+        "Run a drill now on the daemon, through the same policy as everything else, and\n"
+        "print its report; exits 0 only if it passed. Everything it caused is cleaned up.");
+    run->add_option("file", options->file, "Drill definition (YAML)")->required();
+    run->add_flag("--dry-run", options->dry_run,
+                  "Policy decides as usual, nothing is applied (mitigations end dry_run)");
+    run->add_flag("--no-wait", options->no_wait, "Print the started run and return");
+    run->add_option("--timeout", options->timeout_minutes, "Minutes to follow the run")
+        ->check(CLI::Range(1, 24 * 60));
+    add_connection_options(*run, *options);
+    run->callback([&global, &exit_code, options] { exit_code = run_drill_run(global, *options); });
+
+    CLI::App* history = drill->add_subcommand("history", "Drill runs, newest first, with results");
+    history->add_option("--drill", options->id, "Only this drill's runs");
+    history->add_option("--limit", options->limit, "At most this many")->check(CLI::Range(1, 1000));
+    history->add_flag("--markdown", options->markdown, "Each run's full report, as Markdown");
+    add_connection_options(*history, *options);
+    history->callback(
+        [&global, &exit_code, options] { exit_code = run_drill_history(global, *options); });
+
+    auto paths = std::make_shared<std::vector<std::string>>();
+    CLI::App* check = drill->add_subcommand(
+        "check", "Validate drill files or directories offline: every error as file:line:column");
+    check->add_option("paths", *paths, "Drill YAML files or directories")->required();
+    check->callback([&exit_code, paths] { exit_code = run_drill_check(*paths); });
 }
 
 }  // namespace mitigate

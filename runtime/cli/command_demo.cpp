@@ -303,6 +303,7 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
     config.store.path =
         options.database.empty() ? directory / "mitigate.db" : fs::absolute(options.database);
     config.directories.policies = directory / "policies";
+    config.directories.drills = directory / "drills";  // none: the demo schedules nothing
     fs::create_directories(config.directories.policies);
     std::ofstream(config.directories.policies / "demo.yaml") << demo_policy(options.ttl);
     config.engine.verification_window_ms = 30'000;
@@ -515,8 +516,8 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
             << "  curl -H \"Authorization: Bearer $MITIGATE_TOKEN\" $MITIGATE_SERVER/metrics\n"
             << "demo-approver's token (approve/reject): " << approver_token << "\n"
             << "demo-alertmanager's token (signals): " << alertmanager_token << "\n"
-            << "The Slack emulator's messages are in memory; its Web API is at "
-            << slack.api_url() << "\n"
+            << "The Slack emulator's messages are in memory; its Web API is at " << slack.api_url()
+            << "\n"
             << "Ctrl-C stops it." << std::endl;
         int received = 0;
         sigwait(&stop_signals, &received);

@@ -44,7 +44,15 @@ std::string group_key_of(const Signal& signal, const std::vector<std::string>& g
             key += (key.empty() ? "" : ",") + label + "=" + found->second;
         }
     }
-    return key.empty() ? "fingerprint=" + signal.fingerprint : key;
+    key = key.empty() ? "fingerprint=" + signal.fingerprint : key;
+    // A drill's signals are their own incident, never merged with a real one on the same
+    // service: cleanup must find exactly what the drill caused, and a real alert on the
+    // drill's target is a reason to stop the drill, not part of it.
+    if (signal.source == SignalSource::drill) {
+        const auto run = signal.labels.find(std::string(drill_run_label));
+        key = "drill:" + (run == signal.labels.end() ? std::string() : run->second) + "|" + key;
+    }
+    return key;
 }
 
 double seconds_between(TimePoint from, TimePoint to) {
@@ -317,7 +325,10 @@ struct Lifecycle::State {
         const TimePoint now = clock.now();
         for (const Mitigation& open : open_mitigations()) {
             const Action& existing = open.proposal.action;
-            if (same_target(existing, action) && existing.parameters == action.parameters) {
+            // Never across the drill line: a drill's mitigation is withdrawn or reverted by
+            // the drill's cleanup, and a real incident's answer must not go with it.
+            if (same_target(existing, action) && existing.parameters == action.parameters &&
+                open.drill == drill) {
                 metrics.increment("mitigate_proposals_merged_total");
                 store.append_audit({now,
                                     proposed_by,
@@ -441,7 +452,16 @@ struct Lifecycle::State {
             input.labels = incident->labels;
         }
         input.plan = mitigation.plan;
-        const Decision decision = evaluate_policy(*setup.policies, input, history(), clock.now());
+        Decision decision = evaluate_policy(*setup.policies, input, history(), clock.now());
+        // A drill run as a dry run: policy decides as always (a denial stays a denial), but
+        // what it would let through is recorded as dry_run and never applied.
+        if (mitigation.drill && input.labels.contains(std::string(drill_dry_run_label)) &&
+            (decision.effect == DecisionEffect::allow ||
+             decision.effect == DecisionEffect::require_approval)) {
+            decision.summary = "drill dry run; policy would have said " +
+                               std::string(to_string(decision.effect)) + ": " + decision.summary;
+            decision.effect = DecisionEffect::dry_run;
+        }
         metrics.increment("mitigate_decisions_total",
                           {{"effect", std::string(to_string(decision.effect))}});
         const EngineOutcome decided = engine.decide(mitigation.id, decision);
@@ -833,6 +853,33 @@ RequestResult Lifecycle::approve(const ApprovalRequest& request) {
     state.metrics.increment("mitigate_approvals_total",
                             {{"verdict", std::string(to_string(request.verdict))}});
     return result_of(RequestStatus::done, written.current, reason);
+}
+
+RequestResult Lifecycle::withdraw(const std::string& id, const std::string& actor,
+                                  const std::string& reason) {
+    std::lock_guard lock(mutex_);
+    State& state = *state_;
+    const auto found = state.store.find_mitigation(id);
+    if (!found) {
+        return result_of(RequestStatus::not_found, std::nullopt, "no mitigation " + id);
+    }
+    Mitigation next = *found;
+    switch (found->state) {
+        case MitigationState::pending_approval: next.state = MitigationState::rejected; break;
+        case MitigationState::proposed:
+        case MitigationState::planned:
+        case MitigationState::approved: next.state = MitigationState::failed; break;
+        default:
+            return result_of(RequestStatus::conflict, found,
+                             id + " is " + std::string(to_string(found->state)) +
+                                 "; only a mitigation that has not been applied is withdrawn");
+    }
+    const TransitionResult written = state.store.transition(
+        {next, found->version, state.clock.now(), actor, "withdrawn: " + reason, {}});
+    if (written.outcome != TransitionOutcome::done) {
+        return result_of(RequestStatus::conflict, written.current, written.message);
+    }
+    return result_of(RequestStatus::done, written.current, "withdrawn");
 }
 
 RequestResult Lifecycle::revert(const std::string& id, const std::string& identity,

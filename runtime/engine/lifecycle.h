@@ -43,6 +43,12 @@ class ProviderRegistry;
 class Metrics;
 class MitigationEngine;
 
+// Labels a drill puts on its synthetic signals (runtime/drills): the run they belong to,
+// which also keeps them in an incident of their own, and, for a dry run, the mark that
+// turns whatever policy would allow into dry_run.
+inline constexpr std::string_view drill_run_label = "mitigate_drill_run";
+inline constexpr std::string_view drill_dry_run_label = "mitigate_drill_dry_run";
+
 struct LifecycleSetup {
     EngineConfig engine;
     std::shared_ptr<const PolicySet> policies;
@@ -103,6 +109,11 @@ class Lifecycle {
                          const std::string& reason);
     RequestResult keep(const std::string& id, const std::string& identity,
                        const std::string& reason);
+    // Ends a mitigation that has not touched its target (proposed, planned, approved ->
+    // failed; pending approval -> rejected), for the runtime's own cleanup (a drill's);
+    // no approval rule applies, the actor and reason are journaled.
+    RequestResult withdraw(const std::string& id, const std::string& actor,
+                           const std::string& reason);
 
     // Does everything due now; returns when something next becomes due (a TTL, an
     // approval expiry, a verification window, a retry), if anything will.

@@ -264,6 +264,45 @@ void check_constraints(const PolicySet& policies, const PolicyInput& input,
 
 }  // namespace
 
+std::optional<TimePoint> next_schedule_time(const CronSchedule& schedule,
+                                            const cctz::time_zone& zone, TimePoint after,
+                                            TimePoint until) {
+    using std::chrono::minutes;
+    TimePoint candidate = std::chrono::floor<minutes>(after) + minutes(1);
+    for (; candidate <= until; candidate += minutes(1)) {
+        const auto instant = std::chrono::time_point_cast<std::chrono::seconds>(
+            std::chrono::system_clock::time_point(candidate.time_since_epoch()));
+        const cctz::civil_minute local(cctz::convert(instant, zone));
+        CivilMinute civil{static_cast<int>(local.year()),
+                          local.month(),
+                          local.day(),
+                          local.hour(),
+                          local.minute(),
+                          0};
+        if (!schedule.matches_time_of_day(civil.hour, civil.minute)) {
+            continue;
+        }
+        civil.weekday = (static_cast<int>(cctz::get_weekday(cctz::civil_day(local))) + 1) % 7;
+        if (schedule.matches(civil)) {
+            return candidate;
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> active_freeze(const PolicySet& policies, const std::string& environment,
+                                         TimePoint now) {
+    for (const PolicyFreeze& freeze : policies.freezes) {
+        const bool covers = freeze.environments.empty() ||
+                            std::find(freeze.environments.begin(), freeze.environments.end(),
+                                      environment) != freeze.environments.end();
+        if (covers && freeze.from <= now && now < freeze.to) {
+            return freeze.name;
+        }
+    }
+    return std::nullopt;
+}
+
 bool is_window_active(const PolicyWindow& window, TimePoint now) {
     const auto now_system = std::chrono::time_point_cast<std::chrono::seconds>(
         std::chrono::system_clock::time_point(now.time_since_epoch()));

@@ -51,6 +51,17 @@ Decision evaluate_policy(const PolicySet& policies, const PolicyInput& input,
 // True when the named window is active at `now` (exposed for tests and `policy eval`).
 bool is_window_active(const PolicyWindow& window, TimePoint now);
 
+// The first whole minute after `after`, up to `until`, at which `schedule` fires as a clock
+// in `zone` reads it (a drill's schedule); nothing if none. Walks minutes: keep the span
+// to days, not years.
+std::optional<TimePoint> next_schedule_time(const CronSchedule& schedule,
+                                            const cctz::time_zone& zone, TimePoint after,
+                                            TimePoint until);
+
+// True when a freeze of `policies` covers `environment` at `now`.
+std::optional<std::string> active_freeze(const PolicySet& policies, const std::string& environment,
+                                         TimePoint now);
+
 // JSON forms, for the command line and fixtures. See docs/policies.md.
 Parsed<PolicyInput> parse_policy_input(const nlohmann::json& in, std::string path = "input");
 Parsed<PolicyHistory> parse_policy_history(const nlohmann::json& in, std::string path = "history");

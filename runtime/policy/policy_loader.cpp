@@ -176,40 +176,9 @@ void read_rule(const YAML::Node& node, const std::string& path, const std::strin
 
 void read_window(const YamlMapReader::Entry& entry, const std::string& path, LoadState& state,
                  YamlErrors& errors) {
-    YamlMapReader reader(entry.value, path, errors);
     PolicyWindow window;
+    const bool valid = read_policy_window(entry.value, path, errors, window);
     window.name = entry.key;
-    bool valid = true;
-    if (const auto schedule_text = reader.string("schedule", true)) {
-        std::string problem;
-        if (auto schedule = CronSchedule::parse(*schedule_text, problem)) {
-            if (!schedule->can_ever_match()) {
-                reader.error_at_value(
-                    "schedule", "\"" + *schedule_text + "\" never fires (no month has that day)");
-                valid = false;
-            }
-            window.schedule = std::move(*schedule);
-        } else {
-            reader.error_at_value("schedule", problem);
-            valid = false;
-        }
-    } else {
-        valid = false;
-    }
-    const auto duration = read_duration(reader, "duration", true);
-    if (duration && *duration > Duration{std::chrono::hours{24 * 366}}) {
-        reader.error_at_value("duration", "must be at most a year");
-        valid = false;
-    }
-    valid = valid && duration.has_value();
-    window.duration = duration.value_or(Duration{0});
-    window.time_zone_name = reader.string("timezone").value_or("UTC");
-    if (!cctz::load_time_zone(window.time_zone_name, &window.time_zone)) {
-        reader.error_at_value("timezone", "unknown time zone \"" + window.time_zone_name +
-                                              "\" (expected an IANA name such as Europe/Berlin)");
-        valid = false;
-    }
-    reader.reject_unknown_keys();
     if (state.set.windows.contains(window.name)) {
         errors.add(entry.key_node.Mark(), path, "a window with this name is already defined");
     } else if (valid) {
@@ -463,6 +432,43 @@ PolicyLoad load_policy_files(const std::vector<std::pair<std::string, std::strin
         result.policy_set = std::move(set);
     }
     return result;
+}
+
+bool read_policy_window(const YAML::Node& node, const std::string& path, YamlErrors& errors,
+                        PolicyWindow& window) {
+    YamlMapReader reader(node, path, errors);
+    bool valid = true;
+    if (const auto schedule_text = reader.string("schedule", true)) {
+        std::string problem;
+        if (auto schedule = CronSchedule::parse(*schedule_text, problem)) {
+            if (!schedule->can_ever_match()) {
+                reader.error_at_value(
+                    "schedule", "\"" + *schedule_text + "\" never fires (no month has that day)");
+                valid = false;
+            }
+            window.schedule = std::move(*schedule);
+        } else {
+            reader.error_at_value("schedule", problem);
+            valid = false;
+        }
+    } else {
+        valid = false;
+    }
+    const auto duration = read_duration(reader, "duration", true);
+    if (duration && *duration > Duration{std::chrono::hours{24 * 366}}) {
+        reader.error_at_value("duration", "must be at most a year");
+        valid = false;
+    }
+    valid = valid && duration.has_value();
+    window.duration = duration.value_or(Duration{0});
+    window.time_zone_name = reader.string("timezone").value_or("UTC");
+    if (!cctz::load_time_zone(window.time_zone_name, &window.time_zone)) {
+        reader.error_at_value("timezone", "unknown time zone \"" + window.time_zone_name +
+                                              "\" (expected an IANA name such as Europe/Berlin)");
+        valid = false;
+    }
+    reader.reject_unknown_keys();
+    return valid;
 }
 
 PolicyLoad load_policy_directory(const fs::path& directory) {

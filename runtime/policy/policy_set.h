@@ -20,7 +20,13 @@
 #include "runtime/core/model.h"
 #include "runtime/policy/cron_schedule.h"
 
+namespace YAML {
+class Node;
+}
+
 namespace mitigate {
+
+class YamlErrors;
 
 // A recurring window: starts whenever `schedule` matches (local time in `time_zone`) and
 // lasts `duration`. "0 9 * * mon-fri" + 8h + Europe/Berlin = weekdays 09:00-17:00 Berlin.
@@ -144,6 +150,11 @@ struct PolicyLoad {
 // Loads every *.yaml and *.yml directly in `directory` (not subdirectories: fixtures live
 // in tests/). An empty directory is a valid set that denies everything.
 PolicyLoad load_policy_directory(const std::filesystem::path& directory);
+
+// Reads one window, {schedule, duration, timezone}, at `node`: a policy's named windows and
+// a drill's exclusions. False, with every problem recorded, when it is not valid.
+bool read_policy_window(const YAML::Node& node, const std::string& path, YamlErrors& errors,
+                        PolicyWindow& window);
 
 // Loads one set from in-memory files {name, text}; for tests and tools.
 PolicyLoad load_policy_files(const std::vector<std::pair<std::string, std::string>>& files);

@@ -14,6 +14,8 @@
 #include "runtime/core/json_reader.h"
 #include "runtime/core/time_format.h"
 #include "runtime/core/url_encoding.h"
+#include "runtime/drills/drill_report.h"
+#include "runtime/drills/drill_runner.h"
 #include "runtime/engine/lifecycle.h"
 #include "runtime/ingest/alertmanager.h"
 #include "runtime/ingest/signal_submission.h"
@@ -324,6 +326,62 @@ struct ApiServer::State {
         return text;
     }
 
+    HttpReply post_drill_run(const HttpExchange& request, const Caller& caller) {
+        if (hooks.drills == nullptr) {
+            return error_reply(503, "not_ready", "this daemon runs no drills");
+        }
+        const json body = json::parse(request.body, nullptr, false);
+        if (!body.is_object() || !body.contains("definition") || !body["definition"].is_string()) {
+            return error_reply(400, "invalid",
+                               "the body is {\"definition\": \"<drill YAML>\", \"dry_run\": "
+                               "false, \"file\": \"name.yaml\"}");
+        }
+        if (body.contains("dry_run") && !body["dry_run"].is_boolean()) {
+            return error_reply(400, "invalid", "body.dry_run must be true or false");
+        }
+        const std::string file = body.value("file", std::string("definition"));
+        const DrillLoad load = load_drill_text(body["definition"].get<std::string>(), file);
+        if (load.drills.empty()) {
+            std::string message = "the drill does not load:";
+            for (const auto& error : load.errors) {
+                message += "\n  " + error.to_string();
+            }
+            return error_reply(400, "invalid", message);
+        }
+        const DrillStart started = hooks.drills->start(
+            load.drills.front(), body.value("dry_run", false), "api:" + caller.identity);
+        if (!started.run) {
+            return error_reply(409, "conflict", started.refusal);
+        }
+        return json_reply(202, {{"run", drill_run_json(*started.run)}});
+    }
+
+    HttpReply list_drill_runs(const std::map<std::string, std::string>& query) {
+        std::size_t limit = 50;
+        if (query.contains("limit")) {
+            const auto parsed = read_limit(query);
+            if (!parsed) {
+                return error_reply(400, "invalid", "limit must be a number from 1 to 1000");
+            }
+            limit = *parsed;
+        }
+        const auto drill = query.find("drill");
+        json runs = json::array();
+        for (const DrillRun& run :
+             store.list_drill_runs(drill == query.end() ? "" : drill->second, {}, limit)) {
+            runs.push_back(drill_run_json(run));
+        }
+        return json_reply(200, {{"runs", runs}});
+    }
+
+    HttpReply get_drill_run(const std::string& id) {
+        const auto run = store.find_drill_run(id);
+        if (!run) {
+            return error_reply(404, "not_found", "no drill run " + id);
+        }
+        return json_reply(200, drill_run_json(*run));
+    }
+
     HttpReply post_mitigation_action(const HttpExchange& request, const Caller& caller,
                                      const std::string& id, const std::string& verb) {
         HttpReply refusal;
@@ -433,6 +491,12 @@ struct ApiServer::State {
             } else if (path.size() == 2 && method == "POST") {
                 permission = ApiPermission::operate;
             }
+        } else if (path.size() >= 3 && path.size() <= 4 && path[0] == "v1" && path[1] == "drills" &&
+                   path[2] == "runs") {
+            route_name = path.size() == 3 ? "/v1/drills/runs" : "/v1/drills/runs/{id}";
+            if (path.size() == 3 && method == "POST") {
+                permission = ApiPermission::operate;
+            }
         } else {
             route_name = "unknown";
             return error_reply(404, "not_found", "no route " + std::string(request.target));
@@ -455,6 +519,19 @@ struct ApiServer::State {
                 return error_reply(405, "method_not_allowed", "use GET");
             }
             return {200, {{"Content-Type", "text/plain; version=0.0.4"}}, metrics.render()};
+        }
+        if (path[1] == "drills") {
+            if (path.size() == 4) {
+                return allow({"GET"}) ? get_drill_run(path[3])
+                                      : error_reply(405, "method_not_allowed", "use GET");
+            }
+            if (method == "GET") {
+                return list_drill_runs(query);
+            }
+            if (method == "POST") {
+                return post_drill_run(request, caller);
+            }
+            return error_reply(405, "method_not_allowed", "use GET or POST");
         }
         if (path[1] == "incidents") {
             if (!allow({"GET"})) {

@@ -9,6 +9,8 @@
 //   POST /v1/mitigations                         operator (a person proposes)
 //   POST /v1/mitigations/ID/approve | /reject    approver
 //   POST /v1/mitigations/ID/revert  | /keep      operator
+//   GET  /v1/drills/runs[?drill=NAME&limit=N]  /v1/drills/runs/ID          viewer
+//   POST /v1/drills/runs                         operator (runs a drill now)
 //   POST /v1/chat/slack/interactions | /commands  Slack's signature, not a token
 //
 // Every request but health carries `Authorization: Bearer <token>`. Errors are JSON,
@@ -28,6 +30,7 @@ class Store;
 class Lifecycle;
 class Metrics;
 class Clock;
+class DrillRunner;
 
 struct ApiServerHooks {
     std::function<void()> wake_engine;  // after anything the engine should act on at once
@@ -35,6 +38,8 @@ struct ApiServerHooks {
     // Routes that authenticate requests their own way, by exact path (Slack's signed
     // requests: runtime/chat). Counted in the request metrics like every other route.
     std::map<std::string, HttpHandler> extra_routes;
+    // Runs drills for POST /v1/drills/runs (runtime/drills); null: drills cannot be started.
+    DrillRunner* drills = nullptr;
 };
 
 class ApiServer {

@@ -9,6 +9,7 @@
 #include "runtime/core/clock.h"
 #include "runtime/core/time_format.h"
 #include "runtime/core/wakeable_loop.h"
+#include "runtime/drills/drill_runner.h"
 #include "runtime/engine/lifecycle.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/playbook/playbook.h"
@@ -65,6 +66,32 @@ void load_playbooks(const Config& config, LifecycleSetup& setup) {
                                       " does not exist)");
 }
 
+// The drills of directories.drills; none when it does not exist (drills are never
+// embedded: a fresh install runs none on its own).
+std::vector<DrillDefinition> load_drills(const Config& config) {
+    std::error_code ignored;
+    if (!fs::is_directory(config.directories.drills, ignored)) {
+        spdlog::info("drills: none scheduled ({} does not exist)",
+                     config.directories.drills.string());
+        return {};
+    }
+    DrillLoad load = load_drill_directory(config.directories.drills);
+    if (!load.errors.empty()) {
+        std::string message = "the drills do not load:";
+        for (const auto& error : load.errors) {
+            message += "\n  " + error.to_string();
+        }
+        throw std::runtime_error(message);
+    }
+    std::size_t scheduled = 0;
+    for (const auto& drill : load.drills) {
+        scheduled += drill.schedule ? 1 : 0;
+    }
+    spdlog::info("drills: {} from {}, {} on a schedule", load.drills.size(),
+                 config.directories.drills.string(), scheduled);
+    return std::move(load.drills);
+}
+
 }  // namespace
 
 struct Daemon::State {
@@ -85,6 +112,8 @@ struct Daemon::State {
     std::unique_ptr<WakeableLoop> slack_notifier_loop;
     std::unique_ptr<SlackGateway> slack_gateway;
     std::unique_ptr<WakeableLoop> slack_gateway_loop;
+    std::unique_ptr<DrillRunner> drills;
+    std::unique_ptr<WakeableLoop> drills_loop;
     std::atomic<bool> ready{false};
     bool started = false;
 
@@ -130,6 +159,7 @@ Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
     LifecycleSetup setup;
     setup.engine = config.engine;
     setup.policies = load_policies(config);
+    const std::shared_ptr<const PolicySet> policies = setup.policies;
     load_playbooks(config, setup);
 
     SqliteStoreOptions store_options;
@@ -172,12 +202,24 @@ Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
             if (state.slack_notifier_loop) {
                 state.slack_notifier_loop->wake();  // whatever moved is worth a message
             }
+            state.drills_loop->wake();  // a drill may be waiting for what just happened
             return next;
         },
         [](const std::exception& failure) {
             spdlog::error("engine step failed: {}", failure.what());
         });
+    DrillRunnerHooks drill_hooks;
+    drill_hooks.wake_engine = [&state] { state.engine_loop->wake(); };
+    drill_hooks.wake_runner = [&state] { state.drills_loop->wake(); };
+    state.drills =
+        std::make_unique<DrillRunner>(*state.store, *state.lifecycle, *state.clock, state.metrics,
+                                      policies, load_drills(config), drill_hooks);
+    DrillRunner* drills = state.drills.get();
+    state.drills_loop = std::make_unique<WakeableLoop>(
+        *state.clock, [drills] { return drills->step(); },
+        [](const std::exception& failure) { spdlog::error("drills failed: {}", failure.what()); });
     ApiServerHooks hooks;
+    hooks.drills = drills;
     if (config.chat.slack) {
         state.start_slack(*config.chat.slack, hooks);
     }
@@ -213,7 +255,9 @@ void Daemon::start() {
                                "",
                                {{"config", config.source}, {"listen", state.http->url()}}});
     state.lifecycle->reconcile();
+    state.drills->recover();
     state.engine_loop->start();
+    state.drills_loop->start();
     if (state.slack_notifier_loop) {
         state.slack_notifier_loop->start();
         state.slack_gateway_loop->start();
@@ -234,6 +278,7 @@ void Daemon::stop() {
     }
     // The engine finishes the step it is in, so no transition is cut between its journal
     // entry and its effect.
+    state.drills_loop->stop();
     state.engine_loop->stop();
     if (state.slack_gateway_loop) {
         state.slack_gateway_loop->stop();  // the approvals already queued are answered

@@ -111,11 +111,26 @@ CREATE TABLE cursors (
 ) STRICT;
 )sql";
 
-constexpr std::array<SqliteMigration, 4> migrations{{
+// Drill runs: one row per run (and per skipped or missed scheduled run), rewritten as the
+// run moves, so that a restart finds the runs it must still clean up.
+constexpr std::string_view migration_5 = R"sql(
+CREATE TABLE drill_runs (
+    id            TEXT PRIMARY KEY,
+    drill         TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    started_at_ms INTEGER NOT NULL,
+    body          TEXT NOT NULL
+) STRICT;
+CREATE INDEX drill_runs_by_drill ON drill_runs (drill, started_at_ms);
+CREATE INDEX drill_runs_unfinished ON drill_runs (status) WHERE status IN ('running', 'cleaning');
+)sql";
+
+constexpr std::array<SqliteMigration, 5> migrations{{
     {1, "mitigations and their transition journal", migration_1},
     {2, "hash-chained audit log", migration_2},
     {3, "signals, incidents and API tokens", migration_3},
     {4, "chat messages and audit-log cursors", migration_4},
+    {5, "drill runs", migration_5},
 }};
 
 }  // namespace

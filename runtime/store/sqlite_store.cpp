@@ -168,6 +168,16 @@ Incident incident_from_body(const std::string& id, const std::string& body) {
 constexpr std::string_view api_token_columns =
     "SELECT name, role, groups, token_sha256, created_at_ms, revoked_at_ms FROM api_tokens";
 
+DrillRun drill_run_from_row(const Statement& row) {
+    DrillRun run;
+    run.id = row.text(0);
+    run.drill = row.text(1);
+    run.status = row.text(2);
+    run.started_at = TimePoint{Duration{row.integer(3)}};
+    run.body = json::parse(row.text(4));
+    return run;
+}
+
 ApiToken api_token_from_row(const Statement& row) {
     ApiToken token;
     token.name = row.text(0);
@@ -302,6 +312,9 @@ class SqliteStore final : public Store {
         details["to"] = to_string(next.state);
         details["version"] = next.version;
         details["reason"] = request.reason;
+        if (next.drill) {
+            details["drill"] = true;  // marked everywhere: the audit log too
+        }
         append_audit_locked(
             {request.at, request.actor, "mitigation.transition", next.id, std::move(details)});
         fault("transition.before_commit");
@@ -559,6 +572,63 @@ class SqliteStore final : public Store {
         append_audit_locked({at, std::string(actor), "api_token.revoked", std::string(name), {}});
         transaction.commit();
         return true;
+    }
+
+    void save_drill_run(const DrillRun& run) override {
+        require_writable();
+        std::lock_guard lock(mutex_);
+        Statement upsert(database_,
+                         "INSERT INTO drill_runs (id, drill, status, started_at_ms, body) "
+                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                         "status = excluded.status, body = excluded.body");
+        upsert.bind(1, run.id)
+            .bind(2, run.drill)
+            .bind(3, run.status)
+            .bind(4, to_millis(run.started_at))
+            .bind(5, run.body.dump());
+        upsert.run();
+    }
+
+    std::optional<DrillRun> find_drill_run(std::string_view id) override {
+        std::lock_guard lock(mutex_);
+        Statement statement(
+            database_,
+            "SELECT id, drill, status, started_at_ms, body FROM drill_runs WHERE id = ?");
+        statement.bind(1, id);
+        if (!statement.step()) {
+            return std::nullopt;
+        }
+        return drill_run_from_row(statement);
+    }
+
+    std::vector<DrillRun> list_drill_runs(std::string_view drill,
+                                          const std::vector<std::string>& statuses,
+                                          std::size_t limit) override {
+        std::lock_guard lock(mutex_);
+        std::string sql =
+            "SELECT id, drill, status, started_at_ms, body FROM drill_runs "
+            "WHERE (? = '' OR drill = ?)";
+        if (!statuses.empty()) {
+            sql += " AND status IN (";
+            for (std::size_t i = 0; i < statuses.size(); ++i) {
+                sql += i == 0 ? "?" : ", ?";
+            }
+            sql += ")";
+        }
+        sql += " ORDER BY started_at_ms DESC, id DESC LIMIT ?";
+        Statement statement(database_, sql);
+        int index = 1;
+        statement.bind(1, drill).bind(2, drill);
+        index = 3;
+        for (const auto& status : statuses) {
+            statement.bind(index++, status);
+        }
+        statement.bind(index, static_cast<std::int64_t>(limit));
+        std::vector<DrillRun> runs;
+        while (statement.step()) {
+            runs.push_back(drill_run_from_row(statement));
+        }
+        return runs;
     }
 
     std::optional<ChatMessage> find_chat_message(std::string_view mitigation_id) override {

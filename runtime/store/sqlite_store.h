@@ -34,7 +34,7 @@ std::unique_ptr<Store> open_sqlite_store(const std::filesystem::path& path,
 
 // Schema version this build writes, and the SQLite application_id that marks a file as
 // mitigate's ("MITG").
-inline constexpr int sqlite_schema_version = 4;
+inline constexpr int sqlite_schema_version = 5;
 inline constexpr int sqlite_application_id = 0x4D495447;
 
 }  // namespace mitigate

@@ -124,6 +124,18 @@ struct ChatMessage {
     bool operator==(const ChatMessage&) const = default;
 };
 
+// One run of a chaos drill (runtime/drills), as stored. `status` is running or cleaning
+// while it goes, then passed, failed or aborted; a scheduled run that did not start is
+// stored as skipped or missed, so the history says so.
+struct DrillRun {
+    std::string id;
+    std::string drill;
+    std::string status;
+    TimePoint started_at;
+    nlohmann::json body = nlohmann::json::object();  // the definition, phase, timings, report
+    bool operator==(const DrillRun&) const = default;
+};
+
 class Store {
   public:
     virtual ~Store() = default;
@@ -173,6 +185,15 @@ class Store {
     // A named position (an audit sequence) that a follower of the audit log has handled.
     virtual std::optional<std::int64_t> read_cursor(std::string_view name) = 0;
     virtual void write_cursor(std::string_view name, std::int64_t position) = 0;
+
+    // ---- Drill runs ----
+    // Inserts, or replaces the run with that id.
+    virtual void save_drill_run(const DrillRun& run) = 0;
+    virtual std::optional<DrillRun> find_drill_run(std::string_view id) = 0;
+    // Newest first; `drill` empty for every drill, `statuses` empty for any.
+    virtual std::vector<DrillRun> list_drill_runs(std::string_view drill,
+                                                  const std::vector<std::string>& statuses,
+                                                  std::size_t limit) = 0;
 
     // Audit events that are not transitions (config loaded, approval refused, ...).
     virtual AuditRecord append_audit(const AuditEntry& entry) = 0;

@@ -1,0 +1,322 @@
+// Chaos drills in the daemon, over its API, with the flags provider on a flagd file and the
+// flag-off playbook. The clock is injected: deadlines and schedules move when the test
+// advances it, so nothing sleeps on a timer.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/core/time_format.h"
+#include "runtime/metrics/metrics.h"
+#include "runtime/server/api_token.h"
+#include "runtime/server/daemon.h"
+#include "runtime/server/http_client.h"
+#include "runtime/store/store.h"
+#include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
+#include "tests/support/temporary_directory.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+// dev: policy allows; stage: two approvals. The alert resolves once the mitigation is
+// applied, or never (`resolve_never`), which leaves the drill waiting for recovery.
+std::string drill_yaml(const std::string& name, const std::string& environment,
+                       const std::string& expected_playbook, bool resolve_never = false) {
+    return "name: " + name + "\nenvironment: " + environment +
+           "\nservice: checkout\n"
+           "fault:\n  signal: {alertname: HighErrorRate, labels: {flag: checkout}" +
+           (resolve_never ? ", resolve: never" : "") +
+           "}\n"
+           "expect:\n  proposals: [{playbook: " +
+           expected_playbook +
+           ", provider: flags, action: flag.set, target: checkout}]\n"
+           "  applied_within: 2m\n  recovered_within: 5m\n"
+           "max_duration: 15m\n";
+}
+
+class DrillTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        flags = directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
+            "variants": {"on": true, "off": false}, "defaultVariant": "on"}}})");
+        testing::write_policy_and_playbook(directory, testing::environment_policy);
+        std::filesystem::create_directories(directory / "drills");
+    }
+
+    void start_daemon(EngineConfig engine = {}) {
+        daemon.reset();
+        Config config = testing::runtime_config(directory);
+        config.engine = engine;
+        config.directories.drills = directory / "drills";
+        config.providers.push_back(testing::flagd_provider(flags));
+        DaemonOptions options;
+        options.config = config;
+        options.executable = testing::mitigate_binary();
+        options.clock = &clock;
+        daemon = std::make_unique<Daemon>(options);
+        daemon->start();
+        for (const auto& [name, role] : {std::pair{"carol", "operator"}, {"am", "sender"}}) {
+            const std::string token = std::string("test-token-not-a-secret-") + name;
+            if (!daemon->store().find_api_token(api_token_digest(token))) {
+                daemon->store().create_api_token(
+                    {name, role, {"sre"}, api_token_digest(token), clock.now(), {}}, "test");
+            }
+        }
+    }
+
+    HttpClientResponse call(const std::string& method, const std::string& path, const json& body,
+                            const std::string& who = "carol") {
+        HttpClientRequest request;
+        request.method = method;
+        request.url = daemon->url() + path;
+        request.headers["Authorization"] = "Bearer test-token-not-a-secret-" + who;
+        if (!body.is_null()) {
+            request.headers["Content-Type"] = "application/json";
+            request.body = body.dump();
+        }
+        return http_request(request);
+    }
+
+    std::string start_drill(const std::string& yaml, bool dry_run = false) {
+        const auto response =
+            call("POST", "/v1/drills/runs", {{"definition", yaml}, {"dry_run", dry_run}});
+        EXPECT_EQ(response.status, 202) << response.body;
+        return json::parse(response.body)["run"].value("id", "");
+    }
+
+    // Polls (bounded) for the engine and the drill runner threads.
+    bool wait_until(const std::function<bool()>& ready) {
+        for (int attempt = 0; attempt < 2000; ++attempt) {
+            if (ready()) {
+                return true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return ready();
+    }
+
+    DrillRun run(const std::string& id) { return *daemon->store().find_drill_run(id); }
+
+    DrillRun finished_run(const std::string& id) {
+        EXPECT_TRUE(wait_until([&] {
+            const std::string status = run(id).status;
+            return status != "running" && status != "cleaning";
+        })) << run(id).body.dump(2);
+        return run(id);
+    }
+
+    std::vector<Mitigation> drill_mitigations() {
+        std::vector<Mitigation> found;
+        for (const Mitigation& mitigation : daemon->store().list_mitigations({})) {
+            if (mitigation.drill) {
+                found.push_back(mitigation);
+            }
+        }
+        return found;
+    }
+
+    bool drill_mitigation_in(MitigationState state) {
+        return wait_until([&] {
+            const auto mitigations = drill_mitigations();
+            return !mitigations.empty() && mitigations.front().state == state;
+        });
+    }
+
+    std::string variant() const {
+        return json::parse(testing::read_file(flags))["flags"]["checkout"]["defaultVariant"];
+    }
+
+    static std::vector<std::string> failed_expectations(const DrillRun& run) {
+        std::vector<std::string> failed;
+        for (const json& expectation : run.body["expectations"]) {
+            if (!expectation["passed"].get<bool>()) {
+                failed.push_back(expectation["expectation"]);
+            }
+        }
+        return failed;
+    }
+
+    testing::TemporaryDirectory directory;
+    std::filesystem::path flags;
+    ManualClock clock{*parse_rfc3339("2026-11-24T12:00:00Z")};
+    std::unique_ptr<Daemon> daemon;
+};
+
+TEST_F(DrillTest, APassingDrillAppliesVerifiesRevertsAndReportsEachStep) {
+    start_daemon();
+    const DrillRun done =
+        finished_run(start_drill(drill_yaml("checkout-errors", "dev", "flag-off")));
+    EXPECT_EQ(done.status, "passed") << done.body.dump(2);
+    EXPECT_TRUE(failed_expectations(done).empty());
+    for (const char* step : {"detect", "propose", "approve", "apply", "recover", "revert"}) {
+        EXPECT_TRUE(done.body["durations_seconds"].contains(step)) << step;
+    }
+    // Cleanup reverted what the drill applied; everything it caused is marked drill.
+    EXPECT_EQ(variant(), "on");
+    const auto mitigations = drill_mitigations();
+    ASSERT_EQ(mitigations.size(), 1u);
+    EXPECT_EQ(mitigations.front().state, MitigationState::reverted);
+    const auto incident =
+        daemon->store().find_incident(done.body["incident_id"].get<std::string>());
+    ASSERT_TRUE(incident);
+    EXPECT_TRUE(incident->drill);
+    EXPECT_EQ(incident->status, IncidentStatus::resolved);
+    bool transition_marked = false;
+    for (const auto& record : daemon->store().audit_records(0, 100000)) {
+        transition_marked |=
+            record.event == "mitigation.transition" && record.details.value("drill", false);
+    }
+    EXPECT_TRUE(transition_marked);
+    EXPECT_EQ(daemon->metrics().value("mitigate_drill_last_result", {{"drill", "checkout-errors"}}),
+              1);
+    const auto history = call("GET", "/v1/drills/runs?drill=checkout-errors", nullptr);
+    EXPECT_EQ(json::parse(history.body)["runs"].size(), 1u);
+}
+
+TEST_F(DrillTest, AWrongExpectationFailsTheDrillAndCleanupStillReverts) {
+    start_daemon();
+    const std::string id = start_drill(drill_yaml("wrong-playbook", "dev", "latency-throttle"));
+    ASSERT_TRUE(drill_mitigation_in(MitigationState::active));  // flag-off ran, not the expected
+    EXPECT_EQ(variant(), "off");
+    clock.advance(std::chrono::minutes(3));  // past applied_within
+    daemon->wake();
+    const DrillRun done = finished_run(id);
+    EXPECT_EQ(done.status, "failed");
+    EXPECT_THAT(failed_expectations(done),
+                ::testing::Contains(HasSubstr("proposes playbook=latency-throttle")));
+    EXPECT_THAT(done.body["expectations"].dump(), HasSubstr("proposed: flag-off flags flag.set"));
+    EXPECT_EQ(variant(), "on");
+    EXPECT_EQ(drill_mitigations().front().state, MitigationState::reverted);
+    EXPECT_EQ(daemon->metrics().value("mitigate_drill_last_result", {{"drill", "wrong-playbook"}}),
+              0);
+}
+
+TEST_F(DrillTest, ARealAlertOnTheTargetAbortsTheDrillAndCleansUp) {
+    start_daemon();
+    const std::string id = start_drill(drill_yaml("stage-errors", "stage", "flag-off"));
+    ASSERT_TRUE(drill_mitigation_in(MitigationState::pending_approval));
+    const json alert = {
+        {"version", "4"},
+        {"status", "firing"},
+        {"receiver", "mitigate"},
+        {"groupKey", "{}"},
+        {"alerts",
+         {{{"status", "firing"},
+           {"labels",
+            {{"alertname", "HighErrorRate"}, {"service", "checkout"}, {"environment", "stage"}}},
+           {"annotations", json::object()},
+           {"startsAt", "2026-11-24T11:59:00Z"},
+           {"endsAt", "0001-01-01T00:00:00Z"},
+           {"fingerprint", "real-one"}}}}};
+    EXPECT_EQ(call("POST", "/v1/alerts/alertmanager", alert, "am").status, 202);
+    const DrillRun done = finished_run(id);
+    EXPECT_EQ(done.status, "aborted");
+    EXPECT_THAT(done.body.value("reason", ""), HasSubstr("a real incident is open on checkout"));
+    EXPECT_EQ(drill_mitigations().front().state, MitigationState::rejected);  // withdrawn
+    // The real incident's own proposal goes on: it waited for the drill's on the same
+    // target, and now waits for its approvals.
+    EXPECT_TRUE(wait_until([&] {
+        for (const Mitigation& mitigation : daemon->store().list_mitigations({})) {
+            if (!mitigation.drill && mitigation.state == MitigationState::pending_approval) {
+                return true;
+            }
+        }
+        return false;
+    }));
+
+    // And a drill does not start at all while the real incident is open.
+    const std::string refused = start_drill(drill_yaml("stage-errors", "stage", "flag-off"));
+    EXPECT_EQ(run(refused).status, "aborted");
+    EXPECT_THAT(run(refused).body.value("reason", ""), HasSubstr("not started"));
+}
+
+TEST_F(DrillTest, ADaemonStoppedMidDrillCleansUpWhenItStartsAgain) {
+    start_daemon();
+    const std::string id = start_drill(drill_yaml("left-behind", "dev", "flag-off", true));
+    ASSERT_TRUE(drill_mitigation_in(MitigationState::verifying));
+    EXPECT_EQ(variant(), "off");
+    EXPECT_EQ(run(id).status, "running");
+    start_daemon();  // the old process goes; the run is still "running" in the store
+    const DrillRun done = finished_run(id);
+    EXPECT_EQ(done.status, "aborted");
+    EXPECT_THAT(done.body.value("reason", ""), HasSubstr("restarted during the drill"));
+    EXPECT_EQ(variant(), "on");
+    EXPECT_EQ(drill_mitigations().front().state, MitigationState::reverted);
+}
+
+TEST_F(DrillTest, ScheduledRunsNeverOverlapAndMissedOnesAreReportedNotReplayed) {
+    // A run that stays going for the whole test: its alert never resolves, and neither the
+    // drill's deadlines nor the engine's verification window end it.
+    directory.write("drills/every-minute.yaml", R"(name: every-minute
+schedule: {cron: "* * * * *"}
+environment: dev
+service: checkout
+fault:
+  signal: {alertname: HighErrorRate, resolve: never}
+expect:
+  proposals: [{playbook: flag-off}]
+  applied_within: 2m
+  recovered_within: 1h
+max_duration: 2h
+)");
+    EngineConfig engine;
+    engine.verification_window_ms = 2 * 60 * 60 * 1000;
+    start_daemon(engine);
+    const auto runs = [&](const std::string& status) {
+        return daemon->store().list_drill_runs("every-minute", {status}, 1000);
+    };
+    clock.advance(std::chrono::minutes(1));
+    daemon->wake();
+    ASSERT_TRUE(wait_until([&] { return runs("running").size() == 1; }));
+    ASSERT_TRUE(drill_mitigation_in(MitigationState::verifying));
+    clock.advance(std::chrono::minutes(1));
+    daemon->wake();
+    ASSERT_TRUE(wait_until([&] { return runs("skipped").size() == 1; }));
+    EXPECT_THAT(runs("skipped").front().body.value("reason", ""), HasSubstr("never overlap"));
+    EXPECT_EQ(runs("running").size(), 1u);
+
+    clock.advance(std::chrono::minutes(10));  // ten starts due at once
+    daemon->wake();
+    ASSERT_TRUE(wait_until([&] { return runs("missed").size() == 1; }));
+    EXPECT_EQ(runs("missed").front().body.value("missed", 0), 9);
+    EXPECT_TRUE(wait_until([&] { return runs("skipped").size() == 2; }));
+    EXPECT_EQ(runs("running").size() + runs("cleaning").size(), 1u);
+    EXPECT_EQ(drill_mitigations().size(), 1u);
+}
+
+TEST_F(DrillTest, ADryRunDecidesButAppliesNothing) {
+    start_daemon();
+    const DrillRun done =
+        finished_run(start_drill(drill_yaml("checkout-errors", "dev", "flag-off"), true));
+    EXPECT_EQ(done.status, "passed") << done.body.dump(2);
+    EXPECT_TRUE(done.body.value("dry_run", false));
+    EXPECT_THAT(done.body["expectations"].dump(), HasSubstr("nothing applied (dry run)"));
+    EXPECT_EQ(variant(), "on");
+    const auto mitigations = drill_mitigations();
+    ASSERT_EQ(mitigations.size(), 1u);
+    EXPECT_EQ(mitigations.front().state, MitigationState::dry_run);
+    EXPECT_THAT(mitigations.front().decision->summary, HasSubstr("drill dry run"));
+}
+
+TEST_F(DrillTest, AMalformedDefinitionIsRefusedNamingTheLine) {
+    start_daemon();
+    const auto response = call("POST", "/v1/drills/runs",
+                               {{"definition",
+                                 "name: x\nenvironment: dev\nservice: s\n"
+                                 "fault: {signal: {alertname: A}}\n"
+                                 "expect: {proposals: [{playbok: p}]}\n"},
+                                {"file", "x.yaml"}});
+    EXPECT_EQ(response.status, 400);
+    EXPECT_THAT(response.body, HasSubstr("x.yaml:5"));
+    EXPECT_THAT(response.body, HasSubstr("playbok"));
+    EXPECT_TRUE(daemon->store().list_drill_runs("", {}, 10).empty());
+}
+
+}  // namespace
+}  // namespace mitigate
