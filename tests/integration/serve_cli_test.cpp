@@ -169,5 +169,44 @@ TEST_F(ServeCliTest, ClearErrorsWithoutADaemonOrAToken) {
     EXPECT_THAT(bad_role.err, HasSubstr("sender, viewer, approver, operator, admin"));
 }
 
+// The shipped latency-throttle drill against `mitigate serve` with the shipped playbooks:
+// `mitigate drill run` starts it and follows it; policy asks for an approval, which a
+// person gives from the CLI; the drill passes and its flag change is reverted.
+TEST_F(ServeCliTest, TheShippedLatencyDrillRunsFromTheCliAndPasses) {
+    directory.write("flags.json", R"({"flags": {"expensive-recommendations": {
+        "state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"}}})");
+    const std::string source = testing::source_directory();
+    config = directory.write("mitigate.yaml",
+                             "server: {listen: \"127.0.0.1:0\"}\n"
+                             "store: {path: m.db}\n"
+                             "directories: {policies: policies, playbooks: " +
+                                 source +
+                                 "/scripts/playbooks, drills: no-scheduled-drills}\n"
+                                 "providers:\n"
+                                 "  flags:\n"
+                                 "    egress: {allow_files: [flags.json]}\n"
+                                 "    settings: {backend: flagd, path: " +
+                                 (directory / "flags.json").string() + "}\n");
+    start();
+    testing::BackgroundProcess drill(
+        {testing::mitigate_binary(), "--config", config, "drill", "run",
+         source + "/scripts/drills/latency-throttle.yaml"},
+        {{"MITIGATE_SERVER", url}, {"MITIGATE_TOKEN", tokens.at("olga")}},
+        (directory / "drill.log").string());
+    const std::string id = wait_for_state("pending_approval");
+    const auto shown = mitigate({"show", id}, "alice");
+    EXPECT_THAT(shown.out, HasSubstr("[drill]"));
+    EXPECT_EQ(mitigate({"approve", id, "--comment", "drill"}, "alice").exit_code, 0);
+    EXPECT_EQ(drill.wait_for_line("## Drill latency-throttle: "), "passed");
+    EXPECT_EQ(drill.wait(), 0) << testing::read_file(directory / "drill.log");
+    const auto history = mitigate({"drill", "history"}, "alice");
+    EXPECT_THAT(history.out, HasSubstr("passed    latency-throttle"));
+    const json flags = json::parse(testing::read_file(directory / "flags.json"));
+    EXPECT_EQ(flags["flags"]["expensive-recommendations"]["defaultVariant"], "on");
+    EXPECT_THAT(mitigate({"show", id}, "alice").out, HasSubstr("state       reverted"));
+    daemon->send(SIGTERM);
+    EXPECT_EQ(daemon->wait(), 0);
+}
+
 }  // namespace
 }  // namespace mitigate
