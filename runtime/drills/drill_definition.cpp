@@ -168,6 +168,28 @@ DrillLoad load_drill_text(std::string_view text, const std::string& source) {
     YamlMapReader stop(reader.get("stop_when"), "stop_when", errors);
     drill.stop_on_real_alerts = stop.boolean("real_alerts").value_or(true);
     drill.stop_on_freeze = stop.boolean("freeze").value_or(true);
+    const YAML::Node budget_node = stop.get("error_budget");
+    if (budget_node.IsDefined()) {
+        YamlMapReader budget(budget_node, "stop_when.error_budget", errors);
+        DrillErrorBudget error_budget;
+        error_budget.prometheus_url = budget.string("prometheus", true).value_or("");
+        if (!error_budget.prometheus_url.empty() &&
+            !error_budget.prometheus_url.starts_with("http://") &&
+            !error_budget.prometheus_url.starts_with("https://")) {
+            budget.error_at_value("prometheus", "must be an http:// or https:// URL");
+        }
+        error_budget.query = budget.string("query", true).value_or("");
+        const YAML::Node above = budget.get("above", true);
+        if (above.IsDefined()) {
+            try {
+                error_budget.above = above.as<double>();
+            } catch (const YAML::Exception&) {
+                budget.error_at_value("above", "must be a number");
+            }
+        }
+        budget.reject_unknown_keys();
+        drill.error_budget = std::move(error_budget);
+    }
     stop.reject_unknown_keys();
     drill.dry_run = reader.boolean("dry_run").value_or(false);
     drill.max_duration = read_duration(reader, "max_duration").value_or(drill.max_duration);

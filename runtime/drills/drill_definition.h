@@ -11,7 +11,9 @@
 //     proposals: [{playbook: flag-off, provider: flags, action: flag.set, target: checkout}]
 //     applied_within: 2m
 //     recovered_within: 5m
-//   stop_when: {real_alerts: true, freeze: true}
+//   stop_when: {real_alerts: true, freeze: true,
+//               error_budget: {prometheus: "http://prometheus:9090",
+//                              query: "slo:burn_rate:1h{service=\"checkout\"}", above: 2}}
 //   dry_run: false
 //   max_duration: 15m
 //
@@ -54,6 +56,15 @@ struct DrillExpectedProposal {
     std::string target;
 };
 
+// A stop condition on a Prometheus query: the drill stops (or does not start) while any
+// sample of `query` is above `above`, and also when Prometheus cannot answer, since an
+// unknown burn rate is no reason to go on.
+struct DrillErrorBudget {
+    std::string prometheus_url;  // "http://prometheus:9090"
+    std::string query;           // "slo:error_budget_burn_rate:1h{service=\"checkout\"}"
+    double above = 0;
+};
+
 struct DrillDefinition {
     std::string name;
     std::string description;
@@ -67,6 +78,7 @@ struct DrillDefinition {
     Duration recovered_within{std::chrono::minutes(5)};
     bool stop_on_real_alerts = true;
     bool stop_on_freeze = true;
+    std::optional<DrillErrorBudget> error_budget;
     bool dry_run = false;
     Duration max_duration{std::chrono::minutes(15)};
     std::string text;  // the YAML as written, stored with every run

@@ -5,14 +5,17 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <sstream>
 
 #include "runtime/core/ids.h"
 #include "runtime/core/mitigation_state.h"
 #include "runtime/core/time_format.h"
+#include "runtime/core/url_encoding.h"
 #include "runtime/engine/lifecycle.h"
 #include "runtime/ingest/signal_submission.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/policy/policy_engine.h"
+#include "runtime/server/http_client.h"
 
 namespace mitigate {
 namespace {
@@ -103,6 +106,8 @@ struct DrillRunner::State {
     std::vector<DrillDefinition> scheduled;
     DrillRunnerHooks hooks;
     std::mutex mutex;  // one step or start at a time
+    // The last answer to each error-budget query, and when it was asked.
+    std::map<std::string, std::pair<TimePoint, std::optional<std::string>>> error_budget_checks;
 
     State(Store& store_in, Lifecycle& lifecycle_in, const Clock& clock_in, Metrics& metrics_in,
           std::shared_ptr<const PolicySet> policies_in, std::vector<DrillDefinition> scheduled_in,
@@ -132,6 +137,22 @@ struct DrillRunner::State {
                 return "the freeze " + *freeze + " covers " + drill.environment;
             }
         }
+        if (drill.error_budget) {
+            // Asked at most every 10 s per query: the runner steps after every engine step.
+            const std::string key =
+                drill.error_budget->prometheus_url + "\n" + drill.error_budget->query;
+            auto cached = error_budget_checks.find(key);
+            if (cached == error_budget_checks.end() ||
+                now - cached->second.first >= std::chrono::seconds(10)) {
+                cached = error_budget_checks
+                             .insert_or_assign(
+                                 key, std::pair{now, error_budget_reason(*drill.error_budget)})
+                             .first;
+            }
+            if (cached->second.second) {
+                return cached->second.second;
+            }
+        }
         if (drill.stop_on_real_alerts) {
             IncidentFilter open;
             open.status = IncidentStatus::open;
@@ -145,6 +166,53 @@ struct DrillRunner::State {
             }
         }
         return std::nullopt;
+    }
+
+    // The error budget stop condition, asked of Prometheus (GET /api/v1/query).
+    std::optional<std::string> error_budget_reason(const DrillErrorBudget& budget) {
+        HttpClientRequest request;
+        request.url = budget.prometheus_url + "/api/v1/query?query=" + percent_encode(budget.query);
+        request.timeout = std::chrono::seconds(5);
+        const HttpClientResponse response = http_request(request);
+        const std::string cannot =
+            "cannot check the error budget at " + budget.prometheus_url + ": ";
+        if (response.status == 0) {
+            return cannot + response.error;
+        }
+        const json answer = json::parse(response.body, nullptr, false);
+        if (!answer.is_object() || answer.value("status", "") != "success") {
+            return cannot + "HTTP " + std::to_string(response.status) + " " +
+                   (answer.is_object() ? answer.value("error", std::string()) : response.body);
+        }
+        const json data = answer.value("data", json::object());
+        const std::string type = data.value("resultType", "");
+        std::vector<json> values;
+        if (type == "vector") {
+            for (const json& sample : data.value("result", json::array())) {
+                values.push_back(sample.value("value", json::array()));
+            }
+        } else if (type == "scalar") {
+            values.push_back(data.value("result", json::array()));
+        } else {
+            return cannot + "the query returns a " + type + ", not an instant vector or scalar";
+        }
+        for (const json& value : values) {
+            if (!value.is_array() || value.size() != 2 || !value[1].is_string()) {
+                return cannot + "a sample is not [time, \"value\"]";
+            }
+            const double burn = std::strtod(value[1].get<std::string>().c_str(), nullptr);
+            if (burn > budget.above) {
+                return "the error budget burn (" + budget.query + ") is " +
+                       value[1].get<std::string>() + ", above " + format_number(budget.above);
+            }
+        }
+        return std::nullopt;
+    }
+
+    static std::string format_number(double value) {
+        std::ostringstream out;
+        out << value;
+        return out.str();
     }
 
     Signal drill_signal(const DrillDefinition& drill, const DrillRun& run, SignalStatus status) {

@@ -5,7 +5,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <regex>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -86,16 +85,7 @@ rules:
                                      "--log.level=info"},
             std::map<std::string, std::string>{}, log);
         // Alertmanager logs the address its listener got: the port the kernel chose.
-        const std::regex listening(R"(Listening on.*address=127\.0\.0\.1:([0-9]+))");
-        for (int attempt = 0; attempt < 1000 && alertmanager_url.empty(); ++attempt) {
-            std::smatch match;
-            const std::string text = testing::read_file(log);
-            if (std::regex_search(text, match, listening)) {
-                alertmanager_url = "http://127.0.0.1:" + match[1].str();
-            } else {
-                std::this_thread::sleep_for(std::chrono::milliseconds(20));
-            }
-        }
+        alertmanager_url = testing::wait_for_listening_url(log);
         ASSERT_FALSE(alertmanager_url.empty()) << testing::read_file(log);
     }
 

@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -316,6 +318,49 @@ TEST_F(DrillTest, AMalformedDefinitionIsRefusedNamingTheLine) {
     EXPECT_THAT(response.body, HasSubstr("x.yaml:5"));
     EXPECT_THAT(response.body, HasSubstr("playbok"));
     EXPECT_TRUE(daemon->store().list_drill_runs("", {}, 10).empty());
+}
+
+// The error-budget stop condition asks the real Prometheus (a constant query stands in
+// for a burn-rate recording rule): above the threshold the drill does not start; below it,
+// it runs; Prometheus unreachable or refusing the query is a reason to stop, not to go on.
+TEST_F(DrillTest, AnErrorBudgetBurnAboveTheThresholdKeepsTheDrillFromStarting) {
+    const std::string log = (directory / "prometheus.log").string();
+    directory.write("prometheus.yml", "global: {}\n");
+    testing::BackgroundProcess prometheus(
+        {"/usr/bin/prometheus", "--config.file=" + (directory / "prometheus.yml").string(),
+         "--storage.tsdb.path=" + (directory / "tsdb").string(),
+         "--web.listen-address=127.0.0.1:0"},
+        {}, log);
+    const std::string url = testing::wait_for_listening_url(log);
+    ASSERT_FALSE(url.empty()) << testing::read_file(log);
+    start_daemon();
+    const auto with_budget = [&](const std::string& name, const std::string& server,
+                                 const std::string& query) {
+        return drill_yaml(name, "dev", "flag-off") + "stop_when:\n  error_budget: {prometheus: \"" +
+               server + "\", query: \"" + query + "\", above: 0.1}\n";
+    };
+
+    const DrillRun burning = finished_run(start_drill(with_budget("burning", url, "vector(0.5)")));
+    EXPECT_EQ(burning.status, "aborted");
+    EXPECT_THAT(burning.body.value("reason", ""),
+                HasSubstr("not started: the error budget burn (vector(0.5)) is 0.5, above 0.1"));
+    EXPECT_TRUE(drill_mitigations().empty());
+
+    const DrillRun broken = finished_run(start_drill(with_budget("broken", url, "vector((")));
+    EXPECT_EQ(broken.status, "aborted");
+    EXPECT_THAT(broken.body.value("reason", ""), HasSubstr("cannot check the error budget"));
+
+    const DrillRun healthy = finished_run(start_drill(with_budget("healthy", url, "vector(0.05)")));
+    EXPECT_EQ(healthy.status, "passed") << healthy.body.dump(2);
+    EXPECT_EQ(variant(), "on");
+
+    prometheus.send(SIGTERM);
+    prometheus.wait();
+    clock.advance(std::chrono::seconds(11));  // past the 10 s an answer is reused
+    const DrillRun unreachable =
+        finished_run(start_drill(with_budget("unreachable", url, "vector(0.05)")));
+    EXPECT_EQ(unreachable.status, "aborted");
+    EXPECT_THAT(unreachable.body.value("reason", ""), HasSubstr("cannot check the error budget"));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "tests/support/child_process.h"
 
+#include "tests/support/temporary_directory.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -8,7 +10,9 @@
 
 #include <array>
 #include <chrono>
+#include <regex>
 #include <stdexcept>
+#include <thread>
 
 extern char** environ;
 
@@ -186,6 +190,19 @@ std::string mitigate_binary() {
 
 std::string source_directory() {
     return MITIGATE_SOURCE_PATH;
+}
+
+std::string wait_for_listening_url(const std::string& log_file, int seconds) {
+    const std::regex listening(R"(Listening on.*address=127\.0\.0\.1:([0-9]+))");
+    for (int attempt = 0; attempt < seconds * 50; ++attempt) {
+        std::smatch match;
+        const std::string text = read_file(log_file);
+        if (std::regex_search(text, match, listening)) {
+            return "http://127.0.0.1:" + match[1].str();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return "";
 }
 
 }  // namespace mitigate::testing

@@ -45,6 +45,11 @@ class BackgroundProcess {
     int exit_code_ = -1;
 };
 
+// For a Prometheus-family server started with --web.listen-address=127.0.0.1:0
+// (Prometheus, Alertmanager): the URL of the port the kernel chose, read from the log line
+// "Listening on ... address=127.0.0.1:PORT"; empty if it does not appear within `seconds`.
+std::string wait_for_listening_url(const std::string& log_file, int seconds = 20);
+
 // The mitigate binary under test.
 std::string mitigate_binary();
 
