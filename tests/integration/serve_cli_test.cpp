@@ -63,9 +63,13 @@ rules:
         return run_process(arguments, environment);
     }
 
+    // Creates the tokens the first time; a second start() is a restart on the same store.
     void start() {
         for (const auto& [name, role] : std::vector<std::pair<std::string, std::string>>{
                  {"sender", "sender"}, {"alice", "approver"}, {"olga", "operator"}}) {
+            if (tokens.contains(name)) {
+                continue;
+            }
             const auto created =
                 mitigate({"token", "create", name, "--role", role, "--group", "sre"});
             ASSERT_EQ(created.exit_code, 0) << created.err;
@@ -204,6 +208,54 @@ TEST_F(ServeCliTest, TheShippedLatencyDrillRunsFromTheCliAndPasses) {
     const json flags = json::parse(testing::read_file(directory / "flags.json"));
     EXPECT_EQ(flags["flags"]["expensive-recommendations"]["defaultVariant"], "on");
     EXPECT_THAT(mitigate({"show", id}, "alice").out, HasSubstr("state       reverted"));
+    daemon->send(SIGTERM);
+    EXPECT_EQ(daemon->wait(), 0);
+}
+
+// SIGKILL in the middle of a drill that has changed the flag: the next `mitigate serve`
+// aborts the run and reverts the change before anything else is asked of it.
+TEST_F(ServeCliTest, ADaemonKilledMidDrillRevertsTheDrillsChangeWhenItStartsAgain) {
+    const std::string drill_file = directory.write("never-resolves.yaml", R"(name: never-resolves
+environment: dev
+service: checkout
+fault:
+  signal: {alertname: HighErrorRate, resolve: never}
+expect:
+  proposals: [{playbook: flag-off}]
+  applied_within: 10m
+  recovered_within: 30m
+max_duration: 1h
+)");
+    testing::write_policy_and_playbook(directory, R"yaml(
+rules:
+  - name: dev-allow
+    match: {environment: dev}
+    effect: allow
+)yaml");
+    start();
+    const auto started = mitigate({"drill", "run", drill_file, "--no-wait"}, "olga");
+    ASSERT_EQ(started.exit_code, 0) << started.err;
+    wait_for_state("verifying");
+    const auto flag_variant = [&] {
+        return json::parse(testing::read_file(directory / "flags.json"))["flags"]["checkout"].value(
+            "defaultVariant", "");
+    };
+    EXPECT_EQ(flag_variant(), "off");
+    daemon->send(SIGKILL);
+    EXPECT_EQ(daemon->wait(), 128 + SIGKILL);
+
+    start();
+    std::string history;
+    for (int attempt = 0; attempt < 500; ++attempt) {
+        history = mitigate({"drill", "history"}, "alice").out;
+        if (history.find("aborted") != std::string::npos) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_THAT(history, HasSubstr("aborted   never-resolves"));
+    EXPECT_THAT(history, HasSubstr("the daemon restarted during the drill"));
+    EXPECT_EQ(flag_variant(), "on");
     daemon->send(SIGTERM);
     EXPECT_EQ(daemon->wait(), 0);
 }
