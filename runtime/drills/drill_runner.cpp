@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include "runtime/core/ids.h"
@@ -725,6 +726,18 @@ std::optional<TimePoint> DrillRunner::step() {
 void DrillRunner::recover() {
     State& state = *state_;
     std::lock_guard lock(state.mutex);
+    // The last result per drill survives a restart: /metrics says it from the start.
+    std::set<std::string> seen;
+    for (const DrillRun& run :
+         state.store.list_drill_runs("", {"passed", "failed", "aborted"}, 1000)) {
+        if (seen.insert(run.drill).second) {
+            state.metrics.set("mitigate_drill_last_result",
+                              run.status == "passed"   ? 1
+                              : run.status == "failed" ? 0
+                                                       : -1,
+                              {{"drill", run.drill}});
+        }
+    }
     for (DrillRun run : state.store.list_drill_runs("", {"running"}, 100)) {
         run.status = "cleaning";
         run.body["phase"] = "cleaning";

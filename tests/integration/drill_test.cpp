@@ -250,6 +250,9 @@ TEST_F(DrillTest, ADaemonStoppedMidDrillCleansUpWhenItStartsAgain) {
     EXPECT_THAT(done.body.value("reason", ""), HasSubstr("restarted during the drill"));
     EXPECT_EQ(variant(), "on");
     EXPECT_EQ(drill_mitigations().front().state, MitigationState::reverted);
+    start_daemon();  // the last result per drill is in /metrics from the start
+    EXPECT_EQ(daemon->metrics().value("mitigate_drill_last_result", {{"drill", "left-behind"}}),
+              -1);
 }
 
 TEST_F(DrillTest, ScheduledRunsNeverOverlapAndMissedOnesAreReportedNotReplayed) {
