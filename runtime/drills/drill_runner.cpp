@@ -106,7 +106,8 @@ struct DrillRunner::State {
     std::shared_ptr<const PolicySet> policies;
     std::vector<DrillDefinition> scheduled;
     DrillRunnerHooks hooks;
-    std::mutex mutex;  // one step or start at a time
+    std::mutex mutex;                                    // one step or start at a time
+    std::map<std::string, DrillDefinition> definitions;  // by run id, for runs under way
     // The last answer to each error-budget query, and when it was asked.
     std::map<std::string, std::pair<TimePoint, std::optional<std::string>>> error_budget_checks;
 
@@ -531,14 +532,24 @@ struct DrillRunner::State {
         span("revert", "cleanup_started", "finished");
     }
 
-    void advance(DrillRun& run) {
-        const DrillLoad load = load_drill_text(run.body["definition"].get<std::string>(),
-                                               run.body.value("source", run.drill));
-        if (load.drills.empty()) {
-            throw std::runtime_error("drill run " + run.id +
-                                     ": its stored definition no longer loads");
+    // The definition a run was started with, parsed once per run (the store keeps its text,
+    // so a restart or an edited file does not change a run under way).
+    const DrillDefinition& definition_of(const DrillRun& run) {
+        auto found = definitions.find(run.id);
+        if (found == definitions.end()) {
+            DrillLoad load = load_drill_text(run.body["definition"].get<std::string>(),
+                                             run.body.value("source", run.drill));
+            if (load.drills.empty()) {
+                throw std::runtime_error("drill run " + run.id +
+                                         ": its stored definition no longer loads");
+            }
+            found = definitions.emplace(run.id, std::move(load.drills.front())).first;
         }
-        const DrillDefinition& drill = load.drills.front();
+        return found->second;
+    }
+
+    void advance(DrillRun& run) {
+        const DrillDefinition& drill = definition_of(run);
         const TimePoint now = clock.now();
         if (run.status == "running") {
             bool done = observe(drill, run);
@@ -570,16 +581,12 @@ struct DrillRunner::State {
         audit(run, "drill.finished",
               {{"result", run.status}, {"reason", run.body.value("reason", "")}});
         spdlog::info("drill {} run {}: {}", run.drill, run.id, run.status);
+        definitions.erase(run.id);
     }
 
     // Deadline of a run still going, so the loop wakes even when the engine does not.
-    std::optional<TimePoint> deadline_of(const DrillRun& run) {
-        const DrillLoad load =
-            load_drill_text(run.body["definition"].get<std::string>(), run.drill);
-        if (load.drills.empty()) {
-            return std::nullopt;
-        }
-        const DrillDefinition& drill = load.drills.front();
+    TimePoint deadline_of(const DrillRun& run) {
+        const DrillDefinition& drill = definition_of(run);
         if (run.status == "cleaning") {
             return clock.now() + std::chrono::seconds(1);
         }
@@ -711,13 +718,12 @@ std::optional<TimePoint> DrillRunner::step() {
     for (DrillRun run : state.store.list_drill_runs("", {"running", "cleaning"}, 100)) {
         try {
             state.advance(run);
+            if (!finished(run.status)) {
+                const TimePoint due = state.deadline_of(run);
+                next = next ? std::min(*next, due) : due;
+            }
         } catch (const std::exception& failure) {
             spdlog::error("drill run {}: {}", run.id, failure.what());
-        }
-        if (!finished(run.status)) {
-            if (const auto due = state.deadline_of(run)) {
-                next = next ? std::min(*next, *due) : *due;
-            }
         }
     }
     return next;
