@@ -87,6 +87,10 @@ struct Proposal {
     std::string proposed_by;  // identity: "playbook:<name>" or a person's name
     Action action;
     TimePoint created_at;
+    // Where it runs when there is no incident to say so (a drill's fault): what policy
+    // matches environment and service rules on. Empty otherwise.
+    std::string environment;
+    std::string service;
     bool operator==(const Proposal&) const = default;
 };
 

@@ -116,6 +116,8 @@ Proposal read_proposal(const json& in, std::string path, std::vector<FieldError>
         value.action = read_action(*action, reader.path_of("action"), errors);
     }
     value.created_at = reader.time("created_at").value_or(TimePoint{});
+    value.environment = reader.string("environment", Presence::optional);
+    value.service = reader.string("service", Presence::optional);
     reader.reject_unknown_fields();
     return value;
 }
@@ -417,6 +419,12 @@ void to_json(json& out, const Proposal& value) {
                {"proposed_by", value.proposed_by},
                {"action", value.action},
                {"created_at", format_rfc3339(value.created_at)}};
+    if (!value.environment.empty()) {
+        out["environment"] = value.environment;
+    }
+    if (!value.service.empty()) {
+        out["service"] = value.service;
+    }
 }
 
 void to_json(json& out, const BlastRadius& value) {

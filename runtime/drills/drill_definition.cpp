@@ -30,6 +30,14 @@ std::optional<Duration> read_duration(YamlMapReader& reader, std::string_view ke
     return duration;
 }
 
+std::optional<Duration> read_duration_required(YamlMapReader& reader, std::string_view key) {
+    if (!reader.has(key)) {
+        reader.string(key, true);  // records "is required" at the mapping
+        return std::nullopt;
+    }
+    return read_duration(reader, key);
+}
+
 // A mapping of names to strings (labels, annotations).
 Labels read_labels(YamlMapReader& parent, std::string_view key, YamlErrors& errors) {
     Labels labels;
@@ -94,6 +102,28 @@ void read_schedule(YamlMapReader& parent, YamlErrors& errors, DrillDefinition& d
 
 void read_fault(YamlMapReader& parent, YamlErrors& errors, DrillDefinition& drill) {
     YamlMapReader fault(parent.get("fault", true), "fault", errors);
+    const YAML::Node action_node = fault.get("action");
+    if (action_node.IsDefined()) {
+        YamlMapReader action(action_node, "fault.action", errors);
+        DrillFaultAction fault_action;
+        fault_action.action.provider = action.string("provider", true).value_or("");
+        fault_action.action.action = action.string("action", true).value_or("");
+        fault_action.action.target = action.string("target", true).value_or("");
+        const YAML::Node parameters = action.get("parameters");
+        if (parameters.IsDefined()) {
+            if (!parameters.IsMap()) {
+                action.error_at_value("parameters", "must be a mapping");
+            } else {
+                fault_action.action.parameters = yaml_to_json(parameters);
+            }
+        }
+        // Required: a fault must end on its own even if the drill's cleanup never runs.
+        fault_action.action.ttl = read_duration_required(action, "ttl");
+        fault_action.action.reason = action.string("reason").value_or("chaos drill " + drill.name +
+                                                                      ": the fault it injects");
+        action.reject_unknown_keys();
+        drill.fault_action = std::move(fault_action);
+    }
     YamlMapReader signal(fault.get("signal", true), "fault.signal", errors);
     drill.signal.alertname = signal.string("alertname", true).value_or("");
     drill.signal.labels = read_labels(signal, "labels", errors);

@@ -20,6 +20,13 @@
 // The fault is a synthetic alert, marked as a drill everywhere it goes; `resolve:
 // after_apply` resolves it once the mitigation is applied (the mitigation "worked"), and
 // `never` leaves it firing so that verification fails and the revert path is drilled.
+// A fault may also degrade something first, with a provider action:
+//   fault:
+//     action: {provider: flags, action: flag.set, target: slow-search,
+//              parameters: {variant: "on"}, ttl: 10m}
+//     signal: {alertname: HighLatency}
+// The action goes through policy as a drill mitigation; once it is applied the alert is
+// raised, as monitoring would raise it; cleanup reverts it with everything else.
 #pragma once
 
 #include <filesystem>
@@ -39,6 +46,12 @@ struct DrillSchedule {
     std::string time_zone_name = "UTC";
     cctz::time_zone time_zone;
     std::vector<PolicyWindow> except;  // no run starts while one of these is active
+};
+
+// A fault that is a provider action: something degraded on purpose before the alert is
+// raised, itself a drill mitigation through policy, reverted by cleanup or at its TTL.
+struct DrillFaultAction {
+    Action action;  // provider, action, target, parameters, ttl (required), reason
 };
 
 struct DrillSignal {
@@ -72,6 +85,7 @@ struct DrillDefinition {
     std::optional<DrillSchedule> schedule;
     std::string environment;
     std::string service;
+    std::optional<DrillFaultAction> fault_action;  // applied first, then the signal raised
     DrillSignal signal;
     std::vector<DrillExpectedProposal> expected_proposals;
     Duration applied_within{std::chrono::minutes(2)};

@@ -305,14 +305,67 @@ struct DrillRunner::State {
             audit(run, "drill.aborted", {{"reason", run.body["reason"]}});
             return {run, ""};
         }
-        // Stored before the signal, so a crash in between is cleaned up like any other.
-        run.body["phase"] = "waiting";
-        run.body["times"]["injected"] = format_rfc3339(now);
-        save(run);
         audit(run, "drill.started",
               {{"trigger", trigger}, {"dry_run", run.body["dry_run"]}, {"source", drill.source}});
-        send(drill, run, SignalStatus::firing);
+        if (drill.fault_action && !run.body["dry_run"].get<bool>()) {
+            // The fault first, through policy like anything else; the alert follows once it
+            // is applied (advance). A dry run applies no fault either.
+            const RequestResult fault = lifecycle.propose_drill_fault(
+                drill.fault_action->action, drill.environment, drill.service, actor(drill.name));
+            run.body["phase"] = "faulting";
+            if (fault.mitigation) {
+                run.body["fault_mitigation"] = fault.mitigation->id;
+            } else {
+                run.body["result"] = "aborted";
+                run.body["reason"] = "the fault was not proposed: " + fault.message;
+                run.status = "cleaning";
+            }
+            save(run);
+            if (hooks.wake_engine) {
+                hooks.wake_engine();
+            }
+            return {run, ""};
+        }
+        inject(drill, run);
         return {run, ""};
+    }
+
+    // Stored before the signal, so a crash in between is cleaned up like any other.
+    void inject(const DrillDefinition& drill, DrillRun& run) {
+        run.body["phase"] = "waiting";
+        run.body["times"]["injected"] = format_rfc3339(clock.now());
+        save(run);
+        send(drill, run, SignalStatus::firing);
+    }
+
+    // While the fault is on its way: true once the alert is raised; false to wait, or with
+    // the run aborted when the fault did not apply in time.
+    bool fault_applied(const DrillDefinition& drill, DrillRun& run) {
+        const auto fault = store.find_mitigation(run.body["fault_mitigation"].get<std::string>());
+        if (fault && (fault->state == MitigationState::verifying ||
+                      fault->state == MitigationState::active)) {
+            set_time(run.body, "fault_applied", clock.now());
+            inject(drill, run);
+            return true;
+        }
+        std::string why;
+        if (!fault) {
+            why = "the fault mitigation is gone";
+        } else if (is_final(fault->state)) {
+            why = "the fault ended " + std::string(to_string(fault->state)) +
+                  (fault->decision ? " (" + fault->decision->summary + ")" : "");
+        } else if (clock.now() >= run.started_at + drill.applied_within) {
+            why = "the fault was not applied within " + format_duration(drill.applied_within) +
+                  "; it is " + std::string(to_string(fault->state));
+        } else {
+            return false;
+        }
+        run.body["result"] = "aborted";
+        run.body["reason"] = "the fault did not apply: " + why;
+        run.status = "cleaning";
+        run.body["phase"] = "cleaning";
+        set_time(run.body, "cleanup_started", clock.now());
+        return false;
     }
 
     // Records what happened so far; true when there is nothing more to wait for.
@@ -469,14 +522,20 @@ struct DrillRunner::State {
             send(drill, run, SignalStatus::resolved);
             set_time(body, "resolved_signal", clock.now());
         }
-        const auto incident = incident_of(run);
-        if (!incident) {
-            // The signal may still be waiting to be grouped; give the engine a step.
-            return store.count_pending_signals() == 0;
-        }
         bool all_final = true;
+        std::vector<Mitigation> caused;  // the response first, then the fault it answered
+        if (const auto incident = incident_of(run)) {
+            caused = mitigations_of(incident->id);
+        } else if (body["times"].contains("injected") && store.count_pending_signals() > 0) {
+            all_final = false;  // the signal may still be waiting to be grouped
+        }
+        if (body.contains("fault_mitigation")) {
+            if (auto fault = store.find_mitigation(body["fault_mitigation"].get<std::string>())) {
+                caused.push_back(std::move(*fault));
+            }
+        }
         json cleanup = json::array();
-        for (const Mitigation& mitigation : mitigations_of(incident->id)) {
+        for (const Mitigation& mitigation : caused) {
             std::string done;
             const MitigationState state = mitigation.state;
             if (state == MitigationState::active || state == MitigationState::verifying ||
@@ -551,6 +610,22 @@ struct DrillRunner::State {
     void advance(DrillRun& run) {
         const DrillDefinition& drill = definition_of(run);
         const TimePoint now = clock.now();
+        if (run.status == "running" && !run.body["times"].contains("injected")) {
+            if (!run.body.contains("fault_mitigation") || !fault_applied(drill, run)) {
+                if (run.status == "running") {
+                    if (auto reason = stop_reason(drill)) {
+                        run.body["result"] = "aborted";
+                        run.body["reason"] = "stopped: " + *reason;
+                        run.status = "cleaning";
+                        set_time(run.body, "cleanup_started", now);
+                    }
+                }
+                if (run.status == "running") {
+                    save(run);
+                    return;
+                }
+            }
+        }
         if (run.status == "running") {
             bool done = observe(drill, run);
             if (auto reason = stop_reason(drill)) {
@@ -590,7 +665,10 @@ struct DrillRunner::State {
         if (run.status == "cleaning") {
             return clock.now() + std::chrono::seconds(1);
         }
-        const TimePoint injected = time_at(run.body, "injected").value_or(run.started_at);
+        if (!run.body["times"].contains("injected")) {  // waiting for the fault to apply
+            return std::max(run.started_at + drill.applied_within, clock.now());
+        }
+        const TimePoint injected = *time_at(run.body, "injected");
         TimePoint due = injected + drill.max_duration;
         due = std::min(due, injected + drill.applied_within);
         if (const auto applied = time_at(run.body, "applied")) {

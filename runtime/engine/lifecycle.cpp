@@ -321,7 +321,8 @@ struct Lifecycle::State {
     // Creates the mitigation, or merges into an equal open one. Returns its id.
     std::optional<Mitigation> submit(const Action& action, const std::string& incident_id,
                                      const std::string& playbook, const std::string& proposed_by,
-                                     bool drill) {
+                                     bool drill, const std::string& environment = "",
+                                     const std::string& service = "") {
         const TimePoint now = clock.now();
         for (const Mitigation& open : open_mitigations()) {
             const Action& existing = open.proposal.action;
@@ -350,6 +351,8 @@ struct Lifecycle::State {
         mitigation.proposal.proposed_by = proposed_by;
         mitigation.proposal.action = action;
         mitigation.proposal.created_at = now;
+        mitigation.proposal.environment = environment;
+        mitigation.proposal.service = service;
         mitigation.created_at = mitigation.updated_at = now;
         mitigation.drill = drill;
         store.create_mitigation(
@@ -450,6 +453,9 @@ struct Lifecycle::State {
             input.environment = incident->environment;
             input.service = incident->service;
             input.labels = incident->labels;
+        } else {
+            input.environment = mitigation.proposal.environment;
+            input.service = mitigation.proposal.service;
         }
         input.plan = mitigation.plan;
         Decision decision = evaluate_policy(*setup.policies, input, history(), clock.now());
@@ -761,6 +767,19 @@ RequestResult Lifecycle::propose(const Action& action, const std::string& incide
         drill = incident->drill;
     }
     const auto mitigation = state.submit(action, incident_id, "", identity, drill);
+    return result_of(RequestStatus::done, mitigation, "proposed");
+}
+
+RequestResult Lifecycle::propose_drill_fault(const Action& action, const std::string& environment,
+                                             const std::string& service,
+                                             const std::string& actor) {
+    std::lock_guard lock(mutex_);
+    if (action.provider.empty() || action.action.empty() || action.target.empty()) {
+        return result_of(RequestStatus::invalid, std::nullopt,
+                         "action.provider, action.action and action.target are required");
+    }
+    const auto mitigation =
+        state_->submit(action, "", "", actor, /*drill=*/true, environment, service);
     return result_of(RequestStatus::done, mitigation, "proposed");
 }
 

@@ -104,6 +104,11 @@ class Lifecycle {
 
     RequestResult propose(const Action& action, const std::string& incident_id,
                           const std::string& identity);
+    // A drill's fault (runtime/drills): an action that degrades something on purpose,
+    // marked drill, with no incident; policy decides on it with `environment` and
+    // `service` like any other proposal, and it reverts at its TTL if nothing else does.
+    RequestResult propose_drill_fault(const Action& action, const std::string& environment,
+                                      const std::string& service, const std::string& actor);
     RequestResult approve(const ApprovalRequest& request);
     RequestResult revert(const std::string& id, const std::string& identity,
                          const std::string& reason);

@@ -46,7 +46,9 @@ class DrillTest : public ::testing::Test {
   protected:
     void SetUp() override {
         flags = directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
-            "variants": {"on": true, "off": false}, "defaultVariant": "on"}}})");
+            "variants": {"on": true, "off": false}, "defaultVariant": "on"},
+            "slow-path": {"state": "ENABLED", "variants": {"on": true, "off": false},
+            "defaultVariant": "off"}}})");
         testing::write_policy_and_playbook(directory, testing::environment_policy);
         std::filesystem::create_directories(directory / "drills");
     }
@@ -364,6 +366,45 @@ TEST_F(DrillTest, AnErrorBudgetBurnAboveTheThresholdKeepsTheDrillFromStarting) {
         finished_run(start_drill(with_budget("unreachable", url, "vector(0.05)")));
     EXPECT_EQ(unreachable.status, "aborted");
     EXPECT_THAT(unreachable.body.value("reason", ""), HasSubstr("cannot check the error budget"));
+}
+
+// A fault that is a provider action: the slow path is switched on (a drill mitigation,
+// through policy), then the alert is raised; the playbook answers; cleanup reverts both.
+// In prod the default policy denies the fault, and the drill is aborted with nothing done.
+TEST_F(DrillTest, AProviderActionFaultIsAppliedThroughPolicyThenRevertedWithTheResponse) {
+    start_daemon();
+    const auto fault_drill = [](const std::string& name, const std::string& environment) {
+        return "name: " + name + "\nenvironment: " + environment +
+               "\nservice: checkout\n"
+               "fault:\n"
+               "  action: {provider: flags, action: flag.set, target: slow-path,\n"
+               "           parameters: {variant: \"on\"}, ttl: 10m}\n"
+               "  signal: {alertname: HighErrorRate, labels: {flag: checkout}}\n"
+               "expect:\n  proposals: [{playbook: flag-off, target: checkout}]\n"
+               "max_duration: 15m\n";
+    };
+    const auto flag = [&](const std::string& name) {
+        return json::parse(testing::read_file(flags))["flags"][name]["defaultVariant"]
+            .get<std::string>();
+    };
+    const DrillRun done = finished_run(start_drill(fault_drill("slow-path", "dev")));
+    EXPECT_EQ(done.status, "passed") << done.body.dump(2);
+    EXPECT_TRUE(done.body["times"].contains("fault_applied"));
+    EXPECT_EQ(flag("slow-path"), "off");  // the fault, reverted
+    EXPECT_EQ(flag("checkout"), "on");    // the response, reverted
+    const auto fault =
+        daemon->store().find_mitigation(done.body["fault_mitigation"].get<std::string>());
+    ASSERT_TRUE(fault);
+    EXPECT_TRUE(fault->drill);
+    EXPECT_EQ(fault->proposal.proposed_by, "drill:slow-path");
+    EXPECT_EQ(fault->state, MitigationState::reverted);
+
+    const DrillRun denied = finished_run(start_drill(fault_drill("prod-fault", "prod")));
+    EXPECT_EQ(denied.status, "aborted");
+    EXPECT_THAT(denied.body.value("reason", ""),
+                HasSubstr("the fault did not apply: the fault ended denied"));
+    EXPECT_FALSE(denied.body["times"].contains("injected"));  // no alert was raised
+    EXPECT_EQ(flag("slow-path"), "off");
 }
 
 }  // namespace
