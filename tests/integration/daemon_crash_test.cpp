@@ -4,8 +4,12 @@
 // PATCH: exactly one apply and one revert over the whole run), and the applied change is
 // reverted at its TTL by the restarted daemon.
 //
-// The daemon that dies runs in a forked child; the one that recovers runs in the test,
-// both on an injected clock. The emulator lives in the parent and serves both.
+// The daemon that dies runs in a child process (this test, executed again with
+// MITIGATE_CRASH_CHILD set); the one that recovers runs in the test, both on an injected
+// clock. The emulator lives in the parent and serves both. The child is exec'd, not just
+// forked: a bare fork of this multi-threaded process can copy an allocator lock that one
+// of the emulator's threads held at that instant, and AddressSanitizer's allocator then
+// deadlocks the child for good.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include "plugins/emulators/launchdarkly_emulator.h"
@@ -49,11 +55,16 @@ rules:
     }
 
     DaemonOptions options(const Clock& clock) const {
-        Config config = testing::runtime_config(directory);
+        return options(clock, emulator.url(), directory.path());
+    }
+
+    static DaemonOptions options(const Clock& clock, const std::string& emulator_url,
+                                 const std::filesystem::path& root) {
+        Config config = testing::runtime_config(root);
         ProviderConfig flags;
         flags.name = "flags";
         flags.plugin = "flags";
-        flags.egress.allow_hosts = {emulator.url().substr(std::string("http://").size())};
+        flags.egress.allow_hosts = {emulator_url.substr(std::string("http://").size())};
         flags.egress.allow_loopback = true;
         CredentialProfile token;
         token.name = "launchdarkly";
@@ -62,7 +73,7 @@ rules:
         token.settings = {{"header", "Authorization"}};
         flags.credentials.push_back(token);
         flags.settings = {{"backend", "launchdarkly"},
-                          {"url", emulator.url()},
+                          {"url", emulator_url},
                           {"project", "default"},
                           {"environment", "production"},
                           {"credential", "launchdarkly"}};
@@ -123,12 +134,14 @@ rules:
 
 TEST_P(DaemonCrashTest, KilledAtATransitionRecoversWithoutLossOrDoubleApply) {
     const std::string fatal_point = GetParam();
-    const pid_t child = fork();
-    if (child == 0) {
+    if (const char* dying_at = std::getenv("MITIGATE_CRASH_CHILD")) {
+        // The child: the parent's store and emulator, killed at `dying_at`.
+        const std::string point = dying_at;
         ManualClock clock(start_time);
-        DaemonOptions dying = options(clock);
-        dying.store_fault_point = [fatal_point](std::string_view point) {
-            if (point == fatal_point) {
+        DaemonOptions dying = options(clock, std::getenv("MITIGATE_CRASH_EMULATOR"),
+                                      std::getenv("MITIGATE_CRASH_DIR"));
+        dying.store_fault_point = [point](std::string_view reached) {
+            if (reached == point) {
                 raise(SIGKILL);
             }
         };
@@ -139,8 +152,25 @@ TEST_P(DaemonCrashTest, KilledAtATransitionRecoversWithoutLossOrDoubleApply) {
         } catch (...) {
             _exit(3);
         }
-        _exit(0);  // the point was never reached: the test fails below
+        _exit(0);  // the point was never reached: the parent fails
     }
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    const std::string filter =
+        std::string("--gtest_filter=") + test->test_suite_name() + "." + test->name();
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+    setenv("MITIGATE_CRASH_CHILD", fatal_point.c_str(), 1);
+    setenv("MITIGATE_CRASH_EMULATOR", emulator.url().c_str(), 1);
+    setenv("MITIGATE_CRASH_DIR", directory.path().c_str(), 1);
+    char* const arguments[] = {const_cast<char*>(self.c_str()), const_cast<char*>(filter.c_str()),
+                               nullptr};
+    const pid_t child = fork();
+    if (child == 0) {
+        execv(self.c_str(), arguments);  // nothing but exec between fork and exec
+        _exit(127);
+    }
+    unsetenv("MITIGATE_CRASH_CHILD");
+    unsetenv("MITIGATE_CRASH_EMULATOR");
+    unsetenv("MITIGATE_CRASH_DIR");
     int status = 0;
     waitpid(child, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)

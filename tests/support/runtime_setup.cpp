@@ -9,7 +9,7 @@ void write_policy_and_playbook(const TemporaryDirectory& directory, std::string_
     directory.write("playbooks/flag-off.lua", flag_off_playbook);
 }
 
-Config runtime_config(const TemporaryDirectory& directory) {
+Config runtime_config(const std::filesystem::path& directory) {
     Config config;
     config.source = "test";
     config.server.host = "127.0.0.1";

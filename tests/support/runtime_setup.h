@@ -50,7 +50,10 @@ void write_policy_and_playbook(const TemporaryDirectory& directory, std::string_
 
 // A configuration on `directory`: API on 127.0.0.1 port 0, store m.db, the directories
 // above, plugins found beside the binary, and no provider.
-Config runtime_config(const TemporaryDirectory& directory);
+Config runtime_config(const std::filesystem::path& directory);
+inline Config runtime_config(const TemporaryDirectory& directory) {
+    return runtime_config(directory.path());
+}
 
 // The flags provider on the flagd file `flag_file` (which it may read and replace).
 ProviderConfig flagd_provider(const std::filesystem::path& flag_file);
