@@ -63,9 +63,7 @@ void measure(int requests) {
     config.chat.slack =
         testing::emulated_slack(directory, slack.api_url(), bot_token, signing_secret,
                                 {{"U_BENCH", "bench", {"sre"}, "approver"}});
-    DaemonOptions options;
-    options.config = config;
-    options.executable = testing::mitigate_binary();
+    DaemonOptions options = testing::daemon_options(config);
     Daemon daemon(options);
     daemon.start();
     slack.point_app_at(daemon.url() + "/v1/chat/slack/interactions",

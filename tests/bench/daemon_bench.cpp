@@ -161,9 +161,7 @@ HttpClientResponse post(const std::string& url, const json& body) {
 
 void measure_applied(int iterations) {
     Setup setup(iterations);
-    DaemonOptions options;
-    options.config = setup.config;
-    options.executable = testing::mitigate_binary();
+    DaemonOptions options = testing::daemon_options(setup.config);
     Daemon daemon(options);
     daemon.store().create_api_token(
         {"bench", "sender", {}, api_token_digest(token), SystemClock().now(), {}}, "bench");
@@ -228,9 +226,7 @@ void measure_applied(int iterations) {
 void measure_ingestion(int alerts) {
     Setup setup(1);
     setup.config.engine.pending_signal_limit = 10'000'000;
-    DaemonOptions options;
-    options.config = setup.config;
-    options.executable = testing::mitigate_binary();
+    DaemonOptions options = testing::daemon_options(setup.config);
     Daemon daemon(options);
     daemon.store().create_api_token(
         {"bench", "sender", {}, api_token_digest(token), SystemClock().now(), {}}, "bench");

@@ -42,9 +42,7 @@ rules:
 )yaml");
         Config config = testing::runtime_config(directory);
         config.providers.push_back(testing::flagd_provider(directory / "flags.json"));
-        DaemonOptions options;
-        options.config = config;
-        options.executable = testing::mitigate_binary();
+        DaemonOptions options = testing::daemon_options(config);
         daemon = std::make_unique<Daemon>(options);
         daemon->store().create_api_token({"alertmanager",
                                           "sender",

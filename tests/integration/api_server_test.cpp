@@ -38,10 +38,7 @@ class ApiServerTest : public ::testing::Test {
         Config config = testing::runtime_config(directory);
         config.engine = engine;
         config.providers.push_back(testing::flagd_provider(flags));
-        DaemonOptions options;
-        options.config = config;
-        options.executable = testing::mitigate_binary();
-        options.clock = &clock;
+        DaemonOptions options = testing::daemon_options(config, &clock);
         daemon = std::make_unique<Daemon>(options);
         daemon->start();
         if (tokens.empty()) {

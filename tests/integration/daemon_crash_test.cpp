@@ -78,11 +78,7 @@ rules:
                           {"environment", "production"},
                           {"credential", "launchdarkly"}};
         config.providers.push_back(flags);
-        DaemonOptions result;
-        result.config = config;
-        result.executable = testing::mitigate_binary();
-        result.clock = &clock;
-        return result;
+        return testing::daemon_options(config, &clock);
     }
 
     static std::vector<Signal> alert(const std::string& status, TimePoint now) {

@@ -59,10 +59,7 @@ class DrillTest : public ::testing::Test {
         config.engine = engine;
         config.directories.drills = directory / "drills";
         config.providers.push_back(testing::flagd_provider(flags));
-        DaemonOptions options;
-        options.config = config;
-        options.executable = testing::mitigate_binary();
-        options.clock = &clock;
+        DaemonOptions options = testing::daemon_options(config, &clock);
         daemon = std::make_unique<Daemon>(options);
         daemon->start();
         for (const auto& [name, role] : {std::pair{"carol", "operator"}, {"am", "sender"}}) {

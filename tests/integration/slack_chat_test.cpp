@@ -53,10 +53,7 @@ class SlackChatTest : public ::testing::Test {
                                      {"U_MALLORY", "mallory", {"web"}, "approver"},
                                      {"U_CAROL", "carol", {"sre"}, "operator"},
                                      {"U_VERA", "vera", {}, "viewer"}});
-        DaemonOptions options;
-        options.config = config;
-        options.executable = testing::mitigate_binary();
-        options.clock = &clock;
+        DaemonOptions options = testing::daemon_options(config, &clock);
         daemon = std::make_unique<Daemon>(options);
         daemon->start();
         emulator.point_app_at(daemon->url() + "/v1/chat/slack/interactions",

@@ -1,5 +1,7 @@
 #include "tests/support/runtime_setup.h"
 
+#include "tests/support/child_process.h"
+
 namespace mitigate::testing {
 
 void write_policy_and_playbook(const TemporaryDirectory& directory, std::string_view policy) {
@@ -19,6 +21,14 @@ Config runtime_config(const std::filesystem::path& directory) {
     config.directories.playbooks = directory / "playbooks";
     config.directories.plugins = directory / "no-plugins-here";
     return config;
+}
+
+DaemonOptions daemon_options(Config config, const Clock* clock) {
+    DaemonOptions options;
+    options.config = std::move(config);
+    options.executable = mitigate_binary();
+    options.clock = clock;
+    return options;
 }
 
 ProviderConfig flagd_provider(const std::filesystem::path& flag_file) {

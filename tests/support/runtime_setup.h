@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/config/config.h"
+#include "runtime/server/daemon.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate::testing {
@@ -54,6 +55,10 @@ Config runtime_config(const std::filesystem::path& directory);
 inline Config runtime_config(const TemporaryDirectory& directory) {
     return runtime_config(directory.path());
 }
+
+// Options for an in-process Daemon on `config`, its workers run from the mitigate binary
+// under test; `clock` null for the system clock.
+DaemonOptions daemon_options(Config config, const Clock* clock = nullptr);
 
 // The flags provider on the flagd file `flag_file` (which it may read and replace).
 ProviderConfig flagd_provider(const std::filesystem::path& flag_file);
