@@ -14,7 +14,8 @@
 //   flag.kill_switch  {}: the flag off at the platform (flagd state DISABLED, Unleash
 //                environment off, LaunchDarkly targeting off, serving its off variation).
 // Reverts restore exactly the fields the change set, and only while they still hold the
-// values mitigate set (plugins/sdk/provider.h).
+// values mitigate set (plugins/sdk/provider.h). mitigate.state("flags", KEY) is the
+// backend's state of the flag.
 #include <memory>
 
 #include "plugins/flags/flag_backend.h"
@@ -128,6 +129,9 @@ class FlagsProvider : public Provider {
     void configure(const json& settings, const Host& host) override {
         backend_ = make_flag_backend(settings, host);
     }
+
+    // mitigate.state("flags", KEY): the flag as flag.set reads it.
+    json state(const std::string& target) override { return set_.read(target); }
 
     Action* action(const std::string& name) override {
         if (name == "flag.set") {

@@ -39,7 +39,9 @@ extern "C" {
 #endif
 
 #define MITIGATE_PLUGIN_ABI_MAJOR 1
-#define MITIGATE_PLUGIN_ABI_MINOR 0
+/* Minor 1 added the "state" operation of call() and the http egress fields
+ * "signing_service" and "timeout_ms". */
+#define MITIGATE_PLUGIN_ABI_MINOR 1
 
 /* The name of the one exported symbol. */
 #define MITIGATE_PLUGIN_ENTRY_NAME "mitigate_plugin_entry"
@@ -78,7 +80,9 @@ typedef struct mitigate_host_api {
     /*
      * Brokered egress. request_json is one of
      *   {"kind":"http","method":"GET","url":"https://...","headers":{"name":"value"},
-     *    "body":"...","credential":"profile-name"}
+     *    "body":"...","credential":"profile-name",
+     *    "signing_service":"ecs",   (optional, AWS SigV4 profiles: the service to sign for)
+     *    "timeout_ms":5000}         (optional: shorter than the runtime's own limit)
      *   {"kind":"file_read","path":"/abs/path"}
      *   {"kind":"file_write","path":"/abs/path","content":"...","if_match":"sha256 hex"}
      * The runtime checks the destination against the provider's configuration, adds the
@@ -132,6 +136,9 @@ typedef struct mitigate_plugin_api {
      *   {"operation":"revert","action":"set","target":"...","plan":{...}}
      *       -> {"reverted":true,"changed":...}; MITIGATE_CONFLICT when the live state
      *          is no longer plan.forward (someone changed it since): nothing is written.
+     *   {"operation":"state","target":"..."}                        (since minor 1)
+     *       -> {"state":{...}}: what a playbook's mitigate.state(provider, target) sees;
+     *          read-only. MITIGATE_INVALID when the provider offers none for the target.
      * On MITIGATE_OK, *response_json is the answer, owned by the plugin.
      */
     int32_t (*call)(const char* request_json, const char** response_json);

@@ -2,15 +2,32 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <exception>
 #include <new>
+#include <random>
+#include <thread>
 
 #include "plugins/sdk/json_schema.h"
 
 namespace mitigate::plugin {
 namespace {
+
+using Milliseconds = std::chrono::milliseconds;
+using SteadyClock = std::chrono::steady_clock;
+
+RetryPolicy policy_in_force;
+// When the current operation must be over; the policy's deadline from its start.
+SteadyClock::time_point operation_deadline = SteadyClock::time_point::max();
+
+// A transport failure the runtime reports as having happened before anything was sent
+// (the name did not resolve, the connection was refused): always safe to retry.
+class NotSent : public Failure {
+  public:
+    explicit NotSent(const std::string& message) : Failure(MITIGATE_UNAVAILABLE, message) {}
+};
 
 std::string sha256_hex(const std::string& text) {
     std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
@@ -96,6 +113,10 @@ json Host::egress(const json& request) const {
     json parsed = json::parse(response != nullptr ? response : "", nullptr, false);
     if (status != MITIGATE_OK) {
         const std::string why = parsed.is_object() ? parsed.value("error", "refused") : "refused";
+        if (status == MITIGATE_UNAVAILABLE && parsed.is_object() &&
+            parsed.value("not_sent", false)) {
+            throw NotSent(why);
+        }
         throw Failure(static_cast<mitigate_status>(status), why);
     }
     if (!parsed.is_object()) {
@@ -105,17 +126,106 @@ json Host::egress(const json& request) const {
 }
 
 HttpResponse Host::http(const HttpRequest& request) const {
-    const json answer = egress({{"kind", "http"},
-                                {"method", request.method},
-                                {"url", request.url},
-                                {"headers", request.headers},
-                                {"body", request.body},
-                                {"credential", request.credential}});
+    json description{{"kind", "http"},       {"method", request.method},
+                     {"url", request.url},   {"headers", request.headers},
+                     {"body", request.body}, {"credential", request.credential}};
+    if (!request.signing_service.empty()) {
+        description["signing_service"] = request.signing_service;
+    }
+    const Milliseconds left = time_left();
+    if (left <= Milliseconds(0)) {
+        fail_unavailable("the operation's deadline of " +
+                         std::to_string(policy_in_force.deadline.count()) + " ms has passed");
+    }
+    if (left < Milliseconds(24LL * 3600 * 1000)) {
+        description["timeout_ms"] = left.count();
+    }
+    const json answer = egress(description);
     HttpResponse response;
     response.status = answer.value("status", 0);
     response.headers = answer.value("headers", std::map<std::string, std::string>{});
     response.body = answer.value("body", "");
     return response;
+}
+
+namespace {
+
+// Retry-After in seconds (the HTTP-date form is not used by the providers here).
+Milliseconds retry_after(const HttpResponse& response) {
+    auto found = response.headers.find("retry-after");
+    if (found == response.headers.end()) {
+        return Milliseconds(0);
+    }
+    char* end = nullptr;
+    const long seconds = std::strtol(found->second.c_str(), &end, 10);
+    return seconds > 0 && end != found->second.c_str() ? Milliseconds(seconds * 1000)
+                                                       : Milliseconds(0);
+}
+
+}  // namespace
+
+HttpResponse Host::send(const HttpRequest& request) const {
+    for (int attempt = 1;; ++attempt) {
+        const bool last = attempt >= policy_in_force.attempts;
+        HttpResponse response;
+        try {
+            response = http(request);
+        } catch (const NotSent& failure) {
+            if (last || !back_off(attempt)) {
+                throw;
+            }
+            log(MITIGATE_LOG_WARN, request.method + " " + request.url + " not sent (" +
+                                       failure.what() + "); retry " + std::to_string(attempt));
+            continue;
+        } catch (const Failure& failure) {
+            // Sent, and no answer: only a request that may happen twice is sent again.
+            if (failure.status() != MITIGATE_UNAVAILABLE || !request.idempotent || last ||
+                !back_off(attempt)) {
+                throw;
+            }
+            log(MITIGATE_LOG_WARN, request.method + " " + request.url + " got no answer (" +
+                                       failure.what() + "); retry " + std::to_string(attempt));
+            continue;
+        }
+        // 429 and 503 say the request was not processed; another 5xx may have been.
+        const bool refused_unprocessed = response.status == 429 || response.status == 503;
+        const bool server_error = response.status >= 500 && response.status != 501;
+        if (!(refused_unprocessed || (server_error && request.idempotent)) || last ||
+            !back_off(attempt, retry_after(response))) {
+            return response;
+        }
+        log(MITIGATE_LOG_WARN, request.method + " " + request.url + " answered " +
+                                   std::to_string(response.status) + "; retry " +
+                                   std::to_string(attempt));
+    }
+}
+
+const RetryPolicy& retry_policy() {
+    return policy_in_force;
+}
+
+Milliseconds time_left() {
+    if (operation_deadline == SteadyClock::time_point::max()) {
+        return Milliseconds::max();
+    }
+    return std::max(Milliseconds(0), std::chrono::duration_cast<Milliseconds>(operation_deadline -
+                                                                              SteadyClock::now()));
+}
+
+bool back_off(int retry, Milliseconds at_least) {
+    // Full jitter (a uniform draw below the exponential ceiling) spreads the retries of
+    // many callers; a Retry-After is a floor the provider asked for.
+    const int doublings = std::clamp(retry - 1, 0, 20);
+    const Milliseconds ceiling = std::min(
+        policy_in_force.max_delay, Milliseconds(policy_in_force.base_delay.count() << doublings));
+    static std::mt19937_64 generator{std::random_device{}()};
+    std::uniform_int_distribution<long long> draw(0, std::max<long long>(0, ceiling.count()));
+    const Milliseconds delay = std::max(Milliseconds(draw(generator)), at_least);
+    if (delay >= time_left()) {
+        return false;
+    }
+    std::this_thread::sleep_for(delay);
+    return true;
 }
 
 FileContent Host::read_file(const std::string& path) const {
@@ -134,6 +244,10 @@ void Host::log(mitigate_log_level level, const std::string& message) const {
     api_->log(api_->host, level, message.c_str());
 }
 
+json Provider::state(const std::string& target) {
+    fail_invalid("this provider offers no state to playbooks (asked for " + target + ")");
+}
+
 bool Action::matches(const json& live, const json& expected) const {
     if (!expected.is_object() || !live.is_object()) {
         return live == expected;
@@ -146,16 +260,53 @@ bool Action::matches(const json& live, const json& expected) const {
     return true;
 }
 
+namespace {
+
+// A write whose outcome is unknown (no answer, a 5xx) is settled by reading again, never
+// by writing blindly: see the top of provider.h.
+void write_once(Action& action, const std::string& target, const json& from, const json& to) {
+    for (int attempt = 1;; ++attempt) {
+        try {
+            action.write(target, from, to);
+            return;
+        } catch (const Failure& failure) {
+            if (failure.status() != MITIGATE_UNAVAILABLE || attempt >= policy_in_force.attempts) {
+                throw;
+            }
+            const json live = action.read(target);
+            if (action.matches(live, to)) {
+                return;  // it landed; the answer was lost
+            }
+            if (!action.matches(live, from)) {
+                fail_conflict("after a write to " + target + " failed (" + failure.what() +
+                              "), its state is neither the old nor the new one (" + live.dump() +
+                              ")");
+            }
+            if (!back_off(attempt)) {
+                throw;
+            }
+        }
+    }
+}
+
+}  // namespace
+
 json handle_request(Provider& provider, const json& request) {
+    operation_deadline = policy_in_force.deadline.count() > 0
+                             ? SteadyClock::now() + policy_in_force.deadline
+                             : SteadyClock::time_point::max();
     if (!request.is_object()) {
         fail_invalid("request: must be a JSON object");
     }
     const std::string operation = required_field(request, "operation").get<std::string>();
-    const std::string action_name = required_field(request, "action").get<std::string>();
     const std::string target = required_field(request, "target").get<std::string>();
     if (target.empty()) {
         fail_invalid("request.target: must not be empty");
     }
+    if (operation == "state") {
+        return {{"state", provider.state(target)}};
+    }
+    const std::string action_name = required_field(request, "action").get<std::string>();
     Action* action = provider.action(action_name);
     if (action == nullptr) {
         fail_invalid("request.action: \"" + action_name + "\" is not an action of this provider");
@@ -181,7 +332,7 @@ json handle_request(Provider& provider, const json& request) {
             fail_conflict("the live state of " + target + " is no longer the one planned from (" +
                           live.dump() + "); plan again");
         }
-        action->write(target, inverse, forward);
+        write_once(*action, target, inverse, forward);
         return {{"applied", true}, {"changed", true}};
     }
     if (operation == "revert") {
@@ -193,7 +344,7 @@ json handle_request(Provider& provider, const json& request) {
                           live.dump() + " instead of " + forward.dump() +
                           "); not reverting over someone else's change");
         }
-        action->write(target, forward, inverse);
+        write_once(*action, target, forward, inverse);
         return {{"reverted", true}, {"changed", true}};
     }
     fail_invalid("request.operation: \"" + operation +
@@ -233,6 +384,28 @@ int32_t guarded(Body body) {
     }
 }
 
+RetryPolicy parse_retry_policy(const json& retry) {
+    const json schema = json::parse(R"json({
+      "type": "object",
+      "properties": {
+        "attempts": {"type": "integer", "minimum": 1, "maximum": 10},
+        "base_delay_ms": {"type": "integer", "minimum": 0, "maximum": 60000},
+        "max_delay_ms": {"type": "integer", "minimum": 0, "maximum": 300000},
+        "deadline_ms": {"type": "integer", "minimum": 1, "maximum": 600000}
+      },
+      "additionalProperties": false
+    })json");
+    if (auto problem = schema_violation(retry, schema, "settings.retry")) {
+        fail_invalid(*problem);
+    }
+    RetryPolicy policy;
+    policy.attempts = retry.value("attempts", policy.attempts);
+    policy.base_delay = Milliseconds(retry.value("base_delay_ms", policy.base_delay.count()));
+    policy.max_delay = Milliseconds(retry.value("max_delay_ms", policy.max_delay.count()));
+    policy.deadline = Milliseconds(retry.value("deadline_ms", policy.deadline.count()));
+    return policy;
+}
+
 const char* exported_manifest() {
     if (manifest_text.empty()) {
         try {
@@ -250,7 +423,11 @@ int32_t exported_init(const mitigate_host_api* host, const char* settings_json) 
             return record_failure(MITIGATE_INTERNAL, "host ABI major differs from the plugin's");
         }
         host_api = host;
-        const json settings = json::parse(settings_json != nullptr ? settings_json : "{}");
+        json settings = json::parse(settings_json != nullptr ? settings_json : "{}");
+        if (settings.is_object() && settings.contains("retry")) {
+            policy_in_force = parse_retry_policy(settings["retry"]);
+            settings.erase("retry");
+        }
         const json schema = provider_instance().manifest().value("settings", json::object());
         if (auto problem = schema_violation(settings, schema, "settings")) {
             fail_invalid(*problem);

@@ -19,8 +19,20 @@
 //
 // Anything thrown escapes no further than the exported functions: Failure carries its
 // status, any other exception becomes MITIGATE_INTERNAL.
+//
+// Faults (every provider gets the same rules):
+//   - Host::send() retries what is safe to retry: a request that never reached the
+//     provider, 429 and 503 (refused before processing), and, for requests marked
+//     idempotent (reads, and writes that set a value), any 5xx and a lost connection.
+//     Backoff is exponential with full jitter, Retry-After is honoured, and the whole
+//     call has a deadline; all from the settings' "retry" object (RetryPolicy).
+//   - apply and revert treat a write whose outcome is unknown (the connection dropped
+//     after the provider applied it, a 5xx) by reading again: the change is there ->
+//     done; the old state is still there -> write again; anything else -> conflict. So a
+//     retried write is never applied twice.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
@@ -56,7 +68,24 @@ struct HttpRequest {
     std::string url;
     std::map<std::string, std::string> headers;
     std::string body;
-    std::string credential;  // a credential profile of the provider's config; "" for none
+    std::string credential;       // a credential profile of the provider's config; "" for none
+    std::string signing_service;  // AWS SigV4 profiles: the service to sign for ("ecs")
+    // Sending it twice has the same effect as once (a read, or a write of a value): any
+    // transient failure may be retried. Otherwise only failures known to have happened
+    // before the provider processed it are.
+    bool idempotent = false;
+};
+
+// From the provider's settings, "retry": {"attempts": 4, "base_delay_ms": 200,
+// "max_delay_ms": 5000, "deadline_ms": 20000}. The SDK takes the key out of the settings
+// before the provider's own schema sees them, so every provider accepts it.
+struct RetryPolicy {
+    int attempts = 4;  // tries of one request, the first included
+    std::chrono::milliseconds base_delay{200};
+    std::chrono::milliseconds max_delay{5000};
+    // For one operation (apply, revert...), every retry included; it must fit in the
+    // runtime's sandbox.plugin_call_timeout_ms.
+    std::chrono::milliseconds deadline{20000};
 };
 
 struct HttpResponse {
@@ -77,7 +106,12 @@ struct FileContent {
 class Host {
   public:
     explicit Host(const mitigate_host_api* api) : api_(api) {}
+    // One exchange, no retry.
     HttpResponse http(const HttpRequest& request) const;
+    // With the retries of the RetryPolicy (see the top of this file). Returns the last
+    // response, which may still be a 429 or 5xx once attempts or the deadline ran out;
+    // throws Failure(MITIGATE_UNAVAILABLE) when no answer came at all.
+    HttpResponse send(const HttpRequest& request) const;
     FileContent read_file(const std::string& path) const;
     // Replaces the file atomically if its content still has `if_match` as etag; throws
     // Failure(MITIGATE_CONFLICT) when it changed. Returns the new etag.
@@ -112,6 +146,9 @@ class Action {
 class Provider {
   public:
     virtual ~Provider() = default;
+    // What a playbook's mitigate.state(provider, target) sees: read-only, plain data.
+    // The default offers nothing.
+    virtual json state(const std::string& target);
     // See mitigate_plugin_api.manifest. Parameters are validated against each action's
     // "parameters" schema before plan() sees them (json_schema.h lists what is checked).
     virtual json manifest() const = 0;
@@ -126,6 +163,15 @@ const mitigate_plugin_api* export_provider(Provider& (*instance)());
 // The whole contract for one request, as the exported call() runs it (exposed for
 // tests that drive a provider in-process).
 json handle_request(Provider& provider, const json& request);
+
+// The retry policy in force (set by init from the settings), and the time left of the
+// current operation's deadline.
+const RetryPolicy& retry_policy();
+std::chrono::milliseconds time_left();
+// Sleeps the backoff before retry number `retry` (1 for the first), capped by
+// time_left(); `at_least` is a Retry-After the provider asked for. False, without
+// sleeping, when the deadline would pass first.
+bool back_off(int retry, std::chrono::milliseconds at_least = std::chrono::milliseconds(0));
 
 }  // namespace mitigate::plugin
 

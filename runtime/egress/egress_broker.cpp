@@ -360,8 +360,20 @@ json EgressBroker::http(const json& request, int& status) const {
                 break;
             case CredentialKind::aws_sigv4: {
                 const auto service = profile->settings.find("service");
+                // The plugin names the service of each call (one AWS profile serves ECS,
+                // WAFv2 and ELBv2); the profile's `service` is the default.
+                const std::string signing_service = request.value("signing_service", "");
+                if (!signing_service.empty() &&
+                    signing_service.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") !=
+                        std::string::npos) {
+                    return refused(status, MITIGATE_INVALID,
+                                   "egress: signing_service \"" + signing_service +
+                                       "\" is not an AWS service name");
+                }
                 sigv4 = "aws:amz:" + profile->settings.at("region") + ":" +
-                        (service != profile->settings.end() ? service->second : "execute-api");
+                        (!signing_service.empty()             ? signing_service
+                         : service != profile->settings.end() ? service->second
+                                                              : "execute-api");
                 userpwd = secret("access_key_id") + ":" + secret("secret_access_key");
                 curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4.c_str());
                 curl_easy_setopt(curl, CURLOPT_USERPWD, userpwd.c_str());
@@ -392,7 +404,13 @@ json EgressBroker::http(const json& request, int& status) const {
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(curl, CURLOPT_PROXY, "");  // never a proxy from the environment
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(limits_.timeout.count()));
+    // The plugin may ask for less time than the limit (what is left of its deadline).
+    auto timeout = limits_.timeout;
+    if (request.contains("timeout_ms") && request["timeout_ms"].is_number_integer()) {
+        timeout = std::clamp(std::chrono::milliseconds(request["timeout_ms"].get<std::int64_t>()),
+                             std::chrono::milliseconds(1), limits_.timeout);
+    }
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
     curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
                      static_cast<curl_off_t>(limits_.max_response_bytes));
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
@@ -410,12 +428,17 @@ json EgressBroker::http(const json& request, int& status) const {
     }
     if (result != CURLE_OK) {
         const bool timed_out = result == CURLE_OPERATION_TIMEDOUT;
-        return refused(
+        json failure = refused(
             status, MITIGATE_UNAVAILABLE,
             "egress: " + method + " " + host + ":" + port + " failed: " +
-                (timed_out ? "timed out after " + std::to_string(limits_.timeout.count()) + " ms"
+                (timed_out ? "timed out after " + std::to_string(timeout.count()) + " ms"
                            : std::string(error_buffer[0] != '\0' ? error_buffer
                                                                  : curl_easy_strerror(result))));
+        // Nothing reached the provider: the plugin may send it again whatever it was.
+        if (result == CURLE_COULDNT_CONNECT || result == CURLE_COULDNT_RESOLVE_HOST) {
+            failure["not_sent"] = true;
+        }
+        return failure;
     }
     long code = 0;
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);

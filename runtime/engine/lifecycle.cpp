@@ -258,9 +258,19 @@ struct Lifecycle::State {
 
     void run_playbooks(const Incident& incident, const std::vector<Signal>& signals) {
         LuaHostApi host;
-        // Provider state for playbooks needs an action to read through; until the host
-        // API names one, mitigate.state() answers nil (documented in docs/playbooks.md).
-        host.state = [](const std::string&, const std::string&) { return std::optional<json>(); };
+        // mitigate.state(): the provider's read-only "state" operation. A provider that
+        // fails or offers none gives nil, which playbooks treat as "nothing known".
+        host.state = [this, &incident](const std::string& provider,
+                                       const std::string& target) -> std::optional<json> {
+            const PluginCallResult result =
+                providers.call(provider, {{"operation", "state"}, {"target", target}});
+            if (!result.ok()) {
+                spdlog::warn("incident {}: mitigate.state({}, {}) is nil: {}", incident.id,
+                             provider, target, result.error);
+                return std::nullopt;
+            }
+            return result.response.value("state", json());
+        };
         load_playbooks_once();
         for (std::size_t i = 0; i < setup.playbooks.size(); ++i) {
             const auto& [file, source] = setup.playbooks[i];
@@ -771,8 +781,7 @@ RequestResult Lifecycle::propose(const Action& action, const std::string& incide
 }
 
 RequestResult Lifecycle::propose_drill_fault(const Action& action, const std::string& environment,
-                                             const std::string& service,
-                                             const std::string& actor) {
+                                             const std::string& service, const std::string& actor) {
     std::lock_guard lock(mutex_);
     if (action.provider.empty() || action.action.empty() || action.target.empty()) {
         return result_of(RequestStatus::invalid, std::nullopt,
