@@ -23,7 +23,7 @@
 // Faults (every provider gets the same rules):
 //   - Host::send() retries what is safe to retry: a request that never reached the
 //     provider, 429 and 503 (refused before processing), and, for requests marked
-//     idempotent (reads, and writes that set a value), any 5xx and a lost connection.
+//     idempotent (reads), any 5xx and a lost connection.
 //     Backoff is exponential with full jitter, Retry-After is honoured, and the whole
 //     call has a deadline; all from the settings' "retry" object (RetryPolicy).
 //   - apply and revert treat a write whose outcome is unknown (the connection dropped

@@ -308,7 +308,10 @@ json EgressBroker::http(const json& request, int& status) const {
     for (const auto& [name, value] : headers.items()) {
         const std::string text = value.get<std::string>();
         const std::string lowered = lower(name);
-        if (reserved.contains(lowered) || lowered.rfind("x-amz-", 0) == 0) {
+        // X-Amz-Target names the operation of AWS's JSON protocol; every other X-Amz-*
+        // header is part of the signature, which only the broker makes.
+        if (reserved.contains(lowered) ||
+            (lowered.rfind("x-amz-", 0) == 0 && lowered != "x-amz-target")) {
             return refused(status, MITIGATE_INVALID,
                            "egress: the plugin may not set the " + name + " header");
         }

@@ -9,7 +9,8 @@
 //     loopback or private ones; curl is then pinned to the address that was checked, so
 //     a second lookup cannot answer differently (DNS rebinding);
 //   - credentials are added here (bearer, API-key header, basic, AWS SigV4); the plugin
-//     may not set Authorization, Host, Cookie, X-Amz-* or the profile's header itself;
+//     may not set Authorization, Host, Cookie, X-Amz-* (but X-Amz-Target, the operation
+//     of AWS's JSON protocol) or the profile's header itself;
 //   - redirects are returned, never followed; proxies from the environment are ignored;
 //   - the response body is capped, the whole exchange has a timeout.
 // Files: only the exact paths on egress.allow_files; a write replaces the file

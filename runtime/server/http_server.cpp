@@ -89,6 +89,12 @@ struct HttpServer::State {
                 } catch (const std::exception& failure) {
                     reply = plain(500, std::string("internal error: ") + failure.what());
                 }
+                if (reply.drop_connection) {
+                    --in_flight;
+                    stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+                    stream->socket().close(ignored);
+                    return;
+                }
                 write(stream, buffer, std::move(reply), request.version(),
                       request.keep_alive() && !stopping);
             });

@@ -26,6 +26,9 @@ struct HttpReply {
     int status = 200;
     std::map<std::string, std::string> headers;
     std::string body;
+    // Close the connection without answering: the emulators' "the provider applied it
+    // and the connection dropped" fault.
+    bool drop_connection = false;
 };
 
 using HttpHandler = std::function<HttpReply(const HttpExchange& request)>;
