@@ -228,6 +228,54 @@ bool back_off(int retry, Milliseconds at_least) {
     return true;
 }
 
+SqlResult Host::sql(const SqlRequest& request) const {
+    json parameters = json::array();
+    for (const auto& parameter : request.parameters) {
+        parameters.push_back(parameter ? json(*parameter) : json());
+    }
+    json description{{"kind", "sql"},
+                     {"credential", request.credential},
+                     {"query", request.query},
+                     {"parameters", parameters}};
+    for (int attempt = 1;; ++attempt) {
+        const Milliseconds left = time_left();
+        if (left <= Milliseconds(0)) {
+            fail_unavailable("the operation's deadline of " +
+                             std::to_string(policy_in_force.deadline.count()) + " ms has passed");
+        }
+        if (left < Milliseconds(24LL * 3600 * 1000)) {
+            description["timeout_ms"] = left.count();
+        }
+        json answer;
+        try {
+            answer = egress(description);
+        } catch (const NotSent&) {
+            if (attempt >= policy_in_force.attempts || !back_off(attempt)) {
+                throw;
+            }
+            continue;
+        } catch (const Failure& failure) {
+            if (failure.status() != MITIGATE_UNAVAILABLE || !request.idempotent ||
+                attempt >= policy_in_force.attempts || !back_off(attempt)) {
+                throw;
+            }
+            continue;
+        }
+        SqlResult result;
+        result.columns = answer.value("columns", std::vector<std::string>{});
+        for (const json& row : answer.value("rows", json::array())) {
+            std::vector<std::optional<std::string>> values;
+            for (const json& value : row) {
+                values.push_back(value.is_null() ? std::nullopt
+                                                 : std::optional(value.get<std::string>()));
+            }
+            result.rows.push_back(std::move(values));
+        }
+        result.affected = answer.value("affected", 0LL);
+        return result;
+    }
+}
+
 FileContent Host::read_file(const std::string& path) const {
     const json answer = egress({{"kind", "file_read"}, {"path", path}});
     return {answer.value("content", ""), answer.value("etag", "")};

@@ -38,6 +38,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -96,6 +97,20 @@ struct HttpResponse {
     json json_body() const;
 };
 
+// One statement on a PostgreSQL connection the runtime holds (egress kind "sql").
+struct SqlRequest {
+    std::string credential;  // a postgres credential profile
+    std::string query;       // $1, $2... for parameters
+    std::vector<std::optional<std::string>> parameters;  // text form; nullopt is NULL
+    bool idempotent = false;  // a read: retried after any transient failure
+};
+
+struct SqlResult {
+    std::vector<std::string> columns;
+    std::vector<std::vector<std::optional<std::string>>> rows;
+    long long affected = 0;
+};
+
 struct FileContent {
     std::string content;
     std::string etag;  // SHA-256 of the content, for write_file's if_match
@@ -112,6 +127,9 @@ class Host {
     // response, which may still be a 429 or 5xx once attempts or the deadline ran out;
     // throws Failure(MITIGATE_UNAVAILABLE) when no answer came at all.
     HttpResponse send(const HttpRequest& request) const;
+    // Retried like send(); a database error throws Failure with its SQLSTATE in the
+    // message (MITIGATE_UNAVAILABLE for connection loss, timeouts, serialization failures).
+    SqlResult sql(const SqlRequest& request) const;
     FileContent read_file(const std::string& path) const;
     // Replaces the file atomically if its content still has `if_match` as etag; throws
     // Failure(MITIGATE_CONFLICT) when it changed. Returns the new etag.

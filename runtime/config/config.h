@@ -70,8 +70,15 @@ struct EngineConfig {
     std::int64_t pending_signal_limit = 10000;
 };
 
-// How the runtime authenticates a provider's requests on the plugin's behalf.
-enum class CredentialKind { bearer, api_key, basic, aws_sigv4 };
+// How the runtime authenticates a provider's requests on the plugin's behalf:
+//   bearer     Authorization: Bearer <token>
+//   api_key    <header>: <key>
+//   basic      HTTP basic, <username> and <password>
+//   aws_sigv4  AWS Signature Version 4 with the keys, for <region>
+//   supabase   apikey: <key> and Authorization: Bearer <key>, as Supabase's API gateway wants
+//   postgres   a PostgreSQL connection (host, port, dbname, user settings; password secret)
+//              for the broker's "sql" egress
+enum class CredentialKind { bearer, api_key, basic, aws_sigv4, supabase, postgres };
 
 struct CredentialProfile {
     std::string name;

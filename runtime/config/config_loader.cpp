@@ -162,7 +162,8 @@ void read_directories(const YAML::Node& node, LoadContext& context,
 
 std::optional<CredentialKind> parse_credential_kind(std::string_view text) {
     for (auto kind : {CredentialKind::bearer, CredentialKind::api_key, CredentialKind::basic,
-                      CredentialKind::aws_sigv4}) {
+                      CredentialKind::aws_sigv4, CredentialKind::supabase,
+                      CredentialKind::postgres}) {
         if (to_string(kind) == text) {
             return kind;
         }
@@ -182,7 +183,7 @@ CredentialProfile read_credential(const std::string& name, const YAML::Node& nod
     }
     const auto kind = parse_credential_kind(*type);
     if (!kind) {
-        reader.error_at_value("type", "must be one of bearer, api_key, basic, aws_sigv4");
+        reader.error_at_value("type", "must be one of bearer, api_key, basic, aws_sigv4, supabase, postgres");
         reader.reject_unknown_keys();
         return profile;
     }
@@ -213,6 +214,14 @@ CredentialProfile read_credential(const std::string& name, const YAML::Node& nod
             secret("session_token", false);
             setting("region", true);
             setting("service", false);
+            break;
+        case CredentialKind::supabase: secret("key", true); break;
+        case CredentialKind::postgres:
+            setting("host", true);  // a name, an address, or a Unix socket directory
+            setting("port", false);
+            setting("dbname", true);
+            setting("user", true);
+            secret("password", false);
             break;
     }
     reader.reject_unknown_keys();
@@ -339,6 +348,8 @@ std::string_view to_string(CredentialKind kind) {
         case CredentialKind::api_key: return "api_key";
         case CredentialKind::basic: return "basic";
         case CredentialKind::aws_sigv4: return "aws_sigv4";
+        case CredentialKind::supabase: return "supabase";
+        case CredentialKind::postgres: return "postgres";
     }
     return "unknown";
 }

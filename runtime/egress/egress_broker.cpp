@@ -210,13 +210,52 @@ json EgressBroker::handle(const json& request, int& status) const {
         if (kind == "file_write") {
             return write_file(request, status);
         }
+        if (kind == "sql") {
+            return sql(request, status);
+        }
         return refused(
             status, MITIGATE_INVALID,
-            "egress request: kind \"" + kind + "\" is not http, file_read or file_write");
+            "egress request: kind \"" + kind + "\" is not http, file_read, file_write or sql");
     } catch (const json::exception& error) {
         return refused(status, MITIGATE_INVALID,
                        std::string("egress request: malformed field: ") + error.what());
     }
+}
+
+std::optional<json> EgressBroker::check_destination(const std::string& host,
+                                                   const std::string& port,
+                                                   std::vector<std::string>& addresses,
+                                                   int& status) const {
+    const bool allowed =
+        std::any_of(provider_.egress.allow_hosts.begin(), provider_.egress.allow_hosts.end(),
+                    [&](const std::string& entry) {
+                        const std::string wanted = lower(entry);
+                        return wanted == host || wanted == host + ":" + port;
+                    });
+    if (!allowed) {
+        return refused(status, MITIGATE_INVALID,
+                       "egress: host " + host + ":" + port + " is not on providers." +
+                           provider_.name + ".egress.allow_hosts");
+    }
+    const std::string bare_host =
+        host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
+    addresses = resolver_(bare_host);
+    if (addresses.empty()) {
+        return refused(status, MITIGATE_UNAVAILABLE, "egress: cannot resolve " + bare_host);
+    }
+    for (const auto& address : addresses) {
+        const std::string kind = classify_address(address);
+        const bool permitted =
+            kind.empty() || (kind == "loopback" && provider_.egress.allow_loopback) ||
+            ((kind == "private" || kind == "link-local") && provider_.egress.allow_private);
+        if (!permitted) {
+            return refused(status, MITIGATE_INVALID,
+                           "egress: " + bare_host + " resolves to " + address + ", a " + kind +
+                               " address; refused (providers." + provider_.name +
+                               ".egress.allow_loopback / allow_private allow it explicitly)");
+        }
+    }
+    return std::nullopt;
 }
 
 json EgressBroker::http(const json& request, int& status) const {
@@ -246,34 +285,11 @@ json EgressBroker::http(const json& request, int& status) const {
     }
     std::string host = lower(url_part(url.get(), CURLUPART_HOST).value_or(""));
     const std::string port = url_part(url.get(), CURLUPART_PORT, CURLU_DEFAULT_PORT).value_or("");
-    const bool allowed =
-        std::any_of(provider_.egress.allow_hosts.begin(), provider_.egress.allow_hosts.end(),
-                    [&](const std::string& entry) {
-                        const std::string wanted = lower(entry);
-                        return wanted == host || wanted == host + ":" + port;
-                    });
-    if (!allowed) {
-        return refused(status, MITIGATE_INVALID,
-                       "egress: host " + host + ":" + port + " is not on providers." +
-                           provider_.name + ".egress.allow_hosts");
-    }
     const std::string bare_host =
         host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
-    const std::vector<std::string> addresses = resolver_(bare_host);
-    if (addresses.empty()) {
-        return refused(status, MITIGATE_UNAVAILABLE, "egress: cannot resolve " + bare_host);
-    }
-    for (const auto& address : addresses) {
-        const std::string kind = classify_address(address);
-        const bool permitted =
-            kind.empty() || (kind == "loopback" && provider_.egress.allow_loopback) ||
-            ((kind == "private" || kind == "link-local") && provider_.egress.allow_private);
-        if (!permitted) {
-            return refused(status, MITIGATE_INVALID,
-                           "egress: " + bare_host + " resolves to " + address + ", a " + kind +
-                               " address; refused (providers." + provider_.name +
-                               ".egress.allow_loopback / allow_private allow it explicitly)");
-        }
+    std::vector<std::string> addresses;
+    if (auto refusal = check_destination(host, port, addresses, status)) {
+        return *refusal;
     }
 
     // Headers the plugin sets; the ones that carry identity are the runtime's alone.
@@ -295,6 +311,14 @@ json EgressBroker::http(const json& request, int& status) const {
         }
         if (profile->kind == CredentialKind::api_key) {
             reserved.insert(lower(profile->settings.at("header")));
+        }
+        if (profile->kind == CredentialKind::supabase) {
+            reserved.insert("apikey");
+        }
+        if (profile->kind == CredentialKind::postgres) {
+            return refused(status, MITIGATE_INVALID,
+                           "egress: credential \"" + credential +
+                               "\" is a postgres profile: it serves sql requests, not http");
         }
     }
     std::unique_ptr<curl_slist, SlistDeleter> header_list;
@@ -356,6 +380,14 @@ json EgressBroker::http(const json& request, int& status) const {
             case CredentialKind::api_key:
                 add_header(profile->settings.at("header") + ": " + secret("key"));
                 break;
+            case CredentialKind::supabase: {
+                const std::string key = secret("key");
+                add_header("apikey: " + key);
+                add_header("Authorization: Bearer " + key);
+                break;
+            }
+            case CredentialKind::postgres:
+                break;  // refused above
             case CredentialKind::basic:
                 userpwd = profile->settings.at("username") + ":" + secret("password");
                 curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);

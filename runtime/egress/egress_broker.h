@@ -13,6 +13,9 @@
 //     of AWS's JSON protocol) or the profile's header itself;
 //   - redirects are returned, never followed; proxies from the environment are ignored;
 //   - the response body is capped, the whole exchange has a timeout.
+// SQL (the supabase provider's direct path): one parameterised statement on the
+// connection a `postgres` credential profile describes, in its own transaction, with the
+// same host checks; the plugin never sees the connection's password.
 // Files: only the exact paths on egress.allow_files; a write replaces the file
 // atomically (temporary file, fsync, rename) and only if its content still hashes to the
 // `if_match` the plugin read, under an flock on the directory.
@@ -20,6 +23,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +60,14 @@ class EgressBroker {
     nlohmann::json http(const nlohmann::json& request, int& status) const;
     nlohmann::json read_file(const nlohmann::json& request, int& status) const;
     nlohmann::json write_file(const nlohmann::json& request, int& status) const;
+    // sql_egress.cpp
+    nlohmann::json sql(const nlohmann::json& request, int& status) const;
+    // A refusal when host:port is not allowed or resolves somewhere it may not go;
+    // otherwise fills `addresses` with what it resolved to.
+    std::optional<nlohmann::json> check_destination(const std::string& host,
+                                                    const std::string& port,
+                                                    std::vector<std::string>& addresses,
+                                                    int& status) const;
 
     ProviderConfig provider_;
     EgressLimits limits_;
