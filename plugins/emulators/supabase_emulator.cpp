@@ -274,6 +274,32 @@ FaultInjector& SupabaseEmulator::faults() {
     return state_->faults;
 }
 
+void SupabaseEmulator::seed_flags(const std::string& table, const json& flags) {
+    const std::string name = quote_identifier(table);
+    std::lock_guard lock(state_->mutex);
+    auto run = [&](const std::string& sql, const std::vector<std::string>& parameters) {
+        std::vector<const char*> pointers;
+        for (const std::string& parameter : parameters) {
+            pointers.push_back(parameter.c_str());
+        }
+        std::unique_ptr<PGresult, ResultDeleter> result(
+            PQexecParams(state_->connection.get(), sql.c_str(), static_cast<int>(pointers.size()),
+                         nullptr, pointers.data(), nullptr, nullptr, 0));
+        if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+            throw std::runtime_error("seeding " + table + ": " +
+                                     PQresultErrorMessage(result.get()));
+        }
+    };
+    run("CREATE TABLE IF NOT EXISTS " + name +
+            " (key text PRIMARY KEY, value jsonb NOT NULL, updated_at timestamptz NOT NULL "
+            "DEFAULT now())",
+        {});
+    for (const auto& [key, value] : flags.items()) {
+        run("INSERT INTO " + name + " (key, value) VALUES ($1, $2::jsonb) ON CONFLICT DO NOTHING",
+            {key, value.dump()});
+    }
+}
+
 int SupabaseEmulator::updates() const {
     std::lock_guard lock(state_->mutex);
     return state_->updates;

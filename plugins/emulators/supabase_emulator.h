@@ -16,6 +16,8 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "plugins/emulators/fault_injector.h"
 
 namespace mitigate {
@@ -38,6 +40,10 @@ class SupabaseEmulator {
     std::string url() const;
     FaultInjector& faults();
     int updates() const;  // PATCH requests that changed at least one row
+
+    // For offline rehearsal (`mitigate emulate supabase`): creates `table` (key text,
+    // value jsonb) when it is missing and adds the flags it does not have yet.
+    void seed_flags(const std::string& table, const nlohmann::json& flags);
 
   private:
     struct State;

@@ -64,5 +64,6 @@ void register_plugins_command(CLI::App& app, const GlobalOptions& options, int& 
 void register_serve_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
 void register_token_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
 void register_client_commands(CLI::App& app, const GlobalOptions& options, int& exit_code);
+void register_emulate_command(CLI::App& app, const GlobalOptions& options, int& exit_code);
 
 }  // namespace mitigate

@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
     register_serve_command(app, options, exit_code);
     register_token_command(app, options, exit_code);
     register_client_commands(app, options, exit_code);
+    register_emulate_command(app, options, exit_code);
 
     try {
         app.parse(argc, argv);
