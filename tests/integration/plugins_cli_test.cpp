@@ -58,9 +58,19 @@ TEST_F(PluginsCliTest, ListShowsTheShippedPluginItsActionsAndItsSandbox) {
     const auto listed = mitigate({"plugins", "list", "--output", "json"});
     ASSERT_EQ(listed.exit_code, 0) << listed.err;
     const json document = json::parse(listed.out);
-    ASSERT_FALSE(document["plugins"].empty());
-    const json& plugin = document["plugins"][0];
-    EXPECT_EQ(plugin["name"], "flags");
+    // Every shipped provider, each confined the same way.
+    std::map<std::string, json> plugins;
+    for (const json& listed_plugin : document["plugins"]) {
+        plugins[listed_plugin["name"]] = listed_plugin;
+    }
+    ASSERT_EQ(plugins.size(), 4u) << listed.out;
+    for (const char* shipped : {"aws", "flags", "supabase", "vercel"}) {
+        ASSERT_TRUE(plugins.contains(shipped)) << shipped;
+        EXPECT_EQ(plugins[shipped]["protections"]["seccomp"], true) << shipped;
+    }
+    EXPECT_THAT(text.out, HasSubstr("actions:     alb.shift, ecs.scale, waf.rate_limit"));
+    EXPECT_THAT(text.out, HasSubstr("actions:     promote, rollback"));
+    const json& plugin = plugins["flags"];
     EXPECT_EQ(plugin["protections"]["seccomp"], true);
     EXPECT_EQ(plugin["protections"]["landlock"], true);
     EXPECT_GE(plugin["protections"]["landlock_abi"].get<int>(), 4);
