@@ -97,6 +97,34 @@ TEST(Config, LoadsEveryDocumentedSection) {
     EXPECT_EQ(config.secret_uses.size(), 4u);
 }
 
+TEST(Config, SupabaseAndPostgresCredentialsLoadAndTheirMistakesAreNamed) {
+    const ConfigLoad result = load(R"yaml(providers:
+  supabase:
+    credentials:
+      service: {type: supabase, key: env:SUPABASE_KEY}
+      db: {type: postgres, host: /var/run/postgresql, dbname: app, user: mitigate,
+           password: file:/run/secrets/db}
+)yaml");
+    ASSERT_TRUE(result.config) << result.errors.front().to_string();
+    const auto& credentials = result.config->providers.at(0).credentials;
+    ASSERT_EQ(credentials.size(), 2u);
+    EXPECT_EQ(credentials[1].kind, CredentialKind::postgres);
+    EXPECT_EQ(credentials[1].settings.at("host"), "/var/run/postgresql");
+    EXPECT_EQ(credentials[1].secrets.at("password").text(), "file:/run/secrets/db");
+
+    const ConfigLoad broken = load(R"yaml(providers:
+  supabase:
+    credentials:
+      db: {type: postgres, dbname: app, user: mitigate}
+      other: {type: mysql}
+)yaml");
+    ASSERT_EQ(broken.errors.size(), 2u);
+    EXPECT_EQ(broken.errors[0].line, 4);
+    EXPECT_THAT(broken.errors[0].to_string(), HasSubstr("host"));
+    EXPECT_THAT(broken.errors[1].message,
+                HasSubstr("bearer, api_key, basic, aws_sigv4, supabase, postgres"));
+}
+
 TEST(Config, EmbeddedDefaultLoadsAndMatchesTheBuiltInDefaults) {
     const ConfigLoad result = load_config_text(embedded_default_config(), "<embedded>", "/work");
     ASSERT_TRUE(result.config) << result.errors.front().to_string();
