@@ -35,22 +35,6 @@ std::string clean_code(std::string code) {
                      message.empty() ? "(no message)" : message);
 }
 
-std::string form_encode(const std::string& text) {
-    static const char* const hex = "0123456789ABCDEF";
-    std::string encoded;
-    for (unsigned char character : text) {
-        if (std::isalnum(character) || character == '-' || character == '_' || character == '.' ||
-            character == '~') {
-            encoded += static_cast<char>(character);
-        } else {
-            encoded += '%';
-            encoded += hex[character >> 4];
-            encoded += hex[character & 15];
-        }
-    }
-    return encoded;
-}
-
 // XML as the Query protocol shapes it: elements with children are objects, a run of
 // <member> is a list, text is a string.
 json from_tree(const boost::property_tree::ptree& tree) {
@@ -162,9 +146,9 @@ json AwsApi::call_json(const std::string& service, const std::string& target_pre
 
 json AwsApi::call_elbv2(const std::string& operation, const QueryParameters& parameters,
                         CallKind kind) const {
-    std::string body = "Action=" + form_encode(operation) + "&Version=2015-12-01";
+    std::string body = "Action=" + url_encode(operation) + "&Version=2015-12-01";
     for (const auto& [name, value] : parameters) {
-        body += "&" + form_encode(name) + "=" + form_encode(value);
+        body += "&" + url_encode(name) + "=" + url_encode(value);
     }
     HttpRequest request;
     request.method = "POST";

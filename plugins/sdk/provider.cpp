@@ -125,6 +125,24 @@ json Host::egress(const json& request) const {
     return parsed;
 }
 
+namespace {
+
+// An egress request given what is left of the operation's deadline, so that the runtime
+// gives up in time; fails when nothing is left.
+json with_time_left(json request) {
+    const Milliseconds left = time_left();
+    if (left <= Milliseconds(0)) {
+        fail_unavailable("the operation's deadline of " +
+                         std::to_string(policy_in_force.deadline.count()) + " ms has passed");
+    }
+    if (left < Milliseconds(24LL * 3600 * 1000)) {
+        request["timeout_ms"] = left.count();
+    }
+    return request;
+}
+
+}  // namespace
+
 HttpResponse Host::http(const HttpRequest& request) const {
     json description{{"kind", "http"},       {"method", request.method},
                      {"url", request.url},   {"headers", request.headers},
@@ -132,15 +150,7 @@ HttpResponse Host::http(const HttpRequest& request) const {
     if (!request.signing_service.empty()) {
         description["signing_service"] = request.signing_service;
     }
-    const Milliseconds left = time_left();
-    if (left <= Milliseconds(0)) {
-        fail_unavailable("the operation's deadline of " +
-                         std::to_string(policy_in_force.deadline.count()) + " ms has passed");
-    }
-    if (left < Milliseconds(24LL * 3600 * 1000)) {
-        description["timeout_ms"] = left.count();
-    }
-    const json answer = egress(description);
+    const json answer = egress(with_time_left(description));
     HttpResponse response;
     response.status = answer.value("status", 0);
     response.headers = answer.value("headers", std::map<std::string, std::string>{});
@@ -200,6 +210,22 @@ HttpResponse Host::send(const HttpRequest& request) const {
     }
 }
 
+std::string url_encode(std::string_view text) {
+    static const char* const hex = "0123456789ABCDEF";
+    std::string encoded;
+    for (unsigned char character : text) {
+        if (std::isalnum(character) || character == '-' || character == '_' || character == '.' ||
+            character == '~') {
+            encoded += static_cast<char>(character);
+        } else {
+            encoded += '%';
+            encoded += hex[character >> 4];
+            encoded += hex[character & 15];
+        }
+    }
+    return encoded;
+}
+
 const RetryPolicy& retry_policy() {
     return policy_in_force;
 }
@@ -238,17 +264,9 @@ SqlResult Host::sql(const SqlRequest& request) const {
                      {"query", request.query},
                      {"parameters", parameters}};
     for (int attempt = 1;; ++attempt) {
-        const Milliseconds left = time_left();
-        if (left <= Milliseconds(0)) {
-            fail_unavailable("the operation's deadline of " +
-                             std::to_string(policy_in_force.deadline.count()) + " ms has passed");
-        }
-        if (left < Milliseconds(24LL * 3600 * 1000)) {
-            description["timeout_ms"] = left.count();
-        }
         json answer;
         try {
-            answer = egress(description);
+            answer = egress(with_time_left(description));
         } catch (const NotSent&) {
             if (attempt >= policy_in_force.attempts || !back_off(attempt)) {
                 throw;

@@ -38,6 +38,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -99,8 +100,8 @@ struct HttpResponse {
 
 // One statement on a PostgreSQL connection the runtime holds (egress kind "sql").
 struct SqlRequest {
-    std::string credential;  // a postgres credential profile
-    std::string query;       // $1, $2... for parameters
+    std::string credential;                              // a postgres credential profile
+    std::string query;                                   // $1, $2... for parameters
     std::vector<std::optional<std::string>> parameters;  // text form; nullopt is NULL
     bool idempotent = false;  // a read: retried after any transient failure
 };
@@ -181,6 +182,10 @@ const mitigate_plugin_api* export_provider(Provider& (*instance)());
 // The whole contract for one request, as the exported call() runs it (exposed for
 // tests that drive a provider in-process).
 json handle_request(Provider& provider, const json& request);
+
+// RFC 3986 percent-encoding: unreserved characters as they are, every other byte %XX.
+// For a path segment, a query value or a form field.
+std::string url_encode(std::string_view text);
 
 // The retry policy in force (set by init from the settings), and the time left of the
 // current operation's deadline.

@@ -40,22 +40,6 @@ const json set_parameters = json::parse(R"json({
   "additionalProperties": false
 })json");
 
-std::string encode(const std::string& text) {
-    static const char* const hex = "0123456789ABCDEF";
-    std::string encoded;
-    for (unsigned char character : text) {
-        if (std::isalnum(character) || character == '-' || character == '_' || character == '.' ||
-            character == '~') {
-            encoded += static_cast<char>(character);
-        } else {
-            encoded += '%';
-            encoded += hex[character >> 4];
-            encoded += hex[character & 15];
-        }
-    }
-    return encoded;
-}
-
 class FlagTable {
   public:
     virtual ~FlagTable() = default;
@@ -69,12 +53,12 @@ class PostgrestTable : public FlagTable {
   public:
     PostgrestTable(const Host& host, std::string url, std::string credential, std::string table)
         : host_(host),
-          base_(std::move(url) + "/rest/v1/" + encode(table)),
+          base_(std::move(url) + "/rest/v1/" + url_encode(table)),
           credential_(std::move(credential)) {}
 
     json read(const std::string& key) override {
         HttpRequest request;
-        request.url = base_ + "?key=eq." + encode(key) + "&select=key,value";
+        request.url = base_ + "?key=eq." + url_encode(key) + "&select=key,value";
         request.credential = credential_;
         request.idempotent = true;
         const json rows = answer(host_.send(request), "GET");
@@ -87,7 +71,7 @@ class PostgrestTable : public FlagTable {
     bool compare_and_set(const std::string& key, const json& from, const json& to) override {
         HttpRequest request;
         request.method = "PATCH";
-        request.url = base_ + "?key=eq." + encode(key) + "&value=eq." + encode(from.dump());
+        request.url = base_ + "?key=eq." + url_encode(key) + "&value=eq." + url_encode(from.dump());
         request.credential = credential_;
         request.headers = {{"Content-Type", "application/json"},
                            {"Prefer", "return=representation"}};

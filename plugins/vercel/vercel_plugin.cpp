@@ -55,22 +55,6 @@ const json promote_parameters = json::parse(R"json({
   "additionalProperties": false
 })json");
 
-std::string encode(const std::string& text) {
-    static const char* const hex = "0123456789ABCDEF";
-    std::string encoded;
-    for (unsigned char character : text) {
-        if (std::isalnum(character) || character == '-' || character == '_' || character == '.' ||
-            character == '~') {
-            encoded += static_cast<char>(character);
-        } else {
-            encoded += '%';
-            encoded += hex[character >> 4];
-            encoded += hex[character & 15];
-        }
-    }
-    return encoded;
-}
-
 std::int64_t now_ms() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -94,13 +78,14 @@ class VercelApi {
 
     // GET the project with its rollback job.
     json project(const std::string& project) const {
-        return call("GET", "/v9/projects/" + encode(project), "rollbackInfo=true", true);
+        return call("GET", "/v9/projects/" + url_encode(project), "rollbackInfo=true", true);
     }
 
     // READY production deployments, newest first.
     json deployments(const std::string& project_id) const {
         return call("GET", "/v6/deployments",
-                    "projectId=" + encode(project_id) + "&target=production&state=READY&limit=100",
+                    "projectId=" + url_encode(project_id) +
+                        "&target=production&state=READY&limit=100",
                     true)
             .value("deployments", json::array());
     }
@@ -112,7 +97,7 @@ class VercelApi {
     HttpResponse send(const std::string& method, const std::string& path, std::string query,
                       bool idempotent) const {
         if (!team_id_.empty()) {
-            query += (query.empty() ? "" : "&") + std::string("teamId=") + encode(team_id_);
+            query += (query.empty() ? "" : "&") + std::string("teamId=") + url_encode(team_id_);
         }
         HttpRequest request;
         request.method = method;
@@ -247,10 +232,10 @@ class ProductionAction : public Action {
             }
             const bool backwards =
                 created_at(project_id, destination) < created_at(project_id, current);
-            const std::string path =
-                backwards
-                    ? "/v1/projects/" + encode(project_id) + "/rollback/" + encode(destination)
-                    : "/v10/projects/" + encode(project_id) + "/promote/" + encode(destination);
+            const std::string path = backwards ? "/v1/projects/" + url_encode(project_id) +
+                                                     "/rollback/" + url_encode(destination)
+                                               : "/v10/projects/" + url_encode(project_id) +
+                                                     "/promote/" + url_encode(destination);
             if (api().post(path) == 409) {
                 const json again = api().project(target);
                 if (production_of(again) != destination &&

@@ -9,9 +9,9 @@
 #include <signal.h>
 
 #include <cstdlib>
-#include <fstream>
 
 #include "tests/support/child_process.h"
+#include "tests/support/postgres_fixture.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate {
@@ -19,31 +19,16 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::map<std::string, std::string> postgres_state() {
-    const char* file = std::getenv("MITIGATE_POSTGRES_STATE");
-    std::map<std::string, std::string> state;
-    std::ifstream input(file != nullptr ? file : "");
-    for (std::string line; std::getline(input, line);) {
-        const auto equals = line.find('=');
-        if (equals != std::string::npos) {
-            state[line.substr(0, equals)] = line.substr(equals + 1);
-        }
-    }
-    return state;
-}
-
 TEST(EmulateCli, TheShippedCloudDrillsPassAgainstTheEmulators) {
-    auto postgres = postgres_state();
-    ASSERT_FALSE(postgres["PG_SOCKET_DIR"].empty())
+    const testing::PostgresFixture postgres = testing::postgres_fixture();
+    ASSERT_FALSE(postgres.socket_directory.empty())
         << "no PostgreSQL: run through ctest (the postgres_server fixture)";
     testing::TemporaryDirectory directory;
     const std::string source = testing::source_directory();
     const std::string emulated = (directory / "emulated.yaml").string();
     testing::BackgroundProcess emulators(
         {testing::mitigate_binary(), "emulate", "aws", "vercel", "supabase", "--postgres",
-         "host=" + postgres["PG_SOCKET_DIR"] + " user=" + postgres["PG_USER"] +
-             " dbname=" + postgres["PG_DB"],
-         "--write-config", emulated},
+         postgres.connection(), "--write-config", emulated},
         {}, (directory / "emulate.log").string());
     ASSERT_FALSE(emulators.wait_for_line("Stop with").empty())
         << testing::read_file(directory / "emulate.log");

@@ -8,11 +8,11 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
 
 #include "plugins/emulators/supabase_emulator.h"
 #include "runtime/providers/provider_registry.h"
 #include "tests/support/child_process.h"
+#include "tests/support/postgres_fixture.h"
 
 namespace mitigate {
 namespace {
@@ -22,19 +22,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 const char* const service_key = "supabase-service-key-for-tests-not-a-secret";
-
-std::map<std::string, std::string> postgres_state() {
-    const char* file = std::getenv("MITIGATE_POSTGRES_STATE");
-    std::map<std::string, std::string> state;
-    std::ifstream input(file != nullptr ? file : "");
-    for (std::string line; std::getline(input, line);) {
-        const auto equals = line.find('=');
-        if (equals != std::string::npos) {
-            state[line.substr(0, equals)] = line.substr(equals + 1);
-        }
-    }
-    return state;
-}
 
 class Database {
   public:
@@ -68,11 +55,10 @@ enum class Via { postgrest, postgres };
 class SupabaseProviderTest : public ::testing::TestWithParam<Via> {
   protected:
     void SetUp() override {
-        state = postgres_state();
-        ASSERT_FALSE(state["PG_SOCKET_DIR"].empty())
+        postgres = testing::postgres_fixture();
+        ASSERT_FALSE(postgres.socket_directory.empty())
             << "no PostgreSQL: run through ctest (the postgres_server fixture)";
-        connection = "host=" + state["PG_SOCKET_DIR"] + " user=" + state["PG_USER"] +
-                     " dbname=" + state["PG_DB"];
+        connection = postgres.connection();
         database =
             std::make_unique<Database>(connection + " options='-c client_min_messages=warning'");
         ASSERT_TRUE(database->ok()) << database->error();
@@ -116,9 +102,9 @@ class SupabaseProviderTest : public ::testing::TestWithParam<Via> {
             supabase.settings = {{"via", "postgrest"}, {"url", emulator->url()}};
         } else {
             profile.kind = CredentialKind::postgres;
-            profile.settings = {{"host", state.at("PG_SOCKET_DIR")},
-                                {"dbname", state.at("PG_DB")},
-                                {"user", state.at("PG_USER")}};
+            profile.settings = {{"host", postgres.socket_directory},
+                                {"dbname", postgres.database},
+                                {"user", postgres.user}};
             supabase.settings = {{"via", "postgres"}};
         }
         supabase.credentials.push_back(profile);
@@ -150,7 +136,7 @@ class SupabaseProviderTest : public ::testing::TestWithParam<Via> {
         return database->run("SELECT value::text FROM " + table + " WHERE key = '" + key + "'");
     }
 
-    std::map<std::string, std::string> state;
+    testing::PostgresFixture postgres;
     std::string connection;
     std::unique_ptr<Database> database;
     std::string table;
