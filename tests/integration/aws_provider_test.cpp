@@ -308,6 +308,16 @@ TEST_F(AwsProviderTest, ThrottlingAndUnavailableAnswersAreRetriedAndTheWriteHapp
     EXPECT_EQ(emulator.faults().injected(), 3);
 }
 
+TEST_F(AwsProviderTest, ASlowAnswerWithinTheDeadlineIsWaitedForNotRetried) {
+    ProviderRegistry registry(config(), registry_options());
+    emulator.faults().add(
+        {"DescribeServices", Fault::Kind::latency, 500, std::chrono::milliseconds(300), 1, 1});
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(call(registry, "ecs.scale", "ecs/checkout", "read", {})["state"]["desired_count"], 3);
+    EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(300));
+    EXPECT_EQ(emulator.faults().injected(), 1);  // one request: the slow one was answered
+}
+
 TEST_F(AwsProviderTest, AWriteWhoseAnswerIsLostIsReadAgainNotRepeated) {
     ProviderRegistry registry(config(), registry_options());
     const json plan = call(registry, "ecs.scale", "ecs/checkout", "plan",

@@ -196,6 +196,49 @@ TEST_F(EgressBrokerTest, AwsRequestsAreSignedWithSigV4) {
     EXPECT_EQ(last.headers.count("x-amz-date"), 1u);
 }
 
+TEST_F(EgressBrokerTest, SupabaseKeysGoInBothHeadersAndPostgresProfilesServeOnlySql) {
+    ProviderConfig config = provider({host_port()});
+    CredentialProfile supabase;
+    supabase.name = "supabase";
+    supabase.kind = CredentialKind::supabase;
+    supabase.secrets.emplace("key", *SecretReference::parse("env:MITIGATE_TEST_EGRESS_TOKEN"));
+    config.credentials.push_back(supabase);
+    CredentialProfile database;
+    database.name = "db";
+    database.kind = CredentialKind::postgres;
+    database.settings = {{"host", "/nonexistent-socket-dir"}, {"dbname", "d"}, {"user", "u"}};
+    config.credentials.push_back(database);
+    const EgressBroker broker(config);
+    int status = -1;
+    broker.handle(get(server.url() + "/rest/v1/config_flags", "supabase"), status);
+    ASSERT_EQ(status, MITIGATE_OK);
+    EXPECT_EQ(last.headers["apikey"], fake_token);
+    EXPECT_EQ(last.headers["authorization"], std::string("Bearer ") + fake_token);
+
+    json forged = get(server.url() + "/x", "supabase");
+    forged["headers"] = {{"apikey", "something-else"}};
+    EXPECT_THAT(broker.handle(forged, status)["error"].get<std::string>(),
+                HasSubstr("may not set the apikey header"));
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_THAT(broker.handle(get(server.url() + "/x", "db"), status)["error"].get<std::string>(),
+                HasSubstr("serves sql requests, not http"));
+
+    const json wrong_profile =
+        broker.handle({{"kind", "sql"}, {"credential", "api"}, {"query", "SELECT 1"}}, status);
+    EXPECT_THAT(wrong_profile["error"].get<std::string>(),
+                HasSubstr("needs a postgres credential"));
+    const json unreachable =
+        broker.handle({{"kind", "sql"}, {"credential", "db"}, {"query", "SELECT 1"}}, status);
+    EXPECT_EQ(status, MITIGATE_UNAVAILABLE);
+    EXPECT_TRUE(unreachable.value("not_sent", false));  // safe to send again
+    EXPECT_THAT(unreachable["error"].get<std::string>(), HasSubstr("cannot connect to PostgreSQL"));
+    ProviderConfig closed = config;
+    closed.egress.allow_loopback = false;
+    const json local = EgressBroker(closed).handle(
+        {{"kind", "sql"}, {"credential", "db"}, {"query", "SELECT 1"}}, status);
+    EXPECT_THAT(local["error"].get<std::string>(), HasSubstr("allow_loopback allows it"));
+}
+
 TEST_F(EgressBrokerTest, ThePluginNeverSeesTheCredential) {
     const EgressBroker broker(provider({host_port()}));
     PluginProcessOptions options;

@@ -19,6 +19,21 @@ namespace {
 
 using ::testing::HasSubstr;
 
+TEST(EmulateCli, UsageMistakesAreNamedWithExitCodeTwo) {
+    const auto unknown = testing::run_process({testing::mitigate_binary(), "emulate", "gcp"});
+    EXPECT_EQ(unknown.exit_code, 2);
+    EXPECT_THAT(unknown.err,
+                HasSubstr("no emulator for \"gcp\" (there are: aws, vercel, supabase)"));
+    const auto no_database =
+        testing::run_process({testing::mitigate_binary(), "emulate", "supabase"});
+    EXPECT_EQ(no_database.exit_code, 2);
+    EXPECT_THAT(no_database.err, HasSubstr("supabase needs --postgres"));
+    const auto bad_port = testing::run_process(
+        {testing::mitigate_binary(), "emulate", "aws", "--port", "vercel=9000"});
+    EXPECT_EQ(bad_port.exit_code, 2);
+    EXPECT_THAT(bad_port.err, HasSubstr("expected PROVIDER=PORT for a provider being emulated"));
+}
+
 TEST(EmulateCli, TheShippedCloudDrillsPassAgainstTheEmulators) {
     const testing::PostgresFixture postgres = testing::postgres_fixture();
     ASSERT_FALSE(postgres.socket_directory.empty())
