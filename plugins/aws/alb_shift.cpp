@@ -49,7 +49,7 @@ class AlbShift : public Action {
         if (parameters.at("weights").empty()) {
             fail_invalid("parameters.weights: name at least one target group");
         }
-        const json old_weights = state.at("weights");
+        const json& old_weights = state.at("weights");
         json new_weights = old_weights;
         for (const auto& [name, weight] : parameters.at("weights").items()) {
             std::string matched;

@@ -124,7 +124,7 @@ json AwsApi::call_json(const std::string& service, const std::string& target_pre
     request.signing_service = service;
     request.idempotent = kind == CallKind::read;
     const HttpResponse response = host_.send(request);
-    const json body = json::parse(response.body.empty() ? "{}" : response.body, nullptr, false);
+    json body = json::parse(response.body.empty() ? "{}" : response.body, nullptr, false);
     if (response.status >= 200 && response.status < 300) {
         if (body.is_discarded()) {
             fail_provider(operation + ": the answer is not JSON");

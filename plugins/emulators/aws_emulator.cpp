@@ -279,8 +279,7 @@ struct AwsEmulator::State {
                 if (query_operations.contains(operation) && code == "InvalidSignatureException") {
                     code = "SignatureDoesNotMatch";
                 }
-                throw_error(code == "UnrecognizedClientException" ? 403 : 403, code,
-                            refused->message);
+                throw_error(403, code, refused->message);
             }
             std::function<void()> interference;
             {
@@ -797,7 +796,7 @@ void AwsEmulator::set_desired_count(const std::string& cluster, const std::strin
 std::string AwsEmulator::add_web_acl(const std::string& scope, const std::string& name,
                                      const json& rules) {
     std::lock_guard lock(state_->mutex);
-    const std::string id =
+    std::string id =
         "a1b2c3d4-5678-90ab-cdef-" + std::to_string(100000000000 + state_->acls.size());
     state_->acls[scope + "/" + name + "/" + id] = {
         {"WebACL",
@@ -855,7 +854,7 @@ json forward_to(const std::map<std::string, int>& weights) {
 
 std::string AwsEmulator::add_target_group(const std::string& name) {
     std::lock_guard lock(state_->mutex);
-    const std::string arn =
+    std::string arn =
         state_->arn("elasticloadbalancing",
                     "targetgroup/" + name + "/" +
                         std::to_string(7300000000000000 + state_->target_groups.size()));
@@ -868,7 +867,7 @@ std::string AwsEmulator::add_listener(const std::string& load_balancer,
     std::lock_guard lock(state_->mutex);
     const std::string suffix = "app/" + load_balancer + "/50dc6c495c0c9188/" +
                                std::to_string(9600000000000000 + state_->listeners.size());
-    const std::string listener = state_->arn("elasticloadbalancing", "listener/" + suffix);
+    std::string listener = state_->arn("elasticloadbalancing", "listener/" + suffix);
     state_->listeners[listener] = {{"ListenerArn", listener},
                                    {"Port", 443},
                                    {"Protocol", "HTTPS"},
@@ -880,7 +879,7 @@ std::string AwsEmulator::add_rule(const std::string& listener_arn, int priority,
                                   const std::map<std::string, int>& weights) {
     std::lock_guard lock(state_->mutex);
     const std::string suffix = listener_arn.substr(listener_arn.find("listener/") + 9);
-    const std::string rule =
+    std::string rule =
         state_->arn("elasticloadbalancing",
                     "listener-rule/" + suffix + "/" + std::to_string(4100000000000000 + priority));
     state_->rules[rule] = {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <sstream>
@@ -111,11 +112,20 @@ std::string canonical_query(const std::string& query) {
     return text;
 }
 
+// Basic ISO 8601, "20150830T123600Z".
 std::optional<std::chrono::system_clock::time_point> parse_amz_date(const std::string& text) {
+    if (text.size() != 16 || text[8] != 'T' || text[15] != 'Z') {
+        return std::nullopt;
+    }
+    auto number = [&](std::size_t start, std::size_t length, int& value) {
+        const char* first = text.data() + start;
+        const auto [end, error] = std::from_chars(first, first + length, value);
+        return error == std::errc() && end == first + length;
+    };
     std::tm parts{};
-    if (text.size() != 16 || text[8] != 'T' || text[15] != 'Z' ||
-        std::sscanf(text.c_str(), "%4d%2d%2dT%2d%2d%2dZ", &parts.tm_year, &parts.tm_mon,
-                    &parts.tm_mday, &parts.tm_hour, &parts.tm_min, &parts.tm_sec) != 6) {
+    if (!number(0, 4, parts.tm_year) || !number(4, 2, parts.tm_mon) ||
+        !number(6, 2, parts.tm_mday) || !number(9, 2, parts.tm_hour) ||
+        !number(11, 2, parts.tm_min) || !number(13, 2, parts.tm_sec)) {
         return std::nullopt;
     }
     parts.tm_year -= 1900;

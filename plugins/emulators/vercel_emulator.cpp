@@ -191,7 +191,11 @@ struct VercelEmulator::State {
             const std::string target = query.count("target") ? query.at("target") : "";
             int limit = 20;
             if (query.count("limit")) {
-                limit = std::stoi(query.at("limit"));
+                const std::string text = query.at("limit");
+                limit = text.find_first_not_of("0123456789") == std::string::npos &&
+                                !text.empty() && text.size() < 4
+                            ? std::stoi(text)
+                            : 0;
                 if (limit < 1 || limit > 100) {
                     return error_reply(400, "bad_request", "limit must be between 1 and 100");
                 }

@@ -51,7 +51,8 @@ class FlagTable {
 
 class PostgrestTable : public FlagTable {
   public:
-    PostgrestTable(const Host& host, std::string url, std::string credential, std::string table)
+    PostgrestTable(const Host& host, std::string url, std::string credential,
+                   const std::string& table)
         : host_(host),
           base_(std::move(url) + "/rest/v1/" + url_encode(table)),
           credential_(std::move(credential)) {}

@@ -77,8 +77,8 @@ std::unique_ptr<VercelEmulator> start_vercel(std::uint16_t port) {
     options.port = port;
     auto emulator = std::make_unique<VercelEmulator>(options);
     emulator->add_project("prj_web", "web");
-    emulator->add_deployment("prj_web", "dpl_web_previous", true, 2 * 3600);
-    emulator->add_deployment("prj_web", "dpl_web_current", true, 10 * 60);
+    emulator->add_deployment("prj_web", "dpl_web_previous", true, std::int64_t{2} * 3600);
+    emulator->add_deployment("prj_web", "dpl_web_current", true, std::int64_t{10} * 60);
     std::cout << "vercel    " << emulator->url() << "\n"
               << "          project web (prj_web): production dpl_web_current (10 min old), "
                  "previous dpl_web_previous\n";

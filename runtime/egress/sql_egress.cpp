@@ -39,7 +39,7 @@ bool retryable(const std::string& sqlstate) {
            sqlstate == "40P01" || sqlstate == "57P01";
 }
 
-constexpr std::size_t max_query_bytes = 16 * 1024;
+constexpr std::size_t max_query_bytes = std::size_t{16} * 1024;
 constexpr std::size_t max_parameters = 100;
 
 }  // namespace
