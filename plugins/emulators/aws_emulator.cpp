@@ -220,9 +220,6 @@ struct AwsEmulator::State {
     }
 
     HttpReply handle(const HttpExchange& request) {
-        if (auto control = faults.control(request)) {
-            return *control;
-        }
         std::string operation;
         std::string service;
         json input;
@@ -723,13 +720,10 @@ AwsEmulator::AwsEmulator(AwsEmulatorOptions options) : state_(std::make_unique<S
         throw std::invalid_argument("the AWS emulator needs an access key id and secret");
     }
     state_->options = std::move(options);
-    HttpServerOptions server;
-    server.host = state_->options.host;
-    server.port = state_->options.port;
-    server.threads = 4;  // a held (timeout) request must not stall the others
     State* state = state_.get();
-    state_->server = std::make_unique<HttpServer>(
-        [state](const HttpExchange& request) { return state->handle(request); }, server);
+    state_->server =
+        serve_emulator(state_->options.host, state_->options.port, state_->faults,
+                       [state](const HttpExchange& request) { return state->handle(request); });
 }
 
 AwsEmulator::~AwsEmulator() {

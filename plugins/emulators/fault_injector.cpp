@@ -170,6 +170,22 @@ std::optional<HttpReply> FaultInjector::control(const HttpExchange& request) {
     }
 }
 
+std::unique_ptr<HttpServer> serve_emulator(const std::string& host, std::uint16_t port,
+                                           FaultInjector& faults, HttpHandler handler) {
+    HttpServerOptions options;
+    options.host = host;
+    options.port = port;
+    options.threads = 4;
+    return std::make_unique<HttpServer>(
+        [&faults, handler = std::move(handler)](const HttpExchange& request) {
+            if (auto control = faults.control(request)) {
+                return *control;
+            }
+            return handler(request);
+        },
+        options);
+}
+
 int FaultInjector::injected() const {
     std::lock_guard lock(mutex_);
     return injected_;

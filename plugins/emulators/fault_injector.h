@@ -20,8 +20,10 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -78,5 +80,11 @@ class FaultInjector {
     std::deque<Fault> faults_;
     int injected_ = 0;
 };
+
+// An emulator's server on host:port (0: any free port): /_emulator/faults is answered by
+// `faults`, everything else by `handler`. Four threads, so that a request held by a
+// timeout fault does not stall the others.
+std::unique_ptr<HttpServer> serve_emulator(const std::string& host, std::uint16_t port,
+                                           FaultInjector& faults, HttpHandler handler);
 
 }  // namespace mitigate

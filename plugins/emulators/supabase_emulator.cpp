@@ -81,9 +81,6 @@ struct SupabaseEmulator::State {
     }
 
     HttpReply handle(const HttpExchange& request) {
-        if (auto control = faults.control(request)) {
-            return *control;
-        }
         auto key = request.headers.find("apikey");
         auto authorization = request.headers.find("authorization");
         if (key == request.headers.end()) {
@@ -253,13 +250,10 @@ SupabaseEmulator::SupabaseEmulator(SupabaseEmulatorOptions options)
     }
     state_->options = std::move(options);
     state_->connect();
-    HttpServerOptions server;
-    server.host = state_->options.host;
-    server.port = state_->options.port;
-    server.threads = 4;
     State* state = state_.get();
-    state_->server = std::make_unique<HttpServer>(
-        [state](const HttpExchange& request) { return state->handle(request); }, server);
+    state_->server =
+        serve_emulator(state_->options.host, state_->options.port, state_->faults,
+                       [state](const HttpExchange& request) { return state->handle(request); });
 }
 
 SupabaseEmulator::~SupabaseEmulator() {

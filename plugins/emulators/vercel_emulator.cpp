@@ -131,9 +131,6 @@ struct VercelEmulator::State {
     }
 
     HttpReply handle(const HttpExchange& request) {
-        if (auto control = faults.control(request)) {
-            return *control;
-        }
         auto authorization = request.headers.find("authorization");
         if (authorization == request.headers.end() ||
             authorization->second != "Bearer " + options.token) {
@@ -265,13 +262,10 @@ VercelEmulator::VercelEmulator(VercelEmulatorOptions options) : state_(std::make
         throw std::invalid_argument("the Vercel emulator needs a token");
     }
     state_->options = std::move(options);
-    HttpServerOptions server;
-    server.host = state_->options.host;
-    server.port = state_->options.port;
-    server.threads = 4;
     State* state = state_.get();
-    state_->server = std::make_unique<HttpServer>(
-        [state](const HttpExchange& request) { return state->handle(request); }, server);
+    state_->server =
+        serve_emulator(state_->options.host, state_->options.port, state_->faults,
+                       [state](const HttpExchange& request) { return state->handle(request); });
 }
 
 VercelEmulator::~VercelEmulator() {

@@ -8,6 +8,7 @@
 
 #include "plugins/emulators/aws_emulator.h"
 #include "runtime/providers/provider_registry.h"
+#include "runtime/server/http_client.h"
 #include "tests/support/child_process.h"
 
 namespace mitigate {
@@ -364,6 +365,27 @@ TEST_F(AwsProviderTest, PersistentFailuresAndTimeoutsFailCleanlyWithNothingChang
     EXPECT_THAT(timed_out["error"].get<std::string>(), HasSubstr("deadline of 600 ms"));
     EXPECT_EQ(emulator.ecs_service("prod", "checkout")["desiredCount"], 3);
     EXPECT_EQ(emulator.writes("UpdateService"), 0);
+}
+
+TEST_F(AwsProviderTest, FaultsCanBeSetOverHttpAsADrillOrAPersonWould) {
+    const std::string faults = emulator.url() + "/_emulator/faults";
+    const HttpClientResponse added = http_request(
+        {"POST", faults, {}, R"({"operation": "UpdateService", "kind": "error", "status": 503})"});
+    EXPECT_EQ(added.status, 201) << added.body;
+    const HttpClientResponse listed = http_request({"GET", faults, {}, ""});
+    EXPECT_EQ(json::parse(listed.body)["faults"][0]["status"], 503);
+    const HttpClientResponse refused =
+        http_request({"POST", faults, {}, R"({"kind": "boom", "colour": 1})"});
+    EXPECT_EQ(refused.status, 400);
+    EXPECT_THAT(refused.body, HasSubstr("fault.colour: unknown field"));
+
+    ProviderRegistry registry(config(), registry_options());
+    const json plan = call(registry, "ecs.scale", "ecs/checkout", "plan",
+                           {{"parameters", {{"desired_count", 5}}}});
+    call(registry, "ecs.scale", "ecs/checkout", "apply", {{"plan", plan}});  // 503, then retried
+    EXPECT_EQ(json::parse(http_request({"GET", faults, {}, ""}).body)["injected"], 1);
+    EXPECT_EQ(http_request({"DELETE", faults, {}, ""}).status, 200);
+    EXPECT_EQ(emulator.writes("UpdateService"), 1);
 }
 
 TEST_F(AwsProviderTest, AWrongSecretIsRefusedByTheSignatureCheckAndNeverEchoed) {
