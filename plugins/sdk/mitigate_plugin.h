@@ -85,13 +85,17 @@ typedef struct mitigate_host_api {
      *    "timeout_ms":5000}         (optional: shorter than the runtime's own limit)
      *   {"kind":"file_read","path":"/abs/path"}
      *   {"kind":"file_write","path":"/abs/path","content":"...","if_match":"sha256 hex"}
+     *   {"kind":"sql","credential":"postgres-profile","query":"UPDATE t SET v = $1 ...",
+     *    "parameters":["text", null],"timeout_ms":5000}                  (since minor 1)
      * The runtime checks the destination against the provider's configuration, adds the
      * credential itself (the plugin never sees it), does not follow redirects and caps
      * the response. On MITIGATE_OK, *response_json is
      *   {"status":200,"headers":{"lowercase-name":"value"},"body":"..."}  for http
      *   {"content":"...","etag":"sha256 hex"} / {"etag":"..."}             for files
+     *   {"columns":["k"],"rows":[["text", null]],"affected":1}          for sql
      * whatever the HTTP status. Otherwise the request was refused or failed before an
-     * answer, and *response_json is {"error":"why"}.
+     * answer, and *response_json is {"error":"why"}, with "not_sent":true when nothing
+     * reached the destination (no connection) and "sqlstate" for a database error.
      */
     int32_t (*egress)(void* host, const char* request_json, const char** response_json);
 
