@@ -14,7 +14,7 @@
 #include "runtime/chat/slack_web_api.h"
 #include "runtime/core/mitigation_state.h"
 #include "runtime/core/url_encoding.h"
-#include "runtime/engine/lifecycle.h"
+#include "runtime/engine/engine.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/store/store.h"
 
@@ -67,7 +67,7 @@ const char* const help_text =
 
 struct SlackGateway::State {
     Store& store;
-    Lifecycle& lifecycle;
+    Engine& engine_api;
     const Clock& clock;
     Metrics& metrics;
     SlackConfig slack;
@@ -79,10 +79,10 @@ struct SlackGateway::State {
     std::map<std::string, std::int64_t> seen_signatures;  // signature -> its timestamp
     std::deque<Work> queue;
 
-    State(Store& store_in, Lifecycle& lifecycle_in, const Clock& clock_in, Metrics& metrics_in,
+    State(Store& store_in, Engine& engine_api_in, const Clock& clock_in, Metrics& metrics_in,
           SlackConfig slack_in, EngineConfig engine_in, SlackGatewayHooks hooks_in)
         : store(store_in),
-          lifecycle(lifecycle_in),
+          engine_api(engine_api_in),
           clock(clock_in),
           metrics(metrics_in),
           slack(std::move(slack_in)),
@@ -305,7 +305,7 @@ struct SlackGateway::State {
         return ephemeral_reply(message);
     }
 
-    // The queued work, one item: authorize, ask the lifecycle, answer the person.
+    // The queued work, one item: authorize, ask the engine, answer the person.
     void perform(const Work& work) {
         const ChatRole needed = work.verb == "approve" || work.verb == "reject"
                                     ? ChatRole::approver
@@ -329,20 +329,18 @@ struct SlackGateway::State {
                 approval.channel = ApprovalChannel::chat;
                 approval.comment = work.comment;
                 approval.via = via;
-                result = lifecycle.approve(approval);
+                result = engine_api.approve(approval);
             } else {
                 const std::string reason =
                     (work.comment.empty() ? work.verb + " from Slack" : work.comment) + " (via " +
                     via + ")";
                 result = work.verb == "revert"
-                             ? lifecycle.revert(work.mitigation_id, user.identity, reason)
-                             : lifecycle.keep(work.mitigation_id, user.identity, reason);
+                             ? engine_api.revert(work.mitigation_id, user.identity, reason)
+                             : engine_api.keep(work.mitigation_id, user.identity, reason);
             }
-            answer =
-                (result.status == RequestStatus::done ? "Done: " : "Refused: ") + result.message;
-            if (result.status == RequestStatus::done && hooks.wake_engine) {
-                hooks.wake_engine();
-            }
+            const bool recorded =
+                result.status == RequestStatus::done || result.status == RequestStatus::accepted;
+            answer = (recorded ? "Done: " : "Refused: ") + result.message;
         }
         metrics.increment("mitigate_chat_commands_total", {{"verb", work.verb}});
         if (work.response_url.empty()) {
@@ -355,7 +353,7 @@ struct SlackGateway::State {
     }
 };
 
-SlackGateway::SlackGateway(Store& store, Lifecycle& lifecycle, const Clock& clock, Metrics& metrics,
+SlackGateway::SlackGateway(Store& store, Engine& engine_api, const Clock& clock, Metrics& metrics,
                            SlackConfig slack, EngineConfig engine, SlackGatewayHooks hooks) {
     if (!slack.signing_secret || !slack.bot_token) {
         throw std::invalid_argument("chat.slack needs signing_secret and bot_token");
@@ -367,7 +365,7 @@ SlackGateway::SlackGateway(Store& store, Lifecycle& lifecycle, const Clock& cloc
                             "of 60 a minute; counted here instead.");
     metrics.declare_counter("mitigate_chat_commands_total",
                             "Approvals, rejections, reverts and keeps asked for from Slack.");
-    state_ = std::make_unique<State>(store, lifecycle, clock, metrics, std::move(slack),
+    state_ = std::make_unique<State>(store, engine_api, clock, metrics, std::move(slack),
                                      std::move(engine), std::move(hooks));
 }
 

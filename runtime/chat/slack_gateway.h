@@ -31,7 +31,7 @@
 namespace mitigate {
 
 class Store;
-class Lifecycle;
+class Engine;
 class Metrics;
 
 inline constexpr std::string_view slack_interactions_path = "/v1/chat/slack/interactions";
@@ -39,12 +39,11 @@ inline constexpr std::string_view slack_commands_path = "/v1/chat/slack/commands
 
 struct SlackGatewayHooks {
     std::function<void()> work_queued;  // wake whatever runs step()
-    std::function<void()> wake_engine;  // after an approval or a revert was recorded
 };
 
 class SlackGateway {
   public:
-    SlackGateway(Store& store, Lifecycle& lifecycle, const Clock& clock, Metrics& metrics,
+    SlackGateway(Store& store, Engine& engine_api, const Clock& clock, Metrics& metrics,
                  SlackConfig slack, EngineConfig engine, SlackGatewayHooks hooks);
     ~SlackGateway();
     SlackGateway(const SlackGateway&) = delete;

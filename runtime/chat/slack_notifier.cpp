@@ -5,10 +5,11 @@
 #include <algorithm>
 #include <set>
 
+#include "runtime/chat/chat_state_store.h"
 #include "runtime/chat/slack_message.h"
 #include "runtime/chat/slack_web_api.h"
 #include "runtime/core/mitigation_state.h"
-#include "runtime/engine/lifecycle.h"
+#include "runtime/engine/engine.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/store/store.h"
 
@@ -49,6 +50,7 @@ enum class Handled { done, retry, give_up };
 
 struct SlackNotifier::State {
     Store& store;
+    ChatStateStore& chat;
     const Clock& clock;
     Metrics& metrics;
     SlackConfig slack;
@@ -59,9 +61,10 @@ struct SlackNotifier::State {
     int attempts = 0;  // for the record at the cursor
     std::chrono::seconds backoff{1};
 
-    State(Store& store_in, const Clock& clock_in, Metrics& metrics_in, SlackConfig slack_in,
-          EngineConfig engine_in, int give_up_after_in)
+    State(Store& store_in, ChatStateStore& chat_in, const Clock& clock_in, Metrics& metrics_in,
+          SlackConfig slack_in, EngineConfig engine_in, int give_up_after_in)
         : store(store_in),
+          chat(chat_in),
           clock(clock_in),
           metrics(metrics_in),
           slack(std::move(slack_in)),
@@ -103,7 +106,7 @@ struct SlackNotifier::State {
         if (!to || !mitigation) {
             return Handled::done;
         }
-        const auto existing = store.find_chat_message(mitigation->id);
+        const auto existing = chat.find_chat_message(mitigation->id);
         if (!existing && !starts_message(*to)) {
             return Handled::done;
         }
@@ -145,7 +148,7 @@ struct SlackNotifier::State {
         const SlackCallResult posted = api.post_message(message);
         const Handled handled = account("chat.postMessage", posted, mitigation_id);
         if (handled == Handled::done) {
-            store.save_chat_message({mitigation_id, posted.channel, posted.ts});
+            chat.save_chat_message({mitigation_id, posted.channel, posted.ts});
         }
         return handled;
     }
@@ -164,7 +167,7 @@ struct SlackNotifier::State {
             return not_before;
         }
         not_before.reset();
-        const std::int64_t cursor = store.read_cursor(cursor_name).value_or(0);
+        const std::int64_t cursor = chat.read_cursor(cursor_name).value_or(0);
         const std::vector<AuditRecord> records = store.audit_records(cursor, batch);
         for (const AuditRecord& record : records) {
             const Handled handled = handle(record);
@@ -179,7 +182,7 @@ struct SlackNotifier::State {
             }
             attempts = 0;
             backoff = std::chrono::seconds(1);
-            store.write_cursor(cursor_name, record.sequence);
+            chat.write_cursor(cursor_name, record.sequence);
         }
         if (records.size() == batch) {
             return clock.now();
@@ -188,8 +191,9 @@ struct SlackNotifier::State {
     }
 };
 
-SlackNotifier::SlackNotifier(Store& store, const Clock& clock, Metrics& metrics, SlackConfig slack,
-                             EngineConfig engine, int give_up_after) {
+SlackNotifier::SlackNotifier(Store& store, ChatStateStore& chat, const Clock& clock,
+                             Metrics& metrics, SlackConfig slack, EngineConfig engine,
+                             int give_up_after) {
     if (!slack.bot_token) {
         throw std::invalid_argument("chat.slack.bot_token is required to post messages");
     }
@@ -197,10 +201,10 @@ SlackNotifier::SlackNotifier(Store& store, const Clock& clock, Metrics& metrics,
                             "Slack Web API calls, by call and outcome (ok, ratelimited, error).");
     metrics.declare_counter("mitigate_chat_records_skipped_total",
                             "Audit records the Slack notifier gave up on after repeated failures.");
-    state_ = std::make_unique<State>(store, clock, metrics, std::move(slack), std::move(engine),
-                                     give_up_after);
-    if (!store.read_cursor(cursor_name)) {
-        store.write_cursor(cursor_name, store.audit_head().sequence);
+    state_ = std::make_unique<State>(store, chat, clock, metrics, std::move(slack),
+                                     std::move(engine), give_up_after);
+    if (!chat.read_cursor(cursor_name)) {
+        chat.write_cursor(cursor_name, store.audit_head().sequence);
     }
 }
 

@@ -25,14 +25,15 @@
 namespace mitigate {
 
 class Store;
+class ChatStateStore;
 class Metrics;
 
 class SlackNotifier {
   public:
     // Declares its metrics on `metrics`. On the first start ever (no cursor) it starts at
     // the end of the audit log.
-    SlackNotifier(Store& store, const Clock& clock, Metrics& metrics, SlackConfig slack,
-                  EngineConfig engine, int give_up_after = 8);
+    SlackNotifier(Store& store, ChatStateStore& chat, const Clock& clock, Metrics& metrics,
+                  SlackConfig slack, EngineConfig engine, int give_up_after = 8);
     ~SlackNotifier();
     SlackNotifier(const SlackNotifier&) = delete;
     SlackNotifier& operator=(const SlackNotifier&) = delete;

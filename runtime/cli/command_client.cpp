@@ -3,7 +3,7 @@
 //   mitigate mitigations [--state S[,S]] [--incident ID] [--limit N]
 //   mitigate show ID
 //   mitigate approve ID [--comment C]      mitigate reject ID [--comment C]
-//   mitigate revert ID [--reason R]        mitigate keep ID --reason R
+//   mitigate revert ID [--reason R] [--no-wait | --wait S]    mitigate keep ID --reason R
 //   mitigate signal send FILE              (Alertmanager webhook JSON or mitigate's own)
 //   mitigate drill run FILE [--dry-run]    mitigate drill history [--drill NAME]
 // The daemon is --server URL, else $MITIGATE_SERVER, else server.listen from the
@@ -47,6 +47,7 @@ struct ClientOptions {
     bool no_wait = false;
     bool markdown = false;
     int timeout_minutes = 30;
+    int wait_seconds = 120;
 };
 
 struct Connection {
@@ -284,11 +285,47 @@ int run_action(const GlobalOptions& global, const ClientOptions& options, const 
     if (!answer) {
         return exit_failure;
     }
+    json result = *answer;
+    // A revert is accepted and carried out by the engine: follow it to where it ends (the
+    // state the mitigation restored, or a conflict a person must decide), unless asked not to.
+    if (std::string_view(verb) == "revert" && !options.no_wait) {
+        const auto give_up =
+            std::chrono::steady_clock::now() + std::chrono::seconds(options.wait_seconds);
+        for (;;) {
+            const auto shown =
+                call(*connection, verb, "GET", "/v1/mitigations/" + query_escape(options.id));
+            if (!shown) {
+                return exit_failure;
+            }
+            const std::string state = text_or(*shown, "state");
+            if (state != "reverting") {
+                const json journal = shown->value("journal", json::array());
+                const std::string reason =
+                    journal.empty() ? state : text_or(journal.back(), "reason");
+                result = {{"message", reason}, {"mitigation", *shown}};
+                break;
+            }
+            if (std::chrono::steady_clock::now() >= give_up) {
+                std::cerr << "mitigate revert: " << options.id << " is still reverting after "
+                          << options.wait_seconds << " s; the engine keeps trying (mitigate show "
+                          << options.id << ")\n";
+                return exit_failure;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+    }
+    const std::string state = text_or(result["mitigation"], "state");
     if (options.output == OutputFormat::json) {
-        std::cout << answer->dump(2) << "\n";
+        std::cout << result.dump(2) << "\n";
     } else {
-        std::cout << options.id << ": " << text_or(*answer, "message") << "; now "
-                  << text_or((*answer)["mitigation"], "state") << "\n";
+        std::cout << options.id << ": " << text_or(result, "message") << "; now " << state << "\n";
+    }
+    if (std::string_view(verb) == "revert" && !options.no_wait && state != "reverted") {
+        if (state == "conflict") {
+            std::cerr << "mitigate revert: not reverted; restore the target and revert again, or "
+                         "keep it\n";
+        }
+        return exit_failure;
     }
     return exit_ok;
 }
@@ -523,6 +560,14 @@ void register_client_commands(CLI::App& app, const GlobalOptions& global, int& e
         auto* text = command->add_option(verb.text_option, options->text, verb.text_help);
         if (verb.text_required) {
             text->required();
+        }
+        if (std::string_view(verb.name) == "revert") {
+            command->add_flag("--no-wait", options->no_wait,
+                              "Return once the revert is recorded; the engine carries it out");
+            command
+                ->add_option("--wait", options->wait_seconds,
+                             "Seconds to follow the revert to its end (default 120)")
+                ->check(CLI::Range(1, 24 * 60 * 60));
         }
         add_connection_options(*command, *options);
         const char* name = verb.name;

@@ -41,6 +41,11 @@ struct Signal {
     TimePoint starts_at;
     std::optional<TimePoint> ends_at;
     TimePoint received_at;
+    // Inputs for the runtime's own clients (a drill), never read from an outside sender:
+    // a signal with an isolation key is grouped only with signals of the same key, and a
+    // dry-run one opens an incident whose proposals policy decides on but never applies.
+    std::string isolation;
+    bool dry_run = false;
     bool operator==(const Signal&) const = default;
 };
 
@@ -56,13 +61,19 @@ struct Incident {
     std::string service;
     std::string environment;
     Labels labels;
-    std::vector<std::string> signal_ids;
-    // Fingerprints of the alerts still firing; the incident resolves when the last one
-    // resolves.
-    std::vector<std::string> firing;
+    // Kept by the store beside the incident, one row per alert (incident_store.h): the
+    // incident resolves when its last firing alert resolves.
+    struct Counters {
+        std::int64_t alerts = 0;   // distinct alerts (fingerprints) grouped into it
+        std::int64_t firing = 0;   // of them, firing now
+        std::int64_t signals = 0;  // signals grouped into it
+        bool operator==(const Counters&) const = default;
+    };
+    Counters counters;
     TimePoint opened_at;
     std::optional<TimePoint> resolved_at;
-    bool drill = false;  // caused by a chaos drill; marked everywhere
+    bool drill = false;    // caused by a chaos drill; marked everywhere
+    bool dry_run = false;  // opened by a dry-run signal: nothing proposed for it applies
     bool operator==(const Incident&) const = default;
 };
 

@@ -248,6 +248,8 @@ Signal read_signal(const json& in, std::string path, std::vector<FieldError>& er
     value.starts_at = reader.time("starts_at").value_or(TimePoint{});
     value.ends_at = reader.time("ends_at", Presence::optional);
     value.received_at = reader.time("received_at").value_or(TimePoint{});
+    value.isolation = reader.string("isolation", Presence::optional);
+    value.dry_run = reader.boolean("dry_run", false);
     reader.reject_unknown_fields();
     return value;
 }
@@ -264,11 +266,14 @@ Incident read_incident(const json& in, std::string path, std::vector<FieldError>
     value.service = reader.string("service", Presence::optional);
     value.environment = reader.string("environment", Presence::optional);
     value.labels = reader.string_map("labels");
-    value.signal_ids = reader.string_list("signal_ids");
-    value.firing = reader.string_list("firing");
+    constexpr auto most = std::numeric_limits<std::int64_t>::max();
+    value.counters.alerts = reader.integer("alert_count", 0, most, 0);
+    value.counters.firing = reader.integer("firing_count", 0, most, 0);
+    value.counters.signals = reader.integer("signal_count", 0, most, 0);
     value.opened_at = reader.time("opened_at").value_or(TimePoint{});
     value.resolved_at = reader.time("resolved_at", Presence::optional);
     value.drill = reader.boolean("drill", false);
+    value.dry_run = reader.boolean("dry_run", false);
     reader.reject_unknown_fields();
     return value;
 }
@@ -385,7 +390,9 @@ void to_json(json& out, const Signal& value) {
                {"annotations", value.annotations},
                {"starts_at", format_rfc3339(value.starts_at)},
                {"ends_at", optional_time(value.ends_at)},
-               {"received_at", format_rfc3339(value.received_at)}};
+               {"received_at", format_rfc3339(value.received_at)},
+               {"isolation", value.isolation},
+               {"dry_run", value.dry_run}};
 }
 
 void to_json(json& out, const Incident& value) {
@@ -396,11 +403,13 @@ void to_json(json& out, const Incident& value) {
                {"service", value.service},
                {"environment", value.environment},
                {"labels", value.labels},
-               {"signal_ids", value.signal_ids},
-               {"firing", value.firing},
+               {"alert_count", value.counters.alerts},
+               {"firing_count", value.counters.firing},
+               {"signal_count", value.counters.signals},
                {"opened_at", format_rfc3339(value.opened_at)},
                {"resolved_at", optional_time(value.resolved_at)},
-               {"drill", value.drill}};
+               {"drill", value.drill},
+               {"dry_run", value.dry_run}};
 }
 
 void to_json(json& out, const Action& value) {

@@ -8,15 +8,6 @@ namespace mitigate {
 
 using nlohmann::json;
 
-json drill_run_json(const DrillRun& run) {
-    json out = run.body;
-    out["id"] = run.id;
-    out["drill"] = run.drill;
-    out["status"] = run.status;
-    out["started_at"] = format_rfc3339(run.started_at);
-    return out;
-}
-
 std::string drill_report_markdown(const json& run) {
     std::string out =
         "## Drill " + run.value("drill", "?") + ": " + run.value("status", "?") + "\n\n";

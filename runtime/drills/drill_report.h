@@ -6,15 +6,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/store/store.h"
+#include "runtime/drills/drill_run.h"
 
 namespace mitigate {
 
-// {"id", "drill", "status", "started_at", "dry_run", "trigger", "reason", "times",
-//  "durations_seconds", "expectations", "cleanup", "incident_id", "mitigations"}; the
-// definition as run is under "definition".
-nlohmann::json drill_run_json(const DrillRun& run);
-// The same, from that JSON (what the CLI gets from the API).
+// A run as Markdown, from its JSON (drill_run_json(): what the CLI gets from the API).
 std::string drill_report_markdown(const nlohmann::json& run);
 
 }  // namespace mitigate

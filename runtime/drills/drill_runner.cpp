@@ -12,11 +12,12 @@
 #include "runtime/core/mitigation_state.h"
 #include "runtime/core/time_format.h"
 #include "runtime/core/url_encoding.h"
-#include "runtime/engine/lifecycle.h"
+#include "runtime/engine/engine.h"
 #include "runtime/ingest/signal_submission.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/policy/policy_engine.h"
 #include "runtime/server/http_client.h"
+#include "runtime/store/store.h"
 
 namespace mitigate {
 namespace {
@@ -29,21 +30,10 @@ constexpr auto schedule_grace = std::chrono::minutes(5);
 // How far ahead the scheduler looks for the next start when nothing is due.
 constexpr auto schedule_horizon = std::chrono::hours(24 * 8);
 
-bool finished(const std::string& status) {
-    return status != "running" && status != "cleaning";
-}
-
-std::optional<TimePoint> time_at(const json& body, const char* key) {
-    const json times = body.value("times", json::object());
-    if (!times.contains(key)) {
-        return std::nullopt;
-    }
-    return parse_rfc3339(times[key].get<std::string>());
-}
-
-void set_time(json& body, const char* key, TimePoint at) {
-    if (!body["times"].contains(key)) {
-        body["times"][key] = format_rfc3339(at);
+// Each time of a run is set once, the first time it is seen.
+void set_time(std::optional<TimePoint>& field, TimePoint at) {
+    if (!field) {
+        field = at;
     }
 }
 
@@ -86,6 +76,13 @@ double seconds(TimePoint from, TimePoint to) {
     return std::chrono::duration<double>(to - from).count();
 }
 
+// The label on a drill's alert that names its run: how the runner finds its incident.
+constexpr std::string_view run_label = "mitigate_drill_run";
+
+double result_value(DrillRunStatus status) {
+    return status == DrillRunStatus::passed ? 1 : status == DrillRunStatus::failed ? 0 : -1;
+}
+
 }  // namespace
 
 void declare_drill_metrics(Metrics& metrics) {
@@ -100,7 +97,8 @@ void declare_drill_metrics(Metrics& metrics) {
 
 struct DrillRunner::State {
     Store& store;
-    Lifecycle& lifecycle;
+    DrillRunStore& runs;
+    Engine& engine;
     const Clock& clock;
     Metrics& metrics;
     std::shared_ptr<const PolicySet> policies;
@@ -111,11 +109,12 @@ struct DrillRunner::State {
     // The last answer to each error-budget query, and when it was asked.
     std::map<std::string, std::pair<TimePoint, std::optional<std::string>>> error_budget_checks;
 
-    State(Store& store_in, Lifecycle& lifecycle_in, const Clock& clock_in, Metrics& metrics_in,
-          std::shared_ptr<const PolicySet> policies_in, std::vector<DrillDefinition> scheduled_in,
-          DrillRunnerHooks hooks_in)
+    State(Store& store_in, DrillRunStore& runs_in, Engine& engine_in, const Clock& clock_in,
+          Metrics& metrics_in, std::shared_ptr<const PolicySet> policies_in,
+          std::vector<DrillDefinition> scheduled_in, DrillRunnerHooks hooks_in)
         : store(store_in),
-          lifecycle(lifecycle_in),
+          runs(runs_in),
+          engine(engine_in),
           clock(clock_in),
           metrics(metrics_in),
           policies(std::move(policies_in)),
@@ -124,7 +123,7 @@ struct DrillRunner::State {
 
     std::string actor(const std::string& drill) const { return "drill:" + drill; }
 
-    void save(DrillRun& run) { store.save_drill_run(run); }
+    void save(const DrillRun& run) { runs.save(run); }
 
     void audit(const DrillRun& run, const std::string& event, json details) {
         details["drill"] = run.drill;
@@ -140,7 +139,7 @@ struct DrillRunner::State {
             }
         }
         if (drill.error_budget) {
-            // Asked at most every 10 s per query: the runner steps after every engine step.
+            // Asked at most every 10 s per query: the runner steps after every engine change.
             const std::string key =
                 drill.error_budget->prometheus_url + "\n" + drill.error_budget->query;
             auto cached = error_budget_checks.find(key);
@@ -217,6 +216,9 @@ struct DrillRunner::State {
         return out.str();
     }
 
+    // The drill's alert. Isolated (the engine groups it only with the run's own signals, so
+    // it is never merged with a real incident on the same service), dry-run when the run is
+    // (policy decides, nothing applies), and marked drill everywhere.
     Signal drill_signal(const DrillDefinition& drill, const DrillRun& run, SignalStatus status) {
         Signal signal;
         signal.source = SignalSource::drill;
@@ -228,13 +230,12 @@ struct DrillRunner::State {
         signal.labels["service"] = drill.service;
         signal.labels["environment"] = drill.environment;
         signal.labels["mitigate_drill"] = drill.name;
-        signal.labels[std::string(drill_run_label)] = run.id;
-        if (run.body.value("dry_run", false)) {
-            signal.labels[std::string(drill_dry_run_label)] = "true";
-        }
+        signal.labels[std::string(run_label)] = run.id;
+        signal.isolation = "drill:" + run.id;
+        signal.dry_run = run.dry_run;
         signal.annotations = drill.signal.annotations;
         signal.annotations["summary"] = "chaos drill " + drill.name + " (run " + run.id + ")";
-        signal.starts_at = *parse_rfc3339(run.body["times"]["injected"].get<std::string>());
+        signal.starts_at = run.times.injected.value_or(run.started_at);
         if (status == SignalStatus::resolved) {
             signal.ends_at = clock.now();
         }
@@ -243,24 +244,21 @@ struct DrillRunner::State {
         return signal;
     }
 
-    void send(const DrillDefinition& drill, DrillRun& run, SignalStatus status) {
-        const SignalIntake intake = lifecycle.accept_signals({drill_signal(drill, run, status)});
-        if (intake.refused) {
-            throw std::runtime_error("the signal backlog is full: " + intake.message);
-        }
-        if (hooks.wake_engine) {
-            hooks.wake_engine();
+    void send(const DrillDefinition& drill, const DrillRun& run, SignalStatus status) {
+        const SignalIntake intake = engine.accept_signals({drill_signal(drill, run, status)});
+        if (intake.refused || intake.failed) {
+            throw std::runtime_error("the drill's signal was not stored: " + intake.message);
         }
     }
 
     std::optional<Incident> incident_of(const DrillRun& run) {
-        if (run.body.contains("incident_id")) {
-            return store.find_incident(run.body["incident_id"].get<std::string>());
+        if (!run.incident_id.empty()) {
+            return store.find_incident(run.incident_id);
         }
         IncidentFilter all;
         all.limit = 200;
         for (const Incident& incident : store.list_incidents(all)) {
-            const auto label = incident.labels.find(std::string(drill_run_label));
+            const auto label = incident.labels.find(std::string(run_label));
             if (incident.drill && label != incident.labels.end() && label->second == run.id) {
                 return incident;
             }
@@ -275,55 +273,66 @@ struct DrillRunner::State {
         return store.list_mitigations(filter);
     }
 
+    bool running_already(const std::string& drill) {
+        return !runs.list(drill, {DrillRunStatus::running, DrillRunStatus::cleaning}, 1).empty();
+    }
+
+    void begin_cleanup(DrillRun& run, DrillRunStatus result, const std::string& reason) {
+        run.result = result;
+        run.reason = reason;
+        run.status = DrillRunStatus::cleaning;
+        run.phase = DrillPhase::cleaning;
+        set_time(run.times.cleanup_started, clock.now());
+    }
+
     DrillStart start_locked(const DrillDefinition& drill, bool dry_run,
                             const std::string& trigger) {
-        if (!store.list_drill_runs(drill.name, {"running", "cleaning"}, 1).empty()) {
+        if (running_already(drill.name)) {
             return {std::nullopt, "a run of drill " + drill.name + " is still going"};
         }
         const TimePoint now = clock.now();
         DrillRun run;
         run.id = new_id("drl", now);
         run.drill = drill.name;
-        run.status = "running";
+        run.status = DrillRunStatus::running;
         run.started_at = now;
-        run.body = {{"definition", drill.text},
-                    {"source", drill.source},
-                    {"dry_run", dry_run || drill.dry_run},
-                    {"trigger", trigger},
-                    {"phase", "starting"},
-                    {"times", {{"started", format_rfc3339(now)}}},
-                    {"expectations", json::array()},
-                    {"cleanup", json::array()}};
+        run.definition = drill.text;
+        run.source = drill.source;
+        run.dry_run = dry_run || drill.dry_run;
+        run.trigger = trigger;
+        run.phase = DrillPhase::starting;
+        run.times.started = now;
         metrics.increment("mitigate_drill_started_total", {{"drill", drill.name}});
         if (auto reason = stop_reason(drill)) {
-            run.status = "aborted";
-            run.body["phase"] = "done";
-            run.body["reason"] = "not started: " + *reason;
-            run.body["times"]["finished"] = format_rfc3339(now);
+            run.status = DrillRunStatus::aborted;
+            run.phase = DrillPhase::done;
+            run.reason = "not started: " + *reason;
+            run.times.finished = now;
             finish_metrics(run);
             save(run);
-            audit(run, "drill.aborted", {{"reason", run.body["reason"]}});
+            audit(run, "drill.aborted", {{"reason", run.reason}});
             return {run, ""};
         }
         audit(run, "drill.started",
-              {{"trigger", trigger}, {"dry_run", run.body["dry_run"]}, {"source", drill.source}});
-        if (drill.fault_action && !run.body["dry_run"].get<bool>()) {
+              {{"trigger", trigger}, {"dry_run", run.dry_run}, {"source", drill.source}});
+        if (drill.fault_action && !run.dry_run) {
             // The fault first, through policy like anything else; the alert follows once it
             // is applied (advance). A dry run applies no fault either.
-            const RequestResult fault = lifecycle.propose_drill_fault(
-                drill.fault_action->action, drill.environment, drill.service, actor(drill.name));
-            run.body["phase"] = "faulting";
-            if (fault.mitigation) {
-                run.body["fault_mitigation"] = fault.mitigation->id;
+            ProposalRequest fault;
+            fault.action = drill.fault_action->action;
+            fault.proposed_by = actor(drill.name);
+            fault.environment = drill.environment;
+            fault.service = drill.service;
+            fault.drill = true;
+            const RequestResult proposed = engine.propose(fault);
+            run.phase = DrillPhase::faulting;
+            if (proposed.mitigation) {
+                run.fault_mitigation = proposed.mitigation->id;
             } else {
-                run.body["result"] = "aborted";
-                run.body["reason"] = "the fault was not proposed: " + fault.message;
-                run.status = "cleaning";
+                begin_cleanup(run, DrillRunStatus::aborted,
+                              "the fault was not proposed: " + proposed.message);
             }
             save(run);
-            if (hooks.wake_engine) {
-                hooks.wake_engine();
-            }
             return {run, ""};
         }
         inject(drill, run);
@@ -332,19 +341,19 @@ struct DrillRunner::State {
 
     // Stored before the signal, so a crash in between is cleaned up like any other.
     void inject(const DrillDefinition& drill, DrillRun& run) {
-        run.body["phase"] = "waiting";
-        run.body["times"]["injected"] = format_rfc3339(clock.now());
+        run.phase = DrillPhase::waiting;
+        run.times.injected = clock.now();
         save(run);
         send(drill, run, SignalStatus::firing);
     }
 
     // While the fault is on its way: true once the alert is raised; false to wait, or with
-    // the run aborted when the fault did not apply in time.
+    // the run moved to cleanup when the fault did not apply in time.
     bool fault_applied(const DrillDefinition& drill, DrillRun& run) {
-        const auto fault = store.find_mitigation(run.body["fault_mitigation"].get<std::string>());
+        const auto fault = store.find_mitigation(run.fault_mitigation);
         if (fault && (fault->state == MitigationState::verifying ||
                       fault->state == MitigationState::active)) {
-            set_time(run.body, "fault_applied", clock.now());
+            set_time(run.times.fault_applied, clock.now());
             inject(drill, run);
             return true;
         }
@@ -360,26 +369,20 @@ struct DrillRunner::State {
         } else {
             return false;
         }
-        run.body["result"] = "aborted";
-        run.body["reason"] = "the fault did not apply: " + why;
-        run.status = "cleaning";
-        run.body["phase"] = "cleaning";
-        set_time(run.body, "cleanup_started", clock.now());
+        begin_cleanup(run, DrillRunStatus::aborted, "the fault did not apply: " + why);
         return false;
     }
 
     // Records what happened so far; true when there is nothing more to wait for.
     bool observe(const DrillDefinition& drill, DrillRun& run) {
-        json& body = run.body;
         const TimePoint now = clock.now();
-        const TimePoint injected = *time_at(body, "injected");
-        const bool dry_run = body.value("dry_run", false);
+        const TimePoint injected = run.times.injected.value_or(run.started_at);
         const auto incident = incident_of(run);
         if (!incident) {
             return now >= injected + drill.applied_within;  // never detected
         }
-        body["incident_id"] = incident->id;
-        set_time(body, "detected", incident->opened_at);
+        run.incident_id = incident->id;
+        set_time(run.times.detected, incident->opened_at);
         const auto mitigations = mitigations_of(incident->id);
         bool all_expected_seen = true;
         bool all_expected_settled = true;  // applied, or ended without effect
@@ -404,34 +407,34 @@ struct DrillRunner::State {
                 into = at;
             }
         };
-        json ids = json::array();
+        run.mitigations.clear();
         for (const Mitigation& mitigation : mitigations) {
-            ids.push_back(mitigation.id);
+            run.mitigations.push_back(mitigation.id);
             earliest(proposed, mitigation.created_at);
             const auto journal = store.journal(mitigation.id);
             earliest(approved, reached(journal, {MitigationState::approved}));
             earliest(applied, reached(journal, {MitigationState::verifying}));
         }
-        body["mitigations"] = ids;
-        for (const auto& [key, at] :
-             {std::pair{"proposed", proposed}, std::pair{"approved", approved},
-              std::pair{"applied", applied}}) {
-            if (at) {
-                set_time(body, key, *at);
-            }
+        if (proposed) {
+            set_time(run.times.proposed, *proposed);
         }
-        if (applied && drill.signal.resolve_after_apply &&
-            !body["times"].contains("resolved_signal")) {
+        if (approved) {
+            set_time(run.times.approved, *approved);
+        }
+        if (applied) {
+            set_time(run.times.applied, *applied);
+        }
+        if (applied && drill.signal.resolve_after_apply && !run.times.resolved_signal) {
             send(drill, run, SignalStatus::resolved);
-            set_time(body, "resolved_signal", now);
+            set_time(run.times.resolved_signal, now);
         }
         if (incident->resolved_at) {
-            set_time(body, "recovered", *incident->resolved_at);
+            set_time(run.times.recovered, *incident->resolved_at);
         }
         if (now >= injected + drill.max_duration) {
             return true;
         }
-        if (dry_run) {
+        if (run.dry_run) {
             return all_expected_seen && std::all_of(mitigations.begin(), mitigations.end(),
                                                     [](const Mitigation& mitigation) {
                                                         return is_final(mitigation.state);
@@ -454,11 +457,9 @@ struct DrillRunner::State {
     }
 
     void judge(const DrillDefinition& drill, DrillRun& run) {
-        json& body = run.body;
-        const bool dry_run = body.value("dry_run", false);
-        json expectations = json::array();
+        std::vector<DrillExpectationResult> expectations;
         const auto add = [&](const std::string& name, bool passed, const std::string& detail) {
-            expectations.push_back({{"expectation", name}, {"passed", passed}, {"detail", detail}});
+            expectations.push_back({name, passed, detail});
         };
         const auto incident = incident_of(run);
         const auto mitigations =
@@ -479,8 +480,8 @@ struct DrillRunner::State {
                 found != mitigations.end()
                     ? found->id + " (" + std::string(to_string(found->state)) + ")"
                     : "not proposed; proposed: " + (seen.empty() ? "nothing" : seen));
-            if (dry_run || found == mitigations.end()) {
-                if (dry_run && found != mitigations.end()) {
+            if (run.dry_run || found == mitigations.end()) {
+                if (run.dry_run && found != mitigations.end()) {
                     add("nothing applied (dry run)",
                         found->state == MitigationState::dry_run ||
                             found->state == MitigationState::denied,
@@ -490,16 +491,16 @@ struct DrillRunner::State {
             }
             const auto journal = store.journal(found->id);
             const auto applied_at = reached(journal, {MitigationState::verifying});
-            const TimePoint injected = *time_at(body, "injected");
+            const TimePoint injected = run.times.injected.value_or(run.started_at);
             const bool in_time = applied_at && *applied_at <= injected + drill.applied_within;
             add("applied within " + format_duration(drill.applied_within), in_time,
                 applied_at ? "applied after " + format_duration(*applied_at - injected)
                            : "not applied: " + std::string(to_string(found->state)) +
                                  (found->decision ? " (" + found->decision->summary + ")" : ""));
         }
-        if (!dry_run && drill.signal.resolve_after_apply) {
-            const auto applied = time_at(body, "applied");
-            const auto recovered = time_at(body, "recovered");
+        if (!run.dry_run && drill.signal.resolve_after_apply) {
+            const auto& applied = run.times.applied;
+            const auto& recovered = run.times.recovered;
             const bool in_time =
                 applied && recovered && *recovered <= *applied + drill.recovered_within;
             add("recovered within " + format_duration(drill.recovered_within), in_time,
@@ -507,46 +508,44 @@ struct DrillRunner::State {
                     ? "recovered " + format_duration(*recovered - *applied) + " after apply"
                     : "the incident did not resolve");
         }
-        body["expectations"] = expectations;
-        const bool passed = std::all_of(expectations.begin(), expectations.end(),
-                                        [](const json& e) { return e["passed"].get<bool>(); });
-        if (!body.contains("result")) {
-            body["result"] = passed ? "passed" : "failed";
+        run.expectations = expectations;
+        const bool passed =
+            std::all_of(expectations.begin(), expectations.end(),
+                        [](const DrillExpectationResult& result) { return result.passed; });
+        if (!run.result) {
+            run.result = passed ? DrillRunStatus::passed : DrillRunStatus::failed;
         }
     }
 
     // Reverts or withdraws what the drill caused; true when everything is final.
     bool clean(const DrillDefinition& drill, DrillRun& run) {
-        json& body = run.body;
-        if (!body["times"].contains("resolved_signal") && body["times"].contains("injected")) {
+        if (!run.times.resolved_signal && run.times.injected) {
             send(drill, run, SignalStatus::resolved);
-            set_time(body, "resolved_signal", clock.now());
+            set_time(run.times.resolved_signal, clock.now());
         }
         bool all_final = true;
         std::vector<Mitigation> caused;  // the response first, then the fault it answered
         if (const auto incident = incident_of(run)) {
             caused = mitigations_of(incident->id);
-        } else if (body["times"].contains("injected") && store.count_pending_signals() > 0) {
-            all_final = false;  // the signal may still be waiting to be grouped
         }
-        if (body.contains("fault_mitigation")) {
-            if (auto fault = store.find_mitigation(body["fault_mitigation"].get<std::string>())) {
+        if (!run.fault_mitigation.empty()) {
+            if (auto fault = store.find_mitigation(run.fault_mitigation)) {
                 caused.push_back(std::move(*fault));
             }
         }
-        json cleanup = json::array();
+        std::vector<DrillCleanupStep> cleanup;
         for (const Mitigation& mitigation : caused) {
             std::string done;
             const MitigationState state = mitigation.state;
             if (state == MitigationState::active || state == MitigationState::verifying ||
                 state == MitigationState::conflict) {
                 const RequestResult result =
-                    lifecycle.revert(mitigation.id, actor(drill.name), "drill cleanup");
+                    engine.revert(mitigation.id, actor(drill.name), "drill cleanup");
                 done = "revert: " + result.message;
-                all_final = all_final && result.status == RequestStatus::done;
+                all_final = false;  // the engine carries the revert out; seen at a later step
             } else if (!is_final(state) && !may_have_effect(state)) {
                 const RequestResult result =
-                    lifecycle.withdraw(mitigation.id, actor(drill.name), "drill cleanup");
+                    engine.withdraw(mitigation.id, actor(drill.name), "drill cleanup");
                 done = "withdraw: " + result.message;
                 all_final = all_final && result.status == RequestStatus::done;
             } else if (!is_final(state)) {
@@ -554,41 +553,35 @@ struct DrillRunner::State {
                 all_final = false;
             }
             const auto after = store.find_mitigation(mitigation.id);
-            cleanup.push_back({{"mitigation", mitigation.id},
-                               {"state", to_string(after ? after->state : state)},
-                               {"done", done.empty() ? "already final" : done}});
+            cleanup.push_back({mitigation.id, std::string(to_string(after ? after->state : state)),
+                               done.empty() ? "already final" : done});
         }
-        body["cleanup"] = cleanup;
-        if (hooks.wake_engine) {
-            hooks.wake_engine();
-        }
+        run.cleanup = cleanup;
         return all_final;
     }
 
     void finish_metrics(const DrillRun& run) {
-        const std::string result = run.status;
+        const std::string result(to_string(run.status));
         metrics.increment("mitigate_drill_runs_total", {{"drill", run.drill}, {"result", result}});
-        const double value = result == "passed" ? 1 : result == "failed" ? 0 : -1;
-        metrics.set("mitigate_drill_last_result", value, {{"drill", run.drill}});
+        metrics.set("mitigate_drill_last_result", result_value(run.status), {{"drill", run.drill}});
         metrics.set("mitigate_drill_last_duration_seconds", seconds(run.started_at, clock.now()),
                     {{"drill", run.drill}});
     }
 
     void durations(DrillRun& run) {
-        json& body = run.body;
-        const auto span = [&](const char* name, const char* from, const char* to) {
-            const auto start = time_at(body, from);
-            const auto end = time_at(body, to);
-            if (start && end) {
-                body["durations_seconds"][name] = seconds(*start, *end);
+        const DrillRunTimes& times = run.times;
+        const auto span = [&](const char* name, const std::optional<TimePoint>& from,
+                              const std::optional<TimePoint>& to) {
+            if (from && to) {
+                run.durations_seconds[name] = seconds(*from, *to);
             }
         };
-        span("detect", "injected", "detected");
-        span("propose", "detected", "proposed");
-        span("approve", "proposed", "approved");
-        span("apply", "approved", "applied");
-        span("recover", "applied", "recovered");
-        span("revert", "cleanup_started", "finished");
+        span("detect", times.injected, times.detected);
+        span("propose", times.detected, times.proposed);
+        span("approve", times.proposed, times.approved);
+        span("apply", times.approved, times.applied);
+        span("recover", times.applied, times.recovered);
+        span("revert", times.cleanup_started, times.finished);
     }
 
     // The definition a run was started with, parsed once per run (the store keeps its text,
@@ -596,8 +589,8 @@ struct DrillRunner::State {
     const DrillDefinition& definition_of(const DrillRun& run) {
         auto found = definitions.find(run.id);
         if (found == definitions.end()) {
-            DrillLoad load = load_drill_text(run.body["definition"].get<std::string>(),
-                                             run.body.value("source", run.drill));
+            DrillLoad load =
+                load_drill_text(run.definition, run.source.empty() ? run.drill : run.source);
             if (load.drills.empty()) {
                 throw std::runtime_error("drill run " + run.id +
                                          ": its stored definition no longer loads");
@@ -610,27 +603,24 @@ struct DrillRunner::State {
     void advance(DrillRun& run) {
         const DrillDefinition& drill = definition_of(run);
         const TimePoint now = clock.now();
-        if (run.status == "running" && !run.body["times"].contains("injected")) {
-            if (!run.body.contains("fault_mitigation") || !fault_applied(drill, run)) {
-                if (run.status == "running") {
+        if (run.status == DrillRunStatus::running && !run.times.injected) {
+            if (run.fault_mitigation.empty() || !fault_applied(drill, run)) {
+                if (run.status == DrillRunStatus::running) {
                     if (auto reason = stop_reason(drill)) {
-                        run.body["result"] = "aborted";
-                        run.body["reason"] = "stopped: " + *reason;
-                        run.status = "cleaning";
-                        set_time(run.body, "cleanup_started", now);
+                        begin_cleanup(run, DrillRunStatus::aborted, "stopped: " + *reason);
                     }
                 }
-                if (run.status == "running") {
+                if (run.status == DrillRunStatus::running) {
                     save(run);
                     return;
                 }
             }
         }
-        if (run.status == "running") {
+        if (run.status == DrillRunStatus::running) {
             bool done = observe(drill, run);
             if (auto reason = stop_reason(drill)) {
-                run.body["result"] = "aborted";
-                run.body["reason"] = "stopped: " + *reason;
+                run.result = DrillRunStatus::aborted;
+                run.reason = "stopped: " + *reason;
                 done = true;
             }
             if (!done) {
@@ -638,59 +628,60 @@ struct DrillRunner::State {
                 return;
             }
             judge(drill, run);
-            run.status = "cleaning";
-            run.body["phase"] = "cleaning";
-            set_time(run.body, "cleanup_started", now);
+            run.status = DrillRunStatus::cleaning;
+            run.phase = DrillPhase::cleaning;
+            set_time(run.times.cleanup_started, now);
             save(run);
         }
         if (!clean(drill, run)) {
             save(run);
             return;
         }
-        run.status = run.body.value("result", std::string("failed"));
-        run.body["phase"] = "done";
-        set_time(run.body, "finished", clock.now());
+        run.status = run.result.value_or(DrillRunStatus::failed);
+        run.phase = DrillPhase::done;
+        set_time(run.times.finished, clock.now());
         durations(run);
         finish_metrics(run);  // before the run is seen finished in the store
         save(run);
-        audit(run, "drill.finished",
-              {{"result", run.status}, {"reason", run.body.value("reason", "")}});
-        spdlog::info("drill {} run {}: {}", run.drill, run.id, run.status);
+        audit(run, "drill.finished", {{"result", to_string(run.status)}, {"reason", run.reason}});
+        spdlog::info("drill {} run {}: {}", run.drill, run.id, to_string(run.status));
         definitions.erase(run.id);
     }
 
     // Deadline of a run still going, so the loop wakes even when the engine does not.
     TimePoint deadline_of(const DrillRun& run) {
         const DrillDefinition& drill = definition_of(run);
-        if (run.status == "cleaning") {
+        if (run.status == DrillRunStatus::cleaning) {
             return clock.now() + std::chrono::seconds(1);
         }
-        if (!run.body["times"].contains("injected")) {  // waiting for the fault to apply
+        if (!run.times.injected) {  // waiting for the fault to apply
             return std::max(run.started_at + drill.applied_within, clock.now());
         }
-        const TimePoint injected = *time_at(run.body, "injected");
+        const TimePoint injected = *run.times.injected;
         TimePoint due = injected + drill.max_duration;
         due = std::min(due, injected + drill.applied_within);
-        if (const auto applied = time_at(run.body, "applied")) {
+        if (const auto& applied = run.times.applied) {
             due = std::max(
                 due, std::min(injected + drill.max_duration, *applied + drill.recovered_within));
         }
         return std::max(due, clock.now());
     }
 
-    void record_not_started(const DrillDefinition& drill, const std::string& status, TimePoint at,
-                            json details) {
-        DrillRun run;
+    void record_not_started(const DrillDefinition& drill, DrillRunStatus status, TimePoint at,
+                            DrillRun details) {
+        DrillRun run = std::move(details);
         run.id = new_id("drl", at);
         run.drill = drill.name;
         run.status = status;
         run.started_at = at;
-        run.body = std::move(details);
-        run.body["trigger"] = "schedule";
-        run.body["phase"] = "done";
+        run.trigger = "schedule";
+        run.phase = DrillPhase::done;
         save(run);
-        metrics.increment("mitigate_drill_runs_total", {{"drill", drill.name}, {"result", status}});
-        audit(run, "drill." + status, run.body);
+        metrics.increment("mitigate_drill_runs_total",
+                          {{"drill", drill.name}, {"result", std::string(to_string(status))}});
+        json audited = drill_run_json(run);
+        audited.erase("definition");
+        audit(run, "drill." + std::string(to_string(status)), std::move(audited));
     }
 
     // Starts what the schedules say is due; returns the next scheduled start.
@@ -701,12 +692,11 @@ struct DrillRunner::State {
             if (!drill.schedule) {
                 continue;
             }
-            const std::string cursor = "drill.schedule." + drill.name;
-            const auto last = store.read_cursor(cursor);
+            const auto last = runs.schedule_position(drill.name);
             if (!last) {
-                store.write_cursor(cursor, now.time_since_epoch().count());  // from now on
+                runs.set_schedule_position(drill.name, now);  // from now on
             }
-            const TimePoint from = last ? TimePoint{Duration{*last}} : now;
+            const TimePoint from = last.value_or(now);
             std::vector<TimePoint> due;
             for (auto at =
                      next_schedule_time(drill.schedule->cron, drill.schedule->time_zone, from, now);
@@ -718,17 +708,18 @@ struct DrillRunner::State {
                 }
             }
             if (!due.empty()) {
-                store.write_cursor(cursor, due.back().time_since_epoch().count());
+                runs.set_schedule_position(drill.name, due.back());
                 const bool late = now - due.back() > schedule_grace;
                 const std::size_t missed = due.size() - (late ? 0 : 1);
                 if (missed > 0) {
-                    record_not_started(drill, "missed", due.front(),
-                                       {{"reason", std::to_string(missed) +
-                                                       " scheduled start(s) passed while the "
-                                                       "daemon was down or busy; not replayed"},
-                                        {"missed", missed},
-                                        {"first", format_rfc3339(due.front())},
-                                        {"last", format_rfc3339(due[missed - 1])}});
+                    DrillRun record;
+                    record.reason = std::to_string(missed) +
+                                    " scheduled start(s) passed while the daemon was down or "
+                                    "busy; not replayed";
+                    record.missed = static_cast<std::int64_t>(missed);
+                    record.first_missed = due.front();
+                    record.last_missed = due[missed - 1];
+                    record_not_started(drill, DrillRunStatus::missed, due.front(), record);
                 }
                 if (!late) {
                     start_scheduled(drill, due.back());
@@ -743,32 +734,33 @@ struct DrillRunner::State {
     }
 
     void start_scheduled(const DrillDefinition& drill, TimePoint at) {
+        const auto skipped = [&](std::string reason) {
+            DrillRun record;
+            record.reason = std::move(reason);
+            record_not_started(drill, DrillRunStatus::skipped, at, record);
+        };
         for (const PolicyWindow& window : drill.schedule->except) {
             if (is_window_active(window, at)) {
-                record_not_started(drill, "skipped", at,
-                                   {{"reason", "inside the excluded window " + window.name + " (" +
-                                                   window.schedule.text() + ")"}});
+                skipped("inside the excluded window " + window.name + " (" +
+                        window.schedule.text() + ")");
                 return;
             }
         }
-        if (!store.list_drill_runs(drill.name, {"running", "cleaning"}, 1).empty()) {
-            record_not_started(drill, "skipped", at,
-                               {{"reason",
-                                 "the previous run of this drill is still going; runs "
-                                 "never overlap"}});
+        if (running_already(drill.name)) {
+            skipped("the previous run of this drill is still going; runs never overlap");
             return;
         }
         const DrillStart started = start_locked(drill, false, "schedule");
         if (!started.run) {
-            record_not_started(drill, "skipped", at, {{"reason", started.refusal}});
+            skipped(started.refusal);
         }
     }
 };
 
-DrillRunner::DrillRunner(Store& store, Lifecycle& lifecycle, const Clock& clock, Metrics& metrics,
-                         std::shared_ptr<const PolicySet> policies,
+DrillRunner::DrillRunner(Store& store, DrillRunStore& runs, Engine& engine, const Clock& clock,
+                         Metrics& metrics, std::shared_ptr<const PolicySet> policies,
                          std::vector<DrillDefinition> scheduled, DrillRunnerHooks hooks)
-    : state_(std::make_unique<State>(store, lifecycle, clock, metrics, std::move(policies),
+    : state_(std::make_unique<State>(store, runs, engine, clock, metrics, std::move(policies),
                                      std::move(scheduled), std::move(hooks))) {
     declare_drill_metrics(metrics);
     metrics.declare_counter("mitigate_drill_started_total", "Drill runs started, by drill.");
@@ -793,10 +785,11 @@ std::optional<TimePoint> DrillRunner::step() {
     State& state = *state_;
     std::lock_guard lock(state.mutex);
     std::optional<TimePoint> next = state.schedule();
-    for (DrillRun run : state.store.list_drill_runs("", {"running", "cleaning"}, 100)) {
+    for (DrillRun run :
+         state.runs.list("", {DrillRunStatus::running, DrillRunStatus::cleaning}, 100)) {
         try {
             state.advance(run);
-            if (!finished(run.status)) {
+            if (is_unfinished(run.status)) {
                 const TimePoint due = state.deadline_of(run);
                 next = next ? std::min(*next, due) : due;
             }
@@ -812,26 +805,19 @@ void DrillRunner::recover() {
     std::lock_guard lock(state.mutex);
     // The last result per drill survives a restart: /metrics says it from the start.
     std::set<std::string> seen;
-    for (const DrillRun& run :
-         state.store.list_drill_runs("", {"passed", "failed", "aborted"}, 1000)) {
+    for (const DrillRun& run : state.runs.list(
+             "", {DrillRunStatus::passed, DrillRunStatus::failed, DrillRunStatus::aborted}, 1000)) {
         if (seen.insert(run.drill).second) {
-            state.metrics.set("mitigate_drill_last_result",
-                              run.status == "passed"   ? 1
-                              : run.status == "failed" ? 0
-                                                       : -1,
+            state.metrics.set("mitigate_drill_last_result", result_value(run.status),
                               {{"drill", run.drill}});
         }
     }
-    for (DrillRun run : state.store.list_drill_runs("", {"running"}, 100)) {
-        run.status = "cleaning";
-        run.body["phase"] = "cleaning";
-        run.body["result"] = "aborted";
-        run.body["reason"] =
-            "the daemon restarted during the drill; everything it caused is "
-            "cleaned up";
-        set_time(run.body, "cleanup_started", state.clock.now());
+    for (DrillRun run : state.runs.list("", {DrillRunStatus::running}, 100)) {
+        state.begin_cleanup(run, DrillRunStatus::aborted,
+                            "the daemon restarted during the drill; everything it caused is "
+                            "cleaned up");
         state.save(run);
-        state.audit(run, "drill.interrupted", {{"reason", run.body["reason"]}});
+        state.audit(run, "drill.interrupted", {{"reason", run.reason}});
     }
 }
 

@@ -1,6 +1,7 @@
 // Runs chaos drills inside the daemon: on their schedule and on demand (the API, `mitigate
-// drill run`). A run goes through the same lifecycle and policy as everything else; it
-// only differs in where its signal comes from, and everything it causes is marked drill.
+// drill run`). A run goes through the same engine and policy as everything else; it only
+// differs in where its signal comes from (isolated: grouped only with its own signals),
+// and everything it causes is marked drill.
 //
 //   start     stop conditions checked (a real alert on the drill's service and
 //             environment, a freeze); the synthetic alert is stored as a drill signal
@@ -28,15 +29,15 @@
 
 #include "runtime/core/clock.h"
 #include "runtime/drills/drill_definition.h"
-#include "runtime/store/store.h"
+#include "runtime/drills/drill_run_store.h"
 
 namespace mitigate {
 
-class Lifecycle;
+class Engine;
 class Metrics;
+class Store;
 
 struct DrillRunnerHooks {
-    std::function<void()> wake_engine;  // after a signal was stored or a revert asked for
     std::function<void()> wake_runner;  // after a run was started from another thread
 };
 
@@ -48,9 +49,11 @@ struct DrillStart {
 class DrillRunner {
   public:
     // `scheduled`: the drills of directories.drills; those with a schedule run on it.
-    DrillRunner(Store& store, Lifecycle& lifecycle, const Clock& clock, Metrics& metrics,
-                std::shared_ptr<const PolicySet> policies, std::vector<DrillDefinition> scheduled,
-                DrillRunnerHooks hooks);
+    // A client of the engine like any other: it sends signals, proposes its fault, reverts
+    // and withdraws through `engine`, and reads what happened from `store`.
+    DrillRunner(Store& store, DrillRunStore& runs, Engine& engine, const Clock& clock,
+                Metrics& metrics, std::shared_ptr<const PolicySet> policies,
+                std::vector<DrillDefinition> scheduled, DrillRunnerHooks hooks);
     ~DrillRunner();
     DrillRunner(const DrillRunner&) = delete;
     DrillRunner& operator=(const DrillRunner&) = delete;

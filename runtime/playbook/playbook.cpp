@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "runtime/core/ids.h"
@@ -52,10 +53,15 @@ Incident incident_from_signals(const std::vector<Signal>& signals, TimePoint now
         return s.status == SignalStatus::resolved;
     });
     incident.status = all_resolved ? IncidentStatus::resolved : IncidentStatus::open;
+    std::set<std::string> fingerprints;
     for (const auto& signal : signals) {
-        incident.signal_ids.push_back(signal.id);
+        fingerprints.insert(signal.fingerprint);
         incident.drill = incident.drill || signal.source == SignalSource::drill;
+        incident.dry_run = incident.dry_run || signal.dry_run;
     }
+    incident.counters.signals = static_cast<std::int64_t>(signals.size());
+    incident.counters.alerts = static_cast<std::int64_t>(fingerprints.size());
+    incident.counters.firing = all_resolved ? 0 : incident.counters.alerts;
     return incident;
 }
 

@@ -427,6 +427,15 @@ Decision evaluate_policy(const PolicySet& policies, const PolicyInput& input,
                                                                                     : "denied") +
                            " by rule " + join(names);
     }
+    // A dry run asked for by the caller (a drill's): policy decides as always, so a denial
+    // stays a denial, but what it would let through is recorded as dry_run.
+    if (input.dry_run && (decision.effect == DecisionEffect::allow ||
+                          decision.effect == DecisionEffect::require_approval)) {
+        decision.summary = "dry run requested; policy would have said " +
+                           std::string(to_string(decision.effect)) + ": " + decision.summary;
+        decision.effect = DecisionEffect::dry_run;
+        decision.approvals_required = 0;
+    }
     return decision;
 }
 
@@ -446,6 +455,7 @@ Parsed<PolicyInput> parse_policy_input(const json& in, std::string path) {
     input.environment = reader.string("environment");
     input.service = reader.string("service", Presence::optional);
     input.labels = reader.string_map("labels");
+    input.dry_run = reader.boolean("dry_run", false);
     if (const json* plan = reader.member("plan", Presence::optional)) {
         auto parsed = parse_plan(*plan, reader.path_of("plan"));
         result.errors.insert(result.errors.end(), parsed.errors.begin(), parsed.errors.end());

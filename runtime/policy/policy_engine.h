@@ -26,6 +26,9 @@ struct PolicyInput {
     std::string service;
     Labels labels;
     std::optional<Plan> plan;
+    // Decide as always, but turn what would be allowed (or sent for approval) into dry_run:
+    // a drill run as a dry run.
+    bool dry_run = false;
 };
 
 // A mitigation that ran recently, for rate limits, cooldowns and the circuit breaker.

@@ -5,6 +5,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "runtime/providers/plugin_protocol.h"
+
 namespace mitigate {
 
 using nlohmann::json;
@@ -61,6 +63,7 @@ struct ProviderRegistry::Entry {
     ProviderConfig provider;
     std::unique_ptr<EgressBroker> broker;
     std::unique_ptr<PluginProcess> process;
+    std::mutex calls;  // one call at a time: the plugin process serves one
     int audited_starts = 0;
 };
 
@@ -79,9 +82,10 @@ std::vector<std::string> ProviderRegistry::providers() const {
     return names;
 }
 
-PluginProcess* ProviderRegistry::process(const std::string& name) {
+ProviderRegistry::Entry* ProviderRegistry::entry(const std::string& name) {
+    std::lock_guard lock(entries_mutex_);
     if (auto found = entries_.find(name); found != entries_.end()) {
-        return found->second->process.get();
+        return found->second.get();
     }
     const auto provider =
         std::find_if(config_.providers.begin(), config_.providers.end(),
@@ -116,38 +120,48 @@ PluginProcess* ProviderRegistry::process(const std::string& name) {
                                                 : spdlog::level::debug;
             spdlog::log(spd_level, "provider {}: {}", provider_name, message);
         });
-    PluginProcess* result = entry->process.get();
+    Entry* result = entry.get();
     entries_.emplace(name, std::move(entry));
     return result;
 }
 
+PluginProcess* ProviderRegistry::process(const std::string& provider) {
+    Entry* found = entry(provider);
+    return found != nullptr ? found->process.get() : nullptr;
+}
+
+PluginCallResult ProviderRegistry::unavailable(const std::string& provider) const {
+    PluginCallResult result;
+    result.status = PluginCallStatus::refused;
+    const auto configured =
+        std::find_if(config_.providers.begin(), config_.providers.end(),
+                     [&](const ProviderConfig& entry) { return entry.name == provider; });
+    result.error = configured == config_.providers.end()
+                       ? "no provider \"" + provider + "\" is configured (providers: in " +
+                             config_.source + ")"
+                   : !configured->enabled
+                       ? "provider \"" + provider + "\" is disabled in " + config_.source
+                       : "no plugin file " + configured->plugin + ".so in " +
+                             config_.directories.plugins.string() + " or beside the binary";
+    return result;
+}
+
 PluginCallResult ProviderRegistry::call(const std::string& provider, const json& request) {
-    PluginProcess* plugin = process(provider);
-    if (plugin == nullptr) {
-        PluginCallResult result;
-        result.status = PluginCallStatus::refused;
-        const auto configured =
-            std::find_if(config_.providers.begin(), config_.providers.end(),
-                         [&](const ProviderConfig& entry) { return entry.name == provider; });
-        result.error = configured == config_.providers.end()
-                           ? "no provider \"" + provider + "\" is configured (providers: in " +
-                                 config_.source + ")"
-                       : !configured->enabled
-                           ? "provider \"" + provider + "\" is disabled in " + config_.source
-                           : "no plugin file " + configured->plugin + ".so in " +
-                                 config_.directories.plugins.string() + " or beside the binary";
-        return result;
+    Entry* found = entry(provider);
+    if (found == nullptr) {
+        return unavailable(provider);
     }
-    PluginCallResult result = plugin->call(request);
-    Entry& entry = *entries_.at(provider);
-    if (plugin->starts() > entry.audited_starts) {
-        entry.audited_starts = plugin->starts();
-        const json& confinement = plugin->confinement();
+    std::lock_guard calls(found->calls);
+    PluginProcess& plugin = *found->process;
+    PluginCallResult result = plugin.call(request);
+    if (plugin.starts() > found->audited_starts) {
+        found->audited_starts = plugin.starts();
+        const json& confinement = plugin.confinement();
         if (confinement.is_object() && confinement.value("weaker_landlock_allowed", false)) {
             spdlog::warn(
                 "provider {}: plugin host runs with Landlock ABI {} below the minimum {} "
                 "(sandbox.allow_weaker_landlock)",
-                provider, plugin->confinement().value("landlock_abi", 0),
+                provider, confinement.value("landlock_abi", 0),
                 config_.sandbox.minimum_landlock_abi);
             if (options_.on_weaker_confinement) {
                 options_.on_weaker_confinement(provider, confinement);
@@ -155,6 +169,30 @@ PluginCallResult ProviderRegistry::call(const std::string& provider, const json&
         }
     }
     return result;
+}
+
+ProviderAnswer<Plan> ProviderRegistry::plan(const Action& action) {
+    return read_plan_answer(call(action.provider, plugin_plan_request(action)), action);
+}
+
+ProviderAnswer<Applied> ProviderRegistry::apply(const Action& action, const Plan& plan) {
+    return read_apply_answer(
+        call(action.provider, plugin_plan_operation_request("apply", action, plan)));
+}
+
+ProviderAnswer<Checked> ProviderRegistry::check(const Action& action, const Plan& plan) {
+    return read_check_answer(
+        call(action.provider, plugin_plan_operation_request("check", action, plan)));
+}
+
+ProviderAnswer<Reverted> ProviderRegistry::revert(const Action& action, const Plan& plan) {
+    return read_revert_answer(
+        call(action.provider, plugin_plan_operation_request("revert", action, plan)));
+}
+
+ProviderAnswer<json> ProviderRegistry::state(const std::string& provider,
+                                             const std::string& target) {
+    return read_state_answer(call(provider, plugin_state_request(target)));
 }
 
 }  // namespace mitigate

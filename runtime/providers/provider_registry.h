@@ -1,5 +1,9 @@
 // The providers of a configuration, each a plugin in its own plugin-host process with its
-// own egress broker. The engine and the CLI call providers only through this.
+// own egress broker. The engine calls providers through the typed Providers interface
+// (providers.h) that this implements; the CLI's `plugins call` sends raw requests.
+//
+// Thread-safe: calls to one provider are serialized (its plugin process answers one call
+// at a time); calls to different providers run in parallel.
 //
 // Plugins are found by name (providers.NAME.plugin, default NAME) as NAME.so in the
 // configured directories.plugins, then in the plugins shipped beside the binary
@@ -10,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -18,6 +23,7 @@
 
 #include "runtime/config/config.h"
 #include "runtime/egress/egress_broker.h"
+#include "runtime/providers/providers.h"
 #include "sandbox/plugin_host/plugin_process.h"
 
 namespace mitigate {
@@ -47,10 +53,10 @@ struct RegistryOptions {
         on_weaker_confinement;
 };
 
-class ProviderRegistry {
+class ProviderRegistry final : public Providers {
   public:
     ProviderRegistry(const Config& config, RegistryOptions options);
-    ~ProviderRegistry();
+    ~ProviderRegistry() override;
     ProviderRegistry(const ProviderRegistry&) = delete;
     ProviderRegistry& operator=(const ProviderRegistry&) = delete;
 
@@ -62,12 +68,25 @@ class ProviderRegistry {
     PluginCallResult call(const std::string& provider, const nlohmann::json& request);
 
     // The provider's plugin process (started on demand); nullptr when not configured.
+    // Only for a caller that makes no call at the same time (the CLI describing plugins).
     PluginProcess* process(const std::string& provider);
+
+    // Providers: the same calls, typed (the protocol is plugin_protocol.h).
+    ProviderAnswer<Plan> plan(const Action& action) override;
+    ProviderAnswer<Applied> apply(const Action& action, const Plan& plan) override;
+    ProviderAnswer<Checked> check(const Action& action, const Plan& plan) override;
+    ProviderAnswer<Reverted> revert(const Action& action, const Plan& plan) override;
+    ProviderAnswer<nlohmann::json> state(const std::string& provider,
+                                         const std::string& target) override;
 
   private:
     struct Entry;
+    Entry* entry(const std::string& provider);
+    PluginCallResult unavailable(const std::string& provider) const;
+
     Config config_;
     RegistryOptions options_;
+    std::mutex entries_mutex_;  // the map only; each entry has its own call mutex
     std::map<std::string, std::unique_ptr<Entry>> entries_;
 };
 

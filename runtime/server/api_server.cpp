@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <future>
 #include <map>
 #include <optional>
 #include <string_view>
@@ -15,8 +16,9 @@
 #include "runtime/core/time_format.h"
 #include "runtime/core/url_encoding.h"
 #include "runtime/drills/drill_report.h"
+#include "runtime/drills/drill_run_store.h"
 #include "runtime/drills/drill_runner.h"
-#include "runtime/engine/lifecycle.h"
+#include "runtime/engine/engine.h"
 #include "runtime/ingest/alertmanager.h"
 #include "runtime/ingest/signal_submission.h"
 #include "runtime/metrics/metrics.h"
@@ -57,6 +59,7 @@ std::vector<std::string> split_path(std::string_view path) {
 int status_of(RequestStatus status) {
     switch (status) {
         case RequestStatus::done: return 200;
+        case RequestStatus::accepted: return 202;
         case RequestStatus::invalid: return 400;
         case RequestStatus::not_found: return 404;
         case RequestStatus::forbidden: return 403;
@@ -69,6 +72,7 @@ int status_of(RequestStatus status) {
 std::string_view code_of(RequestStatus status) {
     switch (status) {
         case RequestStatus::done: return "ok";
+        case RequestStatus::accepted: return "accepted";
         case RequestStatus::invalid: return "invalid";
         case RequestStatus::not_found: return "not_found";
         case RequestStatus::forbidden: return "forbidden";
@@ -77,6 +81,9 @@ std::string_view code_of(RequestStatus status) {
     }
     return "internal";
 }
+
+// An incident's alerts shown by GET /v1/incidents/ID; its counters say how many in all.
+constexpr std::size_t incident_alerts_shown = 1000;
 
 struct Caller {
     std::string identity;
@@ -96,10 +103,20 @@ void declare_api_metrics(Metrics& metrics) {
 
 struct ApiServer::State {
     Store& store;
-    Lifecycle& lifecycle;
+    Engine& engine;
     Metrics& metrics;
     const Clock& clock;
     ApiServerHooks hooks;
+    ApiTokenCache tokens;
+
+    State(Store& store_in, Engine& engine_in, Metrics& metrics_in, const Clock& clock_in,
+          ApiServerHooks hooks_in)
+        : store(store_in),
+          engine(engine_in),
+          metrics(metrics_in),
+          clock(clock_in),
+          hooks(std::move(hooks_in)),
+          tokens(store_in) {}
 
     // The caller, or the reply that refuses them.
     std::variant<Caller, HttpReply> authenticate(const HttpExchange& request,
@@ -110,8 +127,7 @@ struct ApiServer::State {
             return error_reply(401, "unauthenticated",
                                "send Authorization: Bearer <token> (mitigate token create)");
         }
-        const auto token =
-            store.find_api_token(api_token_digest(header->second.substr(scheme.size())));
+        const auto token = tokens.find(api_token_digest(header->second.substr(scheme.size())));
         if (!token || token->revoked_at) {
             return error_reply(401, "unauthenticated", "the token is unknown or revoked");
         }
@@ -146,43 +162,46 @@ struct ApiServer::State {
         return body;
     }
 
-    HttpReply ingest(const std::vector<Signal>& signals) {
-        const SignalIntake intake = lifecycle.accept_signals(signals);
-        if (intake.refused) {
-            HttpReply reply = error_reply(503, "backlog_full", intake.message);
-            reply.headers["Retry-After"] = "5";
-            return reply;
-        }
-        if (intake.accepted > 0 && hooks.wake_engine) {
-            hooks.wake_engine();
-        }
-        return json_reply(202, {{"accepted", intake.accepted}, {"duplicates", intake.duplicates}});
+    // Answered once the signals are durable (or refused, or failed): the engine's group
+    // commit shares one transaction among every webhook arriving meanwhile.
+    void ingest(std::vector<Signal> signals, const HttpResponder& respond) {
+        engine.accept_signals(std::move(signals), [respond](const SignalIntake& intake) {
+            if (intake.refused || intake.failed) {
+                HttpReply reply = error_reply(503, intake.refused ? "backlog_full" : "unavailable",
+                                              intake.message);
+                reply.headers["Retry-After"] = intake.refused ? "5" : "1";
+                respond(std::move(reply));
+                return;
+            }
+            respond(json_reply(202,
+                               {{"accepted", intake.accepted}, {"duplicates", intake.duplicates}}));
+        });
     }
 
-    HttpReply post_alertmanager(const HttpExchange& request) {
+    void post_alertmanager(const HttpExchange& request, const HttpResponder& respond) {
         HttpReply refusal;
         const auto body = parse_body(request, refusal);
         if (!body) {
-            return refusal;
+            return respond(std::move(refusal));
         }
-        const auto signals = parse_alertmanager_webhook(*body, clock.now());
+        auto signals = parse_alertmanager_webhook(*body, clock.now());
         if (!signals) {
-            return error_reply(400, "invalid", describe(signals.errors));
+            return respond(error_reply(400, "invalid", describe(signals.errors)));
         }
-        return ingest(*signals);
+        ingest(std::move(*signals.value), respond);
     }
 
-    HttpReply post_signals(const HttpExchange& request) {
+    void post_signals(const HttpExchange& request, const HttpResponder& respond) {
         HttpReply refusal;
         const auto body = parse_body(request, refusal);
         if (!body) {
-            return refusal;
+            return respond(std::move(refusal));
         }
-        const auto signals = parse_signal_submission(*body, SignalSource::api, clock.now());
+        auto signals = parse_signal_submission(*body, SignalSource::api, clock.now());
         if (!signals) {
-            return error_reply(400, "invalid", describe(signals.errors));
+            return respond(error_reply(400, "invalid", describe(signals.errors)));
         }
-        return ingest(*signals);
+        ingest(std::move(*signals.value), respond);
     }
 
     HttpReply list_incidents(const std::map<std::string, std::string>& query) {
@@ -230,7 +249,16 @@ struct ApiServer::State {
         for (const Mitigation& mitigation : store.list_mitigations(filter)) {
             mitigations.push_back(mitigation);
         }
+        // Its alerts, firing first, at most a page of them: the counters say how many.
+        json alerts = json::array();
+        for (const IncidentAlert& alert : store.incident_alerts(id, incident_alerts_shown)) {
+            alerts.push_back({{"fingerprint", alert.fingerprint},
+                              {"status", alert.firing ? "firing" : "resolved"},
+                              {"last_signal", alert.last_signal_id},
+                              {"updated_at", format_rfc3339(alert.updated_at)}});
+        }
         json body = *incident;
+        body["alerts"] = alerts;
         body["mitigations"] = mitigations;
         return json_reply(200, body);
     }
@@ -297,15 +325,13 @@ struct ApiServer::State {
     }
 
     HttpReply result_reply(const RequestResult& result) {
-        if (result.status != RequestStatus::done) {
+        if (result.status != RequestStatus::done && result.status != RequestStatus::accepted) {
             return error_reply(status_of(result.status), code_of(result.status), result.message);
         }
-        if (hooks.wake_engine) {
-            hooks.wake_engine();
-        }
         return json_reply(
-            200, {{"message", result.message},
-                  {"mitigation", result.mitigation ? json(*result.mitigation) : json(nullptr)}});
+            status_of(result.status),
+            {{"message", result.message},
+             {"mitigation", result.mitigation ? json(*result.mitigation) : json(nullptr)}});
     }
 
     // {"comment": "..."} or {"reason": "..."}: optional text, nothing else.
@@ -367,15 +393,18 @@ struct ApiServer::State {
         }
         const auto drill = query.find("drill");
         json runs = json::array();
-        for (const DrillRun& run :
-             store.list_drill_runs(drill == query.end() ? "" : drill->second, {}, limit)) {
-            runs.push_back(drill_run_json(run));
+        if (hooks.drill_runs != nullptr) {
+            for (const DrillRun& run :
+                 hooks.drill_runs->list(drill == query.end() ? "" : drill->second, {}, limit)) {
+                runs.push_back(drill_run_json(run));
+            }
         }
         return json_reply(200, {{"runs", runs}});
     }
 
     HttpReply get_drill_run(const std::string& id) {
-        const auto run = store.find_drill_run(id);
+        const auto run =
+            hooks.drill_runs != nullptr ? hooks.drill_runs->find(id) : std::optional<DrillRun>();
         if (!run) {
             return error_reply(404, "not_found", "no drill run " + id);
         }
@@ -398,16 +427,16 @@ struct ApiServer::State {
                 verb == "approve" ? ApprovalVerdict::approve : ApprovalVerdict::reject;
             approval.channel = ApprovalChannel::api;
             approval.comment = *comment;
-            return result_reply(lifecycle.approve(approval));
+            return result_reply(engine.approve(approval));
         }
         const auto reason = read_text(request, "reason", refusal);
         if (!reason) {
             return refusal;
         }
         if (verb == "revert") {
-            return result_reply(lifecycle.revert(id, caller.identity, *reason));
+            return result_reply(engine.revert(id, caller.identity, *reason));
         }
-        return result_reply(lifecycle.keep(id, caller.identity, *reason));
+        return result_reply(engine.keep(id, caller.identity, *reason));
     }
 
     HttpReply post_proposal(const HttpExchange& request, const Caller& caller) {
@@ -433,10 +462,16 @@ struct ApiServer::State {
         if (!errors.empty() || !action) {
             return error_reply(400, "invalid", describe(errors));
         }
-        return result_reply(lifecycle.propose(*action, incident, caller.identity));
+        ProposalRequest proposal;
+        proposal.action = *action;
+        proposal.incident_id = incident;
+        proposal.proposed_by = caller.identity;
+        return result_reply(engine.propose(proposal));
     }
 
-    HttpReply route(const HttpExchange& request, std::string& route_name) {
+    // The reply, or nothing when `respond` will be called later (signals).
+    std::optional<HttpReply> route(const HttpExchange& request, std::string& route_name,
+                                   const HttpResponder& respond) {
         const std::string_view target = request.target;
         const auto question = target.find('?');
         const auto path = split_path(target.substr(0, question));
@@ -460,7 +495,7 @@ struct ApiServer::State {
             if (path[0] == "readyz" && hooks.ready && !hooks.ready()) {
                 return error_reply(503, "not_ready", "reconciling or the engine is not running");
             }
-            return {200, {{"Content-Type", "text/plain"}}, "ok\n"};
+            return HttpReply{200, {{"Content-Type", "text/plain"}}, "ok\n"};
         }
         const auto extra = hooks.extra_routes.find(std::string(target.substr(0, question)));
         if (extra != hooks.extra_routes.end()) {
@@ -512,13 +547,19 @@ struct ApiServer::State {
             if (!allow({"POST"})) {
                 return error_reply(405, "method_not_allowed", "use POST");
             }
-            return route_name == "/v1/signals" ? post_signals(request) : post_alertmanager(request);
+            if (route_name == "/v1/signals") {
+                post_signals(request, respond);
+            } else {
+                post_alertmanager(request, respond);
+            }
+            return std::nullopt;
         }
         if (route_name == "/metrics") {
             if (!allow({"GET"})) {
                 return error_reply(405, "method_not_allowed", "use GET");
             }
-            return {200, {{"Content-Type", "text/plain; version=0.0.4"}}, metrics.render()};
+            return HttpReply{
+                200, {{"Content-Type", "text/plain; version=0.0.4"}}, metrics.render()};
         }
         if (path[1] == "drills") {
             if (path.size() == 4) {
@@ -566,28 +607,42 @@ struct ApiServer::State {
     }
 };
 
-ApiServer::ApiServer(Store& store, Lifecycle& lifecycle, Metrics& metrics, const Clock& clock,
+ApiServer::ApiServer(Store& store, Engine& engine, Metrics& metrics, const Clock& clock,
                      ApiServerHooks hooks)
-    : state_(std::make_unique<State>(State{store, lifecycle, metrics, clock, std::move(hooks)})) {}
+    : state_(std::make_unique<State>(store, engine, metrics, clock, std::move(hooks))) {}
 
 ApiServer::~ApiServer() = default;
 
-HttpReply ApiServer::handle(const HttpExchange& request) {
+void ApiServer::handle(const HttpExchange& request, HttpResponder respond) {
     const auto started = std::chrono::steady_clock::now();
-    std::string route_name = "unknown";
-    HttpReply reply;
+    auto route_name = std::make_shared<std::string>("unknown");
+    Metrics& metrics = state_->metrics;
+    HttpResponder measured = [&metrics, started, route_name,
+                              respond = std::move(respond)](HttpReply reply) {
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        metrics.increment("mitigate_http_requests_total",
+                          {{"route", *route_name}, {"code", std::to_string(reply.status)}});
+        metrics.observe("mitigate_http_request_seconds", seconds, {{"route", *route_name}});
+        respond(std::move(reply));
+    };
+    std::optional<HttpReply> reply;
     try {
-        reply = state_->route(request, route_name);
+        reply = state_->route(request, *route_name, measured);
     } catch (const std::exception& failure) {
-        spdlog::error("{} {}: {}", request.method, route_name, failure.what());
+        spdlog::error("{} {}: {}", request.method, *route_name, failure.what());
         reply = error_reply(500, "internal", "internal error; see the daemon's log");
     }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    state_->metrics.increment("mitigate_http_requests_total",
-                              {{"route", route_name}, {"code", std::to_string(reply.status)}});
-    state_->metrics.observe("mitigate_http_request_seconds", seconds, {{"route", route_name}});
-    return reply;
+    if (reply) {
+        measured(std::move(*reply));
+    }
+}
+
+HttpReply ApiServer::handle(const HttpExchange& request) {
+    std::promise<HttpReply> answered;
+    auto answer = answered.get_future();
+    handle(request, [&answered](HttpReply reply) { answered.set_value(std::move(reply)); });
+    return answer.get();
 }
 
 }  // namespace mitigate

@@ -8,7 +8,8 @@
 //   GET  /v1/mitigations[?state=S&incident=ID&limit=N]  /v1/mitigations/ID  viewer
 //   POST /v1/mitigations                         operator (a person proposes)
 //   POST /v1/mitigations/ID/approve | /reject    approver
-//   POST /v1/mitigations/ID/revert  | /keep      operator
+//   POST /v1/mitigations/ID/revert  | /keep      operator (a revert answers 202: the
+//                                                engine carries it out)
 //   GET  /v1/drills/runs[?drill=NAME&limit=N]  /v1/drills/runs/ID          viewer
 //   POST /v1/drills/runs                         operator (runs a drill now)
 //   POST /v1/chat/slack/interactions | /commands  Slack's signature, not a token
@@ -27,29 +28,35 @@
 namespace mitigate {
 
 class Store;
-class Lifecycle;
+class Engine;
 class Metrics;
 class Clock;
 class DrillRunner;
+class DrillRunStore;
 
 struct ApiServerHooks {
-    std::function<void()> wake_engine;  // after anything the engine should act on at once
-    std::function<bool()> ready;        // /readyz: reconciled and the engine is running
+    std::function<bool()> ready;  // /readyz: loaded and the engine is running
     // Routes that authenticate requests their own way, by exact path (Slack's signed
     // requests: runtime/chat). Counted in the request metrics like every other route.
     std::map<std::string, HttpHandler> extra_routes;
     // Runs drills for POST /v1/drills/runs (runtime/drills); null: drills cannot be started.
     DrillRunner* drills = nullptr;
+    // Where runs are read from for GET /v1/drills/runs; null: none.
+    DrillRunStore* drill_runs = nullptr;
 };
 
 class ApiServer {
   public:
-    ApiServer(Store& store, Lifecycle& lifecycle, Metrics& metrics, const Clock& clock,
+    ApiServer(Store& store, Engine& engine, Metrics& metrics, const Clock& clock,
               ApiServerHooks hooks);
     ~ApiServer();
     ApiServer(const ApiServer&) = delete;
     ApiServer& operator=(const ApiServer&) = delete;
 
+    // Answers through `respond`: at once, or, for signals, once they are durable (the
+    // engine's group commit), without holding the calling thread meanwhile.
+    void handle(const HttpExchange& request, HttpResponder respond);
+    // The same, waiting for the answer (tests, tools).
     HttpReply handle(const HttpExchange& request);
 
   private:

@@ -62,4 +62,22 @@ std::string api_token_digest(std::string_view token) {
     return Sha256().update(token).hex_digest();
 }
 
+std::optional<ApiToken> ApiTokenCache::find(std::string_view token_sha256) {
+    const std::int64_t generation = store_.api_token_generation();
+    std::lock_guard lock(mutex_);
+    if (generation != generation_) {
+        by_digest_.clear();
+        for (ApiToken& token : store_.list_api_tokens()) {
+            std::string digest = token.token_sha256;
+            by_digest_.emplace(std::move(digest), std::move(token));
+        }
+        generation_ = generation;
+    }
+    const auto found = by_digest_.find(std::string(token_sha256));
+    if (found == by_digest_.end()) {
+        return std::nullopt;
+    }
+    return found->second;
+}
+
 }  // namespace mitigate

@@ -9,9 +9,14 @@
 //   admin     everything
 #pragma once
 
+#include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+
+#include "runtime/store/token_store.h"
 
 namespace mitigate {
 
@@ -29,5 +34,22 @@ bool role_allows(ApiRole role, ApiPermission permission);
 std::string generate_api_token();
 // Hex SHA-256 of the whole token, as stored.
 std::string api_token_digest(std::string_view token);
+
+// The tokens, in memory, for the check every request makes. Exact, not eventually: each
+// lookup first reads the store's token generation (one row), which every token change
+// moves, from this process or another (`mitigate token revoke` writes the file itself); a
+// moved generation reloads the tokens before answering. So a revocation holds for the very
+// next request.
+class ApiTokenCache {
+  public:
+    explicit ApiTokenCache(TokenStore& store) : store_(store) {}
+    std::optional<ApiToken> find(std::string_view token_sha256);
+
+  private:
+    TokenStore& store_;
+    std::mutex mutex_;
+    std::int64_t generation_ = -1;
+    std::unordered_map<std::string, ApiToken> by_digest_;
+};
 
 }  // namespace mitigate

@@ -1,22 +1,37 @@
+// The threads of `mitigate serve`, and what each does:
+//   HTTP           4 threads (http_server.h): parse, authenticate, answer. A webhook's
+//                  answer is sent when its commit is done, from the intake thread, so no
+//                  HTTP thread waits for a commit or a provider
+//   engine         the signal intake, the playbook runner and the reconciler's workers
+//                  (runtime/engine/engine.cpp lists them, and every lock)
+//   drills         one loop (WakeableLoop): starts scheduled runs, follows and cleans up
+//                  runs, through the engine like any client
+//   chat           with chat.slack: one loop posting messages from the audit log, one
+//                  doing the approvals and reverts people asked for in Slack
+// Worker processes: one plugin host per provider and one Lua worker, each confined
+// (sandbox/), each serving one call at a time.
 #include "runtime/server/daemon.h"
 
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 
+#include "runtime/chat/chat_state_store.h"
 #include "runtime/chat/slack_gateway.h"
 #include "runtime/chat/slack_notifier.h"
 #include "runtime/core/clock.h"
 #include "runtime/core/time_format.h"
 #include "runtime/core/wakeable_loop.h"
+#include "runtime/drills/drill_run_store.h"
 #include "runtime/drills/drill_runner.h"
-#include "runtime/engine/lifecycle.h"
+#include "runtime/engine/engine.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/playbook/playbook.h"
 #include "runtime/policy/policy_set.h"
 #include "runtime/providers/provider_registry.h"
 #include "runtime/server/api_server.h"
 #include "runtime/server/http_server.h"
+#include "runtime/store/sqlite_database.h"
 #include "runtime/store/sqlite_store.h"
 #include "sandbox/worker/lua_worker.h"
 
@@ -46,7 +61,7 @@ std::shared_ptr<const PolicySet> load_policies(const Config& config) {
 }
 
 // Playbooks and their shared libraries (scripts/lib beside scripts/playbooks).
-void load_playbooks(const Config& config, LifecycleSetup& setup) {
+void load_playbooks(const Config& config, EngineSetup& setup) {
     std::error_code ignored;
     const fs::path& directory = config.directories.playbooks;
     const bool from_directory = fs::is_directory(directory, ignored);
@@ -99,14 +114,15 @@ struct Daemon::State {
     SystemClock system_clock;
     const Clock* clock = nullptr;
     Metrics metrics;
-    std::unique_ptr<Store> store;
+    std::unique_ptr<SqliteStore> store;
+    std::unique_ptr<DrillRunStore> drill_runs;
+    std::unique_ptr<ChatStateStore> chat_state;
     std::unique_ptr<ProviderRegistry> providers;
     std::unique_ptr<LuaWorker> lua_worker;
-    std::unique_ptr<Lifecycle> lifecycle;
+    std::unique_ptr<Engine> engine;
     std::unique_ptr<ApiServer> api;
     std::unique_ptr<HttpServer> http;
 
-    std::unique_ptr<WakeableLoop> engine_loop;
     // With chat.slack configured: messages out, clicks and commands in, each on its loop.
     std::unique_ptr<SlackNotifier> slack_notifier;
     std::unique_ptr<WakeableLoop> slack_notifier_loop;
@@ -115,6 +131,7 @@ struct Daemon::State {
     std::unique_ptr<DrillRunner> drills;
     std::unique_ptr<WakeableLoop> drills_loop;
     std::atomic<bool> ready{false};
+    std::atomic<bool> following{false};  // the loops below run: the engine may wake them
     bool started = false;
 
     void start_slack(const SlackConfig& slack, ApiServerHooks& hooks) {
@@ -124,18 +141,18 @@ struct Daemon::State {
                 spdlog::error("{} failed: {}", what, failure.what());
             };
         };
-        state.slack_notifier = std::make_unique<SlackNotifier>(
-            *state.store, *state.clock, state.metrics, slack, state.options.config.engine);
+        state.slack_notifier =
+            std::make_unique<SlackNotifier>(*state.store, *state.chat_state, *state.clock,
+                                            state.metrics, slack, state.options.config.engine);
         SlackNotifier* notifier = state.slack_notifier.get();
         state.slack_notifier_loop = std::make_unique<WakeableLoop>(
             *state.clock, [notifier] { return notifier->step(); }, log_failure("slack notifier"));
 
         SlackGatewayHooks gateway_hooks;
         gateway_hooks.work_queued = [&state] { state.slack_gateway_loop->wake(); };
-        gateway_hooks.wake_engine = [&state] { state.engine_loop->wake(); };
-        state.slack_gateway = std::make_unique<SlackGateway>(
-            *state.store, *state.lifecycle, *state.clock, state.metrics, slack,
-            state.options.config.engine, gateway_hooks);
+        state.slack_gateway =
+            std::make_unique<SlackGateway>(*state.store, *state.engine, *state.clock, state.metrics,
+                                           slack, state.options.config.engine, gateway_hooks);
         SlackGateway* gateway = state.slack_gateway.get();
         state.slack_gateway_loop = std::make_unique<WakeableLoop>(
             *state.clock, [gateway] { return gateway->step(); }, log_failure("slack request"));
@@ -146,6 +163,18 @@ struct Daemon::State {
         }
         spdlog::info("chat: Slack channel {} through {}", slack.channel, slack.api_url);
     }
+
+    // After anything the engine did: chat may have a message to post, a drill something
+    // to see. Cheap, never blocks.
+    void engine_changed() {
+        if (!following) {
+            return;
+        }
+        if (slack_notifier_loop) {
+            slack_notifier_loop->wake();
+        }
+        drills_loop->wake();
+    }
 };
 
 Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
@@ -153,10 +182,9 @@ Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
     state.options = std::move(options);
     const Config& config = state.options.config;
     state.clock = state.options.clock != nullptr ? state.options.clock : &state.system_clock;
-    declare_lifecycle_metrics(state.metrics);
     declare_api_metrics(state.metrics);
 
-    LifecycleSetup setup;
+    EngineSetup setup;
     setup.engine = config.engine;
     setup.policies = load_policies(config);
     const std::shared_ptr<const PolicySet> policies = setup.policies;
@@ -165,6 +193,8 @@ Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
     SqliteStoreOptions store_options;
     store_options.fault_point = state.options.store_fault_point;
     state.store = open_sqlite_store(config.store.path, store_options);
+    state.drill_runs = sqlite_drill_run_store(state.store->database());
+    state.chat_state = sqlite_chat_state_store(state.store->database());
     spdlog::info("store: {}", config.store.path.string());
 
     RegistryOptions registry;
@@ -190,42 +220,26 @@ Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
     setup.playbook_environment.evaluate = [worker](const LuaCall& call, const LuaLimits& limits) {
         return worker->evaluate(call, limits);
     };
-    state.lifecycle = std::make_unique<Lifecycle>(*state.store, *state.providers, *state.clock,
-                                                  state.metrics, std::move(setup));
-    // A store that cannot be written stops every transition (store.h): the loop logs and
-    // tries again shortly rather than spin.
-    Lifecycle* lifecycle = state.lifecycle.get();
-    state.engine_loop = std::make_unique<WakeableLoop>(
-        *state.clock,
-        [&state, lifecycle] {
-            const auto next = lifecycle->step();
-            if (state.slack_notifier_loop) {
-                state.slack_notifier_loop->wake();  // whatever moved is worth a message
-            }
-            state.drills_loop->wake();  // a drill may be waiting for what just happened
-            return next;
-        },
-        [](const std::exception& failure) {
-            spdlog::error("engine step failed: {}", failure.what());
-        });
+    state.engine = std::make_unique<Engine>(*state.store, *state.providers, *state.clock,
+                                            state.metrics, std::move(setup));
+    state.engine->on_change([&state] { state.engine_changed(); });
     DrillRunnerHooks drill_hooks;
-    drill_hooks.wake_engine = [&state] { state.engine_loop->wake(); };
     drill_hooks.wake_runner = [&state] { state.drills_loop->wake(); };
     state.drills =
-        std::make_unique<DrillRunner>(*state.store, *state.lifecycle, *state.clock, state.metrics,
-                                      policies, load_drills(config), drill_hooks);
+        std::make_unique<DrillRunner>(*state.store, *state.drill_runs, *state.engine, *state.clock,
+                                      state.metrics, policies, load_drills(config), drill_hooks);
     DrillRunner* drills = state.drills.get();
     state.drills_loop = std::make_unique<WakeableLoop>(
         *state.clock, [drills] { return drills->step(); },
         [](const std::exception& failure) { spdlog::error("drills failed: {}", failure.what()); });
     ApiServerHooks hooks;
     hooks.drills = drills;
+    hooks.drill_runs = state.drill_runs.get();
     if (config.chat.slack) {
         state.start_slack(*config.chat.slack, hooks);
     }
-    hooks.wake_engine = [this] { wake(); };
     hooks.ready = [&state] { return state.ready.load(); };
-    state.api = std::make_unique<ApiServer>(*state.store, *state.lifecycle, state.metrics,
+    state.api = std::make_unique<ApiServer>(*state.store, *state.engine, state.metrics,
                                             *state.clock, hooks);
 }
 
@@ -240,28 +254,31 @@ void Daemon::start() {
     }
     const Config& config = state.options.config;
     // Listen first, so that a busy port fails before anything is touched; /readyz says 503
-    // until reconciliation is done and the engine runs.
+    // until the engine runs.
     HttpServerOptions http;
     http.host = config.server.host;
     http.port = config.server.port;
     http.threads = 4;
     ApiServer* api = state.api.get();
-    state.http = std::make_unique<HttpServer>(
-        [api](const HttpExchange& request) { return api->handle(request); }, http);
+    state.http = HttpServer::deferred(
+        [api](const HttpExchange& request, HttpResponder respond) {
+            api->handle(request, std::move(respond));
+        },
+        http);
     state.started = true;  // from here on, stop() has something to stop
     state.store->append_audit({state.clock->now(),
                                "runtime",
                                "daemon.started",
                                "",
                                {{"config", config.source}, {"listen", state.http->url()}}});
-    state.lifecycle->reconcile();
+    state.engine->start();
     state.drills->recover();
-    state.engine_loop->start();
     state.drills_loop->start();
     if (state.slack_notifier_loop) {
         state.slack_notifier_loop->start();
         state.slack_gateway_loop->start();
     }
+    state.following = true;
     state.ready = true;
     spdlog::info("listening on {}", state.http->url());
 }
@@ -274,12 +291,13 @@ void Daemon::stop() {
     state.started = false;
     state.ready = false;
     if (state.http) {
-        state.http->stop();
+        state.http->stop();  // answers what it is handling; signals once committed
     }
-    // The engine finishes the step it is in, so no transition is cut between its journal
-    // entry and its effect.
+    state.following = false;
     state.drills_loop->stop();
-    state.engine_loop->stop();
+    // The engine finishes the steps it is in, so no transition is cut between its journal
+    // entry and its effect.
+    state.engine->stop();
     if (state.slack_gateway_loop) {
         state.slack_gateway_loop->stop();  // the approvals already queued are answered
         state.slack_notifier_loop->stop();
@@ -289,7 +307,8 @@ void Daemon::stop() {
 }
 
 void Daemon::wake() {
-    state_->engine_loop->wake();
+    state_->engine->wake();
+    state_->engine_changed();  // drills and chat have deadlines on the same clock
 }
 
 std::uint16_t Daemon::port() const {
@@ -304,8 +323,12 @@ Store& Daemon::store() {
     return *state_->store;
 }
 
-Lifecycle& Daemon::lifecycle() {
-    return *state_->lifecycle;
+Engine& Daemon::engine() {
+    return *state_->engine;
+}
+
+DrillRunStore& Daemon::drill_runs() {
+    return *state_->drill_runs;
 }
 
 Metrics& Daemon::metrics() {

@@ -1,13 +1,12 @@
 // `mitigate serve`: the runtime as one process. It opens the store, loads policies and
-// playbooks, starts a confined worker per provider plugin and one for playbooks,
-// reconciles whatever a previous process left half-done, then runs the lifecycle engine
-// on its own thread and the API on the HTTP server.
+// playbooks, starts a confined worker per provider plugin and one for playbooks, starts
+// the engine (runtime/engine/engine.h), which finishes whatever a previous process left
+// half-done, then serves the API. The threads it makes are listed in daemon.cpp.
 //
-// The engine thread sleeps until the lifecycle's next deadline (a TTL, an approval
-// expiry, a verification window) or until woken by the API (a signal arrived, an
-// approval was recorded). stop() is graceful: the HTTP server stops accepting and
-// answers the requests it is handling, the engine finishes the step it is in (so no
-// transition is cut between its journal entry and its effect), then everything closes.
+// stop() is graceful: the HTTP server stops accepting and answers the requests it is
+// handling (signals are answered once committed), the engine finishes the steps it is in
+// (so no transition is cut between its journal entry and its effect), then everything
+// closes.
 #pragma once
 
 #include <cstdint>
@@ -22,8 +21,9 @@ namespace mitigate {
 
 class Clock;
 class Store;
-class Lifecycle;
+class Engine;
 class Metrics;
+class DrillRunStore;
 
 struct DaemonOptions {
     Config config;
@@ -45,16 +45,17 @@ class Daemon {
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
 
-    // Reconciles, then starts the engine thread and listens. Returns once ready.
+    // Listens, starts the engine, then the drills and chat. Returns once ready.
     void start();
     void stop();
-    // Runs the engine now (after a test advanced its clock, or anything else).
+    // Looks at every deadline now (after a test advanced its clock).
     void wake();
 
     std::uint16_t port() const;
     std::string url() const;
     Store& store();
-    Lifecycle& lifecycle();
+    Engine& engine();
+    DrillRunStore& drill_runs();
     Metrics& metrics();
 
   private:

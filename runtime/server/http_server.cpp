@@ -21,7 +21,7 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 struct HttpServer::State {
-    HttpHandler handler;
+    DeferredHttpHandler handler;
     HttpServerOptions options;
     asio::io_context context;
     tcp::acceptor acceptor{context};
@@ -82,23 +82,69 @@ struct HttpServer::State {
                 beast::error_code ignored;
                 const auto remote = stream->socket().remote_endpoint(ignored);
                 exchange.peer = remote.address().to_string() + ":" + std::to_string(remote.port());
-                HttpReply reply;
                 ++in_flight;
+                const unsigned version = request.version();
+                const bool keep_alive = request.keep_alive();
+                // The reply goes back through the connection's own executor, whichever
+                // thread answers; answered once, and a 500 if the responder is dropped.
+                auto pending =
+                    std::make_shared<PendingReply>(this, stream, buffer, version, keep_alive);
                 try {
-                    reply = handler(exchange);
+                    handler(exchange,
+                            [pending](HttpReply reply) { pending->send(std::move(reply)); });
                 } catch (const std::exception& failure) {
-                    reply = plain(500, std::string("internal error: ") + failure.what());
+                    pending->send(plain(500, std::string("internal error: ") + failure.what()));
                 }
-                if (reply.drop_connection) {
-                    --in_flight;
-                    stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
-                    stream->socket().close(ignored);
-                    return;
-                }
-                write(stream, buffer, std::move(reply), request.version(),
-                      request.keep_alive() && !stopping);
             });
     }
+
+    struct PendingReply {
+        State* state;
+        std::shared_ptr<beast::tcp_stream> stream;
+        std::shared_ptr<beast::flat_buffer> buffer;
+        unsigned version;
+        bool keep_alive;
+        std::atomic<bool> answered{false};
+
+        PendingReply(State* state_in, std::shared_ptr<beast::tcp_stream> stream_in,
+                     std::shared_ptr<beast::flat_buffer> buffer_in, unsigned version_in,
+                     bool keep_alive_in)
+            : state(state_in),
+              stream(std::move(stream_in)),
+              buffer(std::move(buffer_in)),
+              version(version_in),
+              keep_alive(keep_alive_in) {}
+        PendingReply(const PendingReply&) = delete;
+        PendingReply& operator=(const PendingReply&) = delete;
+        ~PendingReply() {
+            if (!answered.exchange(true)) {
+                deliver(plain(500, "internal error: the request was not answered"));
+            }
+        }
+
+        void send(HttpReply reply) {
+            if (answered.exchange(true)) {
+                return;  // answered already: a second answer is a bug, and is dropped
+            }
+            deliver(std::move(reply));
+        }
+
+        void deliver(HttpReply reply) {
+            asio::post(stream->get_executor(),
+                       [state = state, stream = stream, buffer = buffer, version = version,
+                        keep_alive = keep_alive, reply = std::move(reply)]() mutable {
+                           if (reply.drop_connection) {
+                               --state->in_flight;
+                               beast::error_code ignored;
+                               stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+                               stream->socket().close(ignored);
+                               return;
+                           }
+                           state->write(stream, buffer, std::move(reply), version,
+                                        keep_alive && !state->stopping);
+                       });
+        }
+    };
 
     void write(std::shared_ptr<beast::tcp_stream> stream,
                std::shared_ptr<beast::flat_buffer> buffer, HttpReply reply, unsigned version,
@@ -126,6 +172,18 @@ struct HttpServer::State {
 };
 
 HttpServer::HttpServer(HttpHandler handler, HttpServerOptions options)
+    : HttpServer(DeferredHttpHandler([handler = std::move(handler)](const HttpExchange& request,
+                                                                    const HttpResponder& respond) {
+                     respond(handler(request));
+                 }),
+                 options, 0) {}
+
+std::unique_ptr<HttpServer> HttpServer::deferred(DeferredHttpHandler handler,
+                                                 HttpServerOptions options) {
+    return std::unique_ptr<HttpServer>(new HttpServer(std::move(handler), options, 0));
+}
+
+HttpServer::HttpServer(DeferredHttpHandler handler, HttpServerOptions options, int /*deferred*/)
     : state_(std::make_unique<State>()) {
     state_->handler = std::move(handler);
     state_->options = options;

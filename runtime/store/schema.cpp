@@ -125,12 +125,63 @@ CREATE INDEX drill_runs_by_drill ON drill_runs (drill, started_at_ms);
 CREATE INDEX drill_runs_unfinished ON drill_runs (status) WHERE status IN ('running', 'cleaning');
 )sql";
 
-constexpr std::array<SqliteMigration, 5> migrations{{
+// Incident membership as a row per alert, so that adding an alert to an incident costs
+// the same whatever its size (the body, with its lists of fingerprints and signal ids,
+// used to be rewritten on every batch); the counters live beside the body. Incidents
+// remember whether their playbooks ran, so a crash between opening one and running them is
+// finished at the next start. Existing incidents keep their firing alerts, and are marked
+// as having run their playbooks (they did, under the older engine). A generation counter,
+// moved by triggers on every token change from any process, lets the daemon cache tokens
+// and still honour a revocation at once.
+constexpr std::string_view migration_6 = R"sql(
+CREATE TABLE incident_alerts (
+    incident_id    TEXT NOT NULL REFERENCES incidents (id),
+    fingerprint    TEXT NOT NULL,
+    firing         INTEGER NOT NULL CHECK (firing IN (0, 1)),
+    last_signal_id TEXT NOT NULL,
+    updated_at_ms  INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, fingerprint)
+) STRICT, WITHOUT ROWID;
+
+ALTER TABLE incidents ADD COLUMN alert_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE incidents ADD COLUMN firing_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE incidents ADD COLUMN signal_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE incidents ADD COLUMN playbooks_run_at_ms INTEGER;
+
+INSERT INTO incident_alerts (incident_id, fingerprint, firing, last_signal_id, updated_at_ms)
+SELECT DISTINCT incidents.id, firing.value, 1, '', incidents.opened_at_ms
+FROM incidents, json_each(incidents.body, '$.firing') AS firing;
+UPDATE incidents SET
+    alert_count = (SELECT count(*) FROM incident_alerts WHERE incident_id = incidents.id),
+    firing_count = (SELECT count(*) FROM incident_alerts WHERE incident_id = incidents.id),
+    signal_count = coalesce(json_array_length(body, '$.signal_ids'), 0),
+    playbooks_run_at_ms = opened_at_ms;
+UPDATE incidents SET body = json_remove(body, '$.firing', '$.signal_ids');
+
+CREATE INDEX signals_by_incident ON signals (incident_id, received_at_ms) WHERE incident_id != '';
+CREATE INDEX incidents_awaiting_playbooks ON incidents (opened_at_ms)
+WHERE playbooks_run_at_ms IS NULL;
+
+CREATE TABLE generations (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) STRICT;
+INSERT INTO generations (name, value) VALUES ('api_tokens', 0);
+CREATE TRIGGER api_tokens_inserted AFTER INSERT ON api_tokens
+BEGIN UPDATE generations SET value = value + 1 WHERE name = 'api_tokens'; END;
+CREATE TRIGGER api_tokens_updated AFTER UPDATE ON api_tokens
+BEGIN UPDATE generations SET value = value + 1 WHERE name = 'api_tokens'; END;
+CREATE TRIGGER api_tokens_deleted AFTER DELETE ON api_tokens
+BEGIN UPDATE generations SET value = value + 1 WHERE name = 'api_tokens'; END;
+)sql";
+
+constexpr std::array<SqliteMigration, 6> migrations{{
     {1, "mitigations and their transition journal", migration_1},
     {2, "hash-chained audit log", migration_2},
     {3, "signals, incidents and API tokens", migration_3},
     {4, "chat messages and audit-log cursors", migration_4},
     {5, "drill runs", migration_5},
+    {6, "incident membership, playbook runs and the API token generation", migration_6},
 }};
 
 }  // namespace

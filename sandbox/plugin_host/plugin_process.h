@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/clock.h"
+#include "sandbox/plugin_host/plugin_call.h"
 #include "sandbox/worker/confinement.h"
 #include "sandbox/worker/worker_process.h"
 
@@ -36,29 +37,6 @@ inline constexpr std::size_t plugin_frame_cap = 8u << 20;
 // A call frame is exactly this, the request's JSON, and "}": the worker recognises it by
 // the prefix and passes the request text to the plugin untouched.
 inline constexpr const char* plugin_call_frame_prefix = R"({"type":"call","request":)";
-
-enum class PluginCallStatus {
-    ok,
-    invalid,      // MITIGATE_INVALID: bad target or parameters
-    conflict,     // MITIGATE_CONFLICT: live state is not what the operation expects
-    provider,     // MITIGATE_PROVIDER: the provider refused or failed
-    unavailable,  // MITIGATE_UNAVAILABLE: transient, may be retried
-    internal,     // MITIGATE_INTERNAL: a bug in the plugin
-    crashed,      // the worker died, sent garbage or an oversized frame; it was killed
-    timeout,      // no answer by the deadline; the worker was killed
-    refused,      // the worker could not start (unsafe file, ABI, confinement, load)
-    backoff,      // a restart is not due yet
-    circuit_open  // the plugin kept failing; not called
-};
-
-std::string_view to_string(PluginCallStatus status);
-
-struct PluginCallResult {
-    PluginCallStatus status = PluginCallStatus::internal;
-    nlohmann::json response;  // set when ok
-    std::string error;        // set otherwise
-    bool ok() const { return status == PluginCallStatus::ok; }
-};
 
 struct PluginProcessOptions {
     std::filesystem::path executable;  // the mitigate binary (it has __plugin-host)

@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/time_format.h"
+#include "runtime/engine/engine.h"
 #include "runtime/providers/provider_registry.h"
 #include "runtime/server/api_token.h"
 #include "runtime/server/daemon.h"
@@ -281,14 +282,14 @@ void measure_ingestion(int alerts) {
         const double seconds = milliseconds_since(started) / 1000;
         const std::size_t sent = static_cast<std::size_t>(requests) * per_request;
         sent_total += sent;
-        while (daemon.store().count_pending_signals() > 0) {
+        while (daemon.engine().queued_signals() > 0) {
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         const double grouped_seconds = milliseconds_since(started) / 1000;
         const auto open = daemon.store().list_incidents({});
         std::size_t grouped = 0;
         for (const Incident& incident : open) {
-            grouped += incident.firing.size();
+            grouped += static_cast<std::size_t>(incident.counters.firing);
         }
         std::printf(
             "ingestion  %2d alert(s)/webhook: %zu alerts accepted in %.2f s = %.0f "
@@ -299,17 +300,17 @@ void measure_ingestion(int alerts) {
         (void)grouped;
     }
     // Nothing lost: every alert sent is a stored, processed signal.
-    const auto pending = daemon.store().count_pending_signals();
+    const auto pending = daemon.engine().queued_signals();
     std::size_t stored = 0;
     for (const Incident& incident : daemon.store().list_incidents({})) {
-        stored += incident.signal_ids.size();
+        stored += static_cast<std::size_t>(incident.counters.signals);
     }
     std::printf(
         "ingestion  sent %zu, still pending %zu, firing fingerprints in the incident: %zu\n",
         sent_total, pending,
         daemon.store().list_incidents({}).empty()
             ? 0
-            : daemon.store().list_incidents({}).front().firing.size());
+            : static_cast<std::size_t>(daemon.store().list_incidents({}).front().counters.firing));
     (void)stored;
 }
 

@@ -130,7 +130,7 @@ TEST_F(AlertmanagerTest, AnAlertFiredThroughAlertmanagerIsProposedThenResolved) 
     const auto incident = daemon->store().find_incident(proposed->proposal.incident_id);
     ASSERT_TRUE(incident);
     EXPECT_EQ(incident->title, "HighErrorRate on checkout (stage)");
-    const auto signals = daemon->store().find_signals(incident->signal_ids);
+    const auto signals = daemon->store().incident_signals(incident->id, 100);
     ASSERT_FALSE(signals.empty());
     EXPECT_EQ(signals[0].source, SignalSource::alertmanager);
     EXPECT_EQ(signals[0].annotations.at("summary"), "5xx above 5% on checkout");

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/time_format.h"
+#include "runtime/drills/drill_run_store.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/server/api_token.h"
 #include "runtime/server/daemon.h"
@@ -102,13 +103,13 @@ class DrillTest : public ::testing::Test {
         return ready();
     }
 
-    DrillRun run(const std::string& id) { return *daemon->store().find_drill_run(id); }
+    json run(const std::string& id) { return drill_run_json(*daemon->drill_runs().find(id)); }
 
-    DrillRun finished_run(const std::string& id) {
+    json finished_run(const std::string& id) {
         EXPECT_TRUE(wait_until([&] {
-            const std::string status = run(id).status;
+            const std::string status = run(id)["status"];
             return status != "running" && status != "cleaning";
-        })) << run(id).body.dump(2);
+        })) << run(id).dump(2);
         return run(id);
     }
 
@@ -133,9 +134,9 @@ class DrillTest : public ::testing::Test {
         return json::parse(testing::read_file(flags))["flags"]["checkout"]["defaultVariant"];
     }
 
-    static std::vector<std::string> failed_expectations(const DrillRun& run) {
+    static std::vector<std::string> failed_expectations(const json& run) {
         std::vector<std::string> failed;
-        for (const json& expectation : run.body["expectations"]) {
+        for (const json& expectation : run["expectations"]) {
             if (!expectation["passed"].get<bool>()) {
                 failed.push_back(expectation["expectation"]);
             }
@@ -151,20 +152,18 @@ class DrillTest : public ::testing::Test {
 
 TEST_F(DrillTest, APassingDrillAppliesVerifiesRevertsAndReportsEachStep) {
     start_daemon();
-    const DrillRun done =
-        finished_run(start_drill(drill_yaml("checkout-errors", "dev", "flag-off")));
-    EXPECT_EQ(done.status, "passed") << done.body.dump(2);
+    const json done = finished_run(start_drill(drill_yaml("checkout-errors", "dev", "flag-off")));
+    EXPECT_EQ(done["status"], "passed") << done.dump(2);
     EXPECT_TRUE(failed_expectations(done).empty());
     for (const char* step : {"detect", "propose", "approve", "apply", "recover", "revert"}) {
-        EXPECT_TRUE(done.body["durations_seconds"].contains(step)) << step;
+        EXPECT_TRUE(done["durations_seconds"].contains(step)) << step;
     }
     // Cleanup reverted what the drill applied; everything it caused is marked drill.
     EXPECT_EQ(variant(), "on");
     const auto mitigations = drill_mitigations();
     ASSERT_EQ(mitigations.size(), 1u);
     EXPECT_EQ(mitigations.front().state, MitigationState::reverted);
-    const auto incident =
-        daemon->store().find_incident(done.body["incident_id"].get<std::string>());
+    const auto incident = daemon->store().find_incident(done["incident_id"].get<std::string>());
     ASSERT_TRUE(incident);
     EXPECT_TRUE(incident->drill);
     EXPECT_EQ(incident->status, IncidentStatus::resolved);
@@ -187,11 +186,11 @@ TEST_F(DrillTest, AWrongExpectationFailsTheDrillAndCleanupStillReverts) {
     EXPECT_EQ(variant(), "off");
     clock.advance(std::chrono::minutes(3));  // past applied_within
     daemon->wake();
-    const DrillRun done = finished_run(id);
-    EXPECT_EQ(done.status, "failed");
+    const json done = finished_run(id);
+    EXPECT_EQ(done["status"], "failed");
     EXPECT_THAT(failed_expectations(done),
                 ::testing::Contains(HasSubstr("proposes playbook=latency-throttle")));
-    EXPECT_THAT(done.body["expectations"].dump(), HasSubstr("proposed: flag-off flags flag.set"));
+    EXPECT_THAT(done["expectations"].dump(), HasSubstr("proposed: flag-off flags flag.set"));
     EXPECT_EQ(variant(), "on");
     EXPECT_EQ(drill_mitigations().front().state, MitigationState::reverted);
     EXPECT_EQ(daemon->metrics().value("mitigate_drill_last_result", {{"drill", "wrong-playbook"}}),
@@ -216,9 +215,9 @@ TEST_F(DrillTest, ARealAlertOnTheTargetAbortsTheDrillAndCleansUp) {
            {"endsAt", "0001-01-01T00:00:00Z"},
            {"fingerprint", "real-one"}}}}};
     EXPECT_EQ(call("POST", "/v1/alerts/alertmanager", alert, "am").status, 202);
-    const DrillRun done = finished_run(id);
-    EXPECT_EQ(done.status, "aborted");
-    EXPECT_THAT(done.body.value("reason", ""), HasSubstr("a real incident is open on checkout"));
+    const json done = finished_run(id);
+    EXPECT_EQ(done["status"], "aborted");
+    EXPECT_THAT(done.value("reason", ""), HasSubstr("a real incident is open on checkout"));
     EXPECT_EQ(drill_mitigations().front().state, MitigationState::rejected);  // withdrawn
     // The real incident's own proposal goes on: it waited for the drill's on the same
     // target, and now waits for its approvals.
@@ -233,8 +232,8 @@ TEST_F(DrillTest, ARealAlertOnTheTargetAbortsTheDrillAndCleansUp) {
 
     // And a drill does not start at all while the real incident is open.
     const std::string refused = start_drill(drill_yaml("stage-errors", "stage", "flag-off"));
-    EXPECT_EQ(run(refused).status, "aborted");
-    EXPECT_THAT(run(refused).body.value("reason", ""), HasSubstr("not started"));
+    EXPECT_EQ(run(refused)["status"], "aborted");
+    EXPECT_THAT(run(refused).value("reason", ""), HasSubstr("not started"));
 }
 
 TEST_F(DrillTest, ADaemonStoppedMidDrillCleansUpWhenItStartsAgain) {
@@ -242,11 +241,11 @@ TEST_F(DrillTest, ADaemonStoppedMidDrillCleansUpWhenItStartsAgain) {
     const std::string id = start_drill(drill_yaml("left-behind", "dev", "flag-off", true));
     ASSERT_TRUE(drill_mitigation_in(MitigationState::verifying));
     EXPECT_EQ(variant(), "off");
-    EXPECT_EQ(run(id).status, "running");
+    EXPECT_EQ(run(id)["status"], "running");
     start_daemon();  // the old process goes; the run is still "running" in the store
-    const DrillRun done = finished_run(id);
-    EXPECT_EQ(done.status, "aborted");
-    EXPECT_THAT(done.body.value("reason", ""), HasSubstr("restarted during the drill"));
+    const json done = finished_run(id);
+    EXPECT_EQ(done["status"], "aborted");
+    EXPECT_THAT(done.value("reason", ""), HasSubstr("restarted during the drill"));
     EXPECT_EQ(variant(), "on");
     EXPECT_EQ(drill_mitigations().front().state, MitigationState::reverted);
     start_daemon();  // the last result per drill is in /metrics from the start
@@ -273,7 +272,12 @@ max_duration: 2h
     engine.verification_window_ms = 2 * 60 * 60 * 1000;
     start_daemon(engine);
     const auto runs = [&](const std::string& status) {
-        return daemon->store().list_drill_runs("every-minute", {status}, 1000);
+        std::vector<json> found;
+        for (const DrillRun& run :
+             daemon->drill_runs().list("every-minute", {*parse_drill_run_status(status)}, 1000)) {
+            found.push_back(drill_run_json(run));
+        }
+        return found;
     };
     clock.advance(std::chrono::minutes(1));
     daemon->wake();
@@ -282,13 +286,13 @@ max_duration: 2h
     clock.advance(std::chrono::minutes(1));
     daemon->wake();
     ASSERT_TRUE(wait_until([&] { return runs("skipped").size() == 1; }));
-    EXPECT_THAT(runs("skipped").front().body.value("reason", ""), HasSubstr("never overlap"));
+    EXPECT_THAT(runs("skipped").front().value("reason", ""), HasSubstr("never overlap"));
     EXPECT_EQ(runs("running").size(), 1u);
 
     clock.advance(std::chrono::minutes(10));  // ten starts due at once
     daemon->wake();
     ASSERT_TRUE(wait_until([&] { return runs("missed").size() == 1; }));
-    EXPECT_EQ(runs("missed").front().body.value("missed", 0), 9);
+    EXPECT_EQ(runs("missed").front().value("missed", 0), 9);
     EXPECT_TRUE(wait_until([&] { return runs("skipped").size() == 2; }));
     EXPECT_EQ(runs("running").size() + runs("cleaning").size(), 1u);
     EXPECT_EQ(drill_mitigations().size(), 1u);
@@ -296,16 +300,16 @@ max_duration: 2h
 
 TEST_F(DrillTest, ADryRunDecidesButAppliesNothing) {
     start_daemon();
-    const DrillRun done =
+    const json done =
         finished_run(start_drill(drill_yaml("checkout-errors", "dev", "flag-off"), true));
-    EXPECT_EQ(done.status, "passed") << done.body.dump(2);
-    EXPECT_TRUE(done.body.value("dry_run", false));
-    EXPECT_THAT(done.body["expectations"].dump(), HasSubstr("nothing applied (dry run)"));
+    EXPECT_EQ(done["status"], "passed") << done.dump(2);
+    EXPECT_TRUE(done.value("dry_run", false));
+    EXPECT_THAT(done["expectations"].dump(), HasSubstr("nothing applied (dry run)"));
     EXPECT_EQ(variant(), "on");
     const auto mitigations = drill_mitigations();
     ASSERT_EQ(mitigations.size(), 1u);
     EXPECT_EQ(mitigations.front().state, MitigationState::dry_run);
-    EXPECT_THAT(mitigations.front().decision->summary, HasSubstr("drill dry run"));
+    EXPECT_THAT(mitigations.front().decision->summary, HasSubstr("dry run requested"));
 }
 
 TEST_F(DrillTest, AMalformedDefinitionIsRefusedNamingTheLine) {
@@ -319,7 +323,7 @@ TEST_F(DrillTest, AMalformedDefinitionIsRefusedNamingTheLine) {
     EXPECT_EQ(response.status, 400);
     EXPECT_THAT(response.body, HasSubstr("x.yaml:5"));
     EXPECT_THAT(response.body, HasSubstr("playbok"));
-    EXPECT_TRUE(daemon->store().list_drill_runs("", {}, 10).empty());
+    EXPECT_TRUE(daemon->drill_runs().list("", {}, 10).empty());
 }
 
 // The error-budget stop condition asks the real Prometheus (a constant query stands in
@@ -342,27 +346,27 @@ TEST_F(DrillTest, AnErrorBudgetBurnAboveTheThresholdKeepsTheDrillFromStarting) {
                server + "\", query: \"" + query + "\", above: 0.1}\n";
     };
 
-    const DrillRun burning = finished_run(start_drill(with_budget("burning", url, "vector(0.5)")));
-    EXPECT_EQ(burning.status, "aborted");
-    EXPECT_THAT(burning.body.value("reason", ""),
+    const json burning = finished_run(start_drill(with_budget("burning", url, "vector(0.5)")));
+    EXPECT_EQ(burning["status"], "aborted");
+    EXPECT_THAT(burning.value("reason", ""),
                 HasSubstr("not started: the error budget burn (vector(0.5)) is 0.5, above 0.1"));
     EXPECT_TRUE(drill_mitigations().empty());
 
-    const DrillRun broken = finished_run(start_drill(with_budget("broken", url, "vector((")));
-    EXPECT_EQ(broken.status, "aborted");
-    EXPECT_THAT(broken.body.value("reason", ""), HasSubstr("cannot check the error budget"));
+    const json broken = finished_run(start_drill(with_budget("broken", url, "vector((")));
+    EXPECT_EQ(broken["status"], "aborted");
+    EXPECT_THAT(broken.value("reason", ""), HasSubstr("cannot check the error budget"));
 
-    const DrillRun healthy = finished_run(start_drill(with_budget("healthy", url, "vector(0.05)")));
-    EXPECT_EQ(healthy.status, "passed") << healthy.body.dump(2);
+    const json healthy = finished_run(start_drill(with_budget("healthy", url, "vector(0.05)")));
+    EXPECT_EQ(healthy["status"], "passed") << healthy.dump(2);
     EXPECT_EQ(variant(), "on");
 
     prometheus.send(SIGTERM);
     prometheus.wait();
     clock.advance(std::chrono::seconds(11));  // past the 10 s an answer is reused
-    const DrillRun unreachable =
+    const json unreachable =
         finished_run(start_drill(with_budget("unreachable", url, "vector(0.05)")));
-    EXPECT_EQ(unreachable.status, "aborted");
-    EXPECT_THAT(unreachable.body.value("reason", ""), HasSubstr("cannot check the error budget"));
+    EXPECT_EQ(unreachable["status"], "aborted");
+    EXPECT_THAT(unreachable.value("reason", ""), HasSubstr("cannot check the error budget"));
 }
 
 // A fault that is a provider action: the slow path is switched on (a drill mitigation,
@@ -384,23 +388,22 @@ TEST_F(DrillTest, AProviderActionFaultIsAppliedThroughPolicyThenRevertedWithTheR
         return json::parse(testing::read_file(flags))["flags"][name]["defaultVariant"]
             .get<std::string>();
     };
-    const DrillRun done = finished_run(start_drill(fault_drill("slow-path", "dev")));
-    EXPECT_EQ(done.status, "passed") << done.body.dump(2);
-    EXPECT_TRUE(done.body["times"].contains("fault_applied"));
+    const json done = finished_run(start_drill(fault_drill("slow-path", "dev")));
+    EXPECT_EQ(done["status"], "passed") << done.dump(2);
+    EXPECT_TRUE(done["times"].contains("fault_applied"));
     EXPECT_EQ(flag("slow-path"), "off");  // the fault, reverted
     EXPECT_EQ(flag("checkout"), "on");    // the response, reverted
-    const auto fault =
-        daemon->store().find_mitigation(done.body["fault_mitigation"].get<std::string>());
+    const auto fault = daemon->store().find_mitigation(done["fault_mitigation"].get<std::string>());
     ASSERT_TRUE(fault);
     EXPECT_TRUE(fault->drill);
     EXPECT_EQ(fault->proposal.proposed_by, "drill:slow-path");
     EXPECT_EQ(fault->state, MitigationState::reverted);
 
-    const DrillRun denied = finished_run(start_drill(fault_drill("prod-fault", "prod")));
-    EXPECT_EQ(denied.status, "aborted");
-    EXPECT_THAT(denied.body.value("reason", ""),
+    const json denied = finished_run(start_drill(fault_drill("prod-fault", "prod")));
+    EXPECT_EQ(denied["status"], "aborted");
+    EXPECT_THAT(denied.value("reason", ""),
                 HasSubstr("the fault did not apply: the fault ended denied"));
-    EXPECT_FALSE(denied.body["times"].contains("injected"));  // no alert was raised
+    EXPECT_FALSE(denied["times"].contains("injected"));  // no alert was raised
     EXPECT_EQ(flag("slow-path"), "off");
 }
 

@@ -11,7 +11,7 @@
 #include "runtime/chat/slack_message.h"
 #include "runtime/chat/slack_signature.h"
 #include "runtime/core/time_format.h"
-#include "runtime/engine/lifecycle.h"
+#include "runtime/engine/engine.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/server/api_token.h"
 #include "runtime/server/daemon.h"
@@ -302,8 +302,11 @@ TEST_F(SlackChatTest, PeopleThePolicyDoesNotAllowAreRefusedAndAudited) {
     Action action = pending.proposal.action;
     action.target = "checkout-v2";
     action.reason = "carol's own idea";
-    const RequestResult proposed =
-        daemon->lifecycle().propose(action, pending.proposal.incident_id, "carol");
+    ProposalRequest request;
+    request.action = action;
+    request.incident_id = pending.proposal.incident_id;
+    request.proposed_by = "carol";
+    const RequestResult proposed = daemon->engine().propose(request);
     ASSERT_EQ(proposed.status, RequestStatus::done) << proposed.message;
     daemon->wake();
     std::string carol_ts;
@@ -365,8 +368,8 @@ TEST_F(SlackChatTest, SlashCommandsListShowDecideRevertAndCheckRoles) {
     EXPECT_THAT(command("U_BOB", "revert " + id).value("text", ""),
                 HasSubstr("bob has the approver role, which may not revert"));
     EXPECT_THAT(answer_to(emulator.slash_command("U_CAROL", "revert " + id + " customers ok")),
-                HasSubstr("Done: reverted"));
-    EXPECT_EQ(mitigation(id).state, MitigationState::reverted);
+                HasSubstr("Done: reverting"));
+    ASSERT_TRUE(wait_for_state(id, MitigationState::reverted));
     EXPECT_EQ(variant(), "on");
     bool reason_recorded = false;
     for (const auto& entry : daemon->store().journal(id)) {

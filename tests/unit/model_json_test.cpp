@@ -113,15 +113,18 @@ TEST(ModelJson, EveryTypeRoundTrips) {
     signal.starts_at = at("2026-11-23T07:00:00Z");
     signal.ends_at = at("2026-11-23T07:10:00Z");
     signal.received_at = at("2026-11-23T07:10:01Z");
+    signal.isolation = "drill:drl_1";
+    signal.dry_run = true;
     expect_round_trip(signal, parse_signal);
 
     Incident incident;
     incident.id = "inc_1";
     incident.group_key = "abc";
     incident.title = "High error rate";
-    incident.signal_ids = {"sig_1", "sig_2"};
+    incident.counters = {3, 2, 7};
     incident.opened_at = at("2026-11-23T07:00:00Z");
     incident.drill = true;
+    incident.dry_run = true;
     expect_round_trip(incident, parse_incident);
 
     AuditRecord record;

@@ -241,6 +241,41 @@ TEST_F(SqliteStoreTest, MigratesAVersion1DatabaseKeepingItsRows) {
               std::to_string(sqlite_schema_version));
 }
 
+TEST_F(SqliteStoreTest, MigratesSchema5IncidentsIntoMembershipRows) {
+    // An incident as schema 5 kept it: its firing fingerprints and signal ids in the body.
+    {
+        sqlite3* raw = nullptr;
+        ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+        std::string sql;
+        for (const SqliteMigration& migration : sqlite_migrations()) {
+            if (migration.version <= 5) {
+                sql += std::string(migration.sql);
+            }
+        }
+        sql += "PRAGMA application_id = " + std::to_string(sqlite_application_id) +
+               "; PRAGMA user_version = 5;";
+        ASSERT_EQ(sqlite3_exec(raw, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+        const std::string body =
+            R"({"id":"inc_old","group_key":"service=checkout","title":"t","status":"open",)"
+            R"("service":"checkout","environment":"dev","labels":{},)"
+            R"("signal_ids":["s1","s2","s3"],"firing":["fp1","fp2"],)"
+            R"("opened_at":"2026-11-23T12:00:00.000Z","resolved_at":null,"drill":false})";
+        const std::string insert =
+            "INSERT INTO incidents (id, group_key, status, opened_at_ms, body) VALUES "
+            "('inc_old', 'service=checkout', 'open', 0, '" +
+            body + "');";
+        ASSERT_EQ(sqlite3_exec(raw, insert.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+        sqlite3_close(raw);
+    }
+    auto store = open();
+    const auto incident = store->find_incident("inc_old");
+    ASSERT_TRUE(incident);
+    EXPECT_EQ(incident->counters, (Incident::Counters{2, 2, 3}));
+    EXPECT_EQ(store->incident_alerts("inc_old", 10).size(), 2u);
+    EXPECT_EQ(store->open_incident_alerts().size(), 2u);
+    EXPECT_TRUE(store->incidents_awaiting_playbooks(10).empty());  // they ran, back then
+}
+
 TEST(SqliteSchema, MigrationsAreNumberedOneByOneUpToTheCurrentVersion) {
     const auto migrations = sqlite_migrations();
     for (std::size_t i = 0; i < migrations.size(); ++i) {
@@ -311,56 +346,124 @@ Signal make_signal(const std::string& id, TimePoint at) {
     return signal;
 }
 
-TEST_F(SqliteStoreTest, ARedeliveredSignalIsRecordedOnce) {
+// A grouping that puts every signal into one incident, opened by the first batch.
+struct OneIncident {
+    TimePoint at;
+    bool opened = false;
+    Incident::Counters counters;
+    GroupedSignals operator()(const std::vector<Signal>& signals) {
+        GroupedSignals grouped;
+        Incident incident;
+        incident.id = "inc_1";
+        incident.group_key = "service=checkout";
+        incident.title = "HighErrorRate";
+        incident.opened_at = at;
+        if (!opened) {
+            grouped.incidents.push_back({incident, true});
+            grouped.audit.push_back({at, "runtime", "incident.opened", "inc_1", {}});
+            opened = true;
+        }
+        for (const Signal& signal : signals) {
+            grouped.alerts.push_back({"inc_1", {signal.fingerprint, true, signal.id, at}});
+            ++counters.alerts;
+            ++counters.firing;
+            ++counters.signals;
+            grouped.signal_incidents.push_back("inc_1");
+        }
+        grouped.counters["inc_1"] = counters;
+        return grouped;
+    }
+};
+
+TEST_F(SqliteStoreTest, ARedeliveredSignalIsRecordedOnceAndGroupedOnce) {
     auto store = open();
-    const auto first =
-        store->record_signals({make_signal("s1", clock_.now()), make_signal("s2", clock_.now())});
+    OneIncident grouping{clock_.now()};
+    std::vector<std::size_t> grouped_sizes;
+    const auto group = [&](const std::vector<Signal>& signals) {
+        grouped_sizes.push_back(signals.size());
+        return grouping(signals);
+    };
+    const auto first = store->record_signals(
+        {make_signal("s1", clock_.now()), make_signal("s2", clock_.now())}, group);
     EXPECT_EQ(first.size(), 2u);
+    // Again, and twice in one batch: only s3 is new, and only s3 is grouped.
     const auto again =
-        store->record_signals({make_signal("s2", clock_.now()), make_signal("s3", clock_.now())});
+        store->record_signals({make_signal("s2", clock_.now()), make_signal("s3", clock_.now()),
+                               make_signal("s3", clock_.now())},
+                              group);
     ASSERT_EQ(again.size(), 1u);
     EXPECT_EQ(again[0].id, "s3");
-    EXPECT_EQ(store->count_pending_signals(), 3u);
-    EXPECT_EQ(store->pending_signals(10).front().id, "s1");
+    EXPECT_EQ(grouped_sizes, (std::vector<std::size_t>{2, 1}));
     EXPECT_EQ(store->find_signals({"s2", "nope"}).size(), 1u);
+    EXPECT_TRUE(store->ungrouped_signals(10).empty());
+    EXPECT_EQ(store->incident_signals("inc_1", 10).size(), 3u);
+    const auto incident = store->find_incident("inc_1");
+    ASSERT_TRUE(incident);
+    EXPECT_EQ(incident->counters, (Incident::Counters{3, 3, 3}));
+    EXPECT_EQ(store->incident_alerts("inc_1", 10).size(), 3u);
+    EXPECT_EQ(store->open_incident_alerts().size(), 3u);
+    EXPECT_EQ(store->incidents_awaiting_playbooks(10).size(), 1u);
+    store->mark_playbooks_run("inc_1", clock_.now());
+    EXPECT_TRUE(store->incidents_awaiting_playbooks(10).empty());
+    EXPECT_TRUE(store->verify_audit_chain().intact());
 }
 
-TEST_F(SqliteStoreTest, AnIncidentWriteMarksItsSignalsProcessedAtomically) {
+TEST_F(SqliteStoreTest, AGroupingThatCannotBeWrittenStoresNoneOfItsSignals) {
     auto store = open();
-    store->record_signals({make_signal("s1", clock_.now()), make_signal("s2", clock_.now())});
-    Incident incident;
-    incident.id = "inc_1";
-    incident.group_key = "HighErrorRate|checkout";
-    incident.title = "HighErrorRate";
-    incident.signal_ids = {"s1"};
-    incident.firing = {"fp-s1"};
-    incident.opened_at = clock_.now();
+    OneIncident grouping{clock_.now()};
+    store->record_signals({make_signal("s1", clock_.now())}, grouping);
     const auto head = store->audit_head().sequence;
-    store->write_incidents({{incident,
-                             true,
-                             {"s1"},
-                             AuditEntry{clock_.now(), "runtime", "incident.opened", "inc_1"}}});
-    EXPECT_EQ(store->find_incident("inc_1"), incident);
-    EXPECT_EQ(store->find_open_incident("HighErrorRate|checkout"), incident);
-    EXPECT_EQ(store->count_pending_signals(), 1u);
-    EXPECT_EQ(store->audit_head().sequence, head + 1);
-
-    // A second open incident of the same group would split it: refused, nothing written.
-    Incident twin = incident;
-    twin.id = "inc_2";
-    EXPECT_THROW(store->write_incidents({{twin, true, {"s2"}, std::nullopt}}), StoreError);
-    EXPECT_EQ(store->count_pending_signals(), 1u);
+    // A second open incident of the same group would split it: refused, nothing written,
+    // not even the signals.
+    const auto twin = [&](const std::vector<Signal>& signals) {
+        GroupedSignals grouped;
+        Incident incident;
+        incident.id = "inc_2";
+        incident.group_key = "service=checkout";
+        incident.title = "twin";
+        incident.opened_at = clock_.now();
+        grouped.incidents.push_back({incident, true});
+        grouped.signal_incidents.assign(signals.size(), "inc_2");
+        return grouped;
+    };
+    EXPECT_THROW(store->record_signals({make_signal("s2", clock_.now())}, twin), StoreError);
     EXPECT_FALSE(store->find_incident("inc_2"));
+    EXPECT_TRUE(store->find_signals({"s2"}).empty());
+    EXPECT_EQ(store->audit_head().sequence, head);
+    // A grouping that does not place every signal is a bug, refused the same way.
+    const auto short_answer = [](const std::vector<Signal>&) { return GroupedSignals{}; };
+    EXPECT_THROW(store->record_signals({make_signal("s3", clock_.now())}, short_answer),
+                 std::logic_error);
+    EXPECT_TRUE(store->find_signals({"s3"}).empty());
+}
 
-    incident.status = IncidentStatus::resolved;
-    incident.resolved_at = clock_.now();
-    store->write_incidents({{incident, false, {"s2"}, std::nullopt}});
-    EXPECT_FALSE(store->find_open_incident("HighErrorRate|checkout"));
+TEST_F(SqliteStoreTest, AResolvedIncidentKeepsItsBodyAndItsCounters) {
+    auto store = open();
+    OneIncident grouping{clock_.now()};
+    store->record_signals({make_signal("s1", clock_.now())}, grouping);
+    const auto resolve = [&](const std::vector<Signal>& signals) {
+        GroupedSignals grouped;
+        Incident incident = *store->find_incident("inc_1");
+        incident.status = IncidentStatus::resolved;
+        incident.resolved_at = clock_.now();
+        grouped.incidents.push_back({incident, false});
+        grouped.alerts.push_back({"inc_1", {"fp-s1", false, signals[0].id, clock_.now()}});
+        grouped.counters["inc_1"] = {1, 0, 2};
+        grouped.signal_incidents = {"inc_1"};
+        return grouped;
+    };
+    Signal resolution = make_signal("s1-resolved", clock_.now());
+    resolution.fingerprint = "fp-s1";
+    resolution.status = SignalStatus::resolved;
+    store->record_signals({resolution}, resolve);
+    const auto incident = store->find_incident("inc_1");
+    EXPECT_EQ(incident->status, IncidentStatus::resolved);
+    EXPECT_EQ(incident->counters, (Incident::Counters{1, 0, 2}));
     IncidentFilter open_only;
     open_only.status = IncidentStatus::open;
     EXPECT_THAT(store->list_incidents(open_only), IsEmpty());
-    EXPECT_EQ(store->list_incidents({}).size(), 1u);
-    EXPECT_EQ(store->count_pending_signals(), 0u);
+    EXPECT_TRUE(store->open_incident_alerts().empty());
+    EXPECT_FALSE(store->incident_alerts("inc_1", 10).at(0).firing);
 }
 
 TEST_F(SqliteStoreTest, ApiTokensAreFoundByDigestAndRevoked) {

@@ -1,0 +1,272 @@
+// The engine's parts and how they call each other: shared by engine.cpp (wiring, threads)
+// and engine_requests.cpp (what people ask). Not for use outside runtime/engine.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/engine/engine.h"
+#include "runtime/engine/incident_grouping.h"
+#include "runtime/engine/mitigation_steps.h"
+#include "runtime/engine/open_mitigations.h"
+#include "runtime/engine/playbook_runner.h"
+#include "runtime/engine/proposals.h"
+#include "runtime/engine/recent_history.h"
+#include "runtime/engine/reconciler.h"
+#include "runtime/engine/signal_intake.h"
+#include "runtime/engine/transitions.h"
+#include "runtime/metrics/metrics.h"
+#include "runtime/providers/providers.h"
+#include "runtime/store/store.h"
+
+namespace mitigate {
+
+// The states a mitigation is open in (not final), in lifecycle order.
+const std::vector<MitigationState>& open_states();
+
+// Everything the store can hold: a bound on reads that mean "all of them".
+inline constexpr std::size_t every_row = 10'000'000;
+
+struct Engine::State {
+    Store& store;
+    Providers& providers;
+    const Clock& clock;
+    Metrics& metrics;
+    EngineSetup setup;
+
+    OpenMitigations open;
+    IncidentGrouping grouping;
+    RecentHistory history;
+    Transitions transitions;
+    Proposals proposals;
+    MitigationSteps steps;
+    Reconciler reconciler;
+    PlaybookRunner playbooks;
+    SignalCommitter intake;
+
+    std::vector<std::function<void()>> listeners;
+    std::mutex gauge_mutex;
+    std::array<std::int64_t, 16> open_by_state{};
+    bool started = false;
+
+    State(Store& store_in, Providers& providers_in, const Clock& clock_in, Metrics& metrics_in,
+          EngineSetup setup_in)
+        : store(store_in),
+          providers(providers_in),
+          clock(clock_in),
+          metrics(metrics_in),
+          setup(std::move(setup_in)),
+          grouping(setup.engine.group_by),
+          history(history_window(*setup.policies)),
+          transitions(store, open, clock),
+          proposals(transitions, open, store, clock, metrics),
+          steps(MitigationStepsSetup{transitions, providers, clock, metrics, history, setup.engine,
+                                     setup.policies,
+                                     [this](const std::string& id) { return incident(id); }}),
+          reconciler(
+              clock, ReconcilerOptions{setup.workers, setup.first_retry, setup.longest_retry},
+              ReconcilerCallbacks{
+                  [this](const std::string& id) { return evaluate(id); },
+                  [this](const std::string& id, const NextStep& step) { return run(id, step); },
+                  [this](const std::string& id, const NextStep& step, const std::string& error,
+                         int attempt,
+                         Duration retry_in) { step_failed(id, step, error, attempt, retry_in); }}),
+          playbooks(PlaybookRunnerSetup{
+              store, store, providers, clock, metrics, setup.playbooks, setup.playbook_environment,
+              [this](const std::string& id) { return incident(id); },
+              [this](const Action& action, const Incident& incident, const std::string& playbook) {
+                  ProposalRequest request;
+                  request.action = action;
+                  request.incident_id = incident.id;
+                  request.proposed_by = "playbook:" + playbook;
+                  request.drill = incident.drill;
+                  proposals.submit(request, playbook);
+              }}),
+          intake(store, grouping, clock, metrics,
+                 SignalIntakeOptions{static_cast<std::size_t>(setup.engine.pending_signal_limit)},
+                 [this](const GroupingBatch& batch) { grouped(batch); }) {
+        transitions.on_committed([this](const Mitigation& before, const Mitigation& after) {
+            committed(before, after);
+        });
+    }
+
+    std::shared_ptr<const Incident> incident(const std::string& id) {
+        if (id.empty()) {
+            return nullptr;
+        }
+        if (auto known = grouping.find(id)) {
+            return known;
+        }
+        auto stored = store.find_incident(id);
+        if (!stored) {
+            return nullptr;
+        }
+        grouping.remember(*stored);
+        return std::make_shared<const Incident>(std::move(*stored));
+    }
+
+    // A proposed mitigation plans only once it is the oldest open one on its target and
+    // nothing there has gone past proposed: one change at a time per target, in order.
+    bool holds_target(const Mitigation& mitigation) {
+        bool older_proposal = false;
+        bool seen_self = false;
+        for (const MitigationSnapshot& other :
+             open.on_target(target_key(mitigation.proposal.action))) {
+            if (other->id == mitigation.id) {
+                seen_self = true;
+            } else if (other->state != MitigationState::proposed) {
+                return false;  // held by one past proposed, older or newer
+            } else if (!seen_self) {
+                older_proposal = true;  // goes first
+            }
+        }
+        return !older_proposal;
+    }
+
+    Evaluation evaluate(const std::string& id) {
+        const MitigationSnapshot snapshot = open.find(id);
+        if (!snapshot) {
+            return {};
+        }
+        const auto known = incident(snapshot->proposal.incident_id);
+        StepContext context;
+        context.now = clock.now();
+        context.engine = &setup.engine;
+        context.incident = known.get();
+        context.holds_target =
+            snapshot->state != MitigationState::proposed || holds_target(*snapshot);
+        context.checked = steps.checked(id);
+        Evaluation evaluation;
+        evaluation.open = true;
+        evaluation.step = next_step(*snapshot, context);
+        if (evaluation.step.calls_provider()) {
+            evaluation.provider = snapshot->proposal.action.provider;
+        }
+        return evaluation;
+    }
+
+    StepResult run(const std::string& id, const NextStep& step) {
+        const MitigationSnapshot snapshot = open.find(id);
+        if (!snapshot) {
+            return {};  // it ended meanwhile
+        }
+        // The schedule chose the step from a snapshot that may have moved since (a person's
+        // request): only the step the latest snapshot calls for is carried out.
+        const Evaluation now = evaluate(id);
+        if (now.step.kind != step.kind) {
+            return {};
+        }
+        return steps.run(*snapshot, now.step);
+    }
+
+    void step_failed(const std::string& id, const NextStep& step, const std::string& error,
+                     int attempt, Duration retry_in) {
+        const double seconds = std::chrono::duration<double>(retry_in).count();
+        spdlog::warn("mitigation {}: {} failed (attempt {}), retried in {:.0f} s: {}", id,
+                     to_string(step.kind), attempt, seconds, error);
+        metrics.increment("mitigate_step_failures_total",
+                          {{"step", std::string(to_string(step.kind))}});
+        store.append_audit({clock.now(),
+                            "runtime",
+                            "mitigation.step_failed",
+                            id,
+                            {{"step", to_string(step.kind)},
+                             {"error", error},
+                             {"attempt", attempt},
+                             {"retry_in_seconds", seconds}}});
+    }
+
+    void committed(const Mitigation& before, const Mitigation& after) {
+        std::vector<std::string> touched{after.id};
+        // Whoever waits for this target may go now (or must wait longer).
+        for (const MitigationSnapshot& other : open.on_target(target_key(after.proposal.action))) {
+            if (other->id != after.id && other->state == MitigationState::proposed) {
+                touched.push_back(other->id);
+            }
+        }
+        reconciler.touch(touched);
+        {
+            std::lock_guard lock(gauge_mutex);
+            if (before.version != after.version && !is_final(before.state)) {
+                --open_by_state[static_cast<std::size_t>(before.state)];
+            }
+            if (!is_final(after.state)) {
+                ++open_by_state[static_cast<std::size_t>(after.state)];
+            }
+            for (MitigationState state : open_states()) {
+                metrics.set("mitigate_mitigations",
+                            static_cast<double>(open_by_state[static_cast<std::size_t>(state)]),
+                            {{"state", std::string(to_string(state))}});
+            }
+        }
+        notify();
+    }
+
+    void grouped(const GroupingBatch& batch) {
+        for (const auto& [incident, signals] : batch.opened) {
+            metrics.increment("mitigate_incidents_opened_total");
+            playbooks.opened(incident, signals);
+        }
+        for (const std::string& id : batch.resolved) {
+            metrics.increment("mitigate_incidents_resolved_total");
+            reconciler.touch(open.of_incident(id));
+        }
+        metrics.set("mitigate_signals_pending", static_cast<double>(intake.queued()));
+        notify();
+    }
+
+    void notify() {
+        for (const auto& listener : listeners) {
+            listener();
+        }
+    }
+
+    void load() {
+        for (const Mitigation& mitigation :
+             store.list_mitigations(in_states(open_states(), every_row))) {
+            open.update(mitigation);
+            ++open_by_state[static_cast<std::size_t>(mitigation.state)];
+        }
+        for (MitigationState state : open_states()) {
+            metrics.set("mitigate_mitigations",
+                        static_cast<double>(open_by_state[static_cast<std::size_t>(state)]),
+                        {{"state", std::string(to_string(state))}});
+        }
+        IncidentFilter open_incidents;
+        open_incidents.status = IncidentStatus::open;
+        open_incidents.limit = every_row;
+        grouping.load(store.list_incidents(open_incidents), store.open_incident_alerts());
+        // The mitigations that started within the history window, as policy counts them.
+        MitigationFilter recent;
+        recent.created_after = clock.now() - history.window();
+        recent.limit = every_row;
+        for (const Mitigation& past : store.list_mitigations(recent)) {
+            using enum MitigationState;
+            const MitigationState state = past.state;
+            if (state != applying && state != verifying && state != active && state != reverting &&
+                state != reverted && state != conflict && state != kept) {
+                continue;  // never touched a target
+            }
+            std::string service = past.proposal.service;
+            std::string environment = past.proposal.environment;
+            if (const auto known = incident(past.proposal.incident_id)) {
+                service = known->service;
+                environment = known->environment;
+            }
+            history.started(past, service, environment, past.created_at);
+        }
+    }
+    // The mitigation as last committed: from the index while open, else from the store.
+    std::optional<Mitigation> current(const std::string& id);
+    RequestResult refuse_approval(const Mitigation& mitigation, const ApprovalRequest& request,
+                                  RequestStatus status, const std::string& why);
+};
+
+}  // namespace mitigate

@@ -1,0 +1,311 @@
+#include "runtime/engine/mitigation_steps.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "runtime/core/time_format.h"
+#include "runtime/engine/recent_history.h"
+#include "runtime/engine/transitions.h"
+#include "runtime/metrics/metrics.h"
+#include "runtime/policy/policy_engine.h"
+#include "runtime/providers/providers.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+using Steady = std::chrono::steady_clock;
+
+std::optional<Duration> ttl_of(const Mitigation& mitigation) {
+    if (mitigation.decision && mitigation.decision->ttl) {
+        return mitigation.decision->ttl;
+    }
+    return mitigation.proposal.action.ttl;
+}
+
+std::string status_words(PluginCallStatus status) {
+    return "(" + std::string(to_string(status)) + ")";
+}
+
+// A mitigation past planned always has a plan; one without is a bug, contained to it.
+const Plan& plan_of(const Mitigation& mitigation) {
+    if (!mitigation.plan) {
+        throw std::logic_error("mitigation " + mitigation.id + " is " +
+                               std::string(to_string(mitigation.state)) + " without a plan");
+    }
+    return *mitigation.plan;
+}
+
+double seconds_since(Steady::time_point start) {
+    return std::chrono::duration<double>(Steady::now() - start).count();
+}
+
+}  // namespace
+
+MitigationSteps::MitigationSteps(MitigationStepsSetup setup) : setup_(std::move(setup)) {}
+
+bool MitigationSteps::checked(const std::string& id) const {
+    std::lock_guard lock(checked_mutex_);
+    return checked_.contains(id);
+}
+
+void MitigationSteps::set_checked(const std::string& id, bool checked) {
+    std::lock_guard lock(checked_mutex_);
+    if (checked) {
+        checked_.insert(id);
+    } else {
+        checked_.erase(id);
+    }
+}
+
+StepResult MitigationSteps::run(const Mitigation& snapshot, const NextStep& step) {
+    switch (step.kind) {
+        case StepKind::plan: return plan(snapshot);
+        case StepKind::decide: return decide(snapshot);
+        case StepKind::expire: {
+            Mitigation expired = snapshot;
+            expired.state = MitigationState::expired;
+            move(snapshot, expired, step.reason);
+            return {};
+        }
+        case StepKind::apply: return apply(snapshot);
+        case StepKind::settle_apply: return finish_apply(snapshot);
+        case StepKind::check: return verify(snapshot);
+        case StepKind::confirm: {
+            Mitigation active = snapshot;
+            active.state = MitigationState::active;
+            move(snapshot, active,
+                 step.reason + (active.expires_at
+                                    ? "; reverts at " + format_rfc3339(*active.expires_at)
+                                    : std::string()));
+            set_checked(snapshot.id, false);
+            return {};
+        }
+        case StepKind::revert: return revert(snapshot, step);
+        case StepKind::finish_revert: return finish_revert(snapshot);
+        case StepKind::none: return {};
+    }
+    return {};
+}
+
+std::optional<Mitigation> MitigationSteps::move(const Mitigation& current, Mitigation next,
+                                                const std::string& reason, json details,
+                                                const std::string& actor) {
+    const TransitionResult result =
+        setup_.transitions.move(current, std::move(next), actor, reason, std::move(details));
+    if (result.outcome != TransitionOutcome::done) {
+        spdlog::debug("mitigation {}: {} (the step stops; it is looked at again)", current.id,
+                      result.message);
+        return std::nullopt;
+    }
+    count_end(*result.current);
+    return result.current;
+}
+
+void MitigationSteps::count_end(const Mitigation& mitigation) {
+    if (mitigation.state == MitigationState::failed ||
+        mitigation.state == MitigationState::conflict) {
+        setup_.metrics.increment("mitigate_failures_total",
+                                 {{"state", std::string(to_string(mitigation.state))}});
+    }
+}
+
+StepResult MitigationSteps::plan(const Mitigation& proposed) {
+    const Action& action = proposed.proposal.action;
+    const auto started = Steady::now();
+    const ProviderAnswer<Plan> answer = setup_.providers.plan(action);
+    setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
+                           {{"step", "plan"}});
+    Mitigation next = proposed;
+    if (!answer.ok()) {
+        next.state = MitigationState::failed;
+        move(proposed, next, "cannot plan " + status_words(answer.status) + ": " + answer.error);
+        return {};
+    }
+    next.plan = answer.value;
+    next.plan->planned_at = setup_.clock.now();
+    next.state = MitigationState::planned;
+    const auto planned =
+        move(proposed, next,
+             "planned by provider " + action.provider + ": " + next.plan->blast_radius.description,
+             {{"idempotency_key", next.plan->idempotency_key}});
+    return planned ? decide(*planned) : StepResult{};
+}
+
+StepResult MitigationSteps::decide(const Mitigation& planned) {
+    PolicyInput input;
+    input.action = planned.proposal.action;
+    input.playbook = planned.proposal.playbook;
+    input.proposed_by = planned.proposal.proposed_by;
+    input.environment = planned.proposal.environment;
+    input.service = planned.proposal.service;
+    if (!planned.proposal.incident_id.empty()) {
+        if (const auto incident = setup_.incident(planned.proposal.incident_id)) {
+            input.environment = incident->environment;
+            input.service = incident->service;
+            input.labels = incident->labels;
+            input.dry_run = incident->dry_run;
+        }
+    }
+    input.plan = planned.plan;
+    const TimePoint now = setup_.clock.now();
+    const Decision decision =
+        evaluate_policy(*setup_.policies, input, setup_.history.history(now), now);
+    setup_.metrics.increment("mitigate_decisions_total",
+                             {{"effect", std::string(to_string(decision.effect))}});
+    Mitigation next = planned;
+    next.decision = decision;
+    switch (decision.effect) {
+        case DecisionEffect::deny: next.state = MitigationState::denied; break;
+        case DecisionEffect::dry_run: next.state = MitigationState::dry_run; break;
+        case DecisionEffect::require_approval:
+            next.state = MitigationState::pending_approval;
+            break;
+        case DecisionEffect::allow: next.state = MitigationState::approved; break;
+    }
+    move(planned, next, decision.summary,
+         {{"effect", to_string(decision.effect)}, {"policy_hash", decision.policy_hash}}, "policy");
+    return {};
+}
+
+StepResult MitigationSteps::apply(const Mitigation& approved) {
+    if (!approved.plan) {
+        Mitigation failed = approved;
+        failed.state = MitigationState::failed;
+        move(approved, failed, "approved without a plan; nothing applied");
+        return {};
+    }
+    // Journaled before the provider is touched, with the expiry already fixed: a crash from
+    // here on leaves a mitigation that is finished at the next start and reverts on time.
+    const TimePoint now = setup_.clock.now();
+    Mitigation applying = approved;
+    applying.state = MitigationState::applying;
+    if (const auto ttl = ttl_of(approved)) {
+        applying.expires_at = now + *ttl;
+    }
+    const auto moved = move(approved, applying, "applying " + approved.plan->idempotency_key,
+                            {{"idempotency_key", approved.plan->idempotency_key}});
+    if (!moved) {
+        return {};
+    }
+    std::string service = approved.proposal.service;
+    std::string environment = approved.proposal.environment;
+    if (const auto incident = setup_.incident(approved.proposal.incident_id)) {
+        service = incident->service;
+        environment = incident->environment;
+    }
+    setup_.history.started(*moved, service, environment, now);
+    return finish_apply(*moved);
+}
+
+StepResult MitigationSteps::finish_apply(const Mitigation& applying) {
+    const Action& action = applying.proposal.action;
+    const auto started = Steady::now();
+    const ProviderAnswer<Applied> applied = setup_.providers.apply(action, plan_of(applying));
+    setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
+                           {{"step", "apply"}});
+    if (!applied.ok() && !outcome_unknown(applied.status)) {
+        // The provider refused before changing anything (a conflict, bad parameters).
+        Mitigation failed = applying;
+        failed.state = MitigationState::failed;
+        move(applying, failed,
+             "apply refused " + status_words(applied.status) + ": " + applied.error);
+        return {};
+    }
+    if (!applied.ok()) {
+        const ProviderAnswer<Checked> checked = setup_.providers.check(action, plan_of(applying));
+        if (!checked.ok()) {
+            // Neither applied nor known not to be: stays applying, and is retried.
+            return {true, "apply failed " + status_words(applied.status) + ": " + applied.error +
+                              "; check failed too: " + checked.error};
+        }
+        if (!checked.value.applied) {
+            Mitigation failed = applying;
+            failed.state = MitigationState::failed;
+            move(applying, failed,
+                 "apply failed " + status_words(applied.status) + ": " + applied.error +
+                     "; the provider confirms nothing changed");
+            return {};
+        }
+    }
+    Mitigation verifying = applying;
+    verifying.state = MitigationState::verifying;
+    const auto moved = move(applying, verifying,
+                            applied.ok() && !applied.value.changed
+                                ? "already applied (idempotent apply changed nothing)"
+                                : "applied");
+    if (!moved) {
+        return {};
+    }
+    setup_.metrics.increment("mitigate_applies_total");
+    if (const auto incident = setup_.incident(applying.proposal.incident_id)) {
+        setup_.metrics.observe(
+            "mitigate_signal_to_applied_seconds",
+            std::chrono::duration<double>(setup_.clock.now() - incident->opened_at).count());
+    }
+    return verify(*moved);
+}
+
+StepResult MitigationSteps::verify(const Mitigation& verifying) {
+    const ProviderAnswer<Checked> checked =
+        setup_.providers.check(verifying.proposal.action, plan_of(verifying));
+    if (!checked.ok()) {
+        return {true, "check failed " + status_words(checked.status) + ": " + checked.error};
+    }
+    if (checked.value.applied) {
+        if (!verifying.proposal.incident_id.empty()) {
+            set_checked(verifying.id, true);  // its incident's alerts decide from here
+            return {};
+        }
+        Mitigation active = verifying;
+        active.state = MitigationState::active;
+        move(verifying, active,
+             "the provider confirms the change" +
+                 (active.expires_at ? "; reverts at " + format_rfc3339(*active.expires_at)
+                                    : std::string()));
+        return {};
+    }
+    Mitigation reverting = verifying;
+    reverting.state = MitigationState::reverting;
+    const auto moved =
+        move(verifying, reverting, "the provider does not show the change after apply; reverting");
+    return moved ? finish_revert(*moved) : StepResult{};
+}
+
+StepResult MitigationSteps::revert(const Mitigation& mitigation, const NextStep& step) {
+    Mitigation reverting = mitigation;
+    reverting.state = MitigationState::reverting;
+    const auto moved = move(mitigation, reverting, step.reason);
+    if (!moved) {
+        return {};
+    }
+    set_checked(mitigation.id, false);
+    setup_.metrics.increment("mitigate_reverts_total", {{"cause", step.cause}});
+    return finish_revert(*moved);
+}
+
+StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
+    const auto started = Steady::now();
+    const ProviderAnswer<Reverted> result =
+        setup_.providers.revert(reverting.proposal.action, plan_of(reverting));
+    setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
+                           {{"step", "revert"}});
+    Mitigation next = reverting;
+    if (result.status == PluginCallStatus::conflict) {
+        next.state = MitigationState::conflict;
+        move(reverting, next,
+             "not reverted: " + result.error + "; a person must decide (revert or keep)");
+        return {};
+    }
+    if (!result.ok()) {
+        // Stays reverting: the compare-and-set revert is repeated.
+        return {true, "revert failed " + status_words(result.status) + ": " + result.error};
+    }
+    next.state = MitigationState::reverted;
+    move(reverting, next,
+         result.value.changed ? "reverted" : "already reverted (nothing to write)");
+    return {};
+}
+
+}  // namespace mitigate

@@ -1,0 +1,90 @@
+// Carries out the step next_step() chose for one mitigation: the provider calls, the policy
+// decision, and each transition, journaled before the effect it announces.
+//
+//   plan          proposed -> planned (the provider reads and plans; the plan is read as
+//                 strictly as any input) -> a decision at once; or failed
+//   decide        planned -> denied | dry_run | pending_approval | approved
+//   apply         approved -> applying (journaled, with its expiry) -> provider apply ->
+//                 verifying -> provider check; a mitigation with no incident is then
+//                 active, one with an incident waits in verifying for its alerts
+//   settle_apply  applying: apply again (idempotent: the provider recognises its own
+//                 change) and finish as above; a refusal ends it failed
+//   check         verifying, unchecked in this process: the provider confirms the change
+//   confirm       verifying -> active: the incident's alerts resolved
+//   revert        active | verifying -> reverting (journaled) -> finish_revert
+//   finish_revert reverting -> provider revert -> reverted, or conflict when someone
+//                 changed the target since (a person decides)
+//
+// A step works on a snapshot and commits with compare-and-set: if anything moved the
+// mitigation meanwhile (a person's request), the step stops at its first commit, before
+// any effect, and the reconciler looks again. A step that could not finish (a provider
+// unavailable, an unknown outcome) says so in its result and is retried with backoff;
+// the mitigation stays where it was journaled.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
+#include "runtime/config/config.h"
+#include "runtime/core/model.h"
+#include "runtime/engine/next_step.h"
+#include "runtime/policy/policy_set.h"
+
+namespace mitigate {
+
+class Transitions;
+class Providers;
+class Metrics;
+class RecentHistory;
+
+struct StepResult {
+    bool failed = false;  // retry with backoff
+    std::string error;
+};
+
+struct MitigationStepsSetup {
+    Transitions& transitions;
+    Providers& providers;
+    const Clock& clock;
+    Metrics& metrics;
+    RecentHistory& history;
+    EngineConfig engine;
+    std::shared_ptr<const PolicySet> policies;
+    // The mitigation's incident as last known, or null.
+    std::function<std::shared_ptr<const Incident>(const std::string& id)> incident;
+};
+
+class MitigationSteps {
+  public:
+    explicit MitigationSteps(MitigationStepsSetup setup);
+
+    StepResult run(const Mitigation& snapshot, const NextStep& step);
+
+    // This process has seen the provider confirm the change of a verifying mitigation.
+    bool checked(const std::string& id) const;
+
+  private:
+    StepResult plan(const Mitigation& proposed);
+    StepResult decide(const Mitigation& planned);
+    StepResult apply(const Mitigation& approved);
+    StepResult finish_apply(const Mitigation& applying);
+    StepResult verify(const Mitigation& verifying);
+    StepResult revert(const Mitigation& mitigation, const NextStep& step);
+    StepResult finish_revert(const Mitigation& reverting);
+    // Commits; a refusal (someone moved it first) ends the step quietly.
+    std::optional<Mitigation> move(const Mitigation& current, Mitigation next,
+                                   const std::string& reason,
+                                   nlohmann::json details = nlohmann::json::object(),
+                                   const std::string& actor = "runtime");
+    void count_end(const Mitigation& mitigation);
+    void set_checked(const std::string& id, bool checked);
+
+    MitigationStepsSetup setup_;
+    mutable std::mutex checked_mutex_;
+    std::unordered_set<std::string> checked_;
+};
+
+}  // namespace mitigate

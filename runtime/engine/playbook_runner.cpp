@@ -1,0 +1,157 @@
+#include "runtime/engine/playbook_runner.h"
+
+#include <spdlog/spdlog.h>
+
+#include "runtime/metrics/metrics.h"
+#include "runtime/providers/providers.h"
+#include "runtime/store/audit_log.h"
+#include "runtime/store/incident_store.h"
+
+namespace mitigate {
+
+using nlohmann::json;
+
+PlaybookRunner::PlaybookRunner(PlaybookRunnerSetup setup) : setup_(std::move(setup)) {}
+
+PlaybookRunner::~PlaybookRunner() {
+    stop();
+}
+
+void PlaybookRunner::start() {
+    std::lock_guard lock(mutex_);
+    if (thread_.joinable()) {
+        return;
+    }
+    stopping_ = false;
+    thread_ = std::thread([this] { run(); });
+}
+
+void PlaybookRunner::stop() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    queued_.notify_all();
+    if (thread_.joinable()) {
+        thread_.join();
+    }
+}
+
+void PlaybookRunner::opened(const Incident& incident, std::vector<Signal> signals) {
+    {
+        std::lock_guard lock(mutex_);
+        queue_.push_back({incident, std::move(signals)});
+    }
+    queued_.notify_one();
+}
+
+void PlaybookRunner::recover() {
+    for (const Incident& incident : setup_.incidents.incidents_awaiting_playbooks(10000)) {
+        opened(incident, setup_.incidents.incident_signals(incident.id, 1));
+    }
+}
+
+bool PlaybookRunner::idle() const {
+    std::lock_guard lock(mutex_);
+    return queue_.empty() && !running_;
+}
+
+void PlaybookRunner::run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        queued_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        if (stopping_) {
+            return;  // what is queued stays unmarked in the store: the next start runs it
+        }
+        Queued next = std::move(queue_.front());
+        queue_.pop_front();
+        running_ = true;
+        lock.unlock();
+        try {
+            run_playbooks(next);
+        } catch (const std::exception& failure) {
+            // Left unmarked in the store: the next start runs its playbooks again.
+            spdlog::error("incident {}: playbooks did not run: {}", next.incident.id,
+                          failure.what());
+            setup_.metrics.increment("mitigate_playbook_failures_total",
+                                     {{"playbook", "(runner)"}});
+        }
+        lock.lock();
+        running_ = false;
+    }
+}
+
+void PlaybookRunner::load_playbooks_once() {
+    if (loaded_) {
+        return;
+    }
+    loaded_ = true;
+    for (const auto& [file, source] : setup_.playbooks) {
+        PlaybookOutcome loaded = load_playbook(file, source, setup_.environment);
+        if (loaded.failure) {
+            setup_.metrics.increment("mitigate_playbook_failures_total", {{"playbook", file}});
+            setup_.audit.append_audit(
+                {setup_.clock.now(),
+                 "runtime",
+                 "playbook.failed",
+                 "",
+                 {{"playbook", file}, {"failure", *loaded.failure}, {"message", loaded.message}}});
+            spdlog::error("playbook {} does not load and will not run: {}: {}", file,
+                          *loaded.failure, loaded.message);
+        }
+        infos_.push_back(std::move(loaded.info));
+    }
+}
+
+void PlaybookRunner::run_playbooks(const Queued& queued) {
+    const Incident& incident = queued.incident;
+    const auto now_known = setup_.incident(incident.id);
+    if (now_known && now_known->status != IncidentStatus::open) {
+        setup_.incidents.mark_playbooks_run(incident.id, setup_.clock.now());
+        spdlog::info("incident {} resolved before its playbooks ran; none run", incident.id);
+        return;
+    }
+    LuaHostApi host;
+    // mitigate.state(): the provider's read-only "state" operation. A provider that fails
+    // or offers none gives nil, which playbooks treat as "nothing known".
+    host.state = [this, &incident](const std::string& provider,
+                                   const std::string& target) -> std::optional<json> {
+        const ProviderAnswer<json> answer = setup_.providers.state(provider, target);
+        if (!answer.ok()) {
+            spdlog::warn("incident {}: mitigate.state({}, {}) is nil: {}", incident.id, provider,
+                         target, answer.error);
+            return std::nullopt;
+        }
+        return answer.value;
+    };
+    load_playbooks_once();
+    for (std::size_t i = 0; i < setup_.playbooks.size(); ++i) {
+        const auto& [file, source] = setup_.playbooks[i];
+        if (!infos_[i]) {
+            continue;  // its metadata did not load: reported once, at first use
+        }
+        const PlaybookOutcome outcome =
+            run_loaded_playbook(*infos_[i], file, source, incident, queued.signals,
+                                setup_.clock.now(), host, setup_.environment);
+        const std::string name = outcome.info ? outcome.info->name : file;
+        if (outcome.failure) {
+            setup_.metrics.increment("mitigate_playbook_failures_total", {{"playbook", name}});
+            setup_.audit.append_audit({setup_.clock.now(),
+                                       "runtime",
+                                       "playbook.failed",
+                                       incident.id,
+                                       {{"playbook", name},
+                                        {"failure", *outcome.failure},
+                                        {"message", outcome.message}}});
+            spdlog::warn("playbook {} failed on incident {}: {}: {}", name, incident.id,
+                         *outcome.failure, outcome.message);
+            continue;
+        }
+        for (const Action& action : outcome.proposals) {
+            setup_.propose(action, incident, name);
+        }
+    }
+    setup_.incidents.mark_playbooks_run(incident.id, setup_.clock.now());
+}
+
+}  // namespace mitigate

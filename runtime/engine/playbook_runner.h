@@ -1,0 +1,88 @@
+// Playbooks, once per incident, on a thread of their own: an evaluation runs in a confined
+// Lua worker and may ask providers for state, and neither may hold up anything else.
+//
+// Each incident opened is queued here by the signal intake; the playbooks that match it
+// propose, and the proposals become mitigations (proposals.h). The store marks the
+// incident once its playbooks ran, so an incident whose playbooks a crash interrupted is
+// run again at the next start (recover()); a proposal made twice that way merges into the
+// first. An incident that resolved before its turn is not run: its alerts are gone.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "runtime/core/clock.h"
+#include "runtime/core/model.h"
+#include "runtime/playbook/playbook.h"
+
+namespace mitigate {
+
+class IncidentStore;
+class AuditLog;
+class Providers;
+class Metrics;
+
+struct PlaybookRunnerSetup {
+    IncidentStore& incidents;
+    AuditLog& audit;
+    Providers& providers;
+    const Clock& clock;
+    Metrics& metrics;
+    std::vector<std::pair<std::string, std::string>> playbooks;  // {file, source}
+    PlaybookEnvironment environment;
+    // The incident as it is now (it may have resolved since it was queued).
+    std::function<std::shared_ptr<const Incident>(const std::string& id)> incident;
+    // Turns one proposal of playbook `playbook` for `incident` into a mitigation.
+    std::function<void(const Action& action, const Incident& incident, const std::string& playbook)>
+        propose;
+};
+
+class PlaybookRunner {
+  public:
+    explicit PlaybookRunner(PlaybookRunnerSetup setup);
+    ~PlaybookRunner();  // stop()s
+    PlaybookRunner(const PlaybookRunner&) = delete;
+    PlaybookRunner& operator=(const PlaybookRunner&) = delete;
+
+    void start();
+    void stop();
+
+    // An incident just opened, with the signal(s) that opened it.
+    void opened(const Incident& incident, std::vector<Signal> signals);
+    // Before start(): the incidents a previous run opened and never ran playbooks for.
+    void recover();
+
+    bool idle() const;
+
+  private:
+    struct Queued {
+        Incident incident;
+        std::vector<Signal> signals;
+    };
+    void run();
+    void run_playbooks(const Queued& queued);
+    void load_playbooks_once();
+
+    PlaybookRunnerSetup setup_;
+    // Playbooks do not change while the runtime runs: their metadata (what they match) is
+    // read once, so an incident costs one evaluation per matching playbook.
+    std::vector<std::optional<PlaybookInfo>> infos_;
+    bool loaded_ = false;
+
+    mutable std::mutex mutex_;
+    std::condition_variable queued_;
+    std::deque<Queued> queue_;
+    bool running_ = false;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
+}  // namespace mitigate

@@ -1,0 +1,46 @@
+#include "runtime/engine/recent_history.h"
+
+#include <algorithm>
+
+namespace mitigate {
+
+void RecentHistory::started(const Mitigation& mitigation, const std::string& service,
+                            const std::string& environment, TimePoint at) {
+    PastMitigation entry;
+    entry.provider = mitigation.proposal.action.provider;
+    entry.action = mitigation.proposal.action.action;
+    entry.target = mitigation.proposal.action.target;
+    entry.service = service;
+    entry.environment = environment;
+    entry.started_at = at;
+    std::lock_guard lock(mutex_);
+    by_id_.insert_or_assign(mitigation.id, std::move(entry));
+}
+
+PolicyHistory RecentHistory::history(TimePoint now) const {
+    PolicyHistory result;
+    std::lock_guard lock(mutex_);
+    std::erase_if(by_id_,
+                  [&](const auto& entry) { return entry.second.started_at < now - window_; });
+    result.mitigations.reserve(by_id_.size());
+    for (const auto& [id, past] : by_id_) {
+        result.mitigations.push_back(past);
+    }
+    return result;
+}
+
+Duration history_window(const PolicySet& policies) {
+    Duration longest = std::chrono::hours(1);
+    for (const RateLimit& limit : policies.rate_limits) {
+        longest = std::max(longest, limit.per);
+    }
+    if (policies.cooldown) {
+        longest = std::max(longest, policies.cooldown->after);
+    }
+    if (policies.circuit_breaker) {
+        longest = std::max(longest, policies.circuit_breaker->window);
+    }
+    return longest;
+}
+
+}  // namespace mitigate

@@ -1,0 +1,35 @@
+// What policy's rate limits, cooldowns and circuit breaker look back at: the mitigations
+// that started (reached applying) within the longest of their windows, kept in memory so
+// that a decision never lists the store. Filled at start from the store, then by the owner
+// of transitions as mitigations start.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "runtime/core/model.h"
+#include "runtime/policy/policy_engine.h"
+
+namespace mitigate {
+
+class RecentHistory {
+  public:
+    explicit RecentHistory(Duration window) : window_(window) {}
+
+    // A mitigation that started at `at`, with where it ran.
+    void started(const Mitigation& mitigation, const std::string& service,
+                 const std::string& environment, TimePoint at);
+    PolicyHistory history(TimePoint now) const;
+    Duration window() const { return window_; }
+
+  private:
+    Duration window_;
+    mutable std::mutex mutex_;
+    mutable std::map<std::string, PastMitigation> by_id_;  // pruned as it is read
+};
+
+// The longest window any constraint of `policies` looks back over (at least an hour).
+Duration history_window(const PolicySet& policies);
+
+}  // namespace mitigate

@@ -1,0 +1,203 @@
+#include "tests/support/fake_providers.h"
+
+#include <stdexcept>
+
+#include "runtime/providers/plugin_protocol.h"
+
+namespace mitigate::testing {
+
+using nlohmann::json;
+
+FakeProviders::~FakeProviders() {
+    release();
+}
+
+void FakeProviders::set(const std::string& provider, const std::string& target, json value) {
+    std::lock_guard lock(mutex_);
+    values_[key(provider, target)] = std::move(value);
+}
+
+json FakeProviders::value(const std::string& provider, const std::string& target) const {
+    std::lock_guard lock(mutex_);
+    const auto found = values_.find(key(provider, target));
+    return found == values_.end() ? json() : found->second;
+}
+
+void FakeProviders::fail(const std::string& operation, const std::string& target, FakeFault fault,
+                         int times) {
+    std::lock_guard lock(mutex_);
+    faults_[{operation, target}] = {fault, times};
+}
+
+void FakeProviders::clear_faults() {
+    std::lock_guard lock(mutex_);
+    faults_.clear();
+}
+
+void FakeProviders::release() {
+    {
+        std::lock_guard lock(mutex_);
+        ++release_generation_;
+    }
+    released_.notify_all();
+}
+
+int FakeProviders::hanging() const {
+    std::lock_guard lock(mutex_);
+    return hanging_;
+}
+
+int FakeProviders::calls(const std::string& operation, const std::string& target) const {
+    std::lock_guard lock(mutex_);
+    const auto found = calls_.find({operation, target});
+    return found == calls_.end() ? 0 : found->second;
+}
+
+int FakeProviders::writes(const std::string& target) const {
+    std::lock_guard lock(mutex_);
+    const auto found = writes_.find(target);
+    return found == writes_.end() ? 0 : found->second;
+}
+
+std::optional<FakeFault> FakeProviders::begin(std::unique_lock<std::mutex>& lock,
+                                              const std::string& operation,
+                                              const std::string& target) {
+    ++calls_[{operation, target}];
+    const auto found = faults_.find({operation, target});
+    if (found == faults_.end() || found->second.times == 0) {
+        return std::nullopt;
+    }
+    const FakeFault fault = found->second.fault;
+    if (found->second.times > 0) {
+        --found->second.times;
+    }
+    if (fault == FakeFault::hang) {
+        ++hanging_;
+        const std::uint64_t generation = release_generation_;
+        released_.wait(lock, [&] { return release_generation_ != generation; });
+        --hanging_;
+    }
+    if (fault == FakeFault::throw_error) {
+        throw std::runtime_error("fake provider: " + operation + " on " + target + " threw");
+    }
+    return fault;
+}
+
+namespace {
+
+template <class T>
+ProviderAnswer<T> failure(FakeFault fault, const std::string& what) {
+    switch (fault) {
+        case FakeFault::conflict: return {PluginCallStatus::conflict, T{}, what + ": conflict"};
+        case FakeFault::provider: return {PluginCallStatus::provider, T{}, what + ": refused"};
+        case FakeFault::lost_answer:
+            return {PluginCallStatus::timeout, T{}, what + ": the answer was lost"};
+        default: return {PluginCallStatus::unavailable, T{}, what + ": unavailable"};
+    }
+}
+
+}  // namespace
+
+ProviderAnswer<Plan> FakeProviders::plan(const Action& action) {
+    std::unique_lock lock(mutex_);
+    if (const auto fault = begin(lock, "plan", action.target)) {
+        if (*fault == FakeFault::malformed) {
+            // A field of the wrong type, read by the same reader as a plugin's answer.
+            return read_plan_answer({PluginCallStatus::ok,
+                                     {{"observed_state", json::object()},
+                                      {"forward", json::object()},
+                                      {"inverse", json::object()},
+                                      {"blast_radius", {{"ratio", "high"}}},
+                                      {"idempotency_key", "k"},
+                                      {"reversible", true}},
+                                     ""},
+                                    action);
+        }
+        return failure<Plan>(*fault, "plan " + action.target);
+    }
+    const auto found = values_.find(key(action.provider, action.target));
+    if (found == values_.end()) {
+        return {PluginCallStatus::invalid, Plan{}, "no target " + action.target};
+    }
+    Plan plan;
+    plan.observed_state = {{"value", found->second}};
+    plan.forward = {{"value", action.parameters.value("value", json())}};
+    plan.inverse = {{"value", found->second}};
+    plan.blast_radius.ratio = 0.5;
+    plan.blast_radius.description =
+        action.target + ": " + found->second.dump() + " -> " + plan.forward["value"].dump();
+    plan.idempotency_key = key(action.provider, action.target) + "=" + plan.forward.dump();
+    return {PluginCallStatus::ok, plan, ""};
+}
+
+ProviderAnswer<Applied> FakeProviders::apply(const Action& action, const Plan& plan) {
+    std::unique_lock lock(mutex_);
+    const auto fault = begin(lock, "apply", action.target);
+    if (fault == FakeFault::malformed) {
+        return read_apply_answer(
+            {PluginCallStatus::ok, {{"applied", true}, {"changed", "yes"}}, ""});
+    }
+    json& live = values_[key(action.provider, action.target)];
+    if (fault && *fault != FakeFault::lost_answer) {
+        return failure<Applied>(*fault, "apply " + action.target);
+    }
+    if (live == plan.forward["value"]) {
+        return fault ? failure<Applied>(*fault, "apply " + action.target)
+                     : ProviderAnswer<Applied>{PluginCallStatus::ok, {false}, ""};
+    }
+    if (live != plan.inverse["value"]) {
+        return {PluginCallStatus::conflict,
+                {},
+                action.target + " is " + live.dump() + ", not the state it was planned from"};
+    }
+    live = plan.forward["value"];
+    ++writes_[action.target];
+    if (fault) {
+        return failure<Applied>(*fault, "apply " + action.target);  // it landed; the answer didn't
+    }
+    return {PluginCallStatus::ok, {true}, ""};
+}
+
+ProviderAnswer<Checked> FakeProviders::check(const Action& action, const Plan& plan) {
+    std::unique_lock lock(mutex_);
+    if (const auto fault = begin(lock, "check", action.target)) {
+        if (*fault == FakeFault::malformed) {
+            return read_check_answer({PluginCallStatus::ok, {{"applied", "maybe"}}, ""});
+        }
+        return failure<Checked>(*fault, "check " + action.target);
+    }
+    return {PluginCallStatus::ok,
+            {values_[key(action.provider, action.target)] == plan.forward["value"]},
+            ""};
+}
+
+ProviderAnswer<Reverted> FakeProviders::revert(const Action& action, const Plan& plan) {
+    std::unique_lock lock(mutex_);
+    if (const auto fault = begin(lock, "revert", action.target)) {
+        if (*fault == FakeFault::malformed) {
+            return read_revert_answer({PluginCallStatus::ok, {{"reverted", 1}}, ""});
+        }
+        return failure<Reverted>(*fault, "revert " + action.target);
+    }
+    json& live = values_[key(action.provider, action.target)];
+    if (live == plan.inverse["value"]) {
+        return {PluginCallStatus::ok, {false}, ""};
+    }
+    if (live != plan.forward["value"]) {
+        return {PluginCallStatus::conflict, {}, action.target + " changed since mitigate set it"};
+    }
+    live = plan.inverse["value"];
+    ++writes_[action.target];
+    return {PluginCallStatus::ok, {true}, ""};
+}
+
+ProviderAnswer<json> FakeProviders::state(const std::string& provider, const std::string& target) {
+    std::unique_lock lock(mutex_);
+    if (const auto fault = begin(lock, "state", target)) {
+        return failure<json>(*fault, "state " + target);
+    }
+    const auto found = values_.find(key(provider, target));
+    return {PluginCallStatus::ok, found == values_.end() ? json() : found->second, ""};
+}
+
+}  // namespace mitigate::testing

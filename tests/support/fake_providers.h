@@ -1,0 +1,84 @@
+// Providers in memory, for driving the whole engine in a unit test with no process: each
+// provider holds a value per target, and one action, "set", changes a target's value to
+// parameters.value with the exact inverse. What a real provider does to the engine can be
+// scripted per operation and target: fail with a status, answer something that breaks the
+// provider contract (read by the real protocol reader), throw (a bug), or hang until
+// released (a provider that does not answer).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/providers/providers.h"
+
+namespace mitigate::testing {
+
+enum class FakeFault {
+    unavailable,  // a transient failure (PluginCallStatus::unavailable)
+    conflict,     // the live state is not what the operation expects
+    provider,     // the provider refused
+    malformed,    // an answer with a field of the wrong type, through the real reader
+    throw_error,  // an exception out of the call: a bug in mitigate
+    hang,         // no answer until release()
+    lost_answer,  // the operation took effect, then the answer was lost (timeout)
+};
+
+class FakeProviders final : public Providers {
+  public:
+    FakeProviders() = default;
+    ~FakeProviders() override;  // releases every hang
+
+    // Sets what a target holds now, as a person or another tool would.
+    void set(const std::string& provider, const std::string& target, nlohmann::json value);
+    nlohmann::json value(const std::string& provider, const std::string& target) const;
+
+    // The next `times` calls of `operation` (plan, apply, check, revert, state) on that
+    // target fail that way; times < 0: every call.
+    void fail(const std::string& operation, const std::string& target, FakeFault fault,
+              int times = -1);
+    void clear_faults();
+    // Lets every hanging call answer (as a provider that finally timed out: unavailable).
+    void release();
+    // How many calls are hanging now.
+    int hanging() const;
+
+    int calls(const std::string& operation, const std::string& target) const;
+    int writes(const std::string& target) const;
+
+    ProviderAnswer<Plan> plan(const Action& action) override;
+    ProviderAnswer<Applied> apply(const Action& action, const Plan& plan) override;
+    ProviderAnswer<Checked> check(const Action& action, const Plan& plan) override;
+    ProviderAnswer<Reverted> revert(const Action& action, const Plan& plan) override;
+    ProviderAnswer<nlohmann::json> state(const std::string& provider,
+                                         const std::string& target) override;
+
+  private:
+    struct Scripted {
+        FakeFault fault;
+        int times;
+    };
+    // The fault for this call, if one is scripted; waits out a hang with the lock released.
+    std::optional<FakeFault> begin(std::unique_lock<std::mutex>& lock, const std::string& operation,
+                                   const std::string& target);
+    static std::string key(const std::string& provider, const std::string& target) {
+        return provider + "/" + target;
+    }
+
+    mutable std::mutex mutex_;
+    std::condition_variable released_;
+    std::uint64_t release_generation_ = 0;
+    int hanging_ = 0;
+    std::map<std::string, nlohmann::json> values_;
+    std::map<std::pair<std::string, std::string>, Scripted> faults_;
+    std::map<std::pair<std::string, std::string>, int> calls_;
+    std::map<std::string, int> writes_;
+};
+
+}  // namespace mitigate::testing
