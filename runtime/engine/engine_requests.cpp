@@ -48,10 +48,11 @@ RequestResult Engine::State::refuse_approval(const Mitigation& mitigation,
 
 RequestResult Engine::propose(const ProposalRequest& request) {
     State& state = *state_;
-    const Action& action = request.action;
-    if (action.provider.empty() || action.action.empty() || action.target.empty()) {
-        return result_of(RequestStatus::invalid, std::nullopt,
-                         "action.provider, action.action and action.target are required");
+    // Read back through the one strict reader, as the store will read it: what cannot be
+    // read back is refused now, not found "damaged" later.
+    const Parsed<Action> checked_action = parse_action(nlohmann::json(request.action));
+    if (!checked_action) {
+        return result_of(RequestStatus::invalid, std::nullopt, describe(checked_action.errors));
     }
     ProposalRequest checked = request;
     if (!request.incident_id.empty()) {

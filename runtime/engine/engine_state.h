@@ -145,6 +145,7 @@ struct Engine::State {
         context.checked = steps.checked(id);
         Evaluation evaluation;
         evaluation.open = true;
+        evaluation.version = snapshot->version;
         evaluation.step = next_step(*snapshot, context);
         if (evaluation.step.calls_provider()) {
             evaluation.provider = snapshot->proposal.action.provider;

@@ -217,8 +217,10 @@ StepResult MitigationSteps::finish_apply(const Mitigation& applying) {
         const ProviderAnswer<Checked> checked = setup_.providers.check(action, plan_of(applying));
         if (!checked.ok()) {
             // Neither applied nor known not to be: stays applying, and is retried.
-            return {true, "apply failed " + status_words(applied.status) + ": " + applied.error +
-                              "; check failed too: " + checked.error};
+            return {true,
+                    "apply failed " + status_words(applied.status) + ": " + applied.error +
+                        "; check failed too: " + checked.error,
+                    applying.version};
         }
         if (!checked.value.applied) {
             Mitigation failed = applying;
@@ -251,7 +253,8 @@ StepResult MitigationSteps::verify(const Mitigation& verifying) {
     const ProviderAnswer<Checked> checked =
         setup_.providers.check(verifying.proposal.action, plan_of(verifying));
     if (!checked.ok()) {
-        return {true, "check failed " + status_words(checked.status) + ": " + checked.error};
+        return {true, "check failed " + status_words(checked.status) + ": " + checked.error,
+                verifying.version};
     }
     if (checked.value.applied) {
         if (!verifying.proposal.incident_id.empty()) {
@@ -300,7 +303,8 @@ StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
     }
     if (!result.ok()) {
         // Stays reverting: the compare-and-set revert is repeated.
-        return {true, "revert failed " + status_words(result.status) + ": " + result.error};
+        return {true, "revert failed " + status_words(result.status) + ": " + result.error,
+                reverting.version};
     }
     next.state = MitigationState::reverted;
     move(reverting, next,

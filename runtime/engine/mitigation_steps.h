@@ -22,6 +22,7 @@
 // the mitigation stays where it was journaled.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -43,6 +44,7 @@ class RecentHistory;
 struct StepResult {
     bool failed = false;  // retry with backoff
     std::string error;
+    std::int64_t version = 0;  // of the mitigation where the failed step left it
 };
 
 struct MitigationStepsSetup {

@@ -145,12 +145,13 @@ void Reconciler::evaluate_dirty(TimePoint now) {
             slots_.erase(id);
             continue;
         }
-        if (evaluation.step.kind != slot.failed_kind) {
-            slot.failed_kind = StepKind::none;  // it moved on: earlier failures do not delay it
+        if (slot.failed_at_version && *slot.failed_at_version != evaluation.version) {
+            slot.failed_at_version.reset();  // someone moved it: earlier failures do not delay it
             slot.retry_at.reset();
         }
         slot.step = evaluation.step;
         slot.provider = evaluation.provider;
+        slot.version = evaluation.version;
         if (evaluation.step.kind == StepKind::none) {
             if (evaluation.step.due) {
                 set_timer(id, slot, *evaluation.step.due);
@@ -207,6 +208,7 @@ void Reconciler::work(int index) {
         ++running_;
         const NextStep step = slot.step;
         const std::string provider = slot.provider;
+        const std::int64_t version = slot.version;
         if (!provider.empty()) {
             busy_providers_.insert(provider);
         }
@@ -229,7 +231,8 @@ void Reconciler::work(int index) {
         mark_dirty(*id);
         if (result.failed) {
             ++after.failures;
-            after.failed_kind = step.kind;
+            // Where the step left it; an exception says nothing, so where it started.
+            after.failed_at_version = result.version != 0 ? result.version : version;
             const Duration delay = backoff(after.failures);
             after.retry_at = clock_.now() + delay;
             const int attempt = after.failures;
@@ -243,7 +246,7 @@ void Reconciler::work(int index) {
             lock.lock();
         } else {
             after.failures = 0;
-            after.failed_kind = StepKind::none;
+            after.failed_at_version.reset();
             after.retry_at.reset();
         }
         changed_.notify_all();

@@ -35,9 +35,10 @@
 namespace mitigate {
 
 struct Evaluation {
-    bool open = false;     // false: final or unknown; forgotten
-    NextStep step;         // what it needs now
-    std::string provider;  // the provider the step calls; empty for none
+    bool open = false;         // false: final or unknown; forgotten
+    std::int64_t version = 0;  // of the snapshot it was decided from
+    NextStep step;             // what it needs now
+    std::string provider;      // the provider the step calls; empty for none
 };
 
 struct ReconcilerCallbacks {
@@ -91,7 +92,10 @@ class Reconciler {
         std::optional<std::pair<int, std::uint64_t>> ready_at;  // key in ready_
         NextStep step;
         std::string provider;
-        StepKind failed_kind = StepKind::none;  // the step that failed, while it keeps failing
+        std::int64_t version = 0;  // the snapshot `step` was decided from
+        // The version a failed step left it at: until something else moves it, it waits for
+        // its retry; a person's request that moves it is looked at at once.
+        std::optional<std::int64_t> failed_at_version;
     };
 
     void work(int index);

@@ -1,0 +1,381 @@
+// The engine driven with providers in memory (tests/support/fake_providers.h), a manual
+// clock and a real SQLite store, no process: what a real provider does only on a bad day,
+// on demand. A failure is one mitigation's alone; reverts never wait behind a provider
+// that does not answer; a person's request is answered while a provider call hangs; a
+// step that loses a race with a person's request does nothing; a crash at any point
+// between a journal entry and its effect is finished at the next start.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <thread>
+
+#include "runtime/core/time_format.h"
+#include "runtime/engine/engine.h"
+#include "runtime/metrics/metrics.h"
+#include "runtime/policy/policy_set.h"
+#include "runtime/store/sqlite_store.h"
+#include "tests/support/fake_providers.h"
+#include "tests/support/temporary_directory.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+using testing::FakeFault;
+using ::testing::HasSubstr;
+using State = MitigationState;
+
+constexpr std::string_view policy = R"yaml(
+rules:
+  - name: dev-allow
+    match: {environment: dev}
+    effect: allow
+  - name: stage-one-sre
+    match: {environment: stage}
+    effect: require_approval
+    approvals: {count: 1, groups: [sre]}
+)yaml";
+
+class EngineWithFakeProviders : public ::testing::Test {
+  protected:
+    EngineWithFakeProviders() {
+        for (const char* target : {"a", "b", "c", "d"}) {
+            providers.set("fast", target, "on");
+            providers.set("slow", target, "on");
+        }
+        store = open_sqlite_store(directory / "m.db");
+        start(2);
+    }
+
+    ~EngineWithFakeProviders() override {
+        providers.release();
+        if (engine) {
+            engine->stop();
+        }
+    }
+
+    void start(int workers) {
+        if (engine) {
+            providers.release();
+            engine->stop();
+        }
+        PolicyLoad loaded = load_policy_files({{"test.yaml", std::string(policy)}});
+        ASSERT_TRUE(loaded.policy_set);
+        EngineSetup setup;
+        setup.policies = std::make_shared<const PolicySet>(std::move(*loaded.policy_set));
+        setup.workers = workers;
+        metrics = std::make_unique<Metrics>();
+        engine = std::make_unique<Engine>(*store, providers, clock, *metrics, std::move(setup));
+        engine->start();
+    }
+
+    void settle() { ASSERT_TRUE(engine->settle()) << "the engine did not settle"; }
+
+    // Polls (bounded) for a condition that another thread makes true: for tests where a
+    // hanging call keeps the engine from ever settling.
+    static bool eventually(const std::function<bool()>& condition) {
+        for (int attempt = 0; attempt < 2000; ++attempt) {
+            if (condition()) {
+                return true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        return condition();
+    }
+
+    std::string propose(const std::string& provider, const std::string& target,
+                        const std::string& environment = "dev",
+                        Duration ttl = std::chrono::minutes(30)) {
+        ProposalRequest request;
+        request.action = {provider, "set", target, {{"value", "off"}}, ttl, "test"};
+        request.proposed_by = "alice";
+        request.environment = environment;
+        const RequestResult result = engine->propose(request);
+        EXPECT_EQ(result.status, RequestStatus::done) << result.message;
+        return result.mitigation ? result.mitigation->id : "";
+    }
+
+    State state_of(const std::string& id) { return store->find_mitigation(id)->state; }
+
+    int audited(const std::string& event, const std::string& subject) {
+        int count = 0;
+        for (const AuditRecord& record : store->audit_tail(1000)) {
+            count += record.event == event && record.subject == subject ? 1 : 0;
+        }
+        return count;
+    }
+
+    testing::TemporaryDirectory directory;
+    testing::FakeProviders providers;
+    ManualClock clock{*parse_rfc3339("2026-11-23T12:00:00Z")};
+    std::unique_ptr<Metrics> metrics;
+    std::unique_ptr<Store> store;
+    std::unique_ptr<Engine> engine;
+};
+
+TEST_F(EngineWithFakeProviders, AThrowingPlanIsThatMitigationsAloneAndATtlRevertHappensOnTime) {
+    const std::string applied = propose("fast", "a");
+    settle();
+    ASSERT_EQ(state_of(applied), State::active);
+    // Every plan of another target on the same provider throws (a bug), from now on.
+    providers.fail("plan", "b", FakeFault::throw_error);
+    const std::string broken = propose("fast", "b");
+    settle();
+    EXPECT_EQ(state_of(broken), State::proposed);  // kept, to be retried
+    EXPECT_EQ(audited("mitigation.step_failed", broken), 1);
+    EXPECT_EQ(metrics->value("mitigate_step_failures_total", {{"step", "plan"}}), 1);
+
+    // The first one's TTL passes: it is reverted on time, whatever the other does.
+    clock.advance(std::chrono::minutes(30));
+    settle();
+    EXPECT_EQ(state_of(applied), State::reverted);
+    EXPECT_EQ(providers.value("fast", "a"), "on");
+    // The broken one was retried (its backoff is long past), and failed again, alone.
+    EXPECT_EQ(state_of(broken), State::proposed);
+    EXPECT_EQ(providers.calls("plan", "b"), 2);
+    EXPECT_EQ(audited("mitigation.step_failed", broken), 2);
+
+    // Once the provider answers again, it goes on.
+    providers.clear_faults();
+    clock.advance(std::chrono::minutes(1));
+    settle();
+    EXPECT_EQ(state_of(broken), State::active);
+}
+
+TEST_F(EngineWithFakeProviders, AMalformedAnswerFailsThatMitigationWithTheFieldNamed) {
+    const std::string healthy = propose("fast", "a", "dev", std::chrono::minutes(1));
+    providers.fail("plan", "b", FakeFault::malformed);
+    const std::string malformed = propose("fast", "b");
+    settle();
+    EXPECT_EQ(state_of(healthy), State::active);
+    EXPECT_EQ(state_of(malformed), State::failed);
+    EXPECT_THAT(store->journal(malformed).back().reason, HasSubstr("answer.blast_radius.ratio"));
+    EXPECT_EQ(providers.value("fast", "b"), "on");
+    clock.advance(std::chrono::minutes(1));
+    settle();
+    EXPECT_EQ(state_of(healthy), State::reverted);
+}
+
+TEST_F(EngineWithFakeProviders, MalformedApplyCheckAndRevertAnswersAreRetriedNeverGuessed) {
+    // An apply whose answer breaks the contract: the outcome is unknown, so the engine
+    // reads the target; the change is not there, so nothing is applied twice by guessing.
+    providers.fail("apply", "a", FakeFault::malformed, 1);
+    const std::string id = propose("fast", "a", "dev", std::chrono::minutes(1));
+    settle();
+    EXPECT_EQ(state_of(id), State::failed);
+    EXPECT_EQ(providers.writes("a"), 0);
+    // A malformed revert answer leaves it reverting, retried until a real answer.
+    const std::string other = propose("fast", "b", "dev", std::chrono::minutes(1));
+    settle();
+    ASSERT_EQ(state_of(other), State::active);
+    providers.fail("revert", "b", FakeFault::malformed, 1);
+    clock.advance(std::chrono::minutes(1));
+    settle();
+    EXPECT_EQ(state_of(other), State::reverting);
+    clock.advance(std::chrono::seconds(1));
+    settle();
+    EXPECT_EQ(state_of(other), State::reverted);
+    EXPECT_EQ(providers.value("fast", "b"), "on");
+}
+
+TEST_F(EngineWithFakeProviders, AnApproveIsAnsweredWhileAProviderCallHangs) {
+    start(4);
+    providers.fail("apply", "a", FakeFault::hang);
+    const std::string stuck = propose("slow", "a");
+    ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
+    const std::string pending = propose("fast", "b", "stage");
+    ASSERT_TRUE(eventually([&] { return state_of(pending) == State::pending_approval; }));
+
+    ApprovalRequest approval;
+    approval.mitigation_id = pending;
+    approval.identity = "bob";
+    approval.groups = {"sre"};
+    const RequestResult approved = engine->approve(approval);  // returns: nothing waits
+    EXPECT_EQ(approved.status, RequestStatus::done) << approved.message;
+    EXPECT_EQ(providers.hanging(), 1);  // the other call is still hanging
+    // And the approved one is applied meanwhile, on its own provider.
+    EXPECT_TRUE(eventually([&] { return state_of(pending) == State::active; }));
+    EXPECT_EQ(providers.hanging(), 1);
+    EXPECT_EQ(state_of(stuck), State::applying);
+
+    providers.release();  // the slow provider gives up: unknown outcome, read back
+    providers.clear_faults();
+    settle();
+    EXPECT_EQ(state_of(stuck), State::failed);  // the read shows nothing changed
+    EXPECT_EQ(providers.value("slow", "a"), "on");
+}
+
+TEST_F(EngineWithFakeProviders, ATtlRevertIsNotStarvedByHangingPlansAndApplies) {
+    start(2);  // one general worker, one reserved for reverts and store-only steps
+    const std::string applied = propose("fast", "a", "dev", std::chrono::minutes(5));
+    settle();
+    ASSERT_EQ(state_of(applied), State::active);
+    // Every general worker is stuck in a provider call that does not answer.
+    providers.fail("plan", "b", FakeFault::hang);
+    propose("slow", "b");
+    ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
+    propose("fast", "c");  // waits: no general worker is free
+    clock.advance(std::chrono::minutes(5));
+    engine->wake();
+    EXPECT_TRUE(eventually([&] { return state_of(applied) == State::reverted; }));
+    EXPECT_EQ(providers.value("fast", "a"), "on");
+    EXPECT_EQ(providers.hanging(), 1);
+}
+
+TEST_F(EngineWithFakeProviders, PeopleAreAnsweredAtOnceWhileARevertHangs) {
+    const std::string id = propose("fast", "a");
+    settle();
+    ASSERT_EQ(state_of(id), State::active);
+    providers.fail("revert", "a", FakeFault::hang, 1);
+    const RequestResult reverting = engine->revert(id, "carol", "done");
+    ASSERT_EQ(reverting.status, RequestStatus::accepted);
+    ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
+    EXPECT_EQ(engine->keep(id, "carol", "changed my mind").status, RequestStatus::conflict);
+    EXPECT_EQ(engine->revert(id, "carol", "again").status, RequestStatus::conflict);
+    providers.release();  // gives up unavailable: retried
+    settle();
+    clock.advance(std::chrono::seconds(1));
+    settle();
+    EXPECT_EQ(state_of(id), State::reverted);
+    EXPECT_EQ(providers.writes("a"), 2);  // one apply, one revert
+}
+
+TEST_F(EngineWithFakeProviders, AProposalThatCouldNotBeReadBackIsRefusedNotStored) {
+    ProposalRequest request;
+    request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), ""};
+    request.proposed_by = "alice";
+    const RequestResult refused = engine->propose(request);
+    EXPECT_EQ(refused.status, RequestStatus::invalid);
+    EXPECT_THAT(refused.message, HasSubstr("action.reason"));
+    EXPECT_TRUE(store->list_mitigations({}).empty());
+}
+
+TEST_F(EngineWithFakeProviders, APersonsRevertDuringAHangingCheckWinsAndTheStepStops) {
+    Signal signal;
+    signal.id = "sig_1";
+    signal.name = "HighErrorRate";
+    signal.fingerprint = "fp1";
+    signal.labels = {{"alertname", "HighErrorRate"}, {"environment", "dev"}};
+    signal.starts_at = signal.received_at = clock.now();
+    ASSERT_EQ(engine->accept_signals({signal}).accepted, 1u);
+    const std::string incident = store->list_incidents({}).front().id;
+    providers.fail("check", "a", FakeFault::hang, 1);
+    ProposalRequest request;
+    request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "test"};
+    request.incident_id = incident;
+    request.proposed_by = "alice";
+    const std::string id = engine->propose(request).mitigation->id;
+    ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
+    ASSERT_EQ(state_of(id), State::verifying);  // applied; its check is in the provider
+    const RequestResult reverting = engine->revert(id, "carol", "not this one");
+    ASSERT_EQ(reverting.status, RequestStatus::accepted);
+    providers.release();
+    settle();
+    EXPECT_EQ(state_of(id), State::reverted);
+    EXPECT_EQ(providers.value("fast", "a"), "on");
+    std::vector<State> journal;
+    for (const JournalEntry& entry : store->journal(id)) {
+        journal.push_back(entry.to);
+    }
+    EXPECT_THAT(journal, ::testing::ElementsAre(State::proposed, State::planned, State::approved,
+                                                State::applying, State::verifying, State::reverting,
+                                                State::reverted));
+}
+
+TEST_F(EngineWithFakeProviders, AFailingRevertIsRetriedWithGrowingBackoffAndAudited) {
+    const std::string id = propose("fast", "a", "dev", std::chrono::minutes(1));
+    settle();
+    providers.fail("revert", "a", FakeFault::unavailable, 3);
+    clock.advance(std::chrono::minutes(1));
+    settle();
+    EXPECT_EQ(state_of(id), State::reverting);
+    EXPECT_EQ(providers.calls("revert", "a"), 1);
+    clock.advance(std::chrono::milliseconds(999));  // first retry after 1 s
+    settle();
+    EXPECT_EQ(providers.calls("revert", "a"), 1);
+    clock.advance(std::chrono::milliseconds(1));
+    settle();
+    EXPECT_EQ(providers.calls("revert", "a"), 2);
+    clock.advance(std::chrono::seconds(1));  // then 2 s
+    settle();
+    EXPECT_EQ(providers.calls("revert", "a"), 2);
+    clock.advance(std::chrono::seconds(1));
+    settle();
+    EXPECT_EQ(providers.calls("revert", "a"), 3);
+    clock.advance(std::chrono::seconds(4));
+    settle();
+    EXPECT_EQ(state_of(id), State::reverted);
+    EXPECT_EQ(audited("mitigation.step_failed", id), 3);
+    // The first failure was in the step that also journaled reverting; the retries finish it.
+    EXPECT_EQ(metrics->value("mitigate_step_failures_total", {{"step", "revert"}}), 1);
+    EXPECT_EQ(metrics->value("mitigate_step_failures_total", {{"step", "finish_revert"}}), 2);
+}
+
+TEST_F(EngineWithFakeProviders, ACrashAtEachPointIsFinishedAtTheNextStartWithoutASecondWrite) {
+    // applying journaled, provider call made, answer lost: the next engine reads the
+    // target, finds the change, and finishes without writing again.
+    providers.fail("apply", "a", FakeFault::lost_answer, 1);
+    providers.fail("check", "a", FakeFault::unavailable);  // and cannot read it yet
+    const std::string id = propose("fast", "a");
+    settle();
+    EXPECT_EQ(state_of(id), State::applying);
+    EXPECT_EQ(providers.writes("a"), 1);
+    engine->stop();  // the process dies
+    providers.clear_faults();
+    start(2);
+    settle();
+    EXPECT_EQ(state_of(id), State::active);
+    EXPECT_EQ(providers.writes("a"), 1);
+
+    // reverting journaled, the provider never called: the next engine reverts.
+    providers.fail("revert", "a", FakeFault::hang, 1);
+    engine->revert(id, "carol", "done");
+    ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
+    providers.release();  // the call ends as the process dies
+    engine->stop();
+    EXPECT_EQ(state_of(id), State::reverting);
+    start(2);
+    settle();
+    EXPECT_EQ(state_of(id), State::reverted);
+    EXPECT_EQ(providers.value("fast", "a"), "on");
+    EXPECT_EQ(providers.writes("a"), 2);
+}
+
+TEST_F(EngineWithFakeProviders, APersonsChangeOnTheTargetMakesTheRevertAConflictNotAClobber) {
+    const std::string id = propose("fast", "a", "dev", std::chrono::minutes(1));
+    settle();
+    providers.set("fast", "a", "half");
+    clock.advance(std::chrono::minutes(1));
+    settle();
+    EXPECT_EQ(state_of(id), State::conflict);
+    EXPECT_EQ(providers.value("fast", "a"), "half");
+    EXPECT_EQ(metrics->value("mitigate_failures_total", {{"state", "conflict"}}), 1);
+}
+
+TEST_F(EngineWithFakeProviders, ProposalsOnOneTargetRunOneAtATimeOldestFirst) {
+    const std::string first = propose("fast", "a", "stage");
+    ProposalRequest second_request;
+    second_request.action = {"fast", "set", "a", {{"value", "half"}}, std::chrono::minutes(30),
+                             "half"};
+    second_request.proposed_by = "bob";
+    second_request.environment = "dev";
+    const std::string second = engine->propose(second_request).mitigation->id;
+    settle();
+    EXPECT_EQ(state_of(first), State::pending_approval);
+    EXPECT_EQ(state_of(second), State::proposed);  // waits for the first to end
+    EXPECT_EQ(providers.calls("plan", "a"), 1);
+    ApprovalRequest reject;
+    reject.mitigation_id = first;
+    reject.identity = "carol";
+    reject.groups = {"sre"};
+    reject.verdict = ApprovalVerdict::reject;
+    ASSERT_EQ(engine->approve(reject).status, RequestStatus::done);
+    settle();
+    EXPECT_EQ(state_of(second), State::active);
+    EXPECT_EQ(providers.value("fast", "a"), "half");
+}
+
+}  // namespace
+}  // namespace mitigate
