@@ -120,7 +120,8 @@ int run_eval(const GlobalOptions& global, const PolicyOptions& options) {
         }
         history = std::move(*parsed.value);
     }
-    const Decision decision = evaluate_policy(*set, *input, history, now);
+    const Decision decision =
+        evaluate_policy(*set, *input, history, now, PolicyExplanation::every_rule);
     if (options.output == OutputFormat::json) {
         std::cout << json(decision).dump(2) << "\n";
         return exit_ok;
@@ -200,7 +201,8 @@ FixtureResult run_case(const PolicySet& set, const std::string& file, const YAML
         return result;
     }
 
-    const Decision decision = evaluate_policy(set, *input, history, *now);
+    const Decision decision =
+        evaluate_policy(set, *input, history, *now, PolicyExplanation::every_rule);
     auto expect_equal = [&](const std::string& what, const std::string& expected,
                             const std::string& actual) {
         if (expected != actual) {

@@ -69,143 +69,167 @@ RequestResult Engine::propose(const ProposalRequest& request) {
 
 RequestResult Engine::approve(const ApprovalRequest& request) {
     State& state = *state_;
-    const auto found = state.current(request.mitigation_id);
-    if (!found) {
-        return result_of(RequestStatus::not_found, std::nullopt,
-                         "no mitigation " + request.mitigation_id);
-    }
-    const Mitigation& mitigation = *found;
-    const char* verb = request.verdict == ApprovalVerdict::approve ? "approved" : "rejected";
-    if (mitigation.state != MitigationState::pending_approval || !mitigation.decision) {
-        return state.refuse_approval(mitigation, request, RequestStatus::conflict,
-                                     mitigation.id + " is " + state_words(mitigation) +
-                                         "; only a mitigation pending approval can be " + verb);
-    }
-    const Decision& decision = *mitigation.decision;
-    const TimePoint now = state.clock.now();
-    const TimePoint expiry = *approval_expiry(mitigation, state.setup.engine);
-    if (now >= expiry) {
-        return state.refuse_approval(mitigation, request, RequestStatus::conflict,
-                                     "the approval window closed at " + format_rfc3339(expiry));
-    }
-    if (request.identity == mitigation.proposal.proposed_by && !decision.self_approval_allowed) {
-        return state.refuse_approval(
-            mitigation, request, RequestStatus::forbidden,
-            request.identity + " proposed this mitigation and cannot also decide on it");
-    }
-    if (!decision.approver_groups.empty() &&
-        std::none_of(decision.approver_groups.begin(), decision.approver_groups.end(),
-                     [&](const std::string& group) {
-                         return std::find(request.groups.begin(), request.groups.end(), group) !=
-                                request.groups.end();
-                     })) {
-        std::string groups;
-        for (const auto& group : decision.approver_groups) {
-            groups += (groups.empty() ? "" : ", ") + group;
+    // The index may trail a commit by a moment, and the engine moves mitigations on its
+    // own: a request that loses the race is decided again on the row that won.
+    for (int attempt = 0;; ++attempt) {
+        const auto found = attempt == 0 ? state.current(request.mitigation_id)
+                                        : state.store.find_mitigation(request.mitigation_id);
+        if (!found) {
+            return result_of(RequestStatus::not_found, std::nullopt,
+                             "no mitigation " + request.mitigation_id);
         }
-        return state.refuse_approval(
-            mitigation, request, RequestStatus::forbidden,
-            request.identity + " is not in a group that may decide (" + groups + ")");
-    }
-    const auto counts = [&](const Approval& approval) {
-        return approval.verdict == ApprovalVerdict::approve &&
-               (!decision.approval_timeout || now - approval.at <= *decision.approval_timeout);
-    };
-    std::set<std::string> approvers;
-    for (const Approval& approval : mitigation.approvals) {
-        if (counts(approval)) {
-            approvers.insert(approval.approver);
+        const Mitigation& mitigation = *found;
+        const char* verb = request.verdict == ApprovalVerdict::approve ? "approved" : "rejected";
+        if (mitigation.state != MitigationState::pending_approval || !mitigation.decision) {
+            return state.refuse_approval(mitigation, request, RequestStatus::conflict,
+                                         mitigation.id + " is " + state_words(mitigation) +
+                                             "; only a mitigation pending approval can be " + verb);
         }
+        const Decision& decision = *mitigation.decision;
+        const TimePoint now = state.clock.now();
+        const TimePoint expiry = *approval_expiry(mitigation, state.setup.engine);
+        if (now >= expiry) {
+            return state.refuse_approval(mitigation, request, RequestStatus::conflict,
+                                         "the approval window closed at " + format_rfc3339(expiry));
+        }
+        if (request.identity == mitigation.proposal.proposed_by &&
+            !decision.self_approval_allowed) {
+            return state.refuse_approval(
+                mitigation, request, RequestStatus::forbidden,
+                request.identity + " proposed this mitigation and cannot also decide on it");
+        }
+        if (!decision.approver_groups.empty() &&
+            std::none_of(decision.approver_groups.begin(), decision.approver_groups.end(),
+                         [&](const std::string& group) {
+                             return std::find(request.groups.begin(), request.groups.end(),
+                                              group) != request.groups.end();
+                         })) {
+            std::string groups;
+            for (const auto& group : decision.approver_groups) {
+                groups += (groups.empty() ? "" : ", ") + group;
+            }
+            return state.refuse_approval(
+                mitigation, request, RequestStatus::forbidden,
+                request.identity + " is not in a group that may decide (" + groups + ")");
+        }
+        const auto counts = [&](const Approval& approval) {
+            return approval.verdict == ApprovalVerdict::approve &&
+                   (!decision.approval_timeout || now - approval.at <= *decision.approval_timeout);
+        };
+        std::set<std::string> approvers;
+        for (const Approval& approval : mitigation.approvals) {
+            if (counts(approval)) {
+                approvers.insert(approval.approver);
+            }
+        }
+        if (approvers.contains(request.identity)) {
+            return state.refuse_approval(mitigation, request, RequestStatus::conflict,
+                                         request.identity + " has already approved " +
+                                             mitigation.id +
+                                             "; approvals must come from distinct people");
+        }
+        Mitigation next = mitigation;
+        next.approvals.push_back({request.identity, request.groups, request.verdict,
+                                  request.channel, request.comment, now});
+        std::string reason;
+        if (request.verdict == ApprovalVerdict::reject) {
+            next.state = MitigationState::rejected;
+            reason = "rejected by " + request.identity;
+        } else {
+            approvers.insert(request.identity);
+            const auto have = static_cast<int>(approvers.size());
+            next.state = have >= decision.approvals_required ? MitigationState::approved
+                                                             : MitigationState::pending_approval;
+            reason = "approved by " + request.identity + " (" + std::to_string(have) + " of " +
+                     std::to_string(decision.approvals_required) + ")";
+        }
+        if (!request.comment.empty()) {
+            reason += ": " + request.comment;
+        }
+        nlohmann::json details = {{"channel", to_string(request.channel)},
+                                  {"groups", request.groups},
+                                  {"verdict", to_string(request.verdict)}};
+        if (!request.via.empty()) {
+            details["via"] = request.via;
+        }
+        const TransitionResult written =
+            state.transitions.move(mitigation, next, request.identity, reason, std::move(details));
+        if (written.outcome == TransitionOutcome::version_conflict && attempt < 4) {
+            continue;
+        }
+        if (written.outcome != TransitionOutcome::done) {
+            return result_of(RequestStatus::conflict, written.current, written.message);
+        }
+        state.metrics.increment("mitigate_approvals_total",
+                                {{"verdict", std::string(to_string(request.verdict))}});
+        return result_of(RequestStatus::done, written.current, reason);
     }
-    if (approvers.contains(request.identity)) {
-        return state.refuse_approval(mitigation, request, RequestStatus::conflict,
-                                     request.identity + " has already approved " + mitigation.id +
-                                         "; approvals must come from distinct people");
-    }
-    Mitigation next = mitigation;
-    next.approvals.push_back(
-        {request.identity, request.groups, request.verdict, request.channel, request.comment, now});
-    std::string reason;
-    if (request.verdict == ApprovalVerdict::reject) {
-        next.state = MitigationState::rejected;
-        reason = "rejected by " + request.identity;
-    } else {
-        approvers.insert(request.identity);
-        const auto have = static_cast<int>(approvers.size());
-        next.state = have >= decision.approvals_required ? MitigationState::approved
-                                                         : MitigationState::pending_approval;
-        reason = "approved by " + request.identity + " (" + std::to_string(have) + " of " +
-                 std::to_string(decision.approvals_required) + ")";
-    }
-    if (!request.comment.empty()) {
-        reason += ": " + request.comment;
-    }
-    nlohmann::json details = {{"channel", to_string(request.channel)},
-                              {"groups", request.groups},
-                              {"verdict", to_string(request.verdict)}};
-    if (!request.via.empty()) {
-        details["via"] = request.via;
-    }
-    const TransitionResult written =
-        state.transitions.move(mitigation, next, request.identity, reason, std::move(details));
-    if (written.outcome != TransitionOutcome::done) {
-        return result_of(RequestStatus::conflict, written.current, written.message);
-    }
-    state.metrics.increment("mitigate_approvals_total",
-                            {{"verdict", std::string(to_string(request.verdict))}});
-    return result_of(RequestStatus::done, written.current, reason);
 }
 
 RequestResult Engine::withdraw(const std::string& id, const std::string& actor,
                                const std::string& reason) {
     State& state = *state_;
-    const auto found = state.current(id);
-    if (!found) {
-        return result_of(RequestStatus::not_found, std::nullopt, "no mitigation " + id);
+    // The index may trail a commit by a moment, and the engine moves mitigations on its
+    // own: a request that loses the race is decided again on the row that won.
+    for (int attempt = 0;; ++attempt) {
+        const auto found = attempt == 0 ? state.current(id) : state.store.find_mitigation(id);
+        if (!found) {
+            return result_of(RequestStatus::not_found, std::nullopt, "no mitigation " + id);
+        }
+        Mitigation next = *found;
+        switch (found->state) {
+            case MitigationState::pending_approval: next.state = MitigationState::rejected; break;
+            case MitigationState::proposed:
+            case MitigationState::planned:
+            case MitigationState::approved: next.state = MitigationState::failed; break;
+            default:
+                return result_of(RequestStatus::conflict, found,
+                                 id + " is " + state_words(*found) +
+                                     "; only a mitigation that has not been applied is withdrawn");
+        }
+        const TransitionResult written =
+            state.transitions.move(*found, next, actor, "withdrawn: " + reason);
+        if (written.outcome == TransitionOutcome::version_conflict && attempt < 4) {
+            continue;
+        }
+        if (written.outcome != TransitionOutcome::done) {
+            return result_of(RequestStatus::conflict, written.current, written.message);
+        }
+        return result_of(RequestStatus::done, written.current, "withdrawn");
     }
-    Mitigation next = *found;
-    switch (found->state) {
-        case MitigationState::pending_approval: next.state = MitigationState::rejected; break;
-        case MitigationState::proposed:
-        case MitigationState::planned:
-        case MitigationState::approved: next.state = MitigationState::failed; break;
-        default:
-            return result_of(RequestStatus::conflict, found,
-                             id + " is " + state_words(*found) +
-                                 "; only a mitigation that has not been applied is withdrawn");
-    }
-    const TransitionResult written =
-        state.transitions.move(*found, next, actor, "withdrawn: " + reason);
-    if (written.outcome != TransitionOutcome::done) {
-        return result_of(RequestStatus::conflict, written.current, written.message);
-    }
-    return result_of(RequestStatus::done, written.current, "withdrawn");
 }
 
 RequestResult Engine::revert(const std::string& id, const std::string& identity,
                              const std::string& reason) {
     State& state = *state_;
-    const auto found = state.current(id);
-    if (!found) {
-        return result_of(RequestStatus::not_found, std::nullopt, "no mitigation " + id);
+    // The index may trail a commit by a moment, and the engine moves mitigations on its
+    // own: a request that loses the race is decided again on the row that won.
+    for (int attempt = 0;; ++attempt) {
+        const auto found = attempt == 0 ? state.current(id) : state.store.find_mitigation(id);
+        if (!found) {
+            return result_of(RequestStatus::not_found, std::nullopt, "no mitigation " + id);
+        }
+        const MitigationState current = found->state;
+        if (current != MitigationState::active && current != MitigationState::verifying &&
+            current != MitigationState::conflict) {
+            return result_of(RequestStatus::conflict, found,
+                             id + " is " + state_words(*found) +
+                                 "; only an active, verifying or conflicting mitigation reverts");
+        }
+        Mitigation reverting = *found;
+        reverting.state = MitigationState::reverting;
+        const TransitionResult written = state.transitions.move(
+            *found, reverting, identity, reason.empty() ? "reverted by " + identity : reason);
+        if (written.outcome == TransitionOutcome::version_conflict && attempt < 4) {
+            continue;
+        }
+        if (written.outcome != TransitionOutcome::done) {
+            return result_of(RequestStatus::conflict, written.current, written.message);
+        }
+        state.metrics.increment("mitigate_reverts_total", {{"cause", "human"}});
+        return result_of(RequestStatus::accepted, written.current,
+                         "reverting: the engine restores the state from before the mitigation");
     }
-    const MitigationState current = found->state;
-    if (current != MitigationState::active && current != MitigationState::verifying &&
-        current != MitigationState::conflict) {
-        return result_of(RequestStatus::conflict, found,
-                         id + " is " + state_words(*found) +
-                             "; only an active, verifying or conflicting mitigation reverts");
-    }
-    Mitigation reverting = *found;
-    reverting.state = MitigationState::reverting;
-    const TransitionResult written = state.transitions.move(
-        *found, reverting, identity, reason.empty() ? "reverted by " + identity : reason);
-    if (written.outcome != TransitionOutcome::done) {
-        return result_of(RequestStatus::conflict, written.current, written.message);
-    }
-    state.metrics.increment("mitigate_reverts_total", {{"cause", "human"}});
-    return result_of(RequestStatus::accepted, written.current,
-                     "reverting: the engine restores the state from before the mitigation");
 }
 
 RequestResult Engine::keep(const std::string& id, const std::string& identity,
@@ -215,24 +239,31 @@ RequestResult Engine::keep(const std::string& id, const std::string& identity,
         return result_of(RequestStatus::invalid, std::nullopt,
                          "keeping a mitigation needs a reason (it will never revert)");
     }
-    const auto found = state.current(id);
-    if (!found) {
-        return result_of(RequestStatus::not_found, std::nullopt, "no mitigation " + id);
+    // The index may trail a commit by a moment, and the engine moves mitigations on its
+    // own: a request that loses the race is decided again on the row that won.
+    for (int attempt = 0;; ++attempt) {
+        const auto found = attempt == 0 ? state.current(id) : state.store.find_mitigation(id);
+        if (!found) {
+            return result_of(RequestStatus::not_found, std::nullopt, "no mitigation " + id);
+        }
+        if (found->state != MitigationState::active && found->state != MitigationState::conflict) {
+            return result_of(RequestStatus::conflict, found,
+                             id + " is " + state_words(*found) +
+                                 "; only an active or conflicting mitigation can be kept");
+        }
+        Mitigation next = *found;
+        next.state = MitigationState::kept;
+        next.expires_at.reset();
+        const TransitionResult written =
+            state.transitions.move(*found, next, identity, "kept: " + reason);
+        if (written.outcome == TransitionOutcome::version_conflict && attempt < 4) {
+            continue;
+        }
+        if (written.outcome != TransitionOutcome::done) {
+            return result_of(RequestStatus::conflict, written.current, written.message);
+        }
+        return result_of(RequestStatus::done, written.current, "kept");
     }
-    if (found->state != MitigationState::active && found->state != MitigationState::conflict) {
-        return result_of(RequestStatus::conflict, found,
-                         id + " is " + state_words(*found) +
-                             "; only an active or conflicting mitigation can be kept");
-    }
-    Mitigation next = *found;
-    next.state = MitigationState::kept;
-    next.expires_at.reset();
-    const TransitionResult written =
-        state.transitions.move(*found, next, identity, "kept: " + reason);
-    if (written.outcome != TransitionOutcome::done) {
-        return result_of(RequestStatus::conflict, written.current, written.message);
-    }
-    return result_of(RequestStatus::done, written.current, "kept");
 }
 
 }  // namespace mitigate

@@ -64,7 +64,7 @@ void IncidentGrouping::load(const std::vector<Incident>& open,
     }
 }
 
-std::unique_ptr<GroupingBatch> IncidentGrouping::group(const std::vector<Signal>& signals,
+std::unique_ptr<GroupingBatch> IncidentGrouping::group(const std::vector<const Signal*>& signals,
                                                        TimePoint now) const {
     using Draft = GroupingBatch::Draft;
     auto batch = std::make_unique<GroupingBatch>();
@@ -87,7 +87,8 @@ std::unique_ptr<GroupingBatch> IncidentGrouping::group(const std::vector<Signal>
         return base != nullptr && base->known.contains(fingerprint);
     };
 
-    for (const Signal& signal : signals) {
+    for (const Signal* pointer : signals) {
+        const Signal& signal = *pointer;
         const std::string key = group_key(signal);
         Draft* draft = nullptr;
         if (const auto live = current.find(key); live != current.end()) {

@@ -43,7 +43,8 @@ class IncidentGrouping {
               const std::vector<std::pair<std::string, IncidentAlert>>& alerts);
 
     // Decides for `signals`, in order, without changing the index.
-    std::unique_ptr<GroupingBatch> group(const std::vector<Signal>& signals, TimePoint now) const;
+    std::unique_ptr<GroupingBatch> group(const std::vector<const Signal*>& signals,
+                                         TimePoint now) const;
     // Takes a batch the store has committed into the index.
     void apply(const GroupingBatch& batch);
 

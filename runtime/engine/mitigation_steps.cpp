@@ -126,22 +126,36 @@ StepResult MitigationSteps::plan(const Mitigation& proposed) {
     next.plan = answer.value;
     next.plan->planned_at = setup_.clock.now();
     next.state = MitigationState::planned;
-    const auto planned =
-        move(proposed, next,
-             "planned by provider " + action.provider + ": " + next.plan->blast_radius.description,
-             {{"idempotency_key", next.plan->idempotency_key}});
-    return planned ? decide(*planned) : StepResult{};
+    std::vector<Transitions::Step> steps;
+    steps.push_back(
+        {next,
+         "runtime",
+         "planned by provider " + action.provider + ": " + next.plan->blast_radius.description,
+         {{"idempotency_key", next.plan->idempotency_key}}});
+    return decide_and_apply(proposed, std::move(steps));
 }
 
 StepResult MitigationSteps::decide(const Mitigation& planned) {
+    return decide_and_apply(planned, {});
+}
+
+// Policy decides on the last of `steps` (or on `current` when there are none); when it
+// allows, the mitigation is journaled applying in the same commit and applied at once. A
+// decision has no effect of its own, so planned, decided and applying go to the store in
+// one transaction: one fsync on the way from a proposal to its apply instead of three.
+StepResult MitigationSteps::decide_and_apply(const Mitigation& current,
+                                             std::vector<Transitions::Step> steps) {
+    const Mitigation& planned = steps.empty() ? current : steps.back().next;
     PolicyInput input;
     input.action = planned.proposal.action;
     input.playbook = planned.proposal.playbook;
     input.proposed_by = planned.proposal.proposed_by;
     input.environment = planned.proposal.environment;
     input.service = planned.proposal.service;
+    std::shared_ptr<const Incident> incident;
     if (!planned.proposal.incident_id.empty()) {
-        if (const auto incident = setup_.incident(planned.proposal.incident_id)) {
+        incident = setup_.incident(planned.proposal.incident_id);
+        if (incident) {
             input.environment = incident->environment;
             input.service = incident->service;
             input.labels = incident->labels;
@@ -154,19 +168,60 @@ StepResult MitigationSteps::decide(const Mitigation& planned) {
         evaluate_policy(*setup_.policies, input, setup_.history.history(now), now);
     setup_.metrics.increment("mitigate_decisions_total",
                              {{"effect", std::string(to_string(decision.effect))}});
-    Mitigation next = planned;
-    next.decision = decision;
+    Mitigation decided = planned;
+    decided.decision = decision;
     switch (decision.effect) {
-        case DecisionEffect::deny: next.state = MitigationState::denied; break;
-        case DecisionEffect::dry_run: next.state = MitigationState::dry_run; break;
+        case DecisionEffect::deny: decided.state = MitigationState::denied; break;
+        case DecisionEffect::dry_run: decided.state = MitigationState::dry_run; break;
         case DecisionEffect::require_approval:
-            next.state = MitigationState::pending_approval;
+            decided.state = MitigationState::pending_approval;
             break;
-        case DecisionEffect::allow: next.state = MitigationState::approved; break;
+        case DecisionEffect::allow: decided.state = MitigationState::approved; break;
     }
-    move(planned, next, decision.summary,
-         {{"effect", to_string(decision.effect)}, {"policy_hash", decision.policy_hash}}, "policy");
-    return {};
+    steps.push_back(
+        {decided,
+         "policy",
+         decision.summary,
+         {{"effect", to_string(decision.effect)}, {"policy_hash", decision.policy_hash}}});
+    const bool applies = decided.state == MitigationState::approved;
+    if (applies) {
+        steps.push_back(applying_step(decided, now));
+    }
+    const TransitionResult result = setup_.transitions.move_chain(current, std::move(steps));
+    if (result.outcome != TransitionOutcome::done) {
+        spdlog::debug("mitigation {}: {} (the step stops; it is looked at again)", current.id,
+                      result.message);
+        return {};
+    }
+    count_end(*result.current);
+    if (!applies) {
+        return {};
+    }
+    started(*result.current, incident.get(), now);
+    return finish_apply(*result.current);
+}
+
+// Journaled before the provider is touched, with the expiry already fixed: a crash from
+// here on leaves a mitigation that is finished at the next start and reverts on time.
+Transitions::Step MitigationSteps::applying_step(const Mitigation& approved, TimePoint now) const {
+    Mitigation applying = approved;
+    applying.state = MitigationState::applying;
+    if (const auto ttl = ttl_of(approved)) {
+        applying.expires_at = now + *ttl;
+    }
+    const std::string key = approved.plan ? approved.plan->idempotency_key : std::string();
+    return {applying, "runtime", "applying " + key, {{"idempotency_key", key}}};
+}
+
+// The policy history counts it from here: it may change its target.
+void MitigationSteps::started(const Mitigation& applying, const Incident* incident, TimePoint now) {
+    std::string service = applying.proposal.service;
+    std::string environment = applying.proposal.environment;
+    if (incident != nullptr) {
+        service = incident->service;
+        environment = incident->environment;
+    }
+    setup_.history.started(applying, service, environment, now);
 }
 
 StepResult MitigationSteps::apply(const Mitigation& approved) {
@@ -176,26 +231,13 @@ StepResult MitigationSteps::apply(const Mitigation& approved) {
         move(approved, failed, "approved without a plan; nothing applied");
         return {};
     }
-    // Journaled before the provider is touched, with the expiry already fixed: a crash from
-    // here on leaves a mitigation that is finished at the next start and reverts on time.
     const TimePoint now = setup_.clock.now();
-    Mitigation applying = approved;
-    applying.state = MitigationState::applying;
-    if (const auto ttl = ttl_of(approved)) {
-        applying.expires_at = now + *ttl;
-    }
-    const auto moved = move(approved, applying, "applying " + approved.plan->idempotency_key,
-                            {{"idempotency_key", approved.plan->idempotency_key}});
+    Transitions::Step step = applying_step(approved, now);
+    const auto moved = move(approved, step.next, step.reason, step.details);
     if (!moved) {
         return {};
     }
-    std::string service = approved.proposal.service;
-    std::string environment = approved.proposal.environment;
-    if (const auto incident = setup_.incident(approved.proposal.incident_id)) {
-        service = incident->service;
-        environment = incident->environment;
-    }
-    setup_.history.started(*moved, service, environment, now);
+    started(*moved, setup_.incident(approved.proposal.incident_id).get(), now);
     return finish_apply(*moved);
 }
 

@@ -3,7 +3,9 @@
 //
 //   plan          proposed -> planned (the provider reads and plans; the plan is read as
 //                 strictly as any input) -> a decision at once; or failed
-//   decide        planned -> denied | dry_run | pending_approval | approved
+//   decide        planned -> denied | dry_run | pending_approval | approved, and when
+//                 approved -> applying and apply; planned, decided and applying are
+//                 committed together (no effect between them: one fsync, not three)
 //   apply         approved -> applying (journaled, with its expiry) -> provider apply ->
 //                 verifying -> provider check; a mitigation with no incident is then
 //                 active, one with an incident waits in verifying for its alerts
@@ -32,11 +34,11 @@
 #include "runtime/config/config.h"
 #include "runtime/core/model.h"
 #include "runtime/engine/next_step.h"
+#include "runtime/engine/transitions.h"
 #include "runtime/policy/policy_set.h"
 
 namespace mitigate {
 
-class Transitions;
 class Providers;
 class Metrics;
 class RecentHistory;
@@ -71,6 +73,9 @@ class MitigationSteps {
   private:
     StepResult plan(const Mitigation& proposed);
     StepResult decide(const Mitigation& planned);
+    StepResult decide_and_apply(const Mitigation& current, std::vector<Transitions::Step> steps);
+    Transitions::Step applying_step(const Mitigation& approved, TimePoint now) const;
+    void started(const Mitigation& applying, const Incident* incident, TimePoint now);
     StepResult apply(const Mitigation& approved);
     StepResult finish_apply(const Mitigation& applying);
     StepResult verify(const Mitigation& verifying);

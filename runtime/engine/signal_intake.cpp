@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <iterator>
 #include <map>
 #include <unordered_set>
 
@@ -71,11 +72,12 @@ bool SignalCommitter::idle() const {
 
 void SignalCommitter::submit(std::vector<Signal> signals, std::function<void(SignalIntake)> done) {
     const std::size_t count = signals.size();
+    std::vector<EncodedSignal> encoded = encode_signals(std::move(signals));
     {
         std::lock_guard lock(mutex_);
         if (!stopping_ && thread_.joinable() && queued_signals_ + count <= options_.backlog_limit) {
             queued_signals_ += count;
-            waiting_.push_back({std::move(signals), std::move(done)});
+            waiting_.push_back({std::move(encoded), std::move(done)});
             arrived_.notify_one();
             return;
         }
@@ -119,15 +121,17 @@ void SignalCommitter::run() {
 }
 
 void SignalCommitter::commit(std::vector<Waiting>& batch) {
-    std::vector<Signal> all;
-    for (const Waiting& waiting : batch) {
-        all.insert(all.end(), waiting.signals.begin(), waiting.signals.end());
+    std::vector<EncodedSignal> all;
+    std::vector<std::size_t> ends;  // where each waiting sender's signals end in `all`
+    for (Waiting& waiting : batch) {
+        std::move(waiting.signals.begin(), waiting.signals.end(), std::back_inserter(all));
+        ends.push_back(all.size());
     }
     const TimePoint now = clock_.now();
     std::unique_ptr<GroupingBatch> grouped;
-    std::vector<Signal> fresh;
+    std::vector<const Signal*> fresh;
     try {
-        fresh = store_.record_signals(all, [&](const std::vector<Signal>& new_signals) {
+        fresh = store_.record_signals(all, [&](const std::vector<const Signal*>& new_signals) {
             grouped = grouping_.group(new_signals, now);
             return std::move(grouped->writes);
         });
@@ -146,8 +150,8 @@ void SignalCommitter::commit(std::vector<Waiting>& batch) {
         grouping_.apply(*grouped);
     }
     std::map<SignalSource, double> by_source;
-    for (const Signal& signal : fresh) {
-        by_source[signal.source] += 1;
+    for (const Signal* signal : fresh) {
+        by_source[signal->source] += 1;
     }
     for (const auto& [source, count] : by_source) {
         metrics_.increment("mitigate_signals_received_total",
@@ -160,21 +164,19 @@ void SignalCommitter::commit(std::vector<Waiting>& batch) {
     if (grouped && listener_) {
         listener_(*grouped);
     }
-    std::unordered_set<std::string_view> first_seen;
-    first_seen.reserve(fresh.size());
-    for (const Signal& signal : fresh) {
-        first_seen.insert(signal.id);
-    }
-    for (Waiting& waiting : batch) {
+    const std::unordered_set<const Signal*> stored(fresh.begin(), fresh.end());
+    std::size_t begin = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
         SignalIntake answer;
-        for (const Signal& signal : waiting.signals) {
-            if (first_seen.erase(signal.id) == 1) {
+        for (std::size_t at = begin; at < ends[i]; ++at) {
+            if (stored.contains(&all[at].signal)) {
                 ++answer.accepted;
             } else {
                 ++answer.duplicates;
             }
         }
-        waiting.done(answer);
+        begin = ends[i];
+        batch[i].done(answer);
     }
 }
 
@@ -185,7 +187,7 @@ void SignalCommitter::group_leftovers() {
             return;
         }
         std::unique_ptr<GroupingBatch> grouped;
-        store_.group_stored_signals(signals, [&](const std::vector<Signal>& stored) {
+        store_.group_stored_signals(signals, [&](const std::vector<const Signal*>& stored) {
             grouped = grouping_.group(stored, clock_.now());
             return std::move(grouped->writes);
         });

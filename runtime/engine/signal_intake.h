@@ -21,10 +21,10 @@
 
 #include "runtime/core/clock.h"
 #include "runtime/core/model.h"
+#include "runtime/store/incident_store.h"
 
 namespace mitigate {
 
-class IncidentStore;
 class IncidentGrouping;
 class Metrics;
 struct GroupingBatch;
@@ -61,7 +61,7 @@ class SignalCommitter {
 
   private:
     struct Waiting {
-        std::vector<Signal> signals;
+        std::vector<EncodedSignal> signals;  // encoded on the sender's thread
         std::function<void(SignalIntake)> done;
     };
     void run();

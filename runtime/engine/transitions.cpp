@@ -31,4 +31,22 @@ TransitionResult Transitions::move(const Mitigation& current, Mitigation next,
     return result;
 }
 
+TransitionResult Transitions::move_chain(const Mitigation& current, std::vector<Step> steps) {
+    std::vector<TransitionRequest> chain;
+    std::int64_t version = current.version;
+    const TimePoint now = clock_.now();
+    for (Step& step : steps) {
+        chain.push_back({std::move(step.next), version++, now, step.actor, step.reason,
+                         std::move(step.details)});
+    }
+    TransitionResult result = store_.transition_chain(chain);
+    if (result.current) {
+        open_.update(*result.current);
+    }
+    if (result.outcome == TransitionOutcome::done && listener_) {
+        listener_(current, *result.current);
+    }
+    return result;
+}
+
 }  // namespace mitigate

@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -37,6 +38,17 @@ class Transitions {
     TransitionResult move(const Mitigation& current, Mitigation next, const std::string& actor,
                           const std::string& reason,
                           nlohmann::json details = nlohmann::json::object());
+
+    // Consecutive transitions with no effect between them (planned, decided, applying),
+    // committed together: one fsync instead of three. All or nothing; the result is the
+    // last step's, or the refusal.
+    struct Step {
+        Mitigation next;
+        std::string actor;
+        std::string reason;
+        nlohmann::json details = nlohmann::json::object();
+    };
+    TransitionResult move_chain(const Mitigation& current, std::vector<Step> steps);
 
     MitigationStore& store() { return store_; }
 

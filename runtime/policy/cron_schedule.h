@@ -28,6 +28,18 @@ class CronSchedule {
     static std::optional<CronSchedule> parse(std::string_view text, std::string& error);
 
     bool matches(const CivilMinute& minute) const;
+    // Whether any minute of this hour can match: lets a walk over minutes skip whole hours.
+    bool matches_hour(int hour) const { return hours_[static_cast<std::size_t>(hour)]; }
+    // The latest minute of an hour, at most `minute`, that the minute field allows; -1 if
+    // none: lets a walk back over minutes jump to the next candidate.
+    int latest_minute_at_most(int minute) const {
+        for (int at = minute; at >= 0; --at) {
+            if (minutes_[static_cast<std::size_t>(at)]) {
+                return at;
+            }
+        }
+        return -1;
+    }
     // The cheap half of matches(), to skip most minutes before computing a weekday.
     bool matches_time_of_day(int hour, int minute) const {
         return minutes_[static_cast<std::size_t>(minute)] && hours_[static_cast<std::size_t>(hour)];

@@ -41,24 +41,35 @@ class WindowCache {
   public:
     WindowCache(const PolicySet& policies, TimePoint now) : policies_(policies), now_(now) {}
     bool active(const std::string& name) {
-        auto found = cache_.find(name);
-        if (found == cache_.end()) {
-            const auto window = policies_.windows.find(name);
-            const bool is_active =
-                window != policies_.windows.end() && is_window_active(window->second, now_);
-            found = cache_.emplace(name, is_active).first;
+        for (const auto& [known, is_active] : cache_) {
+            if (*known == name) {
+                return is_active;
+            }
         }
-        return found->second;
+        const auto window = policies_.windows.find(name);
+        const bool is_active =
+            window != policies_.windows.end() && is_window_active(window->second, now_);
+        cache_.emplace_back(&name, is_active);
+        return is_active;
     }
 
   private:
     const PolicySet& policies_;
     TimePoint now_;
-    std::map<std::string, bool> cache_;
+    std::vector<std::pair<const std::string*, bool>> cache_;  // a set names a few windows
 };
 
-// Returns "" when the rule matches, else why not.
-std::string mismatch(const RuleMatch& match, const PolicyInput& input, WindowCache& windows) {
+// Whether the rule matches. Only when `why` is given is the reason it does not built:
+// the decision itself needs none, and strings for every unmatched rule were most of what a
+// decision cost.
+bool rule_matches(const RuleMatch& match, const PolicyInput& input, WindowCache& windows,
+                  std::string* why) {
+    const auto refuse = [why](auto&& build) {
+        if (why != nullptr) {
+            *why = build();
+        }
+        return false;
+    };
     struct ListCondition {
         const char* what;
         const PatternList* patterns;
@@ -74,63 +85,62 @@ std::string mismatch(const RuleMatch& match, const PolicyInput& input, WindowCac
     };
     for (const auto& condition : lists) {
         if (!condition.patterns->matches(*condition.value)) {
-            // Built with one allocation: this runs for most rules of every decision.
-            const std::string& joined = condition.patterns->joined();
-            std::string reason;
-            reason.reserve(32 + condition.value->size() + joined.size());
-            reason.append(condition.what).append(" \"").append(*condition.value);
-            reason.append("\" is not one of ").append(joined);
-            return reason;
+            return refuse([&] {
+                return std::string(condition.what) + " \"" + *condition.value +
+                       "\" is not one of " + condition.patterns->joined();
+            });
         }
     }
     for (const auto& [name, value] : match.labels) {
         const auto found = input.labels.find(name);
         if (found == input.labels.end() || found->second != value) {
-            return std::string("label ")
-                .append(name)
-                .append(" is not \"")
-                .append(value)
-                .append("\"");
+            return refuse([&] { return "label " + name + " is not \"" + value + "\""; });
         }
     }
     if (match.reversible) {
         if (!input.plan) {
-            return "reversibility is unknown without a plan";
+            return refuse([] { return std::string("reversibility is unknown without a plan"); });
         }
         if (input.plan->reversible != *match.reversible) {
-            return std::string("the plan is ") + (input.plan->reversible ? "" : "not ") +
-                   "reversible";
+            return refuse([&] {
+                return std::string("the plan is ") + (input.plan->reversible ? "" : "not ") +
+                       "reversible";
+            });
         }
     }
     if (match.max_blast_radius) {
         if (!input.plan) {
-            return "blast radius is unknown without a plan";
+            return refuse([] { return std::string("blast radius is unknown without a plan"); });
         }
         if (input.plan->blast_radius.ratio > *match.max_blast_radius) {
-            return "blast radius " + json(input.plan->blast_radius.ratio).dump() + " is above " +
-                   json(*match.max_blast_radius).dump();
+            return refuse([&] {
+                return "blast radius " + json(input.plan->blast_radius.ratio).dump() +
+                       " is above " + json(*match.max_blast_radius).dump();
+            });
         }
     }
     if (match.max_ttl) {
         if (!input.action.ttl) {
-            return "the action has no TTL";
+            return refuse([] { return std::string("the action has no TTL"); });
         }
         if (*input.action.ttl > *match.max_ttl) {
-            return "TTL " + format_duration(*input.action.ttl) + " is longer than " +
-                   format_duration(*match.max_ttl);
+            return refuse([&] {
+                return "TTL " + format_duration(*input.action.ttl) + " is longer than " +
+                       format_duration(*match.max_ttl);
+            });
         }
     }
     for (const auto& window : match.within_windows) {
         if (!windows.active(window)) {
-            return "outside window " + window;
+            return refuse([&] { return "outside window " + window; });
         }
     }
     for (const auto& window : match.outside_windows) {
         if (windows.active(window)) {
-            return "inside window " + window;
+            return refuse([&] { return "inside window " + window; });
         }
     }
-    return "";
+    return true;
 }
 
 bool in_scope(RateScope scope, const PastMitigation& past, const PolicyInput& input) {
@@ -312,6 +322,18 @@ bool is_window_active(const PolicyWindow& window, TimePoint now) {
     // DST transitions come out right: a window is measured in real elapsed time.
     const auto minutes = std::chrono::ceil<std::chrono::minutes>(window.duration).count();
     for (std::int64_t back = 0; back <= minutes; ++back) {
+        const cctz::civil_minute here = local - back;
+        const int minute = window.schedule.matches_hour(here.hour())
+                               ? window.schedule.latest_minute_at_most(here.minute())
+                               : -1;
+        if (minute < 0) {
+            back += here.minute();  // on to the last minute of the hour before
+            continue;
+        }
+        back += here.minute() - minute;  // the latest minute here the schedule allows
+        if (back > minutes) {
+            break;
+        }
         const cctz::civil_minute candidate = local - back;
         CivilMinute civil{static_cast<int>(candidate.year()),
                           candidate.month(),
@@ -338,22 +360,26 @@ bool is_window_active(const PolicyWindow& window, TimePoint now) {
 }
 
 Decision evaluate_policy(const PolicySet& policies, const PolicyInput& input,
-                         const PolicyHistory& history, TimePoint now) {
+                         const PolicyHistory& history, TimePoint now,
+                         PolicyExplanation explanation) {
     Decision decision;
     decision.decided_at = now;
     decision.policy_hash = policies.hash;
+    decision.constraints.reserve(8);
     WindowCache windows(policies, now);
     std::vector<const PolicyRule*> matched;
-    decision.rules.reserve(policies.rules.size());
+    const bool every_rule = explanation == PolicyExplanation::every_rule;
+    std::string why_not;
     for (const PolicyRule& rule : policies.rules) {
-        std::string why_not = mismatch(rule.match, input, windows);
-        const bool matches = why_not.empty();
+        const bool matches =
+            rule_matches(rule.match, input, windows, every_rule ? &why_not : nullptr);
         if (matches) {
             matched.push_back(&rule);
+            decision.rules.push_back(
+                {rule.id, true, "matched: effect " + std::string(to_string(rule.effect))});
+        } else if (every_rule) {
+            decision.rules.push_back({rule.id, false, std::move(why_not)});
         }
-        decision.rules.push_back({rule.id, matches,
-                                  matches ? "matched: effect " + std::string(to_string(rule.effect))
-                                          : std::move(why_not)});
     }
     check_constraints(policies, input, history, now, decision);
 

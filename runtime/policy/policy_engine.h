@@ -48,8 +48,15 @@ struct PolicyHistory {
     std::optional<TimePoint> circuit_breaker_reset_at;
 };
 
+// What a decision's `rules` lists. The engine records the rules that matched (they are
+// what decided, with the constraints); why each other rule did not match is built on
+// demand, by `mitigate policy eval` and `policy test`, since building it for every rule of
+// every decision was most of what a decision cost.
+enum class PolicyExplanation { matched_rules, every_rule };
+
 Decision evaluate_policy(const PolicySet& policies, const PolicyInput& input,
-                         const PolicyHistory& history, TimePoint now);
+                         const PolicyHistory& history, TimePoint now,
+                         PolicyExplanation explanation = PolicyExplanation::matched_rules);
 
 // True when the named window is active at `now` (exposed for tests and `policy eval`).
 bool is_window_active(const PolicyWindow& window, TimePoint now);

@@ -376,7 +376,17 @@ void read_file(const std::string& name, const std::string& text, LoadState& stat
 
 PatternList::PatternList(std::vector<std::string> patterns) : patterns_(std::move(patterns)) {
     for (const auto& pattern : patterns_) {
-        is_glob_.push_back(pattern.find_first_of("*?[") != std::string::npos);
+        // "*", "prefix*" and exact names are most of what rules say: they are matched by
+        // comparison; anything else (?, [...], a * inside) goes to fnmatch.
+        const auto special = pattern.find_first_of("*?[");
+        if (special == std::string::npos) {
+            kinds_.push_back(Kind::exact);
+        } else if (special == pattern.size() - 1 && pattern.back() == '*' &&
+                   pattern.find('\\') == std::string::npos) {
+            kinds_.push_back(Kind::prefix);
+        } else {
+            kinds_.push_back(Kind::glob);
+        }
         joined_ += (joined_.empty() ? "" : ", ") + pattern;
     }
 }
@@ -386,9 +396,24 @@ bool PatternList::matches(const std::string& value) const {
         return true;
     }
     for (std::size_t i = 0; i < patterns_.size(); ++i) {
-        if (is_glob_[i] ? fnmatch(patterns_[i].c_str(), value.c_str(), 0) == 0
-                        : patterns_[i] == value) {
-            return true;
+        const std::string& pattern = patterns_[i];
+        switch (kinds_[i]) {
+            case Kind::exact:
+                if (pattern == value) {
+                    return true;
+                }
+                break;
+            case Kind::prefix:
+                if (std::string_view(value).starts_with(
+                        std::string_view(pattern).substr(0, pattern.size() - 1))) {
+                    return true;
+                }
+                break;
+            case Kind::glob:
+                if (fnmatch(pattern.c_str(), value.c_str(), 0) == 0) {
+                    return true;
+                }
+                break;
         }
     }
     return false;

@@ -53,7 +53,17 @@ struct GroupedSignals {
 
 // Decides, for the signals that are new (a redelivered one never reaches it), what to
 // write. Called inside the store's transaction; must not touch the store.
-using SignalGrouping = std::function<GroupedSignals(const std::vector<Signal>& new_signals)>;
+using SignalGrouping = std::function<GroupedSignals(const std::vector<const Signal*>& new_signals)>;
+
+// A signal with the JSON it is stored as, encoded by the caller: encoding costs about as
+// much as the rest of storing it, and the callers' threads are many while the store's
+// writer is one.
+struct EncodedSignal {
+    Signal signal;
+    std::string json;
+};
+
+std::vector<EncodedSignal> encode_signals(std::vector<Signal> signals);
 
 struct IncidentFilter {
     std::optional<IncidentStatus> status;
@@ -65,10 +75,11 @@ class IncidentStore {
     virtual ~IncidentStore() = default;
 
     // Stores the signals whose id is new and what `group` decides for them, atomically
-    // and durably, and returns the new signals. A redelivered signal (same id) is skipped,
-    // which is what makes webhook retries harmless. Throws StoreError: nothing written.
-    virtual std::vector<Signal> record_signals(const std::vector<Signal>& signals,
-                                               const SignalGrouping& group) = 0;
+    // and durably, and returns the new ones (pointing into `signals`). A redelivered
+    // signal (same id) is skipped, which is what makes webhook retries harmless. Throws
+    // StoreError: nothing written.
+    virtual std::vector<const Signal*> record_signals(const std::vector<EncodedSignal>& signals,
+                                                      const SignalGrouping& group) = 0;
     // Signals recorded but never grouped (only an older mitigate left such), oldest
     // first; group_stored_signals() groups them as record_signals() would have.
     virtual std::vector<Signal> ungrouped_signals(std::size_t limit) = 0;
@@ -76,7 +87,7 @@ class IncidentStore {
                                       const SignalGrouping& group) = 0;
 
     virtual std::vector<Signal> find_signals(const std::vector<std::string>& ids) = 0;
-    // The signals grouped into an incident, oldest first.
+    // The last signal of each alert of an incident, firing alerts first.
     virtual std::vector<Signal> incident_signals(std::string_view incident_id,
                                                  std::size_t limit) = 0;
     virtual std::optional<Incident> find_incident(std::string_view id) = 0;

@@ -80,6 +80,11 @@ class MitigationStore {
     virtual void create_mitigation(const Mitigation& mitigation, std::string_view actor,
                                    std::string_view reason) = 0;
     virtual TransitionResult transition(const TransitionRequest& request) = 0;
+    // Several transitions of one mitigation, each starting from the version the one before
+    // left, committed together or not at all (one fsync for steps that have no effect in
+    // between: planned, decided, applying). The result is the last step's, or the refused
+    // step's with the mitigation as it is (nothing of the chain written).
+    virtual TransitionResult transition_chain(const std::vector<TransitionRequest>& chain) = 0;
 
     virtual std::optional<Mitigation> find_mitigation(std::string_view id) = 0;
     // Newest first.

@@ -158,7 +158,6 @@ UPDATE incidents SET
     playbooks_run_at_ms = opened_at_ms;
 UPDATE incidents SET body = json_remove(body, '$.firing', '$.signal_ids');
 
-CREATE INDEX signals_by_incident ON signals (incident_id, received_at_ms) WHERE incident_id != '';
 CREATE INDEX incidents_awaiting_playbooks ON incidents (opened_at_ms)
 WHERE playbooks_run_at_ms IS NULL;
 

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <array>
+#include <chrono>
 #include <fstream>
 
 #include "runtime/store/schema.h"
@@ -112,7 +113,7 @@ SqliteConnection::~SqliteConnection() {
 }
 
 SqliteConnection::Use SqliteConnection::statement(std::string_view sql) {
-    auto found = statements_.find(std::string(sql));
+    auto found = statements_.find(sql);
     if (found == statements_.end()) {
         found =
             statements_.emplace(std::string(sql), std::make_unique<SqliteStatement>(database_, sql))
@@ -127,6 +128,10 @@ void SqliteConnection::execute(const std::string& sql) {
 
 std::int64_t SqliteConnection::changes() const {
     return sqlite3_changes64(database_);
+}
+
+std::int64_t SqliteConnection::last_insert_rowid() const {
+    return sqlite3_last_insert_rowid(database_);
 }
 
 std::optional<AuditHead> SqliteConnection::audit_head() {
@@ -172,7 +177,54 @@ SqliteDatabase::SqliteDatabase(fs::path path, SqliteDatabaseOptions options)
     open();
 }
 
-SqliteDatabase::~SqliteDatabase() = default;
+SqliteDatabase::~SqliteDatabase() {
+    {
+        std::lock_guard lock(checkpoint_mutex_);
+        closing_ = true;
+    }
+    checkpoint_due_.notify_all();
+    if (checkpoint_thread_.joinable()) {
+        checkpoint_thread_.join();
+    }
+}
+
+void SqliteDatabase::checkpoints() {
+    std::unique_lock lock(checkpoint_mutex_);
+    while (!closing_) {
+        checkpoint_due_.wait_for(lock, std::chrono::seconds(1),
+                                 [this] { return closing_ || checkpoint_requested_; });
+        if (closing_) {
+            return;
+        }
+        checkpoint_requested_ = false;
+        lock.unlock();
+        // PASSIVE: copies what it can without waiting for (or blocking) anyone. A busy
+        // database only defers it to the next round.
+        sqlite3_wal_checkpoint_v2(checkpointer_->handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE,
+                                  nullptr, nullptr);
+        lock.lock();
+    }
+}
+
+namespace {
+
+// After every commit on the writer: past 1000 pages, wake the checkpoint thread.
+int wal_grew(void* database, sqlite3* /*connection*/, const char* /*schema*/, int pages) {
+    if (pages >= 1000) {
+        static_cast<SqliteDatabase*>(database)->request_checkpoint();
+    }
+    return SQLITE_OK;
+}
+
+}  // namespace
+
+void SqliteDatabase::request_checkpoint() {
+    {
+        std::lock_guard lock(checkpoint_mutex_);
+        checkpoint_requested_ = true;
+    }
+    checkpoint_due_.notify_one();
+}
 
 void SqliteDatabase::write(const std::function<void(SqliteConnection&)>& work) {
     if (options_.read_only) {
@@ -181,10 +233,10 @@ void SqliteDatabase::write(const std::function<void(SqliteConnection&)>& work) {
     std::lock_guard lock(writer_mutex_);
     // BEGIN IMMEDIATE takes the write lock up front, so that a busy database makes us wait
     // (busy_timeout) instead of failing half-way through.
-    writer_->execute("BEGIN IMMEDIATE");
+    writer_->statement("BEGIN IMMEDIATE")->run();
     try {
         work(*writer_);
-        writer_->execute("COMMIT");
+        writer_->statement("COMMIT")->run();
     } catch (...) {
         sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
         throw;
@@ -192,16 +244,22 @@ void SqliteDatabase::write(const std::function<void(SqliteConnection&)>& work) {
 }
 
 void SqliteDatabase::read(const std::function<void(SqliteConnection&)>& work) {
+    // Each statement reads one consistent snapshot on its own (WAL); reads that must agree
+    // across statements take snapshot().
     std::lock_guard lock(reader_mutex_);
-    // A read transaction sees one snapshot even while the writer commits (WAL).
-    reader_->execute("BEGIN");
+    work(*reader_);
+}
+
+void SqliteDatabase::snapshot(const std::function<void(SqliteConnection&)>& work) {
+    std::lock_guard lock(reader_mutex_);
+    reader_->statement("BEGIN")->run();
     try {
         work(*reader_);
     } catch (...) {
         sqlite3_exec(reader_->handle(), "COMMIT", nullptr, nullptr, nullptr);
         throw;
     }
-    sqlite3_exec(reader_->handle(), "COMMIT", nullptr, nullptr, nullptr);
+    reader_->statement("COMMIT")->run();
 }
 
 void SqliteDatabase::refuse(const std::string& why) const {
@@ -262,10 +320,18 @@ void SqliteDatabase::open() {
         }
     }
     first->execute("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON");
+    // The writer touches index pages all over the signal and membership indexes (their keys
+    // are hashes): a larger page cache keeps them parsed between batches.
+    first->execute("PRAGMA cache_size = -65536");
     migrate(*first);
     writer_ = std::move(first);
     reader_ = connect(SQLITE_OPEN_READWRITE);
     reader_->execute("PRAGMA query_only = ON");
+    // The writer no longer checkpoints inside its commits (wal_grew and the thread do).
+    writer_->execute("PRAGMA wal_autocheckpoint = 0");
+    sqlite3_wal_hook(writer_->handle(), wal_grew, this);
+    checkpointer_ = connect(SQLITE_OPEN_READWRITE);
+    checkpoint_thread_ = std::thread([this] { checkpoints(); });
 }
 
 // Before SQLite sees the file: anything that is not a SQLite database is refused here, so

@@ -3,12 +3,17 @@
 // messages. Each of those owns its queries; this owns the connections, the transactions
 // and the audit chain, which every write may extend.
 //
-// Two connections, because WAL lets a reader run beside the writer:
-//   writer  every write, in BEGIN IMMEDIATE, synchronous=FULL; one at a time (a mutex)
-//   reader  reads that need no write lock, so an API read never waits for an fsync
+// Connections, because WAL lets readers run beside the writer:
+//   writer      every write, in BEGIN IMMEDIATE, synchronous=FULL; one at a time (a mutex)
+//   reader      reads that need no write lock, so an API read never waits for an fsync
+//   checkpoint  a thread of its own copies the WAL into the database (a passive
+//               checkpoint, which never blocks the writer) once a second or once the WAL
+//               holds 1000 pages, instead of the writer doing it inside a commit that
+//               every sender of a batch waits for
 // Statements are prepared once per connection and kept (statement()).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -17,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "runtime/audit/audit_chain.h"
@@ -80,6 +86,7 @@ class SqliteConnection {
     void execute(const std::string& sql);
     // Rows changed by the last INSERT, UPDATE or DELETE.
     std::int64_t changes() const;
+    std::int64_t last_insert_rowid() const;
 
     // Inside a write transaction: numbers and chains the record after the current head.
     AuditRecord append_audit(const AuditEntry& entry);
@@ -88,8 +95,16 @@ class SqliteConnection {
     sqlite3* handle() const { return database_; }
 
   private:
+    // Found by the SQL text without building a string: statement() is on every path.
+    struct TextHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view text) const {
+            return std::hash<std::string_view>{}(text);
+        }
+    };
     sqlite3* database_;
-    std::unordered_map<std::string, std::unique_ptr<SqliteStatement>> statements_;
+    std::unordered_map<std::string, std::unique_ptr<SqliteStatement>, TextHash, std::equal_to<>>
+        statements_;
 };
 
 struct SqliteDatabaseOptions {
@@ -111,14 +126,19 @@ class SqliteDatabase {
     // One write transaction on the writer connection: committed (durably) when `work`
     // returns, rolled back when it throws (the exception goes on).
     void write(const std::function<void(SqliteConnection&)>& work);
-    // One read transaction (a consistent snapshot) on the reader connection.
+    // Reads on the reader connection: each statement sees one committed state.
     void read(const std::function<void(SqliteConnection&)>& work);
+    // Reads that must all see the same committed state (one read transaction).
+    void snapshot(const std::function<void(SqliteConnection&)>& work);
 
     const std::filesystem::path& path() const { return path_; }
     bool read_only() const { return options_.read_only; }
+    // Asks the checkpoint thread to copy the WAL into the database now.
+    void request_checkpoint();
 
   private:
     void open();
+    void checkpoints();
     void check_file_header() const;
     void check_identity(sqlite3* database) const;
     void migrate(SqliteConnection& connection) const;
@@ -130,6 +150,13 @@ class SqliteDatabase {
     std::unique_ptr<SqliteConnection> reader_;
     std::mutex writer_mutex_;
     std::mutex reader_mutex_;
+
+    std::unique_ptr<SqliteConnection> checkpointer_;
+    std::thread checkpoint_thread_;
+    std::mutex checkpoint_mutex_;
+    std::condition_variable checkpoint_due_;
+    bool checkpoint_requested_ = false;
+    bool closing_ = false;
 };
 
 }  // namespace mitigate

@@ -133,64 +133,32 @@ class SqliteStoreImplementation final : public SqliteStore {
     }
 
     TransitionResult transition(const TransitionRequest& request) override {
+        return transition_chain({request});
+    }
+
+    TransitionResult transition_chain(const std::vector<TransitionRequest>& chain) override {
+        // A step of the chain that is refused rolls back the steps before it.
+        struct Refused {};
         TransitionResult result;
-        database_.write([&](SqliteConnection& connection) {
-            auto current = find_in(connection, request.next.id);
-            if (!current) {
-                result.outcome = TransitionOutcome::not_found;
-                result.message = "no mitigation " + request.next.id;
-                return;
+        std::vector<MitigationState> entered;
+        try {
+            database_.write([&](SqliteConnection& connection) {
+                for (const TransitionRequest& request : chain) {
+                    result = transition_in(connection, request);
+                    if (result.outcome != TransitionOutcome::done) {
+                        throw Refused{};
+                    }
+                    entered.push_back(result.current->state);
+                }
+            });
+        } catch (const Refused&) {
+            if (chain.size() > 1) {
+                result.current = find_mitigation(chain.front().next.id);  // as it is, rolled back
             }
-            result.current = current;
-            if (current->version != request.expected_version) {
-                result.outcome = TransitionOutcome::version_conflict;
-                result.message = "mitigation " + current->id + " is at version " +
-                                 std::to_string(current->version) + ", not " +
-                                 std::to_string(request.expected_version) + " (changed since read)";
-                return;
-            }
-            if (!is_transition_allowed(current->state, request.next.state)) {
-                result.outcome = TransitionOutcome::not_allowed;
-                result.message = "mitigation " + current->id + " cannot go from " +
-                                 std::string(to_string(current->state)) + " to " +
-                                 std::string(to_string(request.next.state));
-                return;
-            }
-            // What was proposed and decided on is fixed at creation: a transition that
-            // would swap the action under an approval is a bug, and is refused.
-            if (request.next.proposal != current->proposal ||
-                request.next.created_at != current->created_at ||
-                request.next.drill != current->drill) {
-                result.outcome = TransitionOutcome::not_allowed;
-                result.message = "mitigation " + current->id +
-                                 ": the proposal, creation time and drill mark cannot change";
-                return;
-            }
-            Mitigation next = request.next;
-            next.version = current->version + 1;
-            next.updated_at = request.at;
-            write_mitigation(connection, next, /*insert=*/false, current->version);
-            fault("transition.mitigation_written");
-            write_journal(connection, {next.id, next.version, current->state, next.state,
-                                       request.at, request.actor, request.reason});
-            fault("transition.journal_written");
-            json details = request.audit_details.is_null() ? json::object() : request.audit_details;
-            details["from"] = to_string(current->state);
-            details["to"] = to_string(next.state);
-            details["version"] = next.version;
-            details["reason"] = request.reason;
-            if (next.drill) {
-                details["drill"] = true;  // marked everywhere: the audit log too
-            }
-            connection.append_audit(
-                {request.at, request.actor, "mitigation.transition", next.id, std::move(details)});
-            fault("transition.before_commit");
-            fault("transition.writing:" + std::string(to_string(next.state)));
-            result.outcome = TransitionOutcome::done;
-            result.current = std::move(next);
-        });
-        if (result.outcome == TransitionOutcome::done) {
-            fault("transition.committed:" + std::string(to_string(result.current->state)));
+            return result;
+        }
+        for (MitigationState state : entered) {
+            fault("transition.committed:" + std::string(to_string(state)));
         }
         return result;
     }
@@ -265,19 +233,28 @@ class SqliteStoreImplementation final : public SqliteStore {
 
     // ---- IncidentStore -------------------------------------------------------------
 
-    std::vector<Signal> record_signals(const std::vector<Signal>& signals,
-                                       const SignalGrouping& group) override {
-        std::vector<Signal> fresh;
+    std::vector<const Signal*> record_signals(const std::vector<EncodedSignal>& signals,
+                                              const SignalGrouping& group) override {
+        std::vector<const Signal*> fresh;
         database_.write([&](SqliteConnection& connection) {
+            fresh.clear();
+            // Inserted first: the primary key says whether the id is new, in the one index
+            // lookup the insert makes anyway. Which incident each joined is written after
+            // grouping, to the row just inserted (by rowid: its page is in the cache).
+            std::vector<std::int64_t> rows;
             {
-                auto exists = connection.statement("SELECT 1 FROM signals WHERE id = ?");
-                std::set<std::string_view> in_this_batch;
-                for (const Signal& signal : signals) {
-                    exists->bind(1, signal.id);
-                    const bool stored = exists->step();
-                    exists->reset();
-                    if (!stored && in_this_batch.insert(signal.id).second) {
-                        fresh.push_back(signal);
+                auto insert = connection.statement(
+                    "INSERT INTO signals (id, received_at_ms, processed, incident_id, body) "
+                    "VALUES (?, ?, 1, '', ?) ON CONFLICT (id) DO NOTHING");
+                for (const EncodedSignal& encoded : signals) {
+                    insert->bind(1, encoded.signal.id)
+                        .bind(2, to_millis(encoded.signal.received_at))
+                        .bind(3, encoded.json);
+                    insert->run();
+                    insert->reset();
+                    if (connection.changes() == 1) {
+                        fresh.push_back(&encoded.signal);
+                        rows.push_back(connection.last_insert_rowid());
                     }
                 }
             }
@@ -285,17 +262,16 @@ class SqliteStoreImplementation final : public SqliteStore {
                 return;
             }
             const GroupedSignals grouped = group(fresh);
-            check_grouping(fresh, grouped);
-            auto insert = connection.statement(
-                "INSERT INTO signals (id, received_at_ms, processed, incident_id, body) "
-                "VALUES (?, ?, 1, ?, ?)");
+            check_grouping(fresh.size(), grouped);
+            auto joined =
+                connection.statement("UPDATE signals SET incident_id = ? WHERE rowid = ?");
             for (std::size_t i = 0; i < fresh.size(); ++i) {
-                insert->bind(1, fresh[i].id)
-                    .bind(2, to_millis(fresh[i].received_at))
-                    .bind(3, grouped.signal_incidents[i])
-                    .bind(4, json(fresh[i]).dump());
-                insert->run();
-                insert->reset();
+                if (grouped.signal_incidents[i].empty()) {
+                    continue;
+                }
+                joined->bind(1, grouped.signal_incidents[i]).bind(2, rows[i]);
+                joined->run();
+                joined->reset();
             }
             write_grouping(connection, grouped);
         });
@@ -319,8 +295,12 @@ class SqliteStoreImplementation final : public SqliteStore {
     void group_stored_signals(const std::vector<Signal>& signals,
                               const SignalGrouping& group) override {
         database_.write([&](SqliteConnection& connection) {
-            const GroupedSignals grouped = group(signals);
-            check_grouping(signals, grouped);
+            std::vector<const Signal*> pointers;
+            for (const Signal& signal : signals) {
+                pointers.push_back(&signal);
+            }
+            const GroupedSignals grouped = group(pointers);
+            check_grouping(signals.size(), grouped);
             auto mark = connection.statement(
                 "UPDATE signals SET processed = 1, incident_id = ? WHERE id = ?");
             for (std::size_t i = 0; i < signals.size(); ++i) {
@@ -351,8 +331,10 @@ class SqliteStoreImplementation final : public SqliteStore {
         std::vector<Signal> result;
         database_.read([&](SqliteConnection& connection) {
             auto statement = connection.statement(
-                "SELECT id, body FROM signals WHERE incident_id = ? "
-                "ORDER BY received_at_ms, rowid LIMIT ?");
+                "SELECT signals.id, signals.body FROM incident_alerts AS alerts "
+                "JOIN signals ON signals.id = alerts.last_signal_id "
+                "WHERE alerts.incident_id = ? ORDER BY alerts.firing DESC, alerts.fingerprint "
+                "LIMIT ?");
             statement->bind(1, incident_id).bind(2, static_cast<std::int64_t>(limit));
             while (statement->step()) {
                 result.push_back(signal_from_body(statement->text(0), statement->text(1)));
@@ -582,7 +564,7 @@ class SqliteStoreImplementation final : public SqliteStore {
 
     AuditChainVerifier verify_audit_chain() override {
         AuditChainVerifier verifier;
-        database_.read([&](SqliteConnection& connection) {
+        database_.snapshot([&](SqliteConnection& connection) {
             // A one-off walk: not kept among the prepared statements.
             SqliteStatement statement(connection.handle(),
                                       "SELECT sequence, record, hash FROM audit_log ORDER BY "
@@ -598,6 +580,65 @@ class SqliteStoreImplementation final : public SqliteStore {
     }
 
   private:
+    // One transition inside the caller's write transaction.
+    TransitionResult transition_in(SqliteConnection& connection, const TransitionRequest& request) {
+        TransitionResult result;
+        auto current = find_in(connection, request.next.id);
+        if (!current) {
+            result.outcome = TransitionOutcome::not_found;
+            result.message = "no mitigation " + request.next.id;
+            return result;
+        }
+        result.current = current;
+        if (current->version != request.expected_version) {
+            result.outcome = TransitionOutcome::version_conflict;
+            result.message = "mitigation " + current->id + " is at version " +
+                             std::to_string(current->version) + ", not " +
+                             std::to_string(request.expected_version) + " (changed since read)";
+            return result;
+        }
+        if (!is_transition_allowed(current->state, request.next.state)) {
+            result.outcome = TransitionOutcome::not_allowed;
+            result.message = "mitigation " + current->id + " cannot go from " +
+                             std::string(to_string(current->state)) + " to " +
+                             std::string(to_string(request.next.state));
+            return result;
+        }
+        // What was proposed and decided on is fixed at creation: a transition that would
+        // swap the action under an approval is a bug, and is refused.
+        if (request.next.proposal != current->proposal ||
+            request.next.created_at != current->created_at ||
+            request.next.drill != current->drill) {
+            result.outcome = TransitionOutcome::not_allowed;
+            result.message = "mitigation " + current->id +
+                             ": the proposal, creation time and drill mark cannot change";
+            return result;
+        }
+        Mitigation next = request.next;
+        next.version = current->version + 1;
+        next.updated_at = request.at;
+        write_mitigation(connection, next, /*insert=*/false, current->version);
+        fault("transition.mitigation_written");
+        write_journal(connection, {next.id, next.version, current->state, next.state, request.at,
+                                   request.actor, request.reason});
+        fault("transition.journal_written");
+        json details = request.audit_details.is_null() ? json::object() : request.audit_details;
+        details["from"] = to_string(current->state);
+        details["to"] = to_string(next.state);
+        details["version"] = next.version;
+        details["reason"] = request.reason;
+        if (next.drill) {
+            details["drill"] = true;  // marked everywhere: the audit log too
+        }
+        connection.append_audit(
+            {request.at, request.actor, "mitigation.transition", next.id, std::move(details)});
+        fault("transition.before_commit");
+        fault("transition.writing:" + std::string(to_string(next.state)));
+        result.outcome = TransitionOutcome::done;
+        result.current = std::move(next);
+        return result;
+    }
+
     void fault(std::string_view point) const {
         if (options_.fault_point) {
             options_.fault_point(point);
@@ -660,11 +701,11 @@ class SqliteStoreImplementation final : public SqliteStore {
     }
 
     // A grouping that does not say where each signal went is a bug in the caller.
-    static void check_grouping(const std::vector<Signal>& signals, const GroupedSignals& grouped) {
-        if (grouped.signal_incidents.size() != signals.size()) {
-            throw std::logic_error(
-                "grouping returned " + std::to_string(grouped.signal_incidents.size()) +
-                " incident ids for " + std::to_string(signals.size()) + " signals");
+    static void check_grouping(std::size_t signals, const GroupedSignals& grouped) {
+        if (grouped.signal_incidents.size() != signals) {
+            throw std::logic_error("grouping returned " +
+                                   std::to_string(grouped.signal_incidents.size()) +
+                                   " incident ids for " + std::to_string(signals) + " signals");
         }
     }
 
@@ -730,6 +771,16 @@ class SqliteStoreImplementation final : public SqliteStore {
 };
 
 }  // namespace
+
+std::vector<EncodedSignal> encode_signals(std::vector<Signal> signals) {
+    std::vector<EncodedSignal> encoded;
+    encoded.reserve(signals.size());
+    for (Signal& signal : signals) {
+        std::string text = json(signal).dump();
+        encoded.push_back({std::move(signal), std::move(text)});
+    }
+    return encoded;
+}
 
 std::unique_ptr<SqliteStore> open_sqlite_store(const fs::path& path,
                                                const SqliteStoreOptions& options) {

@@ -5,6 +5,8 @@
 //   aws_waf_read     one SigV4-signed GetWebACL, verified by the AWS emulator
 //   aws_ecs_read     two signed calls (DescribeServices, DescribeScalableTargets)
 //   vercel_read      one bearer GET /v9/projects
+//   flags_cycle      apply then revert of flag.set on the flagd file: read-check-write each
+//                    way, each write replacing the file durably (fsync, rename, fsync)
 //   aws_ecs_cycle    apply then revert of ecs.scale: read-check-write each way
 // p50 and p99 per call are reported as counters (microseconds).
 #include <benchmark/benchmark.h>
@@ -160,7 +162,26 @@ void aws_ecs_cycle(benchmark::State& state) {
     run_calls(state, "aws", {apply, revert});
 }
 
+void flags_cycle(benchmark::State& state) {
+    const PluginCallResult plan =
+        world().registry->call("flags", {{"operation", "plan"},
+                                         {"action", "flag.set"},
+                                         {"target", "checkout"},
+                                         {"parameters", {{"variant", "off"}}}});
+    if (!plan.ok()) {
+        state.SkipWithError(plan.error.c_str());
+        return;
+    }
+    const json base{{"action", "flag.set"}, {"target", "checkout"}, {"plan", plan.response}};
+    json apply = base;
+    apply["operation"] = "apply";
+    json revert = base;
+    revert["operation"] = "revert";
+    run_calls(state, "flags", {apply, revert});
+}
+
 BENCHMARK(flags_read)->Iterations(300)->Unit(benchmark::kMicrosecond);
+BENCHMARK(flags_cycle)->Iterations(100)->Unit(benchmark::kMicrosecond);
 BENCHMARK(aws_waf_read)->Iterations(300)->Unit(benchmark::kMicrosecond);
 BENCHMARK(aws_ecs_read)->Iterations(300)->Unit(benchmark::kMicrosecond);
 BENCHMARK(vercel_read)->Iterations(300)->Unit(benchmark::kMicrosecond);

@@ -509,22 +509,23 @@ TEST_F(EngineTest, APlanForAnUnknownTargetFailsTheMitigationWithTheReason) {
 TEST_F(EngineTest, IncidentsWhosePlaybooksACrashInterruptedRunThemAtTheNextStart) {
     engine->stop();
     // An earlier process stored and grouped the signal, and died before the playbooks ran.
-    store->record_signals(alert("firing", "dev"), [this](const std::vector<Signal>& fresh) {
-        GroupedSignals grouped;
-        Incident incident;
-        incident.id = "inc_interrupted";
-        incident.group_key = "alertname=HighErrorRate,service=checkout,environment=dev";
-        incident.title = "HighErrorRate on checkout (dev)";
-        incident.service = "checkout";
-        incident.environment = "dev";
-        incident.labels = fresh[0].labels;
-        incident.opened_at = clock.now();
-        grouped.incidents.push_back({incident, true});
-        grouped.alerts.push_back({incident.id, {"fp1", true, fresh[0].id, clock.now()}});
-        grouped.counters[incident.id] = {1, 1, 1};
-        grouped.signal_incidents = {incident.id};
-        return grouped;
-    });
+    store->record_signals(
+        encode_signals(alert("firing", "dev")), [this](const std::vector<const Signal*>& fresh) {
+            GroupedSignals grouped;
+            Incident incident;
+            incident.id = "inc_interrupted";
+            incident.group_key = "alertname=HighErrorRate,service=checkout,environment=dev";
+            incident.title = "HighErrorRate on checkout (dev)";
+            incident.service = "checkout";
+            incident.environment = "dev";
+            incident.labels = fresh[0]->labels;
+            incident.opened_at = clock.now();
+            grouped.incidents.push_back({incident, true});
+            grouped.alerts.push_back({incident.id, {"fp1", true, fresh[0]->id, clock.now()}});
+            grouped.counters[incident.id] = {1, 1, 1};
+            grouped.signal_incidents = {incident.id};
+            return grouped;
+        });
     ASSERT_EQ(store->incidents_awaiting_playbooks(10).size(), 1u);
     start_engine(EngineConfig{});
     settle();

@@ -242,6 +242,25 @@ TEST_F(EngineWithFakeProviders, PeopleAreAnsweredAtOnceWhileARevertHangs) {
     EXPECT_EQ(providers.writes("a"), 2);  // one apply, one revert
 }
 
+TEST_F(EngineWithFakeProviders, ARequestThatLosesARaceIsDecidedAgainOnTheRowThatWon) {
+    const std::string id = propose("fast", "a", "stage");
+    settle();
+    ASSERT_EQ(state_of(id), State::pending_approval);
+    // Something moved it after the engine's index last saw it (as the engine itself does
+    // between its commit and its index update): the index is one version behind.
+    const Mitigation stored = *store->find_mitigation(id);
+    ASSERT_EQ(store->transition({stored, stored.version, clock.now(), "elsewhere", "bump"}).outcome,
+              TransitionOutcome::done);
+    ApprovalRequest approval;
+    approval.mitigation_id = id;
+    approval.identity = "bob";
+    approval.groups = {"sre"};
+    const RequestResult approved = engine->approve(approval);
+    EXPECT_EQ(approved.status, RequestStatus::done) << approved.message;
+    settle();
+    EXPECT_EQ(state_of(id), State::active);
+}
+
 TEST_F(EngineWithFakeProviders, AProposalThatCouldNotBeReadBackIsRefusedNotStored) {
     ProposalRequest request;
     request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), ""};

@@ -57,16 +57,20 @@ TEST(JsonSchema, RefusesKeywordsItDoesNotEnforce) {
     EXPECT_EQ(schema_problem(parameters, "schema"), std::nullopt);
     EXPECT_EQ(schema_problem(json{{"type", "string"}, {"pattern", "^a"}}, "schema").value_or(""),
               "schema.pattern: schema keyword not supported");
-    EXPECT_EQ(schema_problem(json{{"properties", {{"x", {{"format", "uri"}}}}}}, "schema").value_or(""),
-              "schema.properties.x.format: schema keyword not supported");
+    EXPECT_EQ(
+        schema_problem(json{{"properties", {{"x", {{"format", "uri"}}}}}}, "schema").value_or(""),
+        "schema.properties.x.format: schema keyword not supported");
 }
 
 TEST(Manifest, RequiresNameVersionAndValidActionSchemas) {
-    const json good{{"name", "flags"}, {"version", "1.0.0"}, {"actions", {{"flag.set", {{"parameters", parameters}}}}}};
+    const json good{{"name", "flags"},
+                    {"version", "1.0.0"},
+                    {"actions", {{"flag.set", {{"parameters", parameters}}}}}};
     EXPECT_EQ(manifest_problem(good), std::nullopt);
     json unnamed = good;
     unnamed.erase("name");
-    EXPECT_EQ(manifest_problem(unnamed).value_or(""), "manifest.name: a non-empty string is required");
+    EXPECT_EQ(manifest_problem(unnamed).value_or(""),
+              "manifest.name: a non-empty string is required");
     json no_actions = good;
     no_actions["actions"] = json::object();
     EXPECT_EQ(manifest_problem(no_actions).value_or(""),

@@ -49,7 +49,7 @@ const TimePoint monday_noon = at("2026-11-23T12:00:00Z");
 
 Decision decide(const PolicySet& set, const PolicyInput& in, const PolicyHistory& history = {},
                 TimePoint now = monday_noon) {
-    return evaluate_policy(set, in, history, now);
+    return evaluate_policy(set, in, history, now, PolicyExplanation::every_rule);
 }
 
 std::vector<std::string> failed_constraints(const Decision& decision) {
@@ -183,6 +183,38 @@ TEST(PolicyEngine, WindowsSpanMidnightAndDaylightSavingChanges) {
     EXPECT_TRUE(is_window_active(window, at("2026-11-01T09:59:00Z")));
     EXPECT_FALSE(is_window_active(window, at("2026-11-01T10:00:00Z")));
     EXPECT_FALSE(is_window_active(window, at("2026-11-01T01:59:00Z")));
+}
+
+// is_window_active walks back from `now`, skipping hours and minutes the schedule rules
+// out; it must agree with the plain definition, checked here through the forward walk of
+// next_schedule_time: some start S the schedule fires at has S <= now < S + duration.
+TEST(PolicyEngine, WindowsAgreeWithTheirDefinitionAtEveryMinuteTried) {
+    const PolicySet set = policies(R"yaml(windows:
+  office: {schedule: "0 9 * * mon-fri", duration: 8h, timezone: Europe/Berlin}
+  quarter: {schedule: "*/15 * * * *", duration: 5m, timezone: UTC}
+  night: {schedule: "30 2 * * *", duration: 20m, timezone: America/New_York}
+  pairs: {schedule: "5,35 8-10 * * 1-5", duration: 90m, timezone: Europe/Berlin}
+  short: {schedule: "59 23 * * *", duration: 2m, timezone: Australia/Lord_Howe}
+)yaml");
+    int checked = 0;
+    for (const auto& [name, window] : set.windows) {
+        // Three weeks around Europe's and America's autumn clock changes, every 7 minutes.
+        for (TimePoint now = at("2026-10-20T00:00:00Z"); now < at("2026-11-10T00:00:00Z");
+             now += std::chrono::minutes(7)) {
+            bool expected = false;
+            for (auto start =
+                     next_schedule_time(window.schedule, window.time_zone,
+                                        now - window.duration - std::chrono::minutes(1), now);
+                 start && !expected;
+                 start = next_schedule_time(window.schedule, window.time_zone, *start, now)) {
+                expected = *start <= now && now < *start + window.duration;
+            }
+            ASSERT_EQ(is_window_active(window, now), expected)
+                << name << " at " << format_rfc3339(now);
+            ++checked;
+        }
+    }
+    EXPECT_GT(checked, 20000);
 }
 
 TEST(PolicyEngine, FreezeDeniesOnlyInItsEnvironmentsAndPeriod) {

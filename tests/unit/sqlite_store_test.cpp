@@ -351,7 +351,7 @@ struct OneIncident {
     TimePoint at;
     bool opened = false;
     Incident::Counters counters;
-    GroupedSignals operator()(const std::vector<Signal>& signals) {
+    GroupedSignals operator()(const std::vector<const Signal*>& signals) {
         GroupedSignals grouped;
         Incident incident;
         incident.id = "inc_1";
@@ -363,8 +363,8 @@ struct OneIncident {
             grouped.audit.push_back({at, "runtime", "incident.opened", "inc_1", {}});
             opened = true;
         }
-        for (const Signal& signal : signals) {
-            grouped.alerts.push_back({"inc_1", {signal.fingerprint, true, signal.id, at}});
+        for (const Signal* signal : signals) {
+            grouped.alerts.push_back({"inc_1", {signal->fingerprint, true, signal->id, at}});
             ++counters.alerts;
             ++counters.firing;
             ++counters.signals;
@@ -377,22 +377,23 @@ struct OneIncident {
 
 TEST_F(SqliteStoreTest, ARedeliveredSignalIsRecordedOnceAndGroupedOnce) {
     auto store = open();
-    OneIncident grouping{clock_.now()};
+    OneIncident grouping{clock_.now(), false, {}};
     std::vector<std::size_t> grouped_sizes;
-    const auto group = [&](const std::vector<Signal>& signals) {
+    const auto group = [&](const std::vector<const Signal*>& signals) {
         grouped_sizes.push_back(signals.size());
         return grouping(signals);
     };
-    const auto first = store->record_signals(
-        {make_signal("s1", clock_.now()), make_signal("s2", clock_.now())}, group);
+    const auto first_batch =
+        encode_signals({make_signal("s1", clock_.now()), make_signal("s2", clock_.now())});
+    const auto first = store->record_signals(first_batch, group);
     EXPECT_EQ(first.size(), 2u);
     // Again, and twice in one batch: only s3 is new, and only s3 is grouped.
-    const auto again =
-        store->record_signals({make_signal("s2", clock_.now()), make_signal("s3", clock_.now()),
-                               make_signal("s3", clock_.now())},
-                              group);
+    const auto second_batch =
+        encode_signals({make_signal("s2", clock_.now()), make_signal("s3", clock_.now()),
+                        make_signal("s3", clock_.now())});
+    const auto again = store->record_signals(second_batch, group);
     ASSERT_EQ(again.size(), 1u);
-    EXPECT_EQ(again[0].id, "s3");
+    EXPECT_EQ(again[0]->id, "s3");
     EXPECT_EQ(grouped_sizes, (std::vector<std::size_t>{2, 1}));
     EXPECT_EQ(store->find_signals({"s2", "nope"}).size(), 1u);
     EXPECT_TRUE(store->ungrouped_signals(10).empty());
@@ -410,12 +411,12 @@ TEST_F(SqliteStoreTest, ARedeliveredSignalIsRecordedOnceAndGroupedOnce) {
 
 TEST_F(SqliteStoreTest, AGroupingThatCannotBeWrittenStoresNoneOfItsSignals) {
     auto store = open();
-    OneIncident grouping{clock_.now()};
-    store->record_signals({make_signal("s1", clock_.now())}, grouping);
+    OneIncident grouping{clock_.now(), false, {}};
+    store->record_signals(encode_signals({make_signal("s1", clock_.now())}), grouping);
     const auto head = store->audit_head().sequence;
     // A second open incident of the same group would split it: refused, nothing written,
     // not even the signals.
-    const auto twin = [&](const std::vector<Signal>& signals) {
+    const auto twin = [&](const std::vector<const Signal*>& signals) {
         GroupedSignals grouped;
         Incident incident;
         incident.id = "inc_2";
@@ -426,28 +427,30 @@ TEST_F(SqliteStoreTest, AGroupingThatCannotBeWrittenStoresNoneOfItsSignals) {
         grouped.signal_incidents.assign(signals.size(), "inc_2");
         return grouped;
     };
-    EXPECT_THROW(store->record_signals({make_signal("s2", clock_.now())}, twin), StoreError);
+    EXPECT_THROW(store->record_signals(encode_signals({make_signal("s2", clock_.now())}), twin),
+                 StoreError);
     EXPECT_FALSE(store->find_incident("inc_2"));
     EXPECT_TRUE(store->find_signals({"s2"}).empty());
     EXPECT_EQ(store->audit_head().sequence, head);
     // A grouping that does not place every signal is a bug, refused the same way.
-    const auto short_answer = [](const std::vector<Signal>&) { return GroupedSignals{}; };
-    EXPECT_THROW(store->record_signals({make_signal("s3", clock_.now())}, short_answer),
-                 std::logic_error);
+    const auto short_answer = [](const std::vector<const Signal*>&) { return GroupedSignals{}; };
+    EXPECT_THROW(
+        store->record_signals(encode_signals({make_signal("s3", clock_.now())}), short_answer),
+        std::logic_error);
     EXPECT_TRUE(store->find_signals({"s3"}).empty());
 }
 
 TEST_F(SqliteStoreTest, AResolvedIncidentKeepsItsBodyAndItsCounters) {
     auto store = open();
-    OneIncident grouping{clock_.now()};
-    store->record_signals({make_signal("s1", clock_.now())}, grouping);
-    const auto resolve = [&](const std::vector<Signal>& signals) {
+    OneIncident grouping{clock_.now(), false, {}};
+    store->record_signals(encode_signals({make_signal("s1", clock_.now())}), grouping);
+    const auto resolve = [&](const std::vector<const Signal*>& signals) {
         GroupedSignals grouped;
         Incident incident = *store->find_incident("inc_1");
         incident.status = IncidentStatus::resolved;
         incident.resolved_at = clock_.now();
         grouped.incidents.push_back({incident, false});
-        grouped.alerts.push_back({"inc_1", {"fp-s1", false, signals[0].id, clock_.now()}});
+        grouped.alerts.push_back({"inc_1", {"fp-s1", false, signals[0]->id, clock_.now()}});
         grouped.counters["inc_1"] = {1, 0, 2};
         grouped.signal_incidents = {"inc_1"};
         return grouped;
@@ -455,7 +458,7 @@ TEST_F(SqliteStoreTest, AResolvedIncidentKeepsItsBodyAndItsCounters) {
     Signal resolution = make_signal("s1-resolved", clock_.now());
     resolution.fingerprint = "fp-s1";
     resolution.status = SignalStatus::resolved;
-    store->record_signals({resolution}, resolve);
+    store->record_signals(encode_signals({resolution}), resolve);
     const auto incident = store->find_incident("inc_1");
     EXPECT_EQ(incident->status, IncidentStatus::resolved);
     EXPECT_EQ(incident->counters, (Incident::Counters{1, 0, 2}));
