@@ -52,8 +52,8 @@ struct SandboxConfig {
     std::int64_t plugin_call_timeout_ms = 30000;
 };
 
-// How the lifecycle engine (runtime/engine/lifecycle.h) groups signals and runs
-// mitigations. Durations in milliseconds.
+// How the engine (runtime/engine/engine.h) groups signals and runs mitigations. Durations
+// in milliseconds.
 struct EngineConfig {
     // Signal labels that make two alerts one incident; an alert with none of them groups
     // by its fingerprint alone.
@@ -65,9 +65,13 @@ struct EngineConfig {
     std::int64_t approval_expiry_ms = 60LL * 60 * 1000;
     // Revert a mitigation when the incident it answered resolves (after it verified).
     bool revert_when_incident_resolves = false;
-    // Signals accepted but not yet grouped; beyond this the API answers 503 (Alertmanager
-    // retries), so nothing is dropped silently.
+    // Signals received and waiting for the commit that stores them; beyond this the API
+    // answers 503 (Alertmanager retries), so nothing is dropped silently.
     std::int64_t pending_signal_limit = 10000;
+    // Threads that advance mitigations, one of them kept for reverts and steps that call no
+    // provider. More let more providers be called at once (each provider serves one call
+    // at a time).
+    int workers = 4;
 };
 
 // How the runtime authenticates a provider's requests on the plugin's behalf:

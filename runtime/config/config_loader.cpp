@@ -140,6 +140,7 @@ void read_engine(const YAML::Node& node, LoadContext& context, EngineConfig& eng
         reader.boolean("revert_when_incident_resolves").value_or(false);
     engine.pending_signal_limit =
         reader.integer("pending_signal_limit", 1, 10'000'000).value_or(10000);
+    engine.workers = static_cast<int>(reader.integer("workers", 2, 64).value_or(4));
     reader.reject_unknown_keys();
 }
 
@@ -161,9 +162,9 @@ void read_directories(const YAML::Node& node, LoadContext& context,
 }
 
 std::optional<CredentialKind> parse_credential_kind(std::string_view text) {
-    for (auto kind : {CredentialKind::bearer, CredentialKind::api_key, CredentialKind::basic,
-                      CredentialKind::aws_sigv4, CredentialKind::supabase,
-                      CredentialKind::postgres}) {
+    for (auto kind :
+         {CredentialKind::bearer, CredentialKind::api_key, CredentialKind::basic,
+          CredentialKind::aws_sigv4, CredentialKind::supabase, CredentialKind::postgres}) {
         if (to_string(kind) == text) {
             return kind;
         }
@@ -183,7 +184,8 @@ CredentialProfile read_credential(const std::string& name, const YAML::Node& nod
     }
     const auto kind = parse_credential_kind(*type);
     if (!kind) {
-        reader.error_at_value("type", "must be one of bearer, api_key, basic, aws_sigv4, supabase, postgres");
+        reader.error_at_value(
+            "type", "must be one of bearer, api_key, basic, aws_sigv4, supabase, postgres");
         reader.reject_unknown_keys();
         return profile;
     }
@@ -485,7 +487,8 @@ nlohmann::json config_to_json(const Config& config) {
           {"verification_window", format_duration(Duration{config.engine.verification_window_ms})},
           {"approval_expiry", format_duration(Duration{config.engine.approval_expiry_ms})},
           {"revert_when_incident_resolves", config.engine.revert_when_incident_resolves},
-          {"pending_signal_limit", config.engine.pending_signal_limit}}},
+          {"pending_signal_limit", config.engine.pending_signal_limit},
+          {"workers", config.engine.workers}}},
         {"directories",
          {{"plugins", config.directories.plugins.string()},
           {"playbooks", config.directories.playbooks.string()},

@@ -62,7 +62,6 @@ enum class RequestStatus {
     not_found,  // 404
     forbidden,  // 403: a rule forbids this person (self-approval, not in the group)
     conflict,   // 409: not in a state that allows it (already applied, approved twice)
-    failed,     // 502: a provider call failed; the mitigation says where it stands
 };
 
 struct RequestResult {

@@ -33,6 +33,7 @@ void SignalCommitter::start() {
         return;
     }
     stopping_ = false;
+    started_ = true;
     thread_ = std::thread([this] { run(); });
 }
 
@@ -73,9 +74,13 @@ bool SignalCommitter::idle() const {
 void SignalCommitter::submit(std::vector<Signal> signals, std::function<void(SignalIntake)> done) {
     const std::size_t count = signals.size();
     std::vector<EncodedSignal> encoded = encode_signals(std::move(signals));
+    bool accepting = false;
+    std::size_t queued_now = 0;
     {
         std::lock_guard lock(mutex_);
-        if (!stopping_ && thread_.joinable() && queued_signals_ + count <= options_.backlog_limit) {
+        accepting = started_ && !stopping_;
+        queued_now = queued_signals_;
+        if (accepting && queued_signals_ + count <= options_.backlog_limit) {
             queued_signals_ += count;
             waiting_.push_back({std::move(encoded), std::move(done)});
             arrived_.notify_one();
@@ -83,12 +88,12 @@ void SignalCommitter::submit(std::vector<Signal> signals, std::function<void(Sig
         }
     }
     SignalIntake answer;
-    if (stopping_ || !thread_.joinable()) {
+    if (!accepting) {
         answer.failed = true;
         answer.message = "the daemon is not accepting signals (stopping); send again";
     } else {
         answer.refused = true;
-        answer.message = "the signal backlog is full (" + std::to_string(queued()) +
+        answer.message = "the signal backlog is full (" + std::to_string(queued_now) +
                          " waiting to be stored, limit " + std::to_string(options_.backlog_limit) +
                          "); retry later";
         metrics_.increment("mitigate_signals_refused_total", {}, static_cast<double>(count));

@@ -79,6 +79,7 @@ class SignalCommitter {
     std::deque<Waiting> waiting_;
     std::size_t queued_signals_ = 0;
     bool committing_ = false;
+    bool started_ = false;
     bool stopping_ = false;
     std::thread thread_;
 };

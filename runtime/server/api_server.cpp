@@ -64,7 +64,6 @@ int status_of(RequestStatus status) {
         case RequestStatus::not_found: return 404;
         case RequestStatus::forbidden: return 403;
         case RequestStatus::conflict: return 409;
-        case RequestStatus::failed: return 502;
     }
     return 500;
 }
@@ -77,7 +76,6 @@ std::string_view code_of(RequestStatus status) {
         case RequestStatus::not_found: return "not_found";
         case RequestStatus::forbidden: return "forbidden";
         case RequestStatus::conflict: return "conflict";
-        case RequestStatus::failed: return "provider_failed";
     }
     return "internal";
 }

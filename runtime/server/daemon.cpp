@@ -186,6 +186,7 @@ Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
 
     EngineSetup setup;
     setup.engine = config.engine;
+    setup.workers = config.engine.workers;
     setup.policies = load_policies(config);
     const std::shared_ptr<const PolicySet> policies = setup.policies;
     load_playbooks(config, setup);

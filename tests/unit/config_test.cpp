@@ -306,13 +306,18 @@ namespace {
 TEST(Config, EngineSettingsReadWithTheirUnitsAndRanges) {
     const auto good = load_config_text(
         "engine:\n  group_by: [alertname]\n  verification_window: 90s\n"
-        "  approval_expiry: 2h\n  revert_when_incident_resolves: true\n",
+        "  approval_expiry: 2h\n  revert_when_incident_resolves: true\n  workers: 8\n",
         "m.yaml", "/tmp");
     ASSERT_TRUE(good.config) << good.errors.at(0).to_string();
     EXPECT_EQ(good.config->engine.group_by, std::vector<std::string>{"alertname"});
     EXPECT_EQ(good.config->engine.verification_window_ms, 90'000);
     EXPECT_EQ(good.config->engine.approval_expiry_ms, 7'200'000);
     EXPECT_TRUE(good.config->engine.revert_when_incident_resolves);
+    EXPECT_EQ(good.config->engine.workers, 8);
+    EXPECT_EQ(load_config_text("engine: {}\n", "m.yaml", "/tmp").config->engine.workers, 4);
+    const auto one = load_config_text("engine:\n  workers: 1\n", "m.yaml", "/tmp");
+    ASSERT_EQ(one.errors.size(), 1u);
+    EXPECT_THAT(one.errors[0].to_string(), ::testing::HasSubstr("m.yaml:2:12: engine.workers"));
 
     const auto bad =
         load_config_text("engine:\n  verification_window: forever\n", "m.yaml", "/tmp");
