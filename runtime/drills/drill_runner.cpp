@@ -537,8 +537,21 @@ struct DrillRunner::State {
         for (const Mitigation& mitigation : caused) {
             std::string done;
             const MitigationState state = mitigation.state;
-            if (state == MitigationState::active || state == MitigationState::verifying ||
-                state == MitigationState::conflict) {
+            if (state == MitigationState::conflict) {
+                // Someone changed the target since the drill's change: reverting again would
+                // only conflict again. That is the answer for this mitigation; a person
+                // decides (revert or keep), and the run ends.
+                done =
+                    "conflict: not reverted, someone changed the target since; a person "
+                    "must revert or keep it";
+                if (std::none_of(
+                        run.cleanup.begin(), run.cleanup.end(), [&](const DrillCleanupStep& step) {
+                            return step.mitigation == mitigation.id && step.state == "conflict";
+                        })) {
+                    audit(run, "drill.cleanup_conflict",
+                          {{"mitigation", mitigation.id}, {"reason", done}});
+                }
+            } else if (state == MitigationState::active || state == MitigationState::verifying) {
                 const RequestResult result =
                     engine.revert(mitigation.id, actor(drill.name), "drill cleanup");
                 done = "revert: " + result.message;

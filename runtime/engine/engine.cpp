@@ -102,8 +102,10 @@ void Engine::start() {
         return;
     }
     state.load();
-    state.intake.group_leftovers();
+    // Incidents an earlier run opened and never ran playbooks for, then the ones grouped now
+    // from signals it left ungrouped (queued as they open): each incident once.
     state.playbooks.recover();
+    state.intake.group_leftovers();
     std::vector<std::string> ids;
     for (const MitigationSnapshot& mitigation : state.open.all()) {
         ids.push_back(mitigation->id);

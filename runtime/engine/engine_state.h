@@ -75,9 +75,9 @@ struct Engine::State {
               ReconcilerCallbacks{
                   [this](const std::string& id) { return evaluate(id); },
                   [this](const std::string& id, const NextStep& step) { return run(id, step); },
-                  [this](const std::string& id, const NextStep& step, const std::string& error,
+                  [this](const std::string& id, const NextStep& step, const StepResult& result,
                          int attempt,
-                         Duration retry_in) { step_failed(id, step, error, attempt, retry_in); }}),
+                         Duration retry_in) { step_failed(id, step, result, attempt, retry_in); }}),
           playbooks(PlaybookRunnerSetup{
               store, store, providers, clock, metrics, setup.playbooks, setup.playbook_environment,
               [this](const std::string& id) { return incident(id); },
@@ -164,27 +164,40 @@ struct Engine::State {
         if (now.step.kind != step.kind) {
             return {};
         }
-        return steps.run(*snapshot, now.step);
+        try {
+            return steps.run(*snapshot, now.step);
+        } catch (const std::exception& failure) {
+            // A bug, contained to this mitigation. Its backoff counts from where it is now:
+            // the step may have committed before it threw.
+            const MitigationSnapshot after = open.find(id);
+            return {true, std::string("internal error: ") + failure.what(),
+                    after ? after->version : snapshot->version, ""};
+        }
     }
 
-    void step_failed(const std::string& id, const NextStep& step, const std::string& error,
+    void step_failed(const std::string& id, const NextStep& step, const StepResult& result,
                      int attempt, Duration retry_in) {
         const double seconds = std::chrono::duration<double>(retry_in).count();
-        spdlog::warn("mitigation {}: {} failed (attempt {}), retried in {:.0f} s: {}", id,
-                     to_string(step.kind), attempt, seconds, error);
-        metrics.increment("mitigate_step_failures_total",
-                          {{"step", std::string(to_string(step.kind))}});
+        // Named by the part that failed (an apply inside a plan step), else by the step.
+        const std::string part =
+            result.failed_part.empty() ? std::string(to_string(step.kind)) : result.failed_part;
+        spdlog::warn("mitigation {}: {} failed (attempt {}), retried in {:.0f} s: {}", id, part,
+                     attempt, seconds, result.error);
+        metrics.increment("mitigate_step_failures_total", {{"step", part}});
         store.append_audit({clock.now(),
                             "runtime",
                             "mitigation.step_failed",
                             id,
-                            {{"step", to_string(step.kind)},
-                             {"error", error},
+                            {{"step", part},
+                             {"error", result.error},
                              {"attempt", attempt},
                              {"retry_in_seconds", seconds}}});
     }
 
     void committed(const Mitigation& before, const Mitigation& after) {
+        if (after.state != MitigationState::verifying) {
+            steps.forget(after.id);
+        }
         std::vector<std::string> touched{after.id};
         // Whoever waits for this target may go now (or must wait longer).
         for (const MitigationSnapshot& other : open.on_target(target_key(after.proposal.action))) {
@@ -244,9 +257,13 @@ struct Engine::State {
         open_incidents.status = IncidentStatus::open;
         open_incidents.limit = every_row;
         grouping.load(store.list_incidents(open_incidents), store.open_incident_alerts());
-        // The mitigations that started within the history window, as policy counts them.
+        // The mitigations that started within the history window, as policy counts them. A
+        // mitigation may have waited for approvals before it started, and the store keeps
+        // no start time apart from the journal: the last change stands in for it, which can
+        // only count a start later than it was (stricter, never laxer).
         MitigationFilter recent;
-        recent.created_after = clock.now() - history.window();
+        recent.created_after =
+            clock.now() - history.window() - Duration{setup.engine.approval_expiry_ms};
         recent.limit = every_row;
         for (const Mitigation& past : store.list_mitigations(recent)) {
             using enum MitigationState;
@@ -261,7 +278,7 @@ struct Engine::State {
                 service = known->service;
                 environment = known->environment;
             }
-            history.started(past, service, environment, past.created_at);
+            history.started(past, service, environment, past.updated_at);
         }
     }
     // The mitigation as last committed: from the index while open, else from the store.

@@ -49,7 +49,7 @@ void IncidentGrouping::load(const std::vector<Incident>& open,
         auto entry = std::make_unique<OpenIncident>();
         entry->incident = incident;
         by_id[incident.id] = entry.get();
-        remember(incident);
+        know(incident);
         open_by_key_[incident.group_key] = std::move(entry);
     }
     for (const auto& [incident_id, alert] : alerts) {
@@ -229,7 +229,7 @@ void IncidentGrouping::apply(const GroupingBatch& batch) {
                 }
             }
         }
-        remember(draft->incident);
+        know(draft->incident);
     }
 }
 
@@ -241,13 +241,29 @@ std::shared_ptr<const Incident> IncidentGrouping::find(const std::string& id) co
 
 void IncidentGrouping::remember(const Incident& incident) {
     std::lock_guard lock(known_mutex_);
-    // A bound, not an invalidation: what is dropped is read from the store again.
-    if (known_.size() >= 20000) {
-        std::erase_if(known_, [](const auto& entry) {
-            return entry.second->status == IncidentStatus::resolved;
-        });
+    if (!known_.contains(incident.id)) {
+        know_locked(incident);
     }
-    known_[incident.id] = std::make_shared<const Incident>(incident);
+}
+
+void IncidentGrouping::know(const Incident& incident) {
+    std::lock_guard lock(known_mutex_);
+    know_locked(incident);
+}
+
+void IncidentGrouping::know_locked(const Incident& incident) {
+    auto& slot = known_[incident.id];
+    const bool newly_resolved = incident.status == IncidentStatus::resolved &&
+                                (!slot || slot->status != IncidentStatus::resolved);
+    slot = std::make_shared<const Incident>(incident);
+    if (newly_resolved) {
+        resolved_order_.push_back(incident.id);
+        if (resolved_order_.size() > resolved_remembered) {
+            // What is forgotten is read from the store again when asked for.
+            known_.erase(resolved_order_.front());
+            resolved_order_.pop_front();
+        }
+    }
 }
 
 std::size_t IncidentGrouping::open_incidents() const {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstddef>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -51,6 +52,8 @@ class IncidentGrouping {
     // The incident as the last committed batch left it; null when it was neither open at
     // start nor touched since (read it from the store, then remember() it).
     std::shared_ptr<const Incident> find(const std::string& id) const;
+    // An incident read from the store. Kept only if nothing newer is known: a batch may have
+    // moved it on between the read and this call.
     void remember(const Incident& incident);
     std::size_t open_incidents() const;
 
@@ -61,8 +64,16 @@ class IncidentGrouping {
     std::vector<std::string> group_by_;
     // Touched only by the writer (group, apply, load).
     std::unordered_map<std::string, std::unique_ptr<OpenIncident>> open_by_key_;
+    // Takes what a committed batch left (newer than anything known).
+    void know(const Incident& incident);
+    void know_locked(const Incident& incident);
+
+    // Every open incident, and the most recent resolved ones (at most
+    // resolved_remembered, the oldest forgotten first): bounded, and O(1) to keep.
+    static constexpr std::size_t resolved_remembered = 10000;
     mutable std::mutex known_mutex_;
     std::unordered_map<std::string, std::shared_ptr<const Incident>> known_;
+    std::deque<std::string> resolved_order_;
 };
 
 // What group() decided for one batch.

@@ -24,6 +24,12 @@ std::optional<Duration> ttl_of(const Mitigation& mitigation) {
     return mitigation.proposal.action.ttl;
 }
 
+// The call never reached the plugin: its process was not started or not called.
+bool never_called(PluginCallStatus status) {
+    return status == PluginCallStatus::refused || status == PluginCallStatus::backoff ||
+           status == PluginCallStatus::circuit_open;
+}
+
 std::string status_words(PluginCallStatus status) {
     return "(" + std::string(to_string(status)) + ")";
 }
@@ -70,7 +76,7 @@ StepResult MitigationSteps::run(const Mitigation& snapshot, const NextStep& step
             return {};
         }
         case StepKind::apply: return apply(snapshot);
-        case StepKind::settle_apply: return finish_apply(snapshot);
+        case StepKind::settle_apply: return finish_apply(snapshot, /*again=*/true);
         case StepKind::check: return verify(snapshot);
         case StepKind::confirm: {
             Mitigation active = snapshot;
@@ -164,8 +170,16 @@ StepResult MitigationSteps::decide_and_apply(const Mitigation& current,
     }
     input.plan = planned.plan;
     const TimePoint now = setup_.clock.now();
+    // Deciding reads the history that rate limits and cooldowns count, and a decision that
+    // applies adds to it: both under one lock, or two decisions made at once would each
+    // see the other's start missing.
+    std::unique_lock deciding(decisions_mutex_);
     const Decision decision =
         evaluate_policy(*setup_.policies, input, setup_.history.history(now), now);
+    if (decision.effect == DecisionEffect::allow) {
+        started(planned, incident.get(), now);  // reserved; forgotten if the commit is refused
+    }
+    deciding.unlock();
     setup_.metrics.increment("mitigate_decisions_total",
                              {{"effect", std::string(to_string(decision.effect))}});
     Mitigation decided = planned;
@@ -189,6 +203,9 @@ StepResult MitigationSteps::decide_and_apply(const Mitigation& current,
     }
     const TransitionResult result = setup_.transitions.move_chain(current, std::move(steps));
     if (result.outcome != TransitionOutcome::done) {
+        if (applies) {
+            setup_.history.forget(current.id);
+        }
         spdlog::debug("mitigation {}: {} (the step stops; it is looked at again)", current.id,
                       result.message);
         return {};
@@ -197,8 +214,7 @@ StepResult MitigationSteps::decide_and_apply(const Mitigation& current,
     if (!applies) {
         return {};
     }
-    started(*result.current, incident.get(), now);
-    return finish_apply(*result.current);
+    return finish_apply(*result.current, /*again=*/false);
 }
 
 // Journaled before the provider is touched, with the expiry already fixed: a crash from
@@ -238,15 +254,30 @@ StepResult MitigationSteps::apply(const Mitigation& approved) {
         return {};
     }
     started(*moved, setup_.incident(approved.proposal.incident_id).get(), now);
-    return finish_apply(*moved);
+    return finish_apply(*moved, /*again=*/false);
 }
 
-StepResult MitigationSteps::finish_apply(const Mitigation& applying) {
+StepResult MitigationSteps::finish_apply(const Mitigation& applying, bool again) {
     const Action& action = applying.proposal.action;
     const auto started = Steady::now();
     const ProviderAnswer<Applied> applied = setup_.providers.apply(action, plan_of(applying));
     setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
                            {{"step", "apply"}});
+    if (!applied.ok() && never_called(applied.status)) {
+        // The plugin was not called (restart backoff, open circuit, not loadable). A first
+        // attempt changed nothing; a later one cannot tell what an earlier attempt did, so
+        // it waits for a plugin that answers.
+        if (again) {
+            return {true, "apply not sent " + status_words(applied.status) + ": " + applied.error,
+                    applying.version, "apply"};
+        }
+        Mitigation failed = applying;
+        failed.state = MitigationState::failed;
+        move(applying, failed,
+             "apply not sent " + status_words(applied.status) + ": " + applied.error +
+                 "; nothing changed");
+        return {};
+    }
     if (!applied.ok() && !outcome_unknown(applied.status)) {
         // The provider refused before changing anything (a conflict, bad parameters).
         Mitigation failed = applying;
@@ -262,7 +293,7 @@ StepResult MitigationSteps::finish_apply(const Mitigation& applying) {
             return {true,
                     "apply failed " + status_words(applied.status) + ": " + applied.error +
                         "; check failed too: " + checked.error,
-                    applying.version};
+                    applying.version, "apply"};
         }
         if (!checked.value.applied) {
             Mitigation failed = applying;
@@ -296,7 +327,7 @@ StepResult MitigationSteps::verify(const Mitigation& verifying) {
         setup_.providers.check(verifying.proposal.action, plan_of(verifying));
     if (!checked.ok()) {
         return {true, "check failed " + status_words(checked.status) + ": " + checked.error,
-                verifying.version};
+                verifying.version, "check"};
     }
     if (checked.value.applied) {
         if (!verifying.proposal.incident_id.empty()) {
@@ -346,7 +377,7 @@ StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
     if (!result.ok()) {
         // Stays reverting: the compare-and-set revert is repeated.
         return {true, "revert failed " + status_words(result.status) + ": " + result.error,
-                reverting.version};
+                reverting.version, "revert"};
     }
     next.state = MitigationState::reverted;
     move(reverting, next,

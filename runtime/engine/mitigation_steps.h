@@ -10,7 +10,8 @@
 //                 verifying -> provider check; a mitigation with no incident is then
 //                 active, one with an incident waits in verifying for its alerts
 //   settle_apply  applying: apply again (idempotent: the provider recognises its own
-//                 change) and finish as above; a refusal ends it failed
+//                 change) and finish as above; a refusal by the provider ends it failed,
+//                 a plugin that cannot be called leaves it applying, retried
 //   check         verifying, unchecked in this process: the provider confirms the change
 //   confirm       verifying -> active: the incident's alerts resolved
 //   revert        active | verifying -> reverting (journaled) -> finish_revert
@@ -47,6 +48,7 @@ struct StepResult {
     bool failed = false;  // retry with backoff
     std::string error;
     std::int64_t version = 0;  // of the mitigation where the failed step left it
+    std::string failed_part;   // what failed: "apply", "check", "revert"; empty: the step
 };
 
 struct MitigationStepsSetup {
@@ -69,6 +71,8 @@ class MitigationSteps {
 
     // This process has seen the provider confirm the change of a verifying mitigation.
     bool checked(const std::string& id) const;
+    // It left verifying (whoever moved it): nothing to remember.
+    void forget(const std::string& id) { set_checked(id, false); }
 
   private:
     StepResult plan(const Mitigation& proposed);
@@ -77,7 +81,8 @@ class MitigationSteps {
     Transitions::Step applying_step(const Mitigation& approved, TimePoint now) const;
     void started(const Mitigation& applying, const Incident* incident, TimePoint now);
     StepResult apply(const Mitigation& approved);
-    StepResult finish_apply(const Mitigation& applying);
+    // `again`: an earlier attempt may have been sent (the mitigation was already applying).
+    StepResult finish_apply(const Mitigation& applying, bool again);
     StepResult verify(const Mitigation& verifying);
     StepResult revert(const Mitigation& mitigation, const NextStep& step);
     StepResult finish_revert(const Mitigation& reverting);
@@ -90,6 +95,7 @@ class MitigationSteps {
     void set_checked(const std::string& id, bool checked);
 
     MitigationStepsSetup setup_;
+    std::mutex decisions_mutex_;  // one decision at a time against the recent history
     mutable std::mutex checked_mutex_;
     std::unordered_set<std::string> checked_;
 };

@@ -40,28 +40,48 @@ void PlaybookRunner::stop() {
 void PlaybookRunner::opened(const Incident& incident, std::vector<Signal> signals) {
     {
         std::lock_guard lock(mutex_);
+        if (queued_ids_.contains(incident.id)) {
+            return;
+        }
+        if (queue_.size() >= queue_limit) {
+            overflowed_ = true;  // it waits in the store instead
+            return;
+        }
+        queued_ids_.insert(incident.id);
         queue_.push_back({incident, std::move(signals)});
     }
     queued_.notify_one();
 }
 
 void PlaybookRunner::recover() {
-    for (const Incident& incident : setup_.incidents.incidents_awaiting_playbooks(10000)) {
+    for (const Incident& incident : setup_.incidents.incidents_awaiting_playbooks(queue_limit)) {
         opened(incident, setup_.incidents.incident_signals(incident.id, 1));
     }
 }
 
 bool PlaybookRunner::idle() const {
     std::lock_guard lock(mutex_);
-    return queue_.empty() && !running_;
+    return queue_.empty() && !running_ && !overflowed_;
 }
 
 void PlaybookRunner::run() {
     std::unique_lock lock(mutex_);
     for (;;) {
-        queued_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        queued_.wait(lock, [this] { return stopping_ || !queue_.empty() || overflowed_; });
         if (stopping_) {
             return;  // what is queued stays unmarked in the store: the next start runs it
+        }
+        if (queue_.empty()) {
+            // What did not fit waited in the store: read it back now.
+            overflowed_ = false;
+            lock.unlock();
+            try {
+                recover();
+            } catch (const std::exception& failure) {
+                spdlog::error("incidents waiting for playbooks cannot be read: {}", failure.what());
+            }
+            lock.lock();
+            continue;
         }
         Queued next = std::move(queue_.front());
         queue_.pop_front();
@@ -77,6 +97,7 @@ void PlaybookRunner::run() {
                                      {{"playbook", "(runner)"}});
         }
         lock.lock();
+        queued_ids_.erase(next.incident.id);
         running_ = false;
     }
 }

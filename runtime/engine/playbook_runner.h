@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -77,9 +78,14 @@ class PlaybookRunner {
     std::vector<std::optional<PlaybookInfo>> infos_;
     bool loaded_ = false;
 
+    // At most this many incidents wait in memory; beyond it they wait in the store (not yet
+    // marked as having run their playbooks) and are read back when the queue drains.
+    static constexpr std::size_t queue_limit = 10000;
     mutable std::mutex mutex_;
     std::condition_variable queued_;
     std::deque<Queued> queue_;
+    std::unordered_set<std::string> queued_ids_;  // each incident once, however it came
+    bool overflowed_ = false;
     bool running_ = false;
     bool stopping_ = false;
     std::thread thread_;

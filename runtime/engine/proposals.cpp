@@ -17,6 +17,11 @@ Mitigation Proposals::submit(const ProposalRequest& request, const std::string& 
     const TimePoint now = clock_.now();
     const Action& action = request.action;
     for (const MitigationSnapshot& open : open_.on_target(target_key(action))) {
+        // Not into one on its way out (reverting) or stuck (conflict): that one is ending,
+        // and this proposal waits its turn to run after it.
+        if (open->state == MitigationState::reverting || open->state == MitigationState::conflict) {
+            continue;
+        }
         if (open->proposal.action.parameters == action.parameters && open->drill == request.drill) {
             metrics_.increment("mitigate_proposals_merged_total");
             audit_.append_audit({now,

@@ -17,6 +17,11 @@ void RecentHistory::started(const Mitigation& mitigation, const std::string& ser
     by_id_.insert_or_assign(mitigation.id, std::move(entry));
 }
 
+void RecentHistory::forget(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    by_id_.erase(id);
+}
+
 PolicyHistory RecentHistory::history(TimePoint now) const {
     PolicyHistory result;
     std::lock_guard lock(mutex_);

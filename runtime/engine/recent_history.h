@@ -20,6 +20,8 @@ class RecentHistory {
     // A mitigation that started at `at`, with where it ran.
     void started(const Mitigation& mitigation, const std::string& service,
                  const std::string& environment, TimePoint at);
+    // A start recorded for a decision whose commit was then refused.
+    void forget(const std::string& id);
     PolicyHistory history(TimePoint now) const;
     Duration window() const { return window_; }
 

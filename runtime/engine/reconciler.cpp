@@ -217,9 +217,9 @@ void Reconciler::work(int index) {
         try {
             result = callbacks_.run(*id, step);
         } catch (const std::exception& failure) {
-            result = {true, std::string("internal error: ") + failure.what()};
+            result = {true, std::string("internal error: ") + failure.what(), 0, ""};
         } catch (...) {
-            result = {true, "internal error: an unknown exception"};
+            result = {true, "internal error: an unknown exception", 0, ""};
         }
         lock.lock();
         Slot& after = slots_[*id];
@@ -238,7 +238,7 @@ void Reconciler::work(int index) {
             const int attempt = after.failures;
             lock.unlock();
             try {
-                callbacks_.failed(*id, step, result.error, attempt, delay);
+                callbacks_.failed(*id, step, result, attempt, delay);
             } catch (const std::exception& failure) {
                 spdlog::error("mitigation {}: reporting a failed step failed: {}", *id,
                               failure.what());

@@ -48,7 +48,7 @@ struct ReconcilerCallbacks {
     // Carries the step out; may throw (a bug), which counts as a failure.
     std::function<StepResult(const std::string& id, const NextStep& step)> run;
     // A failed step, with when it is tried again.
-    std::function<void(const std::string& id, const NextStep& step, const std::string& error,
+    std::function<void(const std::string& id, const NextStep& step, const StepResult& result,
                        int attempt, Duration retry_in)>
         failed;
 };

@@ -80,7 +80,10 @@ void SignalCommitter::submit(std::vector<Signal> signals, std::function<void(Sig
         std::lock_guard lock(mutex_);
         accepting = started_ && !stopping_;
         queued_now = queued_signals_;
-        if (accepting && queued_signals_ + count <= options_.backlog_limit) {
+        // A webhook larger than the whole backlog is still taken when nothing waits: it
+        // would be refused forever otherwise (its size is bounded by the body limit).
+        if (accepting &&
+            (queued_signals_ == 0 || queued_signals_ + count <= options_.backlog_limit)) {
             queued_signals_ += count;
             waiting_.push_back({std::move(encoded), std::move(done)});
             arrived_.notify_one();
@@ -90,7 +93,8 @@ void SignalCommitter::submit(std::vector<Signal> signals, std::function<void(Sig
     SignalIntake answer;
     if (!accepting) {
         answer.failed = true;
-        answer.message = "the daemon is not accepting signals (stopping); send again";
+        answer.message =
+            "the daemon is not accepting signals now (starting or stopping); send again";
     } else {
         answer.refused = true;
         answer.message = "the signal backlog is full (" + std::to_string(queued_now) +
@@ -151,23 +155,12 @@ void SignalCommitter::commit(std::vector<Waiting>& batch) {
         }
         return;
     }
-    if (grouped) {
-        grouping_.apply(*grouped);
-    }
-    std::map<SignalSource, double> by_source;
-    for (const Signal* signal : fresh) {
-        by_source[signal->source] += 1;
-    }
-    for (const auto& [source, count] : by_source) {
-        metrics_.increment("mitigate_signals_received_total",
-                           {{"source", std::string(to_string(source))}}, count);
-    }
-    if (fresh.size() < all.size()) {
-        metrics_.increment("mitigate_signals_duplicate_total", {},
-                           static_cast<double>(all.size() - fresh.size()));
-    }
-    if (grouped && listener_) {
-        listener_(*grouped);
+    // Committed: from here every sender is answered 2xx whatever else fails, and nothing
+    // may escape this thread.
+    try {
+        after_commit(grouped.get(), fresh, all.size());
+    } catch (const std::exception& failure) {
+        spdlog::error("after storing {} signals: {}", fresh.size(), failure.what());
     }
     const std::unordered_set<const Signal*> stored(fresh.begin(), fresh.end());
     std::size_t begin = 0;
@@ -181,7 +174,34 @@ void SignalCommitter::commit(std::vector<Waiting>& batch) {
             }
         }
         begin = ends[i];
-        batch[i].done(answer);
+        try {
+            batch[i].done(answer);
+        } catch (const std::exception& failure) {
+            spdlog::error("answering a sender of signals: {}", failure.what());
+        }
+    }
+}
+
+// The index takes the batch, metrics count it, and the engine is told.
+void SignalCommitter::after_commit(const GroupingBatch* grouped,
+                                   const std::vector<const Signal*>& fresh, std::size_t received) {
+    if (grouped != nullptr) {
+        grouping_.apply(*grouped);
+    }
+    std::map<SignalSource, double> by_source;
+    for (const Signal* signal : fresh) {
+        by_source[signal->source] += 1;
+    }
+    for (const auto& [source, count] : by_source) {
+        metrics_.increment("mitigate_signals_received_total",
+                           {{"source", std::string(to_string(source))}}, count);
+    }
+    if (fresh.size() < received) {
+        metrics_.increment("mitigate_signals_duplicate_total", {},
+                           static_cast<double>(received - fresh.size()));
+    }
+    if (grouped != nullptr && listener_) {
+        listener_(*grouped);
     }
 }
 

@@ -66,6 +66,8 @@ class SignalCommitter {
     };
     void run();
     void commit(std::vector<Waiting>& batch);
+    void after_commit(const GroupingBatch* grouped, const std::vector<const Signal*>& fresh,
+                      std::size_t received);
 
     IncidentStore& store_;
     IncidentGrouping& grouping_;

@@ -496,8 +496,18 @@ struct ApiServer::State {
             return HttpReply{200, {{"Content-Type", "text/plain"}}, "ok\n"};
         }
         const auto extra = hooks.extra_routes.find(std::string(target.substr(0, question)));
+        // Until the engine has loaded what the store holds, a request would be decided on
+        // an empty picture (an equal proposal not merged): the caller retries shortly.
+        const auto not_ready = [this] {
+            HttpReply reply = error_reply(503, "not_ready", "the daemon is starting or stopping");
+            reply.headers["Retry-After"] = "1";
+            return reply;
+        };
         if (extra != hooks.extra_routes.end()) {
             route_name = extra->first;
+            if (hooks.ready && !hooks.ready()) {
+                return not_ready();
+            }
             return extra->second(request);
         }
         ApiPermission permission = ApiPermission::read;
@@ -535,6 +545,9 @@ struct ApiServer::State {
             return error_reply(404, "not_found", "no route " + std::string(request.target));
         }
 
+        if (route_name != "/metrics" && hooks.ready && !hooks.ready()) {
+            return not_ready();
+        }
         const auto authenticated = authenticate(request, permission);
         if (const auto* refusal = std::get_if<HttpReply>(&authenticated)) {
             return *refusal;

@@ -10,12 +10,14 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/time_format.h"
+#include "runtime/engine/engine.h"
 #include "runtime/server/api_token.h"
 #include "runtime/server/daemon.h"
 #include "runtime/server/http_client.h"
 #include "runtime/store/store.h"
 #include "tests/support/child_process.h"
 #include "tests/support/runtime_setup.h"
+#include "tests/support/store_fixtures.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate {
@@ -233,15 +235,29 @@ TEST_F(ApiServerTest, AFullBacklogAnswers503WithRetryAfterAndStoresNothing) {
     EngineConfig small;
     small.pending_signal_limit = 1;
     start_daemon(small);
-    json two = webhook("firing", "dev");
-    two["alerts"].push_back(two["alerts"][0]);
-    two["alerts"][1]["fingerprint"] = "fp2";
-    const auto response = call("POST", "/v1/alerts/alertmanager", "alertmanager", two);
+    // The store is slow (another process holds its write lock): the first webhook waits for
+    // its commit and fills the backlog; the next is refused, and nothing of it is stored.
+    testing::StoreWriteLock slow(directory / "m.db");
+    std::thread first_sender([this] {
+        EXPECT_EQ(
+            call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev", "fp1"))
+                .status,
+            202);
+    });
+    for (int attempt = 0; attempt < 1000 && daemon->engine().queued_signals() == 0; ++attempt) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    ASSERT_EQ(daemon->engine().queued_signals(), 1u);
+    const auto response =
+        call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev", "fp2"));
     EXPECT_EQ(response.status, 503);
     EXPECT_EQ(response.headers.at("retry-after"), "5");
-    EXPECT_TRUE(daemon->store().list_incidents({}).empty());
+    slow.release();
+    first_sender.join();
+    wait_for_state("verifying");
+    EXPECT_EQ(daemon->store().list_incidents({}).size(), 1u);
     EXPECT_THAT(call("GET", "/metrics", "viewer").body,
-                HasSubstr("mitigate_signals_refused_total 2"));
+                HasSubstr("mitigate_signals_refused_total 1"));
 }
 
 TEST_F(ApiServerTest, DenyAndDryRunDecisionsApplyNothing) {

@@ -6,6 +6,7 @@
 
 #include <signal.h>
 
+#include <fstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -195,6 +196,37 @@ TEST_F(DrillTest, AWrongExpectationFailsTheDrillAndCleanupStillReverts) {
     EXPECT_EQ(drill_mitigations().front().state, MitigationState::reverted);
     EXPECT_EQ(daemon->metrics().value("mitigate_drill_last_result", {{"drill", "wrong-playbook"}}),
               0);
+}
+
+TEST_F(DrillTest, AConflictDuringCleanupIsReportedOnceAndTheRunEnds) {
+    start_daemon();
+    const std::string id = start_drill(drill_yaml("changed-by-hand", "dev", "flag-off", true));
+    ASSERT_TRUE(drill_mitigation_in(MitigationState::verifying));
+    // A person moves the flag on meanwhile: reverting would clobber their change.
+    json document = json::parse(testing::read_file(flags));
+    document["flags"]["checkout"]["variants"]["half"] = 0.5;
+    document["flags"]["checkout"]["defaultVariant"] = "half";
+    std::ofstream(flags) << document.dump(2);
+    clock.advance(std::chrono::minutes(16));  // past max_duration: cleanup
+    daemon->wake();
+    const json done = finished_run(id);
+    ASSERT_NE(done["status"], "running");
+    const Mitigation mitigation = drill_mitigations().front();
+    EXPECT_EQ(mitigation.state, MitigationState::conflict);
+    EXPECT_EQ(variant(), "half");  // the person's change stands
+    EXPECT_THAT(done["cleanup"].dump(), HasSubstr("a person must revert or keep it"));
+    // One revert was tried (the engine's, when verification failed) and ended in conflict;
+    // cleanup did not try again and again.
+    int conflicts = 0;
+    for (const JournalEntry& entry : daemon->store().journal(mitigation.id)) {
+        conflicts += entry.to == MitigationState::conflict ? 1 : 0;
+    }
+    EXPECT_EQ(conflicts, 1);
+    int audited = 0;
+    for (const AuditRecord& record : daemon->store().audit_records(0, 100000)) {
+        audited += record.event == "drill.cleanup_conflict" ? 1 : 0;
+    }
+    EXPECT_EQ(audited, 1);
 }
 
 TEST_F(DrillTest, ARealAlertOnTheTargetAbortsTheDrillAndCleansUp) {

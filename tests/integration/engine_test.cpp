@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <future>
 
 #include "runtime/core/time_format.h"
 #include "runtime/engine/engine.h"
@@ -250,15 +251,28 @@ TEST_F(EngineTest, AFullBacklogRefusesSignalsWithoutStoringAny) {
     EngineConfig small;
     small.pending_signal_limit = 1;
     start_engine(small);
-    auto two = alert("firing", "dev", "off", "fp1");
-    const auto other = alert("firing", "dev", "off", "fp2");
-    two.insert(two.end(), other.begin(), other.end());
-    const SignalIntake refused = engine->accept_signals(two);
+    // The store is slow (another process holds its write lock): the first webhook waits
+    // for its commit, and fills the backlog.
+    testing::StoreWriteLock slow(directory / "m.db");
+    std::promise<SignalIntake> first;
+    engine->accept_signals(alert("firing", "dev", "off", "fp1"),
+                           [&first](SignalIntake answer) { first.set_value(answer); });
+    ASSERT_TRUE(engine->queued_signals() == 1u);
+    const SignalIntake refused = engine->accept_signals(alert("firing", "dev", "off", "fp2"));
     EXPECT_TRUE(refused.refused);
     EXPECT_THAT(refused.message, HasSubstr("backlog is full"));
-    EXPECT_TRUE(store->list_incidents({}).empty());
-    EXPECT_EQ(metrics->value("mitigate_signals_refused_total"), 2);
-    EXPECT_EQ(engine->accept_signals(alert("firing", "dev")).accepted, 1u);  // one fits
+    EXPECT_EQ(metrics->value("mitigate_signals_refused_total"), 1);
+    slow.release();
+    EXPECT_EQ(first.get_future().get().accepted, 1u);  // the one that waited is stored
+    settle();
+    EXPECT_EQ(store->list_incidents({}).size(), 1u);
+    EXPECT_TRUE(store->find_signals({alert("firing", "dev", "off", "fp2")[0].id}).empty());
+    // A webhook larger than the whole backlog is taken when nothing waits (it would be
+    // refused forever otherwise).
+    auto two = alert("firing", "dev", "off", "fp3");
+    const auto other = alert("firing", "dev", "off", "fp4");
+    two.insert(two.end(), other.begin(), other.end());
+    EXPECT_EQ(engine->accept_signals(two).accepted, 2u);
 }
 
 TEST_F(EngineTest, QuorumOfTwoDistinctSreApproversRefusingSelfOutsidersAndRepeats) {
@@ -537,6 +551,24 @@ TEST_F(EngineTest, IncidentsWhosePlaybooksACrashInterruptedRunThemAtTheNextStart
     settle();
     EXPECT_EQ(store->find_incident("inc_interrupted")->status, IncidentStatus::resolved);
     EXPECT_EQ(only().state, State::active);
+}
+
+TEST_F(EngineTest, SignalsAnOlderMitigateStoredButNeverGroupedOpenOneIncidentAndOneMitigation) {
+    engine->stop();
+    // As an older mitigate left it: the signal stored, acknowledged, not yet grouped.
+    const Signal left = alert("firing", "dev")[0];
+    testing::execute_sql(directory / "m.db",
+                         "INSERT INTO signals (id, received_at_ms, processed, incident_id, body) "
+                         "VALUES ('" +
+                             left.id + "', 0, 0, '', '" + json(left).dump() + "')");
+    start_engine(EngineConfig{});
+    settle();
+    EXPECT_EQ(store->list_incidents({}).size(), 1u);
+    EXPECT_EQ(only().state, State::verifying);
+    EXPECT_TRUE(store->ungrouped_signals(10).empty());
+    for (const AuditRecord& record : store->audit_tail(100)) {
+        EXPECT_NE(record.event, "proposal.merged");  // its playbooks ran once
+    }
 }
 
 }  // namespace

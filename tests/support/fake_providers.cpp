@@ -71,7 +71,7 @@ std::optional<FakeFault> FakeProviders::begin(std::unique_lock<std::mutex>& lock
     if (found->second.times > 0) {
         --found->second.times;
     }
-    if (fault == FakeFault::hang) {
+    if (fault == FakeFault::hang || fault == FakeFault::hold) {
         ++hanging_;
         const std::uint64_t generation = release_generation_;
         released_.wait(lock, [&] { return release_generation_ != generation; });
@@ -79,6 +79,9 @@ std::optional<FakeFault> FakeProviders::begin(std::unique_lock<std::mutex>& lock
     }
     if (fault == FakeFault::throw_error) {
         throw std::runtime_error("fake provider: " + operation + " on " + target + " threw");
+    }
+    if (fault == FakeFault::hold) {
+        return std::nullopt;  // released: answers as if nothing had happened
     }
     return fault;
 }
@@ -92,6 +95,8 @@ ProviderAnswer<T> failure(FakeFault fault, const std::string& what) {
         case FakeFault::provider: return {PluginCallStatus::provider, T{}, what + ": refused"};
         case FakeFault::lost_answer:
             return {PluginCallStatus::timeout, T{}, what + ": the answer was lost"};
+        case FakeFault::not_called:
+            return {PluginCallStatus::backoff, T{}, what + ": not called (restart backoff)"};
         default: return {PluginCallStatus::unavailable, T{}, what + ": unavailable"};
     }
 }

@@ -26,8 +26,10 @@ enum class FakeFault {
     provider,     // the provider refused
     malformed,    // an answer with a field of the wrong type, through the real reader
     throw_error,  // an exception out of the call: a bug in mitigate
-    hang,         // no answer until release()
+    hang,         // no answer until release(), then unavailable
+    hold,         // no answer until release(), then the call goes on as usual
     lost_answer,  // the operation took effect, then the answer was lost (timeout)
+    not_called,   // the plugin could not be called (restart backoff): nothing was sent
 };
 
 class FakeProviders final : public Providers {

@@ -135,4 +135,27 @@ std::vector<std::string> consistency_problems(const std::filesystem::path& datab
     return problems;
 }
 
+StoreWriteLock::StoreWriteLock(const std::filesystem::path& database) {
+    sqlite3* connection = nullptr;
+    if (sqlite3_open(database.c_str(), &connection) != SQLITE_OK ||
+        sqlite3_exec(connection, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+        sqlite3_close(connection);
+        throw std::runtime_error("cannot take the write lock of " + database.string());
+    }
+    connection_ = connection;
+}
+
+StoreWriteLock::~StoreWriteLock() {
+    release();
+}
+
+void StoreWriteLock::release() {
+    if (connection_ != nullptr) {
+        auto* connection = static_cast<sqlite3*>(connection_);
+        sqlite3_exec(connection, "ROLLBACK", nullptr, nullptr, nullptr);
+        sqlite3_close(connection);
+        connection_ = nullptr;
+    }
+}
+
 }  // namespace mitigate::testing

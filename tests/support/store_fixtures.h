@@ -24,6 +24,20 @@ TransitionOutcome advance(Store& store, const std::string& id, TimePoint now);
 void execute_sql(const std::filesystem::path& database, const std::string& sql);
 std::string query_text(const std::filesystem::path& database, const std::string& sql);
 
+// Holds the database's write lock from another connection, as a slow writer (a backup,
+// `mitigate token revoke`) would: the store's own writes wait until it is released.
+class StoreWriteLock {
+  public:
+    explicit StoreWriteLock(const std::filesystem::path& database);
+    ~StoreWriteLock();  // releases
+    StoreWriteLock(const StoreWriteLock&) = delete;
+    StoreWriteLock& operator=(const StoreWriteLock&) = delete;
+    void release();
+
+  private:
+    void* connection_ = nullptr;
+};
+
 // Every mitigation's row agrees with its journal, versions have no gaps, the audit chain
 // is intact and has one record per journal entry. Returns problems, empty when consistent.
 std::vector<std::string> consistency_problems(const std::filesystem::path& database);

@@ -56,12 +56,12 @@ class EngineWithFakeProviders : public ::testing::Test {
         }
     }
 
-    void start(int workers) {
+    void start(int workers, std::string_view policy_text = policy) {
         if (engine) {
             providers.release();
             engine->stop();
         }
-        PolicyLoad loaded = load_policy_files({{"test.yaml", std::string(policy)}});
+        PolicyLoad loaded = load_policy_files({{"test.yaml", std::string(policy_text)}});
         ASSERT_TRUE(loaded.policy_set);
         EngineSetup setup;
         setup.policies = std::make_shared<const PolicySet>(std::move(*loaded.policy_set));
@@ -327,9 +327,7 @@ TEST_F(EngineWithFakeProviders, AFailingRevertIsRetriedWithGrowingBackoffAndAudi
     settle();
     EXPECT_EQ(state_of(id), State::reverted);
     EXPECT_EQ(audited("mitigation.step_failed", id), 3);
-    // The first failure was in the step that also journaled reverting; the retries finish it.
-    EXPECT_EQ(metrics->value("mitigate_step_failures_total", {{"step", "revert"}}), 1);
-    EXPECT_EQ(metrics->value("mitigate_step_failures_total", {{"step", "finish_revert"}}), 2);
+    EXPECT_EQ(metrics->value("mitigate_step_failures_total", {{"step", "revert"}}), 3);
 }
 
 TEST_F(EngineWithFakeProviders, ACrashAtEachPointIsFinishedAtTheNextStartWithoutASecondWrite) {
@@ -394,6 +392,110 @@ TEST_F(EngineWithFakeProviders, ProposalsOnOneTargetRunOneAtATimeOldestFirst) {
     settle();
     EXPECT_EQ(state_of(second), State::active);
     EXPECT_EQ(providers.value("fast", "a"), "half");
+}
+
+TEST_F(EngineWithFakeProviders, AnApplyRetriedWhileThePluginCannotBeCalledWaitsInsteadOfFailing) {
+    // The apply lands but its answer is lost; then the plugin host is in restart backoff:
+    // neither the read back nor the retry reach it. Nothing can say the change is absent.
+    providers.fail("apply", "a", FakeFault::lost_answer, 1);
+    providers.fail("check", "a", FakeFault::not_called);
+    const std::string id = propose("fast", "a");
+    settle();
+    ASSERT_EQ(state_of(id), State::applying);
+    providers.fail("apply", "a", FakeFault::not_called);
+    clock.advance(std::chrono::seconds(1));
+    settle();
+    EXPECT_EQ(state_of(id), State::applying);  // not "failed" with the change live
+    EXPECT_EQ(providers.value("fast", "a"), "off");
+    providers.clear_faults();
+    clock.advance(std::chrono::seconds(2));
+    settle();
+    EXPECT_EQ(state_of(id), State::active);
+    EXPECT_EQ(providers.writes("a"), 1);
+    // A first attempt that never reached the plugin changed nothing: that one fails.
+    providers.fail("apply", "b", FakeFault::not_called);
+    const std::string never_sent = propose("fast", "b");
+    settle();
+    EXPECT_EQ(state_of(never_sent), State::failed);
+    EXPECT_THAT(store->journal(never_sent).back().reason, HasSubstr("apply not sent"));
+    EXPECT_EQ(providers.writes("b"), 0);
+}
+
+TEST_F(EngineWithFakeProviders, DecisionsMadeAtOnceStillCountEachOtherAgainstARateLimit) {
+    start(4, R"yaml(
+constraints:
+  rate_limits: [{scope: global, max: 1, per: 1h}]
+rules:
+  - {name: dev-allow, match: {environment: dev}, effect: allow}
+)yaml");
+    // Two plans on two providers, held until both are in flight, then answered together:
+    // the two decisions are made at the same moment. Only one may start.
+    providers.fail("plan", "a", FakeFault::hold, 1);
+    providers.fail("plan", "b", FakeFault::hold, 1);
+    const std::string first = propose("fast", "a");
+    const std::string second = propose("slow", "b");
+    ASSERT_TRUE(eventually([&] { return providers.hanging() == 2; }));
+    providers.release();
+    settle();
+    std::vector<State> decided = {state_of(first), state_of(second)};
+    EXPECT_THAT(decided, ::testing::UnorderedElementsAre(State::active, State::denied));
+}
+
+TEST_F(EngineWithFakeProviders, AProposalEqualToAMitigationOnItsWayOutWaitsInsteadOfMerging) {
+    const std::string first = propose("fast", "a");
+    settle();
+    providers.fail("revert", "a", FakeFault::hang, 1);
+    ASSERT_EQ(engine->revert(first, "carol", "done").status, RequestStatus::accepted);
+    ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
+    const std::string again = propose("fast", "a");  // the incident came back
+    EXPECT_NE(again, first);
+    EXPECT_EQ(state_of(again), State::proposed);
+    providers.release();  // the revert gives up (unavailable) and is retried
+    settle();
+    clock.advance(std::chrono::seconds(1));
+    settle();
+    EXPECT_EQ(state_of(first), State::reverted);
+    EXPECT_EQ(state_of(again), State::active);  // planned from the reverted state, applied
+    EXPECT_EQ(providers.value("fast", "a"), "off");
+}
+
+TEST_F(EngineWithFakeProviders, AnExceptionAfterACommitWaitsForItsBackoff) {
+    providers.fail("apply", "a", FakeFault::throw_error, 1);
+    const std::string id = propose("fast", "a");
+    settle();
+    // planned, decided and applying were committed, then the apply threw.
+    EXPECT_EQ(state_of(id), State::applying);
+    EXPECT_EQ(providers.calls("apply", "a"), 1);
+    clock.advance(std::chrono::milliseconds(999));
+    settle();
+    EXPECT_EQ(providers.calls("apply", "a"), 1);  // no retry before its backoff
+    clock.advance(std::chrono::milliseconds(1));
+    settle();
+    EXPECT_EQ(state_of(id), State::active);
+    EXPECT_EQ(audited("mitigation.step_failed", id), 1);
+}
+
+TEST_F(EngineWithFakeProviders, AWebhookLargerThanTheBacklogIsTakenWhenNothingWaits) {
+    PolicyLoad loaded = load_policy_files({{"test.yaml", std::string(policy)}});
+    EngineSetup setup;
+    setup.policies = std::make_shared<const PolicySet>(std::move(*loaded.policy_set));
+    setup.engine.pending_signal_limit = 2;
+    engine->stop();
+    engine = std::make_unique<Engine>(*store, providers, clock, *metrics, std::move(setup));
+    engine->start();
+    std::vector<Signal> three;
+    for (const char* fingerprint : {"f1", "f2", "f3"}) {
+        Signal signal;
+        signal.id = std::string("sig_") + fingerprint;
+        signal.name = "HighErrorRate";
+        signal.fingerprint = fingerprint;
+        signal.labels = {{"alertname", "HighErrorRate"}, {"environment", "dev"}};
+        signal.starts_at = signal.received_at = clock.now();
+        three.push_back(signal);
+    }
+    const SignalIntake taken = engine->accept_signals(three);
+    EXPECT_FALSE(taken.refused) << taken.message;
+    EXPECT_EQ(taken.accepted, 3u);
 }
 
 }  // namespace
