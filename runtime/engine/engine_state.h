@@ -243,10 +243,13 @@ struct Engine::State {
     }
 
     void load() {
-        for (const Mitigation& mitigation :
-             store.list_mitigations(in_states(open_states(), every_row))) {
-            open.update(mitigation);
-            ++open_by_state[static_cast<std::size_t>(mitigation.state)];
+        // Oldest first (the store lists newest first): the order on a target is the order
+        // they were stored, even within one millisecond.
+        const std::vector<Mitigation> stored =
+            store.list_mitigations(in_states(open_states(), every_row));
+        for (auto mitigation = stored.rbegin(); mitigation != stored.rend(); ++mitigation) {
+            open.update(*mitigation);
+            ++open_by_state[static_cast<std::size_t>(mitigation->state)];
         }
         for (MitigationState state : open_states()) {
             metrics.set("mitigate_mitigations",

@@ -9,29 +9,34 @@ std::string target_key(const Action& action) {
 
 bool OpenMitigations::update(const Mitigation& mitigation) {
     std::lock_guard lock(mutex_);
+    std::optional<std::uint64_t> arrival;
     const auto found = by_id_.find(mitigation.id);
     if (found != by_id_.end()) {
-        if (found->second->version >= mitigation.version) {
+        if (found->second.snapshot->version >= mitigation.version) {
             return false;
         }
-        erase_locked(*found->second);
+        arrival = found->second.arrival;  // a new version keeps its place in the queue
+        erase_locked(found->second);
     }
     if (is_final(mitigation.state)) {
         return true;
     }
-    auto snapshot = std::make_shared<const Mitigation>(mitigation);
-    const Order order{mitigation.created_at, mitigation.id};
+    if (!arrival) {
+        arrival = next_arrival_++;
+    }
+    const Order order{mitigation.created_at, *arrival, mitigation.id};
     by_age_.insert(order);
     by_target_[target_key(mitigation.proposal.action)].insert(order);
     if (!mitigation.proposal.incident_id.empty()) {
         by_incident_[mitigation.proposal.incident_id].insert(mitigation.id);
     }
-    by_id_.emplace(mitigation.id, std::move(snapshot));
+    by_id_.emplace(mitigation.id, Entry{std::make_shared<const Mitigation>(mitigation), *arrival});
     return true;
 }
 
-void OpenMitigations::erase_locked(const Mitigation& mitigation) {
-    const Order order{mitigation.created_at, mitigation.id};
+void OpenMitigations::erase_locked(const Entry& entry) {
+    const Mitigation& mitigation = *entry.snapshot;
+    const Order order{mitigation.created_at, entry.arrival, mitigation.id};
     by_age_.erase(order);
     const std::string key = target_key(mitigation.proposal.action);
     if (auto target = by_target_.find(key); target != by_target_.end()) {
@@ -47,21 +52,23 @@ void OpenMitigations::erase_locked(const Mitigation& mitigation) {
             by_incident_.erase(incident);
         }
     }
-    by_id_.erase(mitigation.id);
+    // Last: `entry` lives in by_id_.
+    const std::string id = mitigation.id;
+    by_id_.erase(id);
 }
 
 MitigationSnapshot OpenMitigations::find(const std::string& id) const {
     std::lock_guard lock(mutex_);
     const auto found = by_id_.find(id);
-    return found == by_id_.end() ? nullptr : found->second;
+    return found == by_id_.end() ? nullptr : found->second.snapshot;
 }
 
 std::vector<MitigationSnapshot> OpenMitigations::all() const {
     std::lock_guard lock(mutex_);
     std::vector<MitigationSnapshot> result;
     result.reserve(by_age_.size());
-    for (const auto& [created_at, id] : by_age_) {
-        result.push_back(by_id_.at(id));
+    for (const auto& [created_at, arrival, id] : by_age_) {
+        result.push_back(by_id_.at(id).snapshot);
     }
     return result;
 }
@@ -70,8 +77,8 @@ std::vector<MitigationSnapshot> OpenMitigations::on_target(const std::string& ke
     std::lock_guard lock(mutex_);
     std::vector<MitigationSnapshot> result;
     if (const auto target = by_target_.find(key); target != by_target_.end()) {
-        for (const auto& [created_at, id] : target->second) {
-            result.push_back(by_id_.at(id));
+        for (const auto& [created_at, arrival, id] : target->second) {
+            result.push_back(by_id_.at(id).snapshot);
         }
     }
     return result;
@@ -88,8 +95,8 @@ std::vector<std::string> OpenMitigations::of_incident(const std::string& inciden
 std::vector<std::string> OpenMitigations::in_state(MitigationState state) const {
     std::lock_guard lock(mutex_);
     std::vector<std::string> result;
-    for (const auto& [created_at, id] : by_age_) {
-        if (by_id_.at(id)->state == state) {
+    for (const auto& [created_at, arrival, id] : by_age_) {
+        if (by_id_.at(id).snapshot->state == state) {
             result.push_back(id);
         }
     }
@@ -99,8 +106,8 @@ std::vector<std::string> OpenMitigations::in_state(MitigationState state) const 
 std::map<MitigationState, std::size_t> OpenMitigations::count_by_state() const {
     std::lock_guard lock(mutex_);
     std::map<MitigationState, std::size_t> counts;
-    for (const auto& [id, mitigation] : by_id_) {
-        ++counts[mitigation->state];
+    for (const auto& [id, entry] : by_id_) {
+        ++counts[entry.snapshot->state];
     }
     return counts;
 }

@@ -5,12 +5,14 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -27,7 +29,9 @@ std::string target_key(const Action& action);
 class OpenMitigations {
   public:
     // Takes `mitigation` if it is newer than the one held (by version); a final one leaves
-    // the index. Returns false when an older version arrived late and was ignored.
+    // the index. Mitigations created in the same millisecond are ordered as first given
+    // here: load them oldest first. Returns false when an older version arrived late and was
+    // ignored.
     bool update(const Mitigation& mitigation);
 
     MitigationSnapshot find(const std::string& id) const;
@@ -42,11 +46,18 @@ class OpenMitigations {
     std::size_t size() const;
 
   private:
-    using Order = std::pair<TimePoint, std::string>;  // created_at, id: oldest first
-    void erase_locked(const Mitigation& mitigation);
+    // created_at, then the order this index first saw it (ids are random after the second,
+    // and two proposals can share a millisecond): oldest first, and stable.
+    using Order = std::tuple<TimePoint, std::uint64_t, std::string>;  // and the id
+    struct Entry {
+        MitigationSnapshot snapshot;
+        std::uint64_t arrival = 0;
+    };
+    void erase_locked(const Entry& entry);
 
     mutable std::mutex mutex_;
-    std::unordered_map<std::string, MitigationSnapshot> by_id_;
+    std::uint64_t next_arrival_ = 0;
+    std::unordered_map<std::string, Entry> by_id_;
     std::set<Order> by_age_;
     std::unordered_map<std::string, std::set<Order>> by_target_;
     std::unordered_map<std::string, std::set<std::string>> by_incident_;

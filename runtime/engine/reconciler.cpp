@@ -224,7 +224,6 @@ void Reconciler::work(int index) {
         lock.lock();
         Slot& after = slots_[*id];
         after.running = false;
-        --running_;
         if (!provider.empty()) {
             busy_providers_.erase(provider);
         }
@@ -249,6 +248,9 @@ void Reconciler::work(int index) {
             after.failed_at_version.reset();
             after.retry_at.reset();
         }
+        // Counted as running until its failure is reported: settle() (and a test after it)
+        // must not see the engine idle while the step_failed record is still being written.
+        --running_;
         changed_.notify_all();
     }
 }

@@ -184,7 +184,8 @@ class SqliteStoreImplementation final : public SqliteStore {
         if (filter.created_after) {
             sql += " AND created_at_ms >= ?";
         }
-        sql += " ORDER BY created_at_ms DESC, id DESC LIMIT ?";
+        // Ties (one millisecond) in the order they were stored: ids are random after the second.
+        sql += " ORDER BY created_at_ms DESC, rowid DESC LIMIT ?";
         std::vector<Mitigation> result;
         database_.read([&](SqliteConnection& connection) {
             auto statement = connection.statement(sql);

@@ -17,6 +17,7 @@
 #include "runtime/policy/policy_set.h"
 #include "runtime/store/sqlite_store.h"
 #include "tests/support/fake_providers.h"
+#include "tests/support/store_fixtures.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate {
@@ -392,6 +393,28 @@ TEST_F(EngineWithFakeProviders, ProposalsOnOneTargetRunOneAtATimeOldestFirst) {
     settle();
     EXPECT_EQ(state_of(second), State::active);
     EXPECT_EQ(providers.value("fast", "a"), "half");
+}
+
+TEST_F(EngineWithFakeProviders, ProposalsStoredInOneMillisecondKeepTheirOrderAcrossARestart) {
+    // Two proposals on one target share a millisecond; ids are random after the second, so
+    // here the first one stored sorts last by id. A restart must not reorder them.
+    engine->stop();
+    auto stored = [&](const std::string& id, const std::string& environment,
+                      const std::string& value) {
+        Mitigation mitigation = testing::make_mitigation(id, clock.now());
+        mitigation.proposal.action = {
+            "fast", "set", "a", {{"value", value}}, std::chrono::minutes(30), "test"};
+        mitigation.proposal.environment = environment;
+        mitigation.proposal.incident_id.clear();
+        store->create_mitigation(mitigation, "alice", "test");
+    };
+    stored("mit_z_first", "stage", "off");
+    stored("mit_a_second", "dev", "half");
+    start(2);
+    settle();
+    EXPECT_EQ(state_of("mit_z_first"), State::pending_approval);
+    EXPECT_EQ(state_of("mit_a_second"), State::proposed);
+    EXPECT_EQ(providers.value("fast", "a"), "on");
 }
 
 TEST_F(EngineWithFakeProviders, AnApplyRetriedWhileThePluginCannotBeCalledWaitsInsteadOfFailing) {

@@ -174,6 +174,19 @@ TEST_F(SqliteStoreTest, ListsNewestFirstAndFiltersByState) {
     EXPECT_EQ(store->list_mitigations(two).size(), 2u);
 }
 
+TEST_F(SqliteStoreTest, MitigationsCreatedInOneMillisecondListInTheOrderTheyWereStored) {
+    // Ids are random after the second: "z" is stored first, then "a", at the same instant.
+    auto store = open();
+    store->create_mitigation(make_mitigation("mit_z", clock_.now()), "a", "r");
+    store->create_mitigation(make_mitigation("mit_a", clock_.now()), "a", "r");
+    store->create_mitigation(make_mitigation("mit_m", clock_.now()), "a", "r");
+    const auto found = store->list_mitigations({});
+    ASSERT_EQ(found.size(), 3u);
+    EXPECT_EQ(found[0].id, "mit_m");  // newest first
+    EXPECT_EQ(found[1].id, "mit_a");
+    EXPECT_EQ(found[2].id, "mit_z");
+}
+
 TEST_F(SqliteStoreTest, ReadersSeeTheLastCommitWhileAWriteIsInProgress) {
     std::unique_ptr<Store> reader;
     std::optional<MitigationState> seen_during_write;
