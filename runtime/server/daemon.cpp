@@ -31,6 +31,7 @@
 #include "runtime/providers/provider_registry.h"
 #include "runtime/server/api_server.h"
 #include "runtime/server/http_server.h"
+#include "runtime/store/daemon_lock.h"
 #include "runtime/store/sqlite_database.h"
 #include "runtime/store/sqlite_store.h"
 #include "sandbox/worker/lua_worker.h"
@@ -114,6 +115,7 @@ struct Daemon::State {
     SystemClock system_clock;
     const Clock* clock = nullptr;
     Metrics metrics;
+    std::unique_ptr<DaemonLock> store_lock;  // first in, last out: held while anything runs
     std::unique_ptr<SqliteStore> store;
     std::unique_ptr<DrillRunStore> drill_runs;
     std::unique_ptr<ChatStateStore> chat_state;
@@ -191,6 +193,7 @@ Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
     const std::shared_ptr<const PolicySet> policies = setup.policies;
     load_playbooks(config, setup);
 
+    state.store_lock = lock_store_for_daemon(config.store.path);
     SqliteStoreOptions store_options;
     store_options.fault_point = state.options.store_fault_point;
     state.store = open_sqlite_store(config.store.path, store_options);

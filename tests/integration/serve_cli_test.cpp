@@ -151,12 +151,36 @@ TEST_F(ServeCliTest, SignalApproveShowRevertThenSigtermStopsCleanly) {
 
 TEST_F(ServeCliTest, ASecondDaemonOnABusyPortSaysSoAndWritesNothing) {
     start();
-    const auto before = open_sqlite_store(directory / "m.db")->audit_head().sequence;
-    const auto second = mitigate({"serve", "--listen", url.substr(std::string("http://").size())});
+    // Its own store: the port is what is in the way.
+    std::string other = testing::read_file(config);
+    other.replace(other.find("store: {path: m.db}"), 19, "store: {path: other.db}");
+    const std::string other_config = directory.write("other.yaml", other);
+    const auto second = run_process({testing::mitigate_binary(), "--config", other_config, "serve",
+                                     "--listen", url.substr(std::string("http://").size())});
     EXPECT_EQ(second.exit_code, 1);
     EXPECT_THAT(second.err, HasSubstr("cannot listen on 127.0.0.1:"));
     EXPECT_THAT(second.err, HasSubstr("in use"));
+}
+
+TEST_F(ServeCliTest, ASecondDaemonOnTheSameStoreIsRefusedNamingTheFirstAndWritesNothing) {
+    start();
+    const auto before = open_sqlite_store(directory / "m.db")->audit_head().sequence;
+    // Another port, the same store: it would run a second engine on the same mitigations.
+    const auto second = mitigate({"serve", "--listen", "127.0.0.1:0"});
+    EXPECT_EQ(second.exit_code, 1);
+    EXPECT_THAT(second.err, HasSubstr("another mitigate daemon (pid " +
+                                      std::to_string(daemon->pid()) + ") already serves"));
+    EXPECT_THAT(second.err, HasSubstr("m.db"));
     EXPECT_EQ(open_sqlite_store(directory / "m.db")->audit_head().sequence, before);
+    // The CLI's own commands still open the store beside the daemon.
+    EXPECT_EQ(mitigate({"token", "list"}).exit_code, 0);
+
+    // Killed without a chance to clean up: the kernel releases the lock, a new daemon
+    // starts on the same store without anyone removing a file.
+    ASSERT_EQ(::kill(daemon->pid(), SIGKILL), 0);
+    daemon.reset();
+    start();
+    EXPECT_FALSE(url.empty());
 }
 
 TEST_F(ServeCliTest, ClearErrorsWithoutADaemonOrAToken) {
