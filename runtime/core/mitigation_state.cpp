@@ -38,6 +38,9 @@ constexpr std::array<std::pair<MitigationState, std::string_view>, 16> names{{
 //   reverting, whose compare-and-set protects a target someone else changed since;
 // - pending_approval may go to itself: recording one approval of several is journaled
 //   like any other step, so that who approved, and when, is in the journal;
+// - approved may still go to denied or dry_run: policy is asked again at the moment of
+//   effect, and a change of policy since the approval wins; and to expired, when its
+//   incident resolved before the apply (as may proposed, planned and pending_approval);
 // - reverting never goes to failed: a revert that errors is retried, because giving up
 //   would leave an applied change behind without anyone deciding to keep it.
 const std::vector<std::vector<MitigationState>>& transition_table() {
@@ -46,10 +49,10 @@ const std::vector<std::vector<MitigationState>>& transition_table() {
         auto allow = [&](MitigationState from, std::initializer_list<MitigationState> to) {
             next[static_cast<std::size_t>(from)] = to;
         };
-        allow(proposed, {planned, denied, failed});
-        allow(planned, {pending_approval, approved, denied, dry_run, failed});
+        allow(proposed, {planned, denied, failed, expired});
+        allow(planned, {pending_approval, approved, denied, dry_run, failed, expired});
         allow(pending_approval, {pending_approval, approved, rejected, expired});
-        allow(approved, {applying, failed});
+        allow(approved, {applying, failed, denied, dry_run, expired});
         allow(applying, {verifying, reverting, failed});
         allow(verifying, {active, reverting});
         allow(active, {reverting, kept});

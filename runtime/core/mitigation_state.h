@@ -29,7 +29,8 @@ enum class MitigationState {
     pending_approval,  // waiting for the approvals the decision requires
     approved,          // cleared to apply
     rejected,          // a human said no (final)
-    expired,           // approvals did not arrive in time (final)
+    expired,           // its moment passed before any effect: approvals did not arrive in
+                       // time, or its incident resolved first (final)
     applying,          // the forward change is being sent; outcome not yet known
     verifying,         // applied; waiting for check and for the signal to improve
     active,            // applied and verified; reverts at its TTL

@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "runtime/core/time_format.h"
 #include "runtime/engine/recent_history.h"
@@ -41,6 +43,40 @@ const Plan& plan_of(const Mitigation& mitigation) {
                                std::string(to_string(mitigation.state)) + " without a plan");
     }
     return *mitigation.plan;
+}
+
+// Who of those who approved `mitigation` counts under `decision`, and what is missing; empty
+// when the approvals it has are enough. The same rules as a person's approve request:
+// distinct people, in a group the decision names, not the proposer unless allowed, and
+// within the approval timeout.
+std::string approvals_missing(const Mitigation& mitigation, const Decision& decision,
+                              TimePoint now) {
+    std::set<std::string> counted;
+    for (const Approval& approval : mitigation.approvals) {
+        const bool in_group =
+            decision.approver_groups.empty() ||
+            std::any_of(decision.approver_groups.begin(), decision.approver_groups.end(),
+                        [&](const std::string& group) {
+                            return std::find(approval.groups.begin(), approval.groups.end(),
+                                             group) != approval.groups.end();
+                        });
+        if (approval.verdict == ApprovalVerdict::approve && in_group &&
+            (decision.self_approval_allowed ||
+             approval.approver != mitigation.proposal.proposed_by) &&
+            (!decision.approval_timeout || now - approval.at <= *decision.approval_timeout)) {
+            counted.insert(approval.approver);
+        }
+    }
+    if (static_cast<int>(counted.size()) >= decision.approvals_required) {
+        return "";
+    }
+    std::string groups;
+    for (const std::string& group : decision.approver_groups) {
+        groups += (groups.empty() ? " from " : ", ") + group;
+    }
+    return "it now needs " + std::to_string(decision.approvals_required) + " approval" +
+           (decision.approvals_required == 1 ? "" : "s") + groups + " and has " +
+           std::to_string(counted.size()) + " that count";
 }
 
 double seconds_since(Steady::time_point start) {
@@ -145,22 +181,16 @@ StepResult MitigationSteps::decide(const Mitigation& planned) {
     return decide_and_apply(planned, {});
 }
 
-// Policy decides on the last of `steps` (or on `current` when there are none); when it
-// allows, the mitigation is journaled applying in the same commit and applied at once. A
-// decision has no effect of its own, so planned, decided and applying go to the store in
-// one transaction: one fsync on the way from a proposal to its apply instead of three.
-StepResult MitigationSteps::decide_and_apply(const Mitigation& current,
-                                             std::vector<Transitions::Step> steps) {
-    const Mitigation& planned = steps.empty() ? current : steps.back().next;
+PolicyInput MitigationSteps::policy_input(const Mitigation& mitigation,
+                                          std::shared_ptr<const Incident>& incident) const {
     PolicyInput input;
-    input.action = planned.proposal.action;
-    input.playbook = planned.proposal.playbook;
-    input.proposed_by = planned.proposal.proposed_by;
-    input.environment = planned.proposal.environment;
-    input.service = planned.proposal.service;
-    std::shared_ptr<const Incident> incident;
-    if (!planned.proposal.incident_id.empty()) {
-        incident = setup_.incident(planned.proposal.incident_id);
+    input.action = mitigation.proposal.action;
+    input.playbook = mitigation.proposal.playbook;
+    input.proposed_by = mitigation.proposal.proposed_by;
+    input.environment = mitigation.proposal.environment;
+    input.service = mitigation.proposal.service;
+    if (!mitigation.proposal.incident_id.empty()) {
+        incident = setup_.incident(mitigation.proposal.incident_id);
         if (incident) {
             input.environment = incident->environment;
             input.service = incident->service;
@@ -168,7 +198,19 @@ StepResult MitigationSteps::decide_and_apply(const Mitigation& current,
             input.dry_run = incident->dry_run;
         }
     }
-    input.plan = planned.plan;
+    input.plan = mitigation.plan;
+    return input;
+}
+
+// Policy decides on the last of `steps` (or on `current` when there are none); when it
+// allows, the mitigation is journaled applying in the same commit and applied at once. A
+// decision has no effect of its own, so planned, decided and applying go to the store in
+// one transaction: one fsync on the way from a proposal to its apply instead of three.
+StepResult MitigationSteps::decide_and_apply(const Mitigation& current,
+                                             std::vector<Transitions::Step> steps) {
+    const Mitigation& planned = steps.empty() ? current : steps.back().next;
+    std::shared_ptr<const Incident> incident;
+    const PolicyInput input = policy_input(planned, incident);
     const TimePoint now = setup_.clock.now();
     // Deciding reads the history that rate limits and cooldowns count, and a decision that
     // applies adds to it: both under one lock, or two decisions made at once would each
@@ -199,7 +241,7 @@ StepResult MitigationSteps::decide_and_apply(const Mitigation& current,
          {{"effect", to_string(decision.effect)}, {"policy_hash", decision.policy_hash}}});
     const bool applies = decided.state == MitigationState::approved;
     if (applies) {
-        steps.push_back(applying_step(decided, now));
+        steps.push_back(applying_step(decided, decision.policy_hash, now));
     }
     const TransitionResult result = setup_.transitions.move_chain(current, std::move(steps));
     if (result.outcome != TransitionOutcome::done) {
@@ -219,14 +261,20 @@ StepResult MitigationSteps::decide_and_apply(const Mitigation& current,
 
 // Journaled before the provider is touched, with the expiry already fixed: a crash from
 // here on leaves a mitigation that is finished at the next start and reverts on time.
-Transitions::Step MitigationSteps::applying_step(const Mitigation& approved, TimePoint now) const {
+// `policy_hash`: the policy set that allowed this apply, at the moment of the apply.
+Transitions::Step MitigationSteps::applying_step(const Mitigation& approved,
+                                                 const std::string& policy_hash,
+                                                 TimePoint now) const {
     Mitigation applying = approved;
     applying.state = MitigationState::applying;
     if (const auto ttl = ttl_of(approved)) {
         applying.expires_at = now + *ttl;
     }
     const std::string key = approved.plan ? approved.plan->idempotency_key : std::string();
-    return {applying, "runtime", "applying " + key, {{"idempotency_key", key}}};
+    return {applying,
+            "runtime",
+            "applying " + key,
+            {{"idempotency_key", key}, {"policy_hash", policy_hash}}};
 }
 
 // The policy history counts it from here: it may change its target.
@@ -240,6 +288,10 @@ void MitigationSteps::started(const Mitigation& applying, const Incident* incide
     setup_.history.started(applying, service, environment, now);
 }
 
+// An approval may be hours old: the policy may have changed since (a freeze, a deny, more
+// approvals required) and the daemon restarted with it. The decision that counts is the
+// one made now, with the current policy set and history; the approvals recorded must
+// satisfy it, or nothing is applied.
 StepResult MitigationSteps::apply(const Mitigation& approved) {
     if (!approved.plan) {
         Mitigation failed = approved;
@@ -247,13 +299,49 @@ StepResult MitigationSteps::apply(const Mitigation& approved) {
         move(approved, failed, "approved without a plan; nothing applied");
         return {};
     }
+    std::shared_ptr<const Incident> incident;
+    const PolicyInput input = policy_input(approved, incident);
     const TimePoint now = setup_.clock.now();
-    Transitions::Step step = applying_step(approved, now);
-    const auto moved = move(approved, step.next, step.reason, step.details);
-    if (!moved) {
+    std::unique_lock deciding(decisions_mutex_);
+    const Decision decision =
+        evaluate_policy(*setup_.policies, input, setup_.history.history(now), now);
+    std::string refused;
+    switch (decision.effect) {
+        case DecisionEffect::allow: break;
+        case DecisionEffect::require_approval:
+            refused = approvals_missing(approved, decision, now);
+            break;
+        case DecisionEffect::deny:
+        case DecisionEffect::dry_run: refused = decision.summary; break;
+    }
+    if (refused.empty()) {
+        started(approved, incident.get(), now);  // reserved; forgotten if the commit is refused
+    }
+    deciding.unlock();
+    if (!refused.empty()) {
+        setup_.metrics.increment("mitigate_decisions_total",
+                                 {{"effect", std::string(to_string(decision.effect))}});
+        Mitigation ended = approved;
+        ended.decision = decision;
+        ended.state = decision.effect == DecisionEffect::dry_run ? MitigationState::dry_run
+                                                                 : MitigationState::denied;
+        const std::string previous_hash =
+            approved.decision ? approved.decision->policy_hash : std::string();
+        move(approved, ended,
+             "not applied: policy decided again at the moment of effect (" +
+                 std::string(to_string(decision.effect)) + "): " + refused,
+             {{"effect", to_string(decision.effect)},
+              {"policy_hash", decision.policy_hash},
+              {"approved_under_policy_hash", previous_hash}},
+             "policy");
         return {};
     }
-    started(*moved, setup_.incident(approved.proposal.incident_id).get(), now);
+    Transitions::Step step = applying_step(approved, decision.policy_hash, now);
+    const auto moved = move(approved, step.next, step.reason, step.details);
+    if (!moved) {
+        setup_.history.forget(approved.id);
+        return {};
+    }
     return finish_apply(*moved, /*again=*/false);
 }
 

@@ -6,7 +6,9 @@
 //   decide        planned -> denied | dry_run | pending_approval | approved, and when
 //                 approved -> applying and apply; planned, decided and applying are
 //                 committed together (no effect between them: one fsync, not three)
-//   apply         approved -> applying (journaled, with its expiry) -> provider apply ->
+//   apply         approved -> policy decided again now (a changed policy or approvals that
+//                 no longer suffice end it denied or dry_run, nothing applied) ->
+//                 applying (journaled, with its expiry and the policy hash) -> provider apply ->
 //                 verifying -> provider check; a mitigation with no incident is then
 //                 active, one with an incident waits in verifying for its alerts
 //   settle_apply  applying: apply again (idempotent: the provider recognises its own
@@ -36,6 +38,7 @@
 #include "runtime/core/model.h"
 #include "runtime/engine/next_step.h"
 #include "runtime/engine/transitions.h"
+#include "runtime/policy/policy_engine.h"
 #include "runtime/policy/policy_set.h"
 
 namespace mitigate {
@@ -78,7 +81,11 @@ class MitigationSteps {
     StepResult plan(const Mitigation& proposed);
     StepResult decide(const Mitigation& planned);
     StepResult decide_and_apply(const Mitigation& current, std::vector<Transitions::Step> steps);
-    Transitions::Step applying_step(const Mitigation& approved, TimePoint now) const;
+    Transitions::Step applying_step(const Mitigation& approved, const std::string& policy_hash,
+                                    TimePoint now) const;
+    // What policy decides on for `mitigation`; `incident` is set to its incident, if known.
+    PolicyInput policy_input(const Mitigation& mitigation,
+                             std::shared_ptr<const Incident>& incident) const;
     void started(const Mitigation& applying, const Incident* incident, TimePoint now);
     StepResult apply(const Mitigation& approved);
     // `again`: an earlier attempt may have been sent (the mitigation was already applying).

@@ -67,6 +67,14 @@ NextStep next_step(const Mitigation& mitigation, const StepContext& context) {
     const bool resolved =
         context.incident != nullptr && context.incident->status == IncidentStatus::resolved;
     const bool ttl_passed = mitigation.expires_at && *mitigation.expires_at <= now;
+    // Nothing starts for an incident that is over: a mitigation that has not touched its
+    // target yet is withdrawn once its incident resolved, whatever approvals it has.
+    if (resolved && !may_have_effect(mitigation.state) && !is_final(mitigation.state)) {
+        step.kind = StepKind::expire;
+        step.reason = "withdrawn before any effect: its incident resolved at " +
+                      format_rfc3339(context.incident->resolved_at.value_or(context.now));
+        return step;
+    }
     switch (mitigation.state) {
         case MitigationState::proposed:
             if (context.holds_target) {

@@ -154,6 +154,8 @@ class EngineTest : public ::testing::Test {
     void approved_by_an_earlier_process(const std::string& id) {
         Mitigation created = testing::make_mitigation(id, clock.now());
         created.proposal.incident_id.clear();
+        // Where the policy still allows it: policy is asked again before the apply.
+        created.proposal.environment = "dev";
         store->create_mitigation(created, "playbook:test", "r");
         const auto plan = registry->plan(created.proposal.action);
         ASSERT_TRUE(plan.ok()) << plan.error;

@@ -395,6 +395,200 @@ TEST_F(EngineWithFakeProviders, ProposalsOnOneTargetRunOneAtATimeOldestFirst) {
     EXPECT_EQ(providers.value("fast", "a"), "half");
 }
 
+// ---- Decisions hold at the moment of effect ------------------------------------------
+
+// The policy below with the stage rule replaced: what an operator changed while a
+// mitigation waited for its approvals, then restarted the daemon with.
+std::string policy_where_stage(const std::string& stage_rule) {
+    return "rules:\n"
+           "  - name: dev-allow\n"
+           "    match: {environment: dev}\n"
+           "    effect: allow\n" +
+           stage_rule;
+}
+
+class StaleApprovals : public EngineWithFakeProviders {
+  protected:
+    // A stage mitigation waiting for one sre approval under the original policy.
+    std::string pending() {
+        const std::string id = propose("fast", "a", "stage");
+        settle();
+        EXPECT_EQ(state_of(id), State::pending_approval);
+        return id;
+    }
+
+    RequestResult approve(const std::string& id, const std::string& who = "carol") {
+        ApprovalRequest approval;
+        approval.mitigation_id = id;
+        approval.identity = who;
+        approval.groups = {"sre"};
+        return engine->approve(approval);
+    }
+
+    // The details of the last transition of `id` into `state`, from the audit log.
+    json transition_details(const std::string& id, State state) {
+        json found;
+        for (const AuditRecord& record : store->audit_tail(1000)) {
+            if (record.event == "mitigation.transition" && record.subject == id &&
+                record.details.value("to", "") == to_string(state)) {
+                found = record.details;
+            }
+        }
+        return found;
+    }
+};
+
+TEST_F(StaleApprovals, AnApprovalArrivingAfterThePolicyTurnedToDenyAppliesNothing) {
+    const std::string id = pending();
+    const std::string approved_under = store->find_mitigation(id)->decision->policy_hash;
+    start(2, policy_where_stage("  - name: stage-deny\n"
+                                "    match: {environment: stage}\n"
+                                "    effect: deny\n"));
+    ASSERT_EQ(approve(id).status, RequestStatus::done);  // the approval itself is recorded
+    settle();
+    const Mitigation ended = *store->find_mitigation(id);
+    EXPECT_EQ(ended.state, State::denied);
+    EXPECT_EQ(providers.writes("a"), 0);
+    EXPECT_EQ(providers.value("fast", "a"), "on");
+    ASSERT_TRUE(ended.decision);
+    EXPECT_NE(ended.decision->policy_hash, approved_under);  // the new decision, kept
+    EXPECT_EQ(ended.decision->effect, DecisionEffect::deny);
+    const JournalEntry last = store->journal(id).back();
+    EXPECT_EQ(last.actor, "policy");
+    EXPECT_THAT(last.reason, HasSubstr("not applied: policy decided again at the moment of "
+                                       "effect (deny)"));
+    EXPECT_THAT(last.reason, HasSubstr("stage-deny"));
+    const json details = transition_details(id, State::denied);
+    EXPECT_EQ(details.value("approved_under_policy_hash", ""), approved_under);
+}
+
+TEST_F(StaleApprovals, AFreezeAddedSinceTheDecisionStopsTheApply) {
+    const std::string id = pending();
+    start(2, std::string(policy) +
+                 "freezes:\n"
+                 "  - name: incident-freeze\n"
+                 "    from: \"2026-11-23T00:00:00+00:00\"\n"
+                 "    to: \"2026-11-24T00:00:00+00:00\"\n");
+    ASSERT_EQ(approve(id).status, RequestStatus::done);
+    settle();
+    EXPECT_EQ(state_of(id), State::denied);
+    EXPECT_THAT(store->journal(id).back().reason, HasSubstr("incident-freeze"));
+    EXPECT_EQ(providers.writes("a"), 0);
+}
+
+TEST_F(StaleApprovals, ApprovalsThatNoLongerSufficeAreNotEnough) {
+    const std::string id = pending();
+    start(2, policy_where_stage("  - name: stage-two-sre\n"
+                                "    match: {environment: stage}\n"
+                                "    effect: require_approval\n"
+                                "    approvals: {count: 2, groups: [sre]}\n"));
+    // One approval was what the stored decision asked for: the request moves it on...
+    ASSERT_EQ(approve(id).status, RequestStatus::done);
+    settle();
+    // ...but the policy now asks for two, and one person approved.
+    EXPECT_EQ(state_of(id), State::denied);
+    EXPECT_THAT(store->journal(id).back().reason,
+                HasSubstr("it now needs 2 approvals from sre and has 1 that count"));
+    EXPECT_EQ(providers.writes("a"), 0);
+}
+
+TEST_F(StaleApprovals, AnApproverOutsideTheGroupsThePolicyNowNamesDoesNotCount) {
+    const std::string id = pending();
+    start(2, policy_where_stage("  - name: stage-dba\n"
+                                "    match: {environment: stage}\n"
+                                "    effect: require_approval\n"
+                                "    approvals: {count: 1, groups: [dba]}\n"));
+    ASSERT_EQ(approve(id).status, RequestStatus::done);  // carol is in sre, not dba
+    settle();
+    EXPECT_EQ(state_of(id), State::denied);
+    EXPECT_THAT(store->journal(id).back().reason, HasSubstr("from dba and has 0"));
+}
+
+TEST_F(StaleApprovals, UnderAnUnchangedPolicyItAppliesAndRecordsTheHashThatAllowedIt) {
+    const std::string id = pending();
+    const std::string hash = store->find_mitigation(id)->decision->policy_hash;
+    start(2);  // a restart, same policy
+    ASSERT_EQ(approve(id).status, RequestStatus::done);
+    settle();
+    EXPECT_EQ(state_of(id), State::active);
+    EXPECT_EQ(providers.value("fast", "a"), "off");
+    EXPECT_EQ(transition_details(id, State::applying).value("policy_hash", ""), hash);
+    // The automatic path records it too.
+    const std::string automatic = propose("fast", "b");
+    settle();
+    EXPECT_EQ(transition_details(automatic, State::applying).value("policy_hash", ""),
+              store->find_mitigation(automatic)->decision->policy_hash);
+}
+
+TEST_F(StaleApprovals, AMitigationWhoseIncidentResolvedIsWithdrawnAndAnApprovalAfterIsRefused) {
+    auto signal = [&](SignalStatus status) {
+        Signal alert;
+        alert.id = status == SignalStatus::firing ? "sig_firing" : "sig_resolved";
+        alert.name = "HighErrorRate";
+        alert.status = status;
+        alert.fingerprint = "fp1";
+        alert.labels = {{"alertname", "HighErrorRate"}, {"environment", "stage"}};
+        alert.starts_at = alert.received_at = clock.now();
+        if (status == SignalStatus::resolved) {
+            alert.ends_at = clock.now();
+        }
+        return alert;
+    };
+    ASSERT_EQ(engine->accept_signals({signal(SignalStatus::firing)}).accepted, 1u);
+    const std::string incident = store->list_incidents({}).front().id;
+    ProposalRequest request;
+    request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "test"};
+    request.incident_id = incident;
+    request.proposed_by = "alice";
+    const std::string id = engine->propose(request).mitigation->id;
+    settle();
+    ASSERT_EQ(state_of(id), State::pending_approval);
+    clock.advance(std::chrono::minutes(2));
+    ASSERT_EQ(engine->accept_signals({signal(SignalStatus::resolved)}).accepted, 1u);
+    settle();
+    EXPECT_EQ(state_of(id), State::expired);
+    EXPECT_THAT(store->journal(id).back().reason,
+                HasSubstr("withdrawn before any effect: its incident resolved at"));
+    const RequestResult late = approve(id);
+    EXPECT_EQ(late.status, RequestStatus::conflict);
+    EXPECT_EQ(providers.writes("a"), 0);
+}
+
+TEST_F(StaleApprovals, AnApprovedMitigationWhoseIncidentResolvedFirstIsNotApplied) {
+    // Approved, then the incident resolved before the engine got to the apply (here: the
+    // provider is held busy by another call, so the apply waits its turn).
+    Signal alert;
+    alert.id = "sig_1";
+    alert.name = "HighErrorRate";
+    alert.fingerprint = "fp1";
+    alert.labels = {{"alertname", "HighErrorRate"}, {"environment", "stage"}};
+    alert.starts_at = alert.received_at = clock.now();
+    ASSERT_EQ(engine->accept_signals({alert}).accepted, 1u);
+    const std::string incident = store->list_incidents({}).front().id;
+    ProposalRequest request;
+    request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "test"};
+    request.incident_id = incident;
+    request.proposed_by = "alice";
+    const std::string id = engine->propose(request).mitigation->id;
+    settle();
+    ASSERT_EQ(state_of(id), State::pending_approval);
+    providers.fail("apply", "b", FakeFault::hang);
+    const std::string busy = propose("fast", "b");
+    ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
+    ASSERT_EQ(approve(id).status, RequestStatus::done);
+    Signal resolved = alert;
+    resolved.id = "sig_2";
+    resolved.status = SignalStatus::resolved;
+    resolved.ends_at = clock.now();
+    ASSERT_EQ(engine->accept_signals({resolved}).accepted, 1u);
+    providers.release();
+    providers.clear_faults();
+    settle();
+    EXPECT_EQ(state_of(id), State::expired);
+    EXPECT_EQ(providers.writes("a"), 0);
+    EXPECT_NE(state_of(busy), State::proposed);
+}
+
 TEST_F(EngineWithFakeProviders, ProposalsStoredInOneMillisecondKeepTheirOrderAcrossARestart) {
     // Two proposals on one target share a millisecond; ids are random after the second, so
     // here the first one stored sorts last by id. A restart must not reorder them.

@@ -60,6 +60,12 @@ TEST(MitigationState, RefusesShortcuts) {
     EXPECT_FALSE(is_transition_allowed(applying, reverted));  // undo goes through reverting
     EXPECT_FALSE(is_transition_allowed(reverting, failed));   // a failed revert is retried
     EXPECT_FALSE(is_transition_allowed(reverted, reverting));
+    // Decided again at the moment of effect; withdrawn when its incident resolved first.
+    EXPECT_TRUE(is_transition_allowed(approved, denied));
+    EXPECT_TRUE(is_transition_allowed(approved, expired));
+    EXPECT_TRUE(is_transition_allowed(proposed, expired));
+    EXPECT_FALSE(is_transition_allowed(applying, expired));  // had an effect: only a revert
+    EXPECT_FALSE(is_transition_allowed(verifying, expired));
 }
 
 }  // namespace
