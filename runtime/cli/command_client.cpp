@@ -4,6 +4,7 @@
 //   mitigate show ID
 //   mitigate approve ID [--comment C]      mitigate reject ID [--comment C]
 //   mitigate revert ID [--reason R] [--no-wait | --wait S]    mitigate keep ID --reason R
+//   mitigate breaker reset --reason R
 //   mitigate signal send FILE              (Alertmanager webhook JSON or mitigate's own)
 //   mitigate drill run FILE [--dry-run]    mitigate drill history [--drill NAME]
 // The daemon is --server URL, else $MITIGATE_SERVER, else server.listen from the
@@ -330,6 +331,24 @@ int run_action(const GlobalOptions& global, const ClientOptions& options, const 
     return exit_ok;
 }
 
+int run_breaker_reset(const GlobalOptions& global, const ClientOptions& options) {
+    const auto connection = connect(global, options, "breaker reset");
+    if (!connection) {
+        return exit_failure;
+    }
+    const auto answer = call(*connection, "breaker reset", "POST", "/v1/circuit-breaker/reset",
+                             json{{"reason", options.text}});
+    if (!answer) {
+        return exit_failure;
+    }
+    if (options.output == OutputFormat::json) {
+        std::cout << answer->dump(2) << "\n";
+    } else {
+        std::cout << text_or(*answer, "message") << "\n";
+    }
+    return exit_ok;
+}
+
 int run_signal_send(const GlobalOptions& global, const ClientOptions& options) {
     std::stringstream text;
     if (options.file == "-") {
@@ -575,6 +594,18 @@ void register_client_commands(CLI::App& app, const GlobalOptions& global, int& e
             exit_code = run_action(global, *options, name);
         });
     }
+
+    CLI::App* breaker = app.add_subcommand(
+        "breaker", "The policy's circuit breaker (constraints.circuit_breaker, docs/policies.md)");
+    breaker->require_subcommand(1);
+    CLI::App* reset = breaker->add_subcommand(
+        "reset",
+        "Reset the circuit breaker: failures counted so far no longer stop automation\n"
+        "(operator role; audited as policy.circuit_breaker_reset)");
+    reset->add_option("--reason", options->text, "Why it is safe to resume (required)")->required();
+    add_connection_options(*reset, *options);
+    reset->callback(
+        [&global, &exit_code, options] { exit_code = run_breaker_reset(global, *options); });
 
     CLI::App* signal = app.add_subcommand("signal", "Send signals to the daemon");
     signal->require_subcommand(1);

@@ -189,6 +189,10 @@ struct Mitigation {
     std::optional<Decision> decision;
     std::vector<Approval> approvals;
     std::optional<TimePoint> expires_at;  // when an applied mitigation reverts (TTL)
+    // When automation first failed on it after it started: its apply failed, its
+    // verification failed, or its revert met a conflict. What the policy's circuit breaker
+    // counts; empty otherwise.
+    std::optional<TimePoint> failed_at;
     bool drill = false;
     TimePoint created_at;
     TimePoint updated_at;

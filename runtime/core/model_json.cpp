@@ -307,6 +307,7 @@ Mitigation read_mitigation(const json& in, std::string path, std::vector<FieldEr
         }
     }
     value.expires_at = reader.time("expires_at", Presence::optional);
+    value.failed_at = reader.time("failed_at", Presence::optional);
     value.drill = reader.boolean("drill", false);
     value.created_at = reader.time("created_at").value_or(TimePoint{});
     value.updated_at = reader.time("updated_at").value_or(TimePoint{});
@@ -496,6 +497,7 @@ void to_json(json& out, const Mitigation& value) {
                {"decision", value.decision ? json(*value.decision) : json(nullptr)},
                {"approvals", value.approvals},
                {"expires_at", optional_time(value.expires_at)},
+               {"failed_at", optional_time(value.failed_at)},
                {"drill", value.drill},
                {"created_at", format_rfc3339(value.created_at)},
                {"updated_at", format_rfc3339(value.updated_at)}};

@@ -143,6 +143,10 @@ class Engine {
     RequestResult withdraw(const std::string& id, const std::string& actor,
                            const std::string& reason);
 
+    // A person resets the policy's circuit breaker: the failures counted so far no longer
+    // stop automation. Stored and audited (policy.circuit_breaker_reset) with the reason.
+    RequestResult reset_circuit_breaker(const std::string& identity, const std::string& reason);
+
     // Called after every transition and every batch of signals (on the thread that made
     // it): the daemon wakes its followers (chat, drills). Must be cheap and not block.
     void on_change(std::function<void()> listener);

@@ -267,3 +267,23 @@ RequestResult Engine::keep(const std::string& id, const std::string& identity,
 }
 
 }  // namespace mitigate
+
+namespace mitigate {
+
+RequestResult Engine::reset_circuit_breaker(const std::string& identity,
+                                            const std::string& reason) {
+    State& state = *state_;
+    if (reason.empty()) {
+        return result_of(RequestStatus::invalid, std::nullopt,
+                         "a reason is required to reset the circuit breaker");
+    }
+    const TimePoint now = state.clock.now();
+    state.store.record_circuit_breaker_reset(now, identity, reason);
+    state.history.reset_breaker(now);
+    spdlog::info("circuit breaker reset by {}: {}", identity, reason);
+    return result_of(
+        RequestStatus::done, std::nullopt,
+        "circuit breaker reset at " + format_rfc3339(now) + "; failures before it no longer count");
+}
+
+}  // namespace mitigate

@@ -271,8 +271,9 @@ struct Engine::State {
         for (const Mitigation& past : store.list_mitigations(recent)) {
             using enum MitigationState;
             const MitigationState state = past.state;
+            const bool started_and_failed = state == failed && past.failed_at;
             if (state != applying && state != verifying && state != active && state != reverting &&
-                state != reverted && state != conflict && state != kept) {
+                state != reverted && state != conflict && state != kept && !started_and_failed) {
                 continue;  // never touched a target
             }
             std::string service = past.proposal.service;
@@ -282,6 +283,9 @@ struct Engine::State {
                 environment = known->environment;
             }
             history.started(past, service, environment, past.updated_at);
+        }
+        if (const auto reset = store.last_circuit_breaker_reset()) {
+            history.reset_breaker(*reset);
         }
     }
     // The mitigation as last committed: from the index while open, else from the store.

@@ -142,7 +142,20 @@ std::optional<Mitigation> MitigationSteps::move(const Mitigation& current, Mitig
         return std::nullopt;
     }
     count_end(*result.current);
+    if (result.current->failed_at && !current.failed_at) {
+        setup_.history.failed(current.id, *result.current->failed_at);
+    }
     return result.current;
+}
+
+// Automation failed on a mitigation that started: the circuit breaker counts it once.
+Mitigation MitigationSteps::failing(const Mitigation& mitigation, MitigationState state) const {
+    Mitigation next = mitigation;
+    next.state = state;
+    if (!next.failed_at) {
+        next.failed_at = setup_.clock.now();
+    }
+    return next;
 }
 
 void MitigationSteps::count_end(const Mitigation& mitigation) {
@@ -359,18 +372,14 @@ StepResult MitigationSteps::finish_apply(const Mitigation& applying, bool again)
             return {true, "apply not sent " + status_words(applied.status) + ": " + applied.error,
                     applying.version, "apply"};
         }
-        Mitigation failed = applying;
-        failed.state = MitigationState::failed;
-        move(applying, failed,
+        move(applying, failing(applying, MitigationState::failed),
              "apply not sent " + status_words(applied.status) + ": " + applied.error +
                  "; nothing changed");
         return {};
     }
     if (!applied.ok() && !outcome_unknown(applied.status)) {
         // The provider refused before changing anything (a conflict, bad parameters).
-        Mitigation failed = applying;
-        failed.state = MitigationState::failed;
-        move(applying, failed,
+        move(applying, failing(applying, MitigationState::failed),
              "apply refused " + status_words(applied.status) + ": " + applied.error);
         return {};
     }
@@ -384,9 +393,7 @@ StepResult MitigationSteps::finish_apply(const Mitigation& applying, bool again)
                     applying.version, "apply"};
         }
         if (!checked.value.applied) {
-            Mitigation failed = applying;
-            failed.state = MitigationState::failed;
-            move(applying, failed,
+            move(applying, failing(applying, MitigationState::failed),
                  "apply failed " + status_words(applied.status) + ": " + applied.error +
                      "; the provider confirms nothing changed");
             return {};
@@ -430,16 +437,19 @@ StepResult MitigationSteps::verify(const Mitigation& verifying) {
                                     : std::string()));
         return {};
     }
-    Mitigation reverting = verifying;
-    reverting.state = MitigationState::reverting;
-    const auto moved =
-        move(verifying, reverting, "the provider does not show the change after apply; reverting");
+    const auto moved = move(verifying, failing(verifying, MitigationState::reverting),
+                            "the provider does not show the change after apply; reverting");
     return moved ? finish_revert(*moved) : StepResult{};
 }
 
 StepResult MitigationSteps::revert(const Mitigation& mitigation, const NextStep& step) {
-    Mitigation reverting = mitigation;
-    reverting.state = MitigationState::reverting;
+    // Reverted because its incident's alerts kept firing: a failed verification.
+    const Mitigation reverting =
+        step.cause == "verification" ? failing(mitigation, MitigationState::reverting) : [&] {
+            Mitigation next = mitigation;
+            next.state = MitigationState::reverting;
+            return next;
+        }();
     const auto moved = move(mitigation, reverting, step.reason);
     if (!moved) {
         return {};
@@ -457,13 +467,14 @@ StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
                            {{"step", "revert"}});
     Mitigation next = reverting;
     if (result.status == PluginCallStatus::conflict) {
-        next.state = MitigationState::conflict;
-        move(reverting, next,
+        move(reverting, failing(reverting, MitigationState::conflict),
              "not reverted: " + result.error + "; a person must decide (revert or keep)");
         return {};
     }
     if (!result.ok()) {
-        // Stays reverting: the compare-and-set revert is repeated.
+        // Stays reverting: the compare-and-set revert is repeated. The breaker counts it
+        // now (a restart forgets it until the next attempt fails again).
+        setup_.history.failed(reverting.id, setup_.clock.now());
         return {true, "revert failed " + status_words(result.status) + ": " + result.error,
                 reverting.version, "revert"};
     }

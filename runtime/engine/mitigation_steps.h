@@ -99,6 +99,8 @@ class MitigationSteps {
                                    nlohmann::json details = nlohmann::json::object(),
                                    const std::string& actor = "runtime");
     void count_end(const Mitigation& mitigation);
+    // `mitigation` moved to `state`, marked failed for the circuit breaker.
+    Mitigation failing(const Mitigation& mitigation, MitigationState state) const;
     void set_checked(const std::string& id, bool checked);
 
     MitigationStepsSetup setup_;

@@ -13,6 +13,7 @@ void RecentHistory::started(const Mitigation& mitigation, const std::string& ser
     entry.service = service;
     entry.environment = environment;
     entry.started_at = at;
+    entry.verification_failed_at = mitigation.failed_at;
     std::lock_guard lock(mutex_);
     by_id_.insert_or_assign(mitigation.id, std::move(entry));
 }
@@ -22,11 +23,33 @@ void RecentHistory::forget(const std::string& id) {
     by_id_.erase(id);
 }
 
+void RecentHistory::failed(const std::string& id, TimePoint at) {
+    std::lock_guard lock(mutex_);
+    const auto found = by_id_.find(id);
+    if (found != by_id_.end() && !found->second.verification_failed_at) {
+        found->second.verification_failed_at = at;
+    }
+}
+
+void RecentHistory::reset_breaker(TimePoint at) {
+    std::lock_guard lock(mutex_);
+    if (!breaker_reset_at_ || *breaker_reset_at_ < at) {
+        breaker_reset_at_ = at;
+    }
+}
+
 PolicyHistory RecentHistory::history(TimePoint now) const {
     PolicyHistory result;
     std::lock_guard lock(mutex_);
-    std::erase_if(by_id_,
-                  [&](const auto& entry) { return entry.second.started_at < now - window_; });
+    // Kept while its start or its failure is within the window: a revert that conflicts
+    // hours after the start still counts for the breaker.
+    std::erase_if(by_id_, [&](const auto& entry) {
+        const PastMitigation& past = entry.second;
+        const TimePoint last =
+            std::max(past.started_at, past.verification_failed_at.value_or(past.started_at));
+        return last < now - window_;
+    });
+    result.circuit_breaker_reset_at = breaker_reset_at_;
     result.mitigations.reserve(by_id_.size());
     for (const auto& [id, past] : by_id_) {
         result.mitigations.push_back(past);

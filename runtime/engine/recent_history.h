@@ -6,6 +6,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "runtime/core/model.h"
@@ -17,11 +18,16 @@ class RecentHistory {
   public:
     explicit RecentHistory(Duration window) : window_(window) {}
 
-    // A mitigation that started at `at`, with where it ran.
+    // A mitigation that started at `at`, with where it ran (and its failure, if it has one).
     void started(const Mitigation& mitigation, const std::string& service,
                  const std::string& environment, TimePoint at);
     // A start recorded for a decision whose commit was then refused.
     void forget(const std::string& id);
+    // Automation failed on a started mitigation at `at` (its first failure counts; the
+    // circuit breaker counts mitigations, not retries).
+    void failed(const std::string& id, TimePoint at);
+    // A person reset the circuit breaker at `at`: earlier failures no longer count.
+    void reset_breaker(TimePoint at);
     PolicyHistory history(TimePoint now) const;
     Duration window() const { return window_; }
 
@@ -29,6 +35,7 @@ class RecentHistory {
     Duration window_;
     mutable std::mutex mutex_;
     mutable std::map<std::string, PastMitigation> by_id_;  // pruned as it is read
+    std::optional<TimePoint> breaker_reset_at_;
 };
 
 // The longest window any constraint of `policies` looks back over (at least an hour).

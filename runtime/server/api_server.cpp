@@ -540,6 +540,10 @@ struct ApiServer::State {
             if (path.size() == 3 && method == "POST") {
                 permission = ApiPermission::operate;
             }
+        } else if (path.size() == 3 && path[0] == "v1" && path[1] == "circuit-breaker" &&
+                   path[2] == "reset") {
+            route_name = "/v1/circuit-breaker/reset";
+            permission = ApiPermission::operate;
         } else {
             route_name = "unknown";
             return error_reply(404, "not_found", "no route " + std::string(request.target));
@@ -571,6 +575,17 @@ struct ApiServer::State {
             }
             return HttpReply{
                 200, {{"Content-Type", "text/plain; version=0.0.4"}}, metrics.render()};
+        }
+        if (route_name == "/v1/circuit-breaker/reset") {
+            if (!allow({"POST"})) {
+                return error_reply(405, "method_not_allowed", "use POST");
+            }
+            HttpReply refusal;
+            const auto reason = read_text(request, "reason", refusal);
+            if (!reason) {
+                return refusal;
+            }
+            return result_reply(engine.reset_circuit_breaker(caller.identity, *reason));
         }
         if (path[1] == "drills") {
             if (path.size() == 4) {

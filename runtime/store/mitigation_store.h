@@ -90,6 +90,13 @@ class MitigationStore {
     // Newest first.
     virtual std::vector<Mitigation> list_mitigations(const MitigationFilter& filter) = 0;
     virtual std::vector<JournalEntry> journal(std::string_view mitigation_id) = 0;
+
+    // A person reset the policy's circuit breaker: failures before `at` no longer count.
+    // Stored with an audit record (policy.circuit_breaker_reset), atomically.
+    virtual void record_circuit_breaker_reset(TimePoint at, std::string_view actor,
+                                              std::string_view reason) = 0;
+    // The latest reset, if any.
+    virtual std::optional<TimePoint> last_circuit_breaker_reset() = 0;
 };
 
 }  // namespace mitigate

@@ -174,13 +174,23 @@ CREATE TRIGGER api_tokens_deleted AFTER DELETE ON api_tokens
 BEGIN UPDATE generations SET value = value + 1 WHERE name = 'api_tokens'; END;
 )sql";
 
-constexpr std::array<SqliteMigration, 6> migrations{{
+constexpr std::string_view migration_7 = R"sql(
+CREATE TABLE circuit_breaker_resets (
+    at_ms  INTEGER NOT NULL,
+    actor  TEXT NOT NULL,
+    reason TEXT NOT NULL
+) STRICT;
+CREATE INDEX circuit_breaker_resets_by_time ON circuit_breaker_resets (at_ms);
+)sql";
+
+constexpr std::array<SqliteMigration, 7> migrations{{
     {1, "mitigations and their transition journal", migration_1},
     {2, "hash-chained audit log", migration_2},
     {3, "signals, incidents and API tokens", migration_3},
     {4, "chat messages and audit-log cursors", migration_4},
     {5, "drill runs", migration_5},
     {6, "incident membership, playbook runs and the API token generation", migration_6},
+    {7, "circuit breaker resets", migration_7},
 }};
 
 }  // namespace

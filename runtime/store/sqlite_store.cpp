@@ -232,6 +232,34 @@ class SqliteStoreImplementation final : public SqliteStore {
         return entries;
     }
 
+    void record_circuit_breaker_reset(TimePoint at, std::string_view actor,
+                                      std::string_view reason) override {
+        database_.write([&](SqliteConnection& connection) {
+            auto insert = connection.statement(
+                "INSERT INTO circuit_breaker_resets (at_ms, actor, reason) VALUES (?, ?, ?)");
+            insert->bind(1, to_millis(at));
+            insert->bind(2, actor);
+            insert->bind(3, reason);
+            insert->step();
+            connection.append_audit({at,
+                                     std::string(actor),
+                                     "policy.circuit_breaker_reset",
+                                     "",
+                                     {{"reason", std::string(reason)}}});
+        });
+    }
+
+    std::optional<TimePoint> last_circuit_breaker_reset() override {
+        std::optional<TimePoint> latest;
+        database_.read([&](SqliteConnection& connection) {
+            auto statement = connection.statement("SELECT max(at_ms) FROM circuit_breaker_resets");
+            if (statement->step() && !statement->is_null(0)) {
+                latest = from_millis(statement->integer(0));
+            }
+        });
+        return latest;
+    }
+
     // ---- IncidentStore -------------------------------------------------------------
 
     std::vector<const Signal*> record_signals(const std::vector<EncodedSignal>& signals,

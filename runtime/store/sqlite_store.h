@@ -44,7 +44,7 @@ std::unique_ptr<SqliteStore> open_sqlite_store(const std::filesystem::path& path
 
 // Schema version this build writes, and the SQLite application_id that marks a file as
 // mitigate's ("MITG").
-inline constexpr int sqlite_schema_version = 6;
+inline constexpr int sqlite_schema_version = 7;
 inline constexpr int sqlite_application_id = 0x4D495447;
 
 }  // namespace mitigate

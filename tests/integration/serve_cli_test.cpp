@@ -183,6 +183,32 @@ TEST_F(ServeCliTest, ASecondDaemonOnTheSameStoreIsRefusedNamingTheFirstAndWrites
     EXPECT_FALSE(url.empty());
 }
 
+TEST_F(ServeCliTest, AnOperatorResetsTheCircuitBreakerWithAReasonAndItIsAudited) {
+    start();
+    const auto approver = mitigate({"breaker", "reset", "--reason", "fixed"}, "alice");
+    EXPECT_EQ(approver.exit_code, 1);
+    EXPECT_THAT(approver.err, HasSubstr("403"));
+    const auto no_reason = mitigate({"breaker", "reset"}, "olga");
+    EXPECT_EQ(no_reason.exit_code, 2);
+    EXPECT_THAT(no_reason.err, HasSubstr("--reason is required"));
+    const auto empty_reason = mitigate({"breaker", "reset", "--reason", ""}, "olga");
+    EXPECT_EQ(empty_reason.exit_code, 1);
+    EXPECT_THAT(empty_reason.err, HasSubstr("a reason is required"));
+    const auto reset = mitigate(
+        {"breaker", "reset", "--reason", "flag backend fixed", "--output", "json"}, "olga");
+    ASSERT_EQ(reset.exit_code, 0) << reset.err;
+    EXPECT_THAT(json::parse(reset.out).value("message", ""), HasSubstr("circuit breaker reset at"));
+    int audited = 0;
+    for (const AuditRecord& record : open_sqlite_store(directory / "m.db")->audit_tail(100)) {
+        if (record.event == "policy.circuit_breaker_reset") {
+            ++audited;
+            EXPECT_EQ(record.actor, "olga");
+            EXPECT_EQ(record.details.value("reason", ""), "flag backend fixed");
+        }
+    }
+    EXPECT_EQ(audited, 1);
+}
+
 TEST_F(ServeCliTest, ClearErrorsWithoutADaemonOrAToken) {
     tokens["nobody"] = "mtg_not_a_real_token";
     url = "http://127.0.0.1:1";

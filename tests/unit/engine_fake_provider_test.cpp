@@ -589,6 +589,151 @@ TEST_F(StaleApprovals, AnApprovedMitigationWhoseIncidentResolvedFirstIsNotApplie
     EXPECT_NE(state_of(busy), State::proposed);
 }
 
+// ---- The circuit breaker is fed ----------------------------------------------------
+
+constexpr std::string_view breaker_policy = R"yaml(
+rules:
+  - name: dev-allow
+    match: {environment: dev}
+    effect: allow
+constraints:
+  circuit_breaker: {failures: 2, window: 1h}
+)yaml";
+
+class CircuitBreaker : public EngineWithFakeProviders {
+  protected:
+    CircuitBreaker() { start(2, breaker_policy); }
+
+    // An incident of its own (service `service`) and a mitigation of it on `target`.
+    std::string propose_for_incident(const std::string& service, const std::string& target) {
+        Signal alert;
+        alert.id = "sig_" + service;
+        alert.name = "HighErrorRate";
+        alert.fingerprint = "fp_" + service;
+        alert.labels = {
+            {"alertname", "HighErrorRate"}, {"environment", "dev"}, {"service", service}};
+        alert.starts_at = alert.received_at = clock.now();
+        EXPECT_EQ(engine->accept_signals({alert}).accepted, 1u);
+        std::string incident;
+        for (const Incident& found : store->list_incidents({})) {
+            if (found.service == service) {
+                incident = found.id;
+            }
+        }
+        ProposalRequest request;
+        request.action = {"fast", "set", target, {{"value", "off"}}, std::chrono::hours(2), "test"};
+        request.incident_id = incident;
+        request.proposed_by = "playbook:test";
+        const RequestResult result = engine->propose(request);
+        EXPECT_EQ(result.status, RequestStatus::done) << result.message;
+        return result.mitigation ? result.mitigation->id : "";
+    }
+
+    // Applied, then its incident's alerts keep firing past the verification window.
+    std::string fails_verification(const std::string& service, const std::string& target) {
+        const std::string id = propose_for_incident(service, target);
+        settle();
+        EXPECT_EQ(state_of(id), State::verifying);
+        clock.advance(std::chrono::minutes(6));
+        settle();
+        EXPECT_EQ(state_of(id), State::reverted);
+        EXPECT_TRUE(store->find_mitigation(id)->failed_at);
+        return id;
+    }
+
+    std::string breaker_explanation(const std::string& id) {
+        const Mitigation mitigation = *store->find_mitigation(id);
+        for (const ConstraintOutcome& constraint : mitigation.decision->constraints) {
+            if (constraint.constraint == "circuit_breaker") {
+                return (constraint.passed ? "held: " : "failed: ") + constraint.detail;
+            }
+        }
+        return "not checked";
+    }
+};
+
+TEST_F(CircuitBreaker, TwoFailedVerificationsStopTheThirdAndAResetLetsTheNextGo) {
+    fails_verification("one", "a");
+    fails_verification("two", "b");
+    const std::string third = propose_for_incident("three", "c");
+    settle();
+    EXPECT_EQ(state_of(third), State::denied);
+    EXPECT_THAT(breaker_explanation(third), HasSubstr("failed: 2 failed verifications since"));
+    EXPECT_EQ(providers.writes("c"), 0);
+
+    const RequestResult reset = engine->reset_circuit_breaker("olga", "checked the flag backend");
+    EXPECT_EQ(reset.status, RequestStatus::done) << reset.message;
+    EXPECT_EQ(audited("policy.circuit_breaker_reset", ""), 1);
+    clock.advance(std::chrono::seconds(1));
+    const std::string fourth = propose_for_incident("four", "d");
+    settle();
+    EXPECT_EQ(state_of(fourth), State::verifying);
+    EXPECT_EQ(providers.value("fast", "d"), "off");
+}
+
+TEST_F(CircuitBreaker, FailuresAndTheResetSurviveARestart) {
+    fails_verification("one", "a");
+    fails_verification("two", "b");
+    start(2, breaker_policy);  // the failures are read back from the store
+    const std::string third = propose_for_incident("three", "c");
+    settle();
+    EXPECT_EQ(state_of(third), State::denied);
+
+    ASSERT_EQ(engine->reset_circuit_breaker("olga", "fixed").status, RequestStatus::done);
+    clock.advance(std::chrono::seconds(1));
+    start(2, breaker_policy);  // and so is the reset
+    const std::string fourth = propose_for_incident("four", "d");
+    settle();
+    EXPECT_EQ(state_of(fourth), State::verifying);
+}
+
+TEST_F(CircuitBreaker, FailedAppliesAndRevertsThatConflictCountToo) {
+    // An apply the provider refuses, and a revert that meets someone else's change.
+    providers.fail("apply", "a", FakeFault::provider);
+    const std::string refused = propose_for_incident("one", "a");
+    settle();
+    EXPECT_EQ(state_of(refused), State::failed);
+    const std::string conflicted = propose_for_incident("two", "b");
+    settle();
+    providers.set("fast", "b", "changed by a person");
+    ASSERT_EQ(engine->revert(conflicted, "carol", "done").status, RequestStatus::accepted);
+    settle();
+    EXPECT_EQ(state_of(conflicted), State::conflict);
+    const std::string third = propose_for_incident("three", "c");
+    settle();
+    EXPECT_EQ(state_of(third), State::denied);
+    EXPECT_THAT(breaker_explanation(third), HasSubstr("failed: 2 failed"));
+}
+
+TEST_F(CircuitBreaker, ARevertRetriedManyTimesCountsOnceAndSuccessesNeverCount) {
+    const std::string fine = propose_for_incident("one", "a");
+    settle();
+    clock.advance(std::chrono::hours(2));  // TTL: reverted on time, not a failure
+    settle();
+    EXPECT_EQ(state_of(fine), State::reverted);
+    EXPECT_FALSE(store->find_mitigation(fine)->failed_at);
+    // A revert that fails again and again (the provider is down): one failure.
+    const std::string stuck = propose_for_incident("two", "b");
+    settle();
+    providers.fail("revert", "b", FakeFault::unavailable, 3);
+    ASSERT_EQ(engine->revert(stuck, "carol", "done").status, RequestStatus::accepted);
+    for (int retry = 0; retry < 4; ++retry) {
+        settle();
+        clock.advance(std::chrono::seconds(31));
+    }
+    settle();
+    EXPECT_EQ(state_of(stuck), State::reverted);
+    const std::string third = propose_for_incident("three", "c");
+    settle();
+    EXPECT_EQ(state_of(third), State::verifying);
+    EXPECT_THAT(breaker_explanation(third), HasSubstr("held: 1 failed verification since"));
+}
+
+TEST_F(CircuitBreaker, AResetNeedsAReason) {
+    EXPECT_EQ(engine->reset_circuit_breaker("olga", "").status, RequestStatus::invalid);
+    EXPECT_EQ(audited("policy.circuit_breaker_reset", ""), 0);
+}
+
 TEST_F(EngineWithFakeProviders, ProposalsStoredInOneMillisecondKeepTheirOrderAcrossARestart) {
     // Two proposals on one target share a millisecond; ids are random after the second, so
     // here the first one stored sorts last by id. A restart must not reorder them.
