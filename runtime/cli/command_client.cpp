@@ -243,6 +243,17 @@ void print_mitigation(const json& mitigation) {
                   << "\n";
     }
     std::cout << "expires     " << text_or(mitigation, "expires_at", "never") << "\n";
+    if (mitigation.contains("retry") && mitigation["retry"].is_object()) {
+        const json& retry = mitigation["retry"];
+        std::cout << "failing     " << text_or(retry, "step") << " failed "
+                  << retry.value("attempts", 0) << " time(s) in a row, next attempt at "
+                  << text_or(retry, "next_attempt_at") << ": " << text_or(retry, "last_error")
+                  << "\n";
+    }
+    if (mitigation.contains("failed_at") && mitigation["failed_at"].is_string()) {
+        std::cout << "failed at   " << text_or(mitigation, "failed_at")
+                  << " (counted by the circuit breaker)\n";
+    }
     if (mitigation.contains("journal")) {
         std::cout << "journal\n";
         for (const json& entry : mitigation["journal"]) {

@@ -69,6 +69,9 @@ void declare_engine_metrics(Metrics& metrics) {
                             "Mitigations that ended failed or in conflict, by state.");
     metrics.declare_counter("mitigate_step_failures_total",
                             "Steps of a mitigation that failed and will be retried, by step.");
+    metrics.declare_counter("mitigate_revert_failures_total",
+                            "Revert attempts that failed and will be retried, by provider and "
+                            "action.");
     metrics.declare_gauge("mitigate_mitigations", "Open mitigations, by state.");
     metrics.declare_histogram(
         "mitigate_signal_to_applied_seconds",
@@ -160,6 +163,10 @@ SignalIntake Engine::accept_signals(std::vector<Signal> signals) {
     state_->intake.submit(std::move(signals),
                           [&answered](SignalIntake intake) { answered.set_value(intake); });
     return answer.get();
+}
+
+std::optional<StepRetry> Engine::retry_of(const std::string& id) const {
+    return state_->reconciler.retry(id);
 }
 
 std::size_t Engine::queued_signals() const {

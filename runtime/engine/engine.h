@@ -143,6 +143,9 @@ class Engine {
     RequestResult withdraw(const std::string& id, const std::string& actor,
                            const std::string& reason);
 
+    // The step this mitigation's engine keeps retrying, if one is failing.
+    std::optional<StepRetry> retry_of(const std::string& id) const;
+
     // A person resets the policy's circuit breaker: the failures counted so far no longer
     // stop automation. Stored and audited (policy.circuit_breaker_reset) with the reason.
     RequestResult reset_circuit_breaker(const std::string& identity, const std::string& reason);

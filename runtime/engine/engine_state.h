@@ -184,6 +184,19 @@ struct Engine::State {
         spdlog::warn("mitigation {}: {} failed (attempt {}), retried in {:.0f} s: {}", id, part,
                      attempt, seconds, result.error);
         metrics.increment("mitigate_step_failures_total", {{"step", part}});
+        if (part == "revert") {
+            if (const MitigationSnapshot mitigation = open.find(id)) {
+                metrics.increment("mitigate_revert_failures_total",
+                                  {{"provider", mitigation->proposal.action.provider},
+                                   {"action", mitigation->proposal.action.action}});
+            }
+        }
+        // Every failure is logged and counted; the audit log gets the first three of a run
+        // and then every tenth, so that a provider down for a day leaves a trace without
+        // thousands of records per mitigation.
+        if (attempt > 3 && attempt % 10 != 0) {
+            return;
+        }
         store.append_audit({clock.now(),
                             "runtime",
                             "mitigation.step_failed",

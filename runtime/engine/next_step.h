@@ -51,6 +51,15 @@ struct NextStep {
     int priority() const;
 };
 
+// A step that keeps failing for one mitigation, as the engine retries it (shown on the
+// mitigation by the API and `mitigate show`).
+struct StepRetry {
+    int attempts = 0;        // failed in a row
+    std::string step;        // what failed: plan, apply, check, revert, ...
+    std::string last_error;  // the last failure's words
+    TimePoint next_attempt_at;
+};
+
 struct StepContext {
     TimePoint now;
     const EngineConfig* engine = nullptr;

@@ -81,6 +81,16 @@ int Reconciler::failures(const std::string& id) {
     return found == slots_.end() ? 0 : found->second.failures;
 }
 
+std::optional<StepRetry> Reconciler::retry(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    const auto found = slots_.find(id);
+    if (found == slots_.end() || found->second.failures == 0 || !found->second.retry_at) {
+        return std::nullopt;
+    }
+    const Slot& slot = found->second;
+    return StepRetry{slot.failures, slot.failed_part, slot.last_error, *slot.retry_at};
+}
+
 Duration Reconciler::backoff(int failures) const {
     Duration delay = options_.first_retry;
     for (int i = 1; i < failures && delay < options_.longest_retry; ++i) {
@@ -234,6 +244,9 @@ void Reconciler::work(int index) {
             after.failed_at_version = result.version != 0 ? result.version : version;
             const Duration delay = backoff(after.failures);
             after.retry_at = clock_.now() + delay;
+            after.last_error = result.error;
+            after.failed_part =
+                result.failed_part.empty() ? std::string(to_string(step.kind)) : result.failed_part;
             const int attempt = after.failures;
             lock.unlock();
             try {
@@ -247,6 +260,8 @@ void Reconciler::work(int index) {
             after.failures = 0;
             after.failed_at_version.reset();
             after.retry_at.reset();
+            after.last_error.clear();
+            after.failed_part.clear();
         }
         // Counted as running until its failure is reported: settle() (and a test after it)
         // must not see the engine idle while the step_failed record is still being written.

@@ -82,12 +82,17 @@ class Reconciler {
     bool idle();
     // Steps that failed in a row for this mitigation (0 once one succeeds).
     int failures(const std::string& id);
+    // What an operator sees on a mitigation whose step keeps failing: nothing once a step
+    // succeeds.
+    std::optional<StepRetry> retry(const std::string& id);
 
   private:
     struct Slot {
         bool running = false;
         int failures = 0;
         std::optional<TimePoint> retry_at;
+        std::string last_error;
+        std::string failed_part;
         std::optional<std::multimap<TimePoint, std::string>::iterator> timer;
         std::optional<std::pair<int, std::uint64_t>> ready_at;  // key in ready_
         NextStep step;

@@ -319,6 +319,16 @@ struct ApiServer::State {
         }
         json body = *mitigation;
         body["journal"] = journal;
+        // A step that keeps failing (a revert against a provider that is down) is shown
+        // where people look, not only in the log.
+        if (const auto retry = engine.retry_of(id)) {
+            body["retry"] = {{"attempts", retry->attempts},
+                             {"step", retry->step},
+                             {"last_error", retry->last_error},
+                             {"next_attempt_at", format_rfc3339(retry->next_attempt_at)}};
+        } else {
+            body["retry"] = nullptr;
+        }
         return json_reply(200, body);
     }
 

@@ -279,6 +279,9 @@ TEST_F(ApiServerTest, AMitigationThatDoesNotHelpIsRevertedAfterTheVerificationWi
     const auto shown = json::parse(
         call("GET", "/v1/mitigations/" + reverted["id"].get<std::string>(), "viewer").body);
     EXPECT_THAT(shown["journal"][5]["reason"].get<std::string>(), HasSubstr("verification failed"));
+    // Counted by the circuit breaker, and shown; no step is failing any more.
+    EXPECT_TRUE(shown["failed_at"].is_string());
+    EXPECT_TRUE(shown.contains("retry") && shown["retry"].is_null());
 }
 
 TEST_F(ApiServerTest, ARevertThatWouldClobberAPersonsChangeIsAConflictThenKept) {

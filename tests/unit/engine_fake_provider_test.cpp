@@ -331,6 +331,36 @@ TEST_F(EngineWithFakeProviders, AFailingRevertIsRetriedWithGrowingBackoffAndAudi
     EXPECT_EQ(metrics->value("mitigate_step_failures_total", {{"step", "revert"}}), 3);
 }
 
+TEST_F(EngineWithFakeProviders,
+       ARevertFailingForLongIsLoudOnTheMitigationCountedAndAuditedSparingly) {
+    const std::string id = propose("fast", "a", "dev", std::chrono::minutes(1));
+    settle();
+    EXPECT_FALSE(engine->retry_of(id));
+    providers.fail("revert", "a", FakeFault::unavailable, 12);
+    clock.advance(std::chrono::minutes(1));
+    settle();
+    for (int attempt = 2; attempt <= 12; ++attempt) {
+        clock.advance(std::chrono::seconds(30));  // the longest backoff
+        settle();
+    }
+    EXPECT_EQ(providers.calls("revert", "a"), 12);
+    EXPECT_EQ(state_of(id), State::reverting);
+    const auto retry = engine->retry_of(id);
+    ASSERT_TRUE(retry);
+    EXPECT_EQ(retry->attempts, 12);
+    EXPECT_EQ(retry->step, "revert");
+    EXPECT_THAT(retry->last_error, HasSubstr("revert failed (unavailable)"));
+    EXPECT_EQ(retry->next_attempt_at, clock.now() + std::chrono::seconds(30));
+    EXPECT_EQ(
+        metrics->value("mitigate_revert_failures_total", {{"provider", "fast"}, {"action", "set"}}),
+        12);
+    EXPECT_EQ(audited("mitigation.step_failed", id), 4);  // attempts 1, 2, 3 and 10
+    clock.advance(std::chrono::seconds(30));
+    settle();
+    EXPECT_EQ(state_of(id), State::reverted);
+    EXPECT_FALSE(engine->retry_of(id));
+}
+
 TEST_F(EngineWithFakeProviders, ACrashAtEachPointIsFinishedAtTheNextStartWithoutASecondWrite) {
     // applying journaled, provider call made, answer lost: the next engine reads the
     // target, finds the change, and finishes without writing again.
