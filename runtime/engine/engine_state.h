@@ -88,6 +88,19 @@ struct Engine::State {
                   request.proposed_by = "playbook:" + playbook;
                   request.drill = incident.drill;
                   proposals.submit(request, playbook);
+              },
+              [this](const std::string& playbook, TimePoint since) {
+                  MitigationFilter recent;
+                  recent.created_after = since;
+                  recent.limit = every_row;
+                  std::optional<TimePoint> last;
+                  for (const Mitigation& mitigation : store.list_mitigations(recent)) {
+                      if (mitigation.proposal.playbook == playbook && !mitigation.drill &&
+                          (!last || *last < mitigation.created_at)) {
+                          last = mitigation.created_at;
+                      }
+                  }
+                  return last;
               }}),
           intake(store, grouping, clock, metrics,
                  SignalIntakeOptions{static_cast<std::size_t>(setup.engine.pending_signal_limit)},

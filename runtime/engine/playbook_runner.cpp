@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
+#include "runtime/core/time_format.h"
+
 #include "runtime/metrics/metrics.h"
 #include "runtime/providers/providers.h"
 #include "runtime/store/audit_log.h"
@@ -122,6 +126,32 @@ void PlaybookRunner::load_playbooks_once() {
         }
         infos_.push_back(std::move(loaded.info));
     }
+    for (std::size_t i = 0; i < infos_.size(); ++i) {
+        by_priority_.push_back(i);
+    }
+    std::stable_sort(
+        by_priority_.begin(), by_priority_.end(), [this](std::size_t a, std::size_t b) {
+            return (infos_[a] ? infos_[a]->priority : 0) > (infos_[b] ? infos_[b]->priority : 0);
+        });
+}
+
+std::optional<TimePoint> PlaybookRunner::cooling_down_until(const PlaybookInfo& info,
+                                                            TimePoint now) {
+    if (!info.cooldown) {
+        return std::nullopt;
+    }
+    auto known = last_proposed_.find(info.name);
+    if (known == last_proposed_.end()) {
+        std::optional<TimePoint> stored;
+        if (setup_.last_proposed) {
+            stored = setup_.last_proposed(info.name, now - *info.cooldown);
+        }
+        known = last_proposed_.emplace(info.name, stored).first;
+    }
+    if (known->second && *known->second + *info.cooldown > now) {
+        return *known->second + *info.cooldown;
+    }
+    return std::nullopt;
 }
 
 void PlaybookRunner::run_playbooks(const Queued& queued) {
@@ -146,10 +176,25 @@ void PlaybookRunner::run_playbooks(const Queued& queued) {
         return answer.value;
     };
     load_playbooks_once();
-    for (std::size_t i = 0; i < setup_.playbooks.size(); ++i) {
+    for (const std::size_t i : by_priority_) {
         const auto& [file, source] = setup_.playbooks[i];
         if (!infos_[i]) {
             continue;  // its metadata did not load: reported once, at first use
+        }
+        const TimePoint now = setup_.clock.now();
+        if (!incident.drill) {
+            if (const auto until = cooling_down_until(*infos_[i], now)) {
+                setup_.audit.append_audit({now,
+                                           "runtime",
+                                           "playbook.skipped",
+                                           incident.id,
+                                           {{"playbook", infos_[i]->name},
+                                            {"reason", "cooldown"},
+                                            {"until", format_rfc3339(*until)}}});
+                spdlog::info("playbook {} not run on incident {}: cooling down until {}",
+                             infos_[i]->name, incident.id, format_rfc3339(*until));
+                continue;
+            }
         }
         const PlaybookOutcome outcome =
             run_loaded_playbook(*infos_[i], file, source, incident, queued.signals,
@@ -170,6 +215,9 @@ void PlaybookRunner::run_playbooks(const Queued& queued) {
         }
         for (const Action& action : outcome.proposals) {
             setup_.propose(action, incident, name);
+        }
+        if (!outcome.proposals.empty() && !incident.drill && infos_[i]->cooldown) {
+            last_proposed_[infos_[i]->name] = now;
         }
     }
     setup_.incidents.mark_playbooks_run(incident.id, setup_.clock.now());

@@ -56,7 +56,9 @@ class EngineTest : public ::testing::Test {
         }
     }
 
-    void start_engine(EngineConfig settings) {
+    void start_engine(EngineConfig settings,
+                      std::vector<std::pair<std::string, std::string>> playbooks = {
+                          {"flag-off.lua", std::string(testing::flag_off_playbook)}}) {
         if (engine) {
             engine->stop();
         }
@@ -67,7 +69,7 @@ class EngineTest : public ::testing::Test {
         EngineSetup setup;
         setup.engine = std::move(settings);
         setup.policies = std::make_shared<const PolicySet>(std::move(*policies.policy_set));
-        setup.playbooks = {{"flag-off.lua", std::string(testing::flag_off_playbook)}};
+        setup.playbooks = std::move(playbooks);
         setup.playbook_environment.evaluate = [](const LuaCall& call, const LuaLimits& limits) {
             return run_sandboxed(call, limits);
         };
@@ -571,6 +573,76 @@ TEST_F(EngineTest, SignalsAnOlderMitigateStoredButNeverGroupedOpenOneIncidentAnd
     for (const AuditRecord& record : store->audit_tail(100)) {
         EXPECT_NE(record.event, "proposal.merged");  // its playbooks ran once
     }
+}
+
+}  // namespace
+}  // namespace mitigate
+
+namespace mitigate {
+namespace {
+
+// A playbook named `name` proposing `variant` on the checkout flag, with `metadata` (Lua
+// fields such as priority and cooldown).
+std::string flag_playbook(const std::string& name, const std::string& variant,
+                          const std::string& metadata) {
+    return "return { name = \"" + name + "\", " + metadata +
+           " matches = { alerts = { \"HighErrorRate\" } },\n"
+           "  propose = function(incident)\n"
+           "    return { { provider = \"flags\", action = \"flag.set\", target = "
+           "\"checkout\",\n"
+           "               parameters = { variant = \"" +
+           variant +
+           "\" }, ttl = \"1m\", reason = \"r\" } }\n"
+           "  end }\n";
+}
+
+TEST_F(EngineTest, APlaybookInItsCooldownIsNotRunEvenAfterARestartAndRunsAgainAfter) {
+    const std::vector<std::pair<std::string, std::string>> cooling = {
+        {"cooling.lua", flag_playbook("cooling", "off", "cooldown = \"10m\",")}};
+    start_engine(EngineConfig{}, cooling);
+    engine->accept_signals(alert("firing", "dev", "off", "fp1"));
+    settle();
+    ASSERT_EQ(store->list_mitigations({}).size(), 1u);
+    engine->accept_signals(alert("resolved", "dev", "off", "fp1"));
+    clock.advance(std::chrono::minutes(2));  // verified, then reverted at its 1m TTL
+    settle();
+    ASSERT_EQ(variant(), "on");
+
+    // A new incident 2 minutes after the proposal: within the cooldown, and after a restart.
+    start_engine(EngineConfig{}, cooling);
+    engine->accept_signals(alert("firing", "dev", "off", "fp2"));
+    settle();
+    EXPECT_EQ(store->list_mitigations({}).size(), 1u);
+    int skipped = 0;
+    for (const AuditRecord& record : store->audit_tail(200)) {
+        if (record.event == "playbook.skipped") {
+            ++skipped;
+            EXPECT_EQ(record.details.value("playbook", ""), "cooling");
+            EXPECT_EQ(record.details.value("until", ""), "2026-11-23T12:10:00Z");
+        }
+    }
+    EXPECT_EQ(skipped, 1);
+    engine->accept_signals(alert("resolved", "dev", "off", "fp2"));
+    settle();
+
+    clock.advance(std::chrono::minutes(9));  // 11 minutes after the first proposal
+    engine->accept_signals(alert("firing", "dev", "off", "fp3"));
+    settle();
+    EXPECT_EQ(store->list_mitigations({}).size(), 2u);
+}
+
+TEST_F(EngineTest, PlaybooksRunByPriorityAndTheHigherOnesMitigationGoesFirst) {
+    start_engine(EngineConfig{}, {{"a-low.lua", flag_playbook("low", "half", "priority = 1,")},
+                                  {"b-high.lua", flag_playbook("high", "off", "priority = 10,")}});
+    engine->accept_signals(alert("firing", "dev", "off", "fp1"));
+    settle();
+    std::vector<Mitigation> made = store->list_mitigations({});  // newest first
+    ASSERT_EQ(made.size(), 2u);
+    EXPECT_EQ(made[1].proposal.playbook, "high");
+    EXPECT_EQ(made[1].state, State::verifying);
+    EXPECT_EQ(made[0].proposal.playbook, "low");
+    EXPECT_EQ(made[0].state, State::proposed);  // waits for the higher one on the target
+    EXPECT_EQ(variant(), "off");
 }
 
 }  // namespace
