@@ -81,6 +81,9 @@ RequestResult Engine::approve(const ApprovalRequest& request) {
         const Mitigation& mitigation = *found;
         const char* verb = request.verdict == ApprovalVerdict::approve ? "approved" : "rejected";
         if (mitigation.state != MitigationState::pending_approval || !mitigation.decision) {
+            if (attempt == 0) {
+                continue;  // the index may not show a commit of a moment ago: ask the store
+            }
             return state.refuse_approval(mitigation, request, RequestStatus::conflict,
                                          mitigation.id + " is " + state_words(mitigation) +
                                              "; only a mitigation pending approval can be " + verb);
@@ -183,6 +186,9 @@ RequestResult Engine::withdraw(const std::string& id, const std::string& actor,
             case MitigationState::planned:
             case MitigationState::approved: next.state = MitigationState::failed; break;
             default:
+                if (attempt == 0) {
+                    continue;  // the index may not show a commit of a moment ago
+                }
                 return result_of(RequestStatus::conflict, found,
                                  id + " is " + state_words(*found) +
                                      "; only a mitigation that has not been applied is withdrawn");
@@ -212,6 +218,9 @@ RequestResult Engine::revert(const std::string& id, const std::string& identity,
         const MitigationState current = found->state;
         if (current != MitigationState::active && current != MitigationState::verifying &&
             current != MitigationState::conflict) {
+            if (attempt == 0) {
+                continue;  // the index may not show a commit of a moment ago: ask the store
+            }
             return result_of(RequestStatus::conflict, found,
                              id + " is " + state_words(*found) +
                                  "; only an active, verifying or conflicting mitigation reverts");
@@ -247,6 +256,9 @@ RequestResult Engine::keep(const std::string& id, const std::string& identity,
             return result_of(RequestStatus::not_found, std::nullopt, "no mitigation " + id);
         }
         if (found->state != MitigationState::active && found->state != MitigationState::conflict) {
+            if (attempt == 0) {
+                continue;  // the index may not show a commit of a moment ago: ask the store
+            }
             return result_of(RequestStatus::conflict, found,
                              id + " is " + state_words(*found) +
                                  "; only an active or conflicting mitigation can be kept");

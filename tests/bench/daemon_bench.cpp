@@ -385,6 +385,75 @@ void measure_bare_apply(int iterations) {
                 percentile(bare, 0.5), percentile(bare, 0.99));
 }
 
+// Waits (bounded, polling every 100 us) until mitigation `id` is in one of `states`; the
+// moment it saw it, or nothing.
+std::optional<Steady::time_point> wait_for(Store& store, const std::string& id,
+                                           std::initializer_list<MitigationState> states) {
+    for (int attempt = 0; attempt < 100000; ++attempt) {
+        const auto found = store.find_mitigation(id);
+        if (found && std::find(states.begin(), states.end(), found->state) != states.end()) {
+            return Steady::now();
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    return std::nullopt;
+}
+
+// A proposal waiting for its target (held by an earlier mitigation) is applied once the
+// target frees: the time from the holder's revert committed to the waiter applied.
+void measure_handoff(int iterations) {
+    World world(0);
+    Daemon& daemon = *world.daemon;
+    auto propose = [&](const std::string& variant) {
+        ProposalRequest request;
+        request.action = {
+            "flags", "flag.set", "measured-0", {{"variant", variant}}, std::chrono::hours(1),
+            "bench"};
+        request.proposed_by = "bench";
+        request.environment = "dev";
+        const RequestResult result = daemon.engine().propose(request);
+        return result.mitigation ? result.mitigation->id : std::string();
+    };
+    using enum MitigationState;
+    std::vector<double> handoffs;
+    for (int i = 0; i < iterations; ++i) {
+        const std::string holder = propose("off");
+        if (holder.empty() || !wait_for(daemon.store(), holder, {active})) {
+            std::fprintf(stderr, "handoff %d: the holder was not applied\n", i);
+            return;
+        }
+        const std::string waiter = propose("on");
+        if (waiter.empty()) {
+            std::fprintf(stderr, "handoff %d: the waiter was not proposed\n", i);
+            return;
+        }
+        daemon.engine().revert(holder, "bench", "free the target");
+        const auto freed = wait_for(daemon.store(), holder, {reverted});
+        const auto applied = wait_for(daemon.store(), waiter, {verifying, active});
+        if (!freed || !applied) {
+            std::fprintf(stderr, "handoff %d: the target did not pass on\n", i);
+            return;
+        }
+        handoffs.push_back(std::chrono::duration<double, std::milli>(*applied - *freed).count());
+        const RequestResult reverting = daemon.engine().revert(waiter, "bench", "next");
+        if (!wait_for(daemon.store(), waiter, {reverted})) {
+            std::fprintf(
+                stderr, "handoff %d: the waiter was not reverted (%s): %s\n", i,
+                std::string(to_string(daemon.store().find_mitigation(waiter)->state)).c_str(),
+                reverting.message.c_str());
+            for (const JournalEntry& entry : daemon.store().journal(waiter)) {
+                std::fprintf(stderr, "  %s %s: %s\n", std::string(to_string(entry.to)).c_str(),
+                             entry.actor.c_str(), entry.reason.c_str());
+            }
+            return;
+        }
+    }
+    std::printf(
+        "handoff    target freed to the waiting proposal applied: p50 %.2f ms, p99 %.2f ms "
+        "(%d handoffs; goal at most 1000 ms)\n",
+        percentile(handoffs, 0.5), percentile(handoffs, 0.99), iterations);
+}
+
 // Approves `count` mitigations pending approval over HTTP, one at a time, and returns the
 // request latencies.
 std::vector<double> approve_all(World& world, int count) {
@@ -446,9 +515,14 @@ void measure_approve_while_hanging(int approvals) {
 int main(int argc, char** argv) {
     const int iterations = argc > 1 ? std::atoi(argv[1]) : 200;
     const int open = argc > 2 ? std::atoi(argv[2]) : 1000;
+    if (std::getenv("MITIGATE_BENCH_ONLY_HANDOFF") != nullptr) {
+        mitigate::measure_handoff(iterations);
+        return 0;
+    }
     mitigate::measure_start_and_rss();
     mitigate::measure_bare_apply(iterations);
     mitigate::measure_applied(iterations, 0);
+    mitigate::measure_handoff(iterations);
     mitigate::measure_applied(iterations, open);
     mitigate::measure_approve_while_hanging(200);
     return 0;

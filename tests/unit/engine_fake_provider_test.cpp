@@ -764,6 +764,33 @@ TEST_F(CircuitBreaker, AResetNeedsAReason) {
     EXPECT_EQ(audited("policy.circuit_breaker_reset", ""), 0);
 }
 
+TEST_F(EngineWithFakeProviders, ARequestIsDecidedOnTheStoreWhenTheIndexHasNotCaughtUpYet) {
+    // A person sees `active` (the store) a moment before the engine's index does: the
+    // request must not be refused on the index's older state.
+    Signal alert;
+    alert.id = "sig_1";
+    alert.name = "HighErrorRate";
+    alert.fingerprint = "fp1";
+    alert.labels = {{"alertname", "HighErrorRate"}, {"environment", "dev"}};
+    alert.starts_at = alert.received_at = clock.now();
+    ASSERT_EQ(engine->accept_signals({alert}).accepted, 1u);
+    ProposalRequest request;
+    request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "test"};
+    request.incident_id = store->list_incidents({}).front().id;
+    request.proposed_by = "alice";
+    const std::string id = engine->propose(request).mitigation->id;
+    settle();
+    ASSERT_EQ(state_of(id), State::verifying);  // the index says verifying too
+    Mitigation active = *store->find_mitigation(id);
+    active.state = State::active;
+    ASSERT_EQ(
+        store->transition({active, active.version, clock.now(), "runtime", "verified"}).outcome,
+        TransitionOutcome::done);  // committed; the index has not heard of it
+    const RequestResult kept = engine->keep(id, "carol", "it stays");
+    EXPECT_EQ(kept.status, RequestStatus::done) << kept.message;
+    EXPECT_EQ(state_of(id), State::kept);
+}
+
 TEST_F(EngineWithFakeProviders, ProposalsStoredInOneMillisecondKeepTheirOrderAcrossARestart) {
     // Two proposals on one target share a millisecond; ids are random after the second, so
     // here the first one stored sorts last by id. A restart must not reorder them.
