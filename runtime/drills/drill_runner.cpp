@@ -27,6 +27,10 @@ using nlohmann::json;
 // A scheduled start more than this late (the daemon was down, or busy) is reported as
 // missed rather than run at an unexpected time.
 constexpr auto schedule_grace = std::chrono::minutes(5);
+// How long cleanup may wait for the engine to finish what the drill caused (a revert
+// against a provider that is down) before the run ends anyway: a run always ends. The
+// engine goes on retrying the revert; the run says what was left.
+constexpr auto cleanup_grace = std::chrono::minutes(5);
 // How far ahead the scheduler looks for the next start when nothing is due.
 constexpr auto schedule_horizon = std::chrono::hours(24 * 8);
 
@@ -647,8 +651,19 @@ struct DrillRunner::State {
             save(run);
         }
         if (!clean(drill, run)) {
-            save(run);
-            return;
+            const TimePoint started_cleaning = run.times.cleanup_started.value_or(now);
+            if (now < started_cleaning + cleanup_grace) {
+                save(run);
+                return;
+            }
+            std::string left;
+            for (const DrillCleanupStep& step : run.cleanup) {
+                left += (left.empty() ? "" : "; ") + step.mitigation + " " + step.state;
+            }
+            run.result = DrillRunStatus::failed;
+            run.reason = "cleanup did not finish within " + format_duration(cleanup_grace) +
+                         " (the engine keeps retrying): " + left;
+            audit(run, "drill.cleanup_incomplete", {{"left", left}});
         }
         run.status = run.result.value_or(DrillRunStatus::failed);
         run.phase = DrillPhase::done;

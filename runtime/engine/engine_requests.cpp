@@ -61,6 +61,13 @@ RequestResult Engine::propose(const ProposalRequest& request) {
             return result_of(RequestStatus::not_found, std::nullopt,
                              "no incident " + request.incident_id);
         }
+        if (incident->status == IncidentStatus::resolved) {
+            return result_of(
+                RequestStatus::conflict, std::nullopt,
+                "incident " + request.incident_id + " resolved at " +
+                    format_rfc3339(incident->resolved_at.value_or(incident->opened_at)) +
+                    "; nothing is proposed for an incident that is over");
+        }
         checked.drill = incident->drill;
     }
     const Mitigation mitigation = state.proposals.submit(checked, "");

@@ -89,13 +89,21 @@ struct Engine::State {
                   request.drill = incident.drill;
                   proposals.submit(request, playbook);
               },
-              [this](const std::string& playbook, TimePoint since) {
+              [this](const std::string& playbook, const std::string& incident_id, TimePoint since) {
                   MitigationFilter recent;
                   recent.created_after = since;
                   recent.limit = every_row;
                   std::optional<TimePoint> last;
                   for (const Mitigation& mitigation : store.list_mitigations(recent)) {
+                      using enum MitigationState;
+                      const MitigationState state = mitigation.state;
+                      // Ended without ever being tried: it does not start a cooldown (an
+                      // alert that flapped must not leave the next incident with nothing).
+                      const bool never_tried = state == denied || state == dry_run ||
+                                               state == rejected || state == expired ||
+                                               (state == failed && !mitigation.failed_at);
                       if (mitigation.proposal.playbook == playbook && !mitigation.drill &&
+                          !never_tried && mitigation.proposal.incident_id != incident_id &&
                           (!last || *last < mitigation.created_at)) {
                           last = mitigation.created_at;
                       }
@@ -286,13 +294,14 @@ struct Engine::State {
         open_incidents.status = IncidentStatus::open;
         open_incidents.limit = every_row;
         grouping.load(store.list_incidents(open_incidents), store.open_incident_alerts());
-        // The mitigations that started within the history window, as policy counts them. A
+        // The mitigations changed within the history window: those that started within it,
+        // as policy counts them, and those that failed within it (a revert that met a
+        // conflict at a TTL hours after its start still counts for the breaker). A
         // mitigation may have waited for approvals before it started, and the store keeps
         // no start time apart from the journal: the last change stands in for it, which can
         // only count a start later than it was (stricter, never laxer).
         MitigationFilter recent;
-        recent.created_after =
-            clock.now() - history.window() - Duration{setup.engine.approval_expiry_ms};
+        recent.updated_after = clock.now() - history.window();
         recent.limit = every_row;
         for (const Mitigation& past : store.list_mitigations(recent)) {
             using enum MitigationState;

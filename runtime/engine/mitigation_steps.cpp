@@ -143,16 +143,38 @@ std::optional<Mitigation> MitigationSteps::move(const Mitigation& current, Mitig
     }
     count_end(*result.current);
     if (result.current->failed_at && !current.failed_at) {
-        setup_.history.failed(current.id, *result.current->failed_at);
+        record_failure(*result.current, *result.current->failed_at);
     }
     return result.current;
+}
+
+void MitigationSteps::record_failure(const Mitigation& mitigation, TimePoint at) {
+    std::string service = mitigation.proposal.service;
+    std::string environment = mitigation.proposal.environment;
+    if (const auto incident = setup_.incident(mitigation.proposal.incident_id)) {
+        service = incident->service;
+        environment = incident->environment;
+    }
+    setup_.history.failed(mitigation, service, environment, at);
+}
+
+StepResult MitigationSteps::withdraw_resolved(const Mitigation& mitigation,
+                                              const Incident& incident) {
+    Mitigation expired = mitigation;
+    expired.state = MitigationState::expired;
+    move(mitigation, expired,
+         "withdrawn before any effect: its incident resolved at " +
+             format_rfc3339(incident.resolved_at.value_or(setup_.clock.now())));
+    return {};
 }
 
 // Automation failed on a mitigation that started: the circuit breaker counts it once.
 Mitigation MitigationSteps::failing(const Mitigation& mitigation, MitigationState state) const {
     Mitigation next = mitigation;
     next.state = state;
-    if (!next.failed_at) {
+    // A drill fails on purpose (a verification that is meant to fail, to drill the revert):
+    // it never stops real automation.
+    if (!next.failed_at && !next.drill) {
         next.failed_at = setup_.clock.now();
     }
     return next;
@@ -224,6 +246,10 @@ StepResult MitigationSteps::decide_and_apply(const Mitigation& current,
     const Mitigation& planned = steps.empty() ? current : steps.back().next;
     std::shared_ptr<const Incident> incident;
     const PolicyInput input = policy_input(planned, incident);
+    if (incident && incident->status == IncidentStatus::resolved) {
+        // It resolved while the provider planned: nothing starts for it.
+        return withdraw_resolved(current, *incident);
+    }
     const TimePoint now = setup_.clock.now();
     // Deciding reads the history that rate limits and cooldowns count, and a decision that
     // applies adds to it: both under one lock, or two decisions made at once would each
@@ -256,7 +282,15 @@ StepResult MitigationSteps::decide_and_apply(const Mitigation& current,
     if (applies) {
         steps.push_back(applying_step(decided, decision.policy_hash, now));
     }
-    const TransitionResult result = setup_.transitions.move_chain(current, std::move(steps));
+    TransitionResult result;
+    try {
+        result = setup_.transitions.move_chain(current, std::move(steps));
+    } catch (...) {
+        if (applies) {
+            setup_.history.forget(current.id);  // the reserved start never happened
+        }
+        throw;
+    }
     if (result.outcome != TransitionOutcome::done) {
         if (applies) {
             setup_.history.forget(current.id);
@@ -314,6 +348,9 @@ StepResult MitigationSteps::apply(const Mitigation& approved) {
     }
     std::shared_ptr<const Incident> incident;
     const PolicyInput input = policy_input(approved, incident);
+    if (incident && incident->status == IncidentStatus::resolved) {
+        return withdraw_resolved(approved, *incident);
+    }
     const TimePoint now = setup_.clock.now();
     std::unique_lock deciding(decisions_mutex_);
     const Decision decision =
@@ -322,7 +359,9 @@ StepResult MitigationSteps::apply(const Mitigation& approved) {
     switch (decision.effect) {
         case DecisionEffect::allow: break;
         case DecisionEffect::require_approval:
-            refused = approvals_missing(approved, decision, now);
+            // Approvals are as old as they were when the quorum was met (the approved
+            // transition): an apply that waited for a busy provider does not age them.
+            refused = approvals_missing(approved, decision, approved.updated_at);
             break;
         case DecisionEffect::deny:
         case DecisionEffect::dry_run: refused = decision.summary; break;
@@ -349,8 +388,17 @@ StepResult MitigationSteps::apply(const Mitigation& approved) {
              "policy");
         return {};
     }
-    Transitions::Step step = applying_step(approved, decision.policy_hash, now);
-    const auto moved = move(approved, step.next, step.reason, step.details);
+    // The decision that allows it now is the one it runs under: its TTL, its hash.
+    Mitigation decided = approved;
+    decided.decision = decision;
+    Transitions::Step step = applying_step(decided, decision.policy_hash, now);
+    std::optional<Mitigation> moved;
+    try {
+        moved = move(approved, step.next, step.reason, step.details);
+    } catch (...) {
+        setup_.history.forget(approved.id);  // the start reserved above never happened
+        throw;
+    }
     if (!moved) {
         setup_.history.forget(approved.id);
         return {};
@@ -474,7 +522,9 @@ StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
     if (!result.ok()) {
         // Stays reverting: the compare-and-set revert is repeated. The breaker counts it
         // now (a restart forgets it until the next attempt fails again).
-        setup_.history.failed(reverting.id, setup_.clock.now());
+        if (!reverting.drill) {
+            record_failure(reverting, setup_.clock.now());
+        }
         return {true, "revert failed " + status_words(result.status) + ": " + result.error,
                 reverting.version, "revert"};
     }

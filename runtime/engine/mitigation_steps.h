@@ -99,7 +99,11 @@ class MitigationSteps {
                                    nlohmann::json details = nlohmann::json::object(),
                                    const std::string& actor = "runtime");
     void count_end(const Mitigation& mitigation);
-    // `mitigation` moved to `state`, marked failed for the circuit breaker.
+    // Tells the policy history (circuit breaker) that automation failed on it at `at`.
+    void record_failure(const Mitigation& mitigation, TimePoint at);
+    // Ends one that has not touched its target: its incident resolved.
+    StepResult withdraw_resolved(const Mitigation& mitigation, const Incident& incident);
+    // `mitigation` moved to `state`, marked failed for the circuit breaker (not a drill's).
     Mitigation failing(const Mitigation& mitigation, MitigationState state) const;
     void set_checked(const std::string& id, bool checked);
 

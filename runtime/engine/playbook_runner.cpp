@@ -136,20 +136,14 @@ void PlaybookRunner::load_playbooks_once() {
 }
 
 std::optional<TimePoint> PlaybookRunner::cooling_down_until(const PlaybookInfo& info,
+                                                            const Incident& incident,
                                                             TimePoint now) {
-    if (!info.cooldown) {
+    if (!info.cooldown || !setup_.last_proposed) {
         return std::nullopt;
     }
-    auto known = last_proposed_.find(info.name);
-    if (known == last_proposed_.end()) {
-        std::optional<TimePoint> stored;
-        if (setup_.last_proposed) {
-            stored = setup_.last_proposed(info.name, now - *info.cooldown);
-        }
-        known = last_proposed_.emplace(info.name, stored).first;
-    }
-    if (known->second && *known->second + *info.cooldown > now) {
-        return *known->second + *info.cooldown;
+    const auto last = setup_.last_proposed(info.name, incident.id, now - *info.cooldown);
+    if (last && *last + *info.cooldown > now) {
+        return *last + *info.cooldown;
     }
     return std::nullopt;
 }
@@ -182,8 +176,8 @@ void PlaybookRunner::run_playbooks(const Queued& queued) {
             continue;  // its metadata did not load: reported once, at first use
         }
         const TimePoint now = setup_.clock.now();
-        if (!incident.drill) {
-            if (const auto until = cooling_down_until(*infos_[i], now)) {
+        if (!incident.drill && playbook_matches(*infos_[i], incident, queued.signals)) {
+            if (const auto until = cooling_down_until(*infos_[i], incident, now)) {
                 setup_.audit.append_audit({now,
                                            "runtime",
                                            "playbook.skipped",
@@ -215,9 +209,6 @@ void PlaybookRunner::run_playbooks(const Queued& queued) {
         }
         for (const Action& action : outcome.proposals) {
             setup_.propose(action, incident, name);
-        }
-        if (!outcome.proposals.empty() && !incident.drill && infos_[i]->cooldown) {
-            last_proposed_[infos_[i]->name] = now;
         }
     }
     setup_.incidents.mark_playbooks_run(incident.id, setup_.clock.now());

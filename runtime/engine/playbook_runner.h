@@ -9,14 +9,14 @@
 //
 // Playbooks run by `priority`, highest first (file order among equals), so that on a
 // target several of them propose for, the higher one's mitigation is first in line. A
-// playbook with a `cooldown` that proposed within it is not run for a real incident
-// (audited as playbook.skipped); drills neither wait for nor start a cooldown.
+// matching playbook with a `cooldown` whose proposal for another real incident was tried
+// within it is not run (audited as playbook.skipped); drills neither wait for nor start a
+// cooldown.
 #pragma once
 
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -50,9 +50,11 @@ struct PlaybookRunnerSetup {
     // Turns one proposal of playbook `playbook` for `incident` into a mitigation.
     std::function<void(const Action& action, const Incident& incident, const std::string& playbook)>
         propose;
-    // When a mitigation proposed by `playbook` (not a drill's) was last created at or after
+    // When a mitigation proposed by `playbook` for another incident than `incident_id` (not
+    // a drill's, and not one that ended without being tried) was last created at or after
     // `since`, from the store: a playbook's cooldown outlives a restart.
-    std::function<std::optional<TimePoint>(const std::string& playbook, TimePoint since)>
+    std::function<std::optional<TimePoint>(const std::string& playbook,
+                                           const std::string& incident_id, TimePoint since)>
         last_proposed;
 };
 
@@ -81,8 +83,9 @@ class PlaybookRunner {
     void run();
     void run_playbooks(const Queued& queued);
     void load_playbooks_once();
-    // Still cooling down at `now`: the end of the cooldown; nothing otherwise.
-    std::optional<TimePoint> cooling_down_until(const PlaybookInfo& info, TimePoint now);
+    // Still cooling down at `now` for `incident`: the end of the cooldown; else nothing.
+    std::optional<TimePoint> cooling_down_until(const PlaybookInfo& info, const Incident& incident,
+                                                TimePoint now);
 
     PlaybookRunnerSetup setup_;
     // Playbooks do not change while the runtime runs: their metadata (what they match) is
@@ -90,8 +93,6 @@ class PlaybookRunner {
     std::vector<std::optional<PlaybookInfo>> infos_;
     std::vector<std::size_t> by_priority_;  // indexes into playbooks, highest priority first
     bool loaded_ = false;
-    // Last proposal per playbook with a cooldown; read from the store at first need.
-    std::map<std::string, std::optional<TimePoint>> last_proposed_;
 
     // At most this many incidents wait in memory; beyond it they wait in the store (not yet
     // marked as having run their playbooks) and are read back when the queue drains.

@@ -22,7 +22,12 @@ Mitigation Proposals::submit(const ProposalRequest& request, const std::string& 
         if (open->state == MitigationState::reverting || open->state == MitigationState::conflict) {
             continue;
         }
-        if (open->proposal.action.parameters == action.parameters && open->drill == request.drill) {
+        // Into one of another incident only once it has had its effect: one not applied
+        // yet is withdrawn when its own incident resolves, and this incident would be left
+        // with nothing. Until then this proposal waits its turn behind it instead.
+        const bool same_incident = open->proposal.incident_id == request.incident_id;
+        if (open->proposal.action.parameters == action.parameters && open->drill == request.drill &&
+            (same_incident || may_have_effect(open->state))) {
             metrics_.increment("mitigate_proposals_merged_total");
             audit_.append_audit({now,
                                  request.proposed_by,

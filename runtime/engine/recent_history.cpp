@@ -23,10 +23,21 @@ void RecentHistory::forget(const std::string& id) {
     by_id_.erase(id);
 }
 
-void RecentHistory::failed(const std::string& id, TimePoint at) {
+void RecentHistory::failed(const Mitigation& mitigation, const std::string& service,
+                           const std::string& environment, TimePoint at) {
     std::lock_guard lock(mutex_);
-    const auto found = by_id_.find(id);
-    if (found != by_id_.end() && !found->second.verification_failed_at) {
+    auto found = by_id_.find(mitigation.id);
+    if (found == by_id_.end()) {
+        PastMitigation entry;
+        entry.provider = mitigation.proposal.action.provider;
+        entry.action = mitigation.proposal.action.action;
+        entry.target = mitigation.proposal.action.target;
+        entry.service = service;
+        entry.environment = environment;
+        entry.started_at = mitigation.created_at;  // outside any rate limit's window by now
+        found = by_id_.emplace(mitigation.id, std::move(entry)).first;
+    }
+    if (!found->second.verification_failed_at) {
         found->second.verification_failed_at = at;
     }
 }

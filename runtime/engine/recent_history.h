@@ -24,8 +24,10 @@ class RecentHistory {
     // A start recorded for a decision whose commit was then refused.
     void forget(const std::string& id);
     // Automation failed on a started mitigation at `at` (its first failure counts; the
-    // circuit breaker counts mitigations, not retries).
-    void failed(const std::string& id, TimePoint at);
+    // circuit breaker counts mitigations, not retries). One that started before the
+    // window (a TTL revert hours later) is taken back in, its start as old as its creation.
+    void failed(const Mitigation& mitigation, const std::string& service,
+                const std::string& environment, TimePoint at);
     // A person reset the circuit breaker at `at`: earlier failures no longer count.
     void reset_breaker(TimePoint at);
     PolicyHistory history(TimePoint now) const;

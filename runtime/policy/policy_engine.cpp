@@ -265,9 +265,9 @@ void check_constraints(const PolicySet& policies, const PolicyInput& input,
                                             });
         const bool open = failures >= breaker.failures;
         record("circuit_breaker", !open,
-               std::to_string(failures) + " failed verification" + (failures == 1 ? "" : "s") +
-                   " since " + format_rfc3339(since) + ", trips at " +
-                   std::to_string(breaker.failures) +
+               std::to_string(failures) + " failure" + (failures == 1 ? "" : "s") +
+                   " (failed apply, verification or revert) since " + format_rfc3339(since) +
+                   ", trips at " + std::to_string(breaker.failures) +
                    (open ? ": automation is stopped until a human resets the breaker" : ""));
     }
 }

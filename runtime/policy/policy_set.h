@@ -127,7 +127,7 @@ struct TtlPolicy {
 };
 
 struct CircuitBreaker {
-    int failures = 0;    // failed verifications...
+    int failures = 0;    // failed applies, verifications or reverts...
     Duration window{0};  // ...within this window stop automation until a human resets it
 };
 

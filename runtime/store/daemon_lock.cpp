@@ -41,7 +41,13 @@ std::string holder_of(int descriptor) {
 }  // namespace
 
 std::filesystem::path daemon_lock_path(const std::filesystem::path& store_path) {
-    std::filesystem::path lock = store_path;
+    // One file per store, however the store is named: a symbolic link to it, or a path
+    // with `..`, must find the same lock.
+    std::error_code ignored;
+    std::filesystem::path lock = std::filesystem::weakly_canonical(store_path, ignored);
+    if (lock.empty()) {
+        lock = store_path;
+    }
     lock += ".lock";
     return lock;
 }

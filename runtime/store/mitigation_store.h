@@ -60,6 +60,7 @@ struct MitigationFilter {
     std::vector<MitigationState> states;     // empty: any state
     std::string incident_id;                 // empty: any incident
     std::optional<TimePoint> created_after;  // only those created at or after
+    std::optional<TimePoint> updated_after;  // only those last changed at or after
     std::size_t limit = 100;
 };
 

@@ -184,6 +184,9 @@ class SqliteStoreImplementation final : public SqliteStore {
         if (filter.created_after) {
             sql += " AND created_at_ms >= ?";
         }
+        if (filter.updated_after) {
+            sql += " AND updated_at_ms >= ?";
+        }
         // Ties (one millisecond) in the order they were stored: ids are random after the second.
         sql += " ORDER BY created_at_ms DESC, rowid DESC LIMIT ?";
         std::vector<Mitigation> result;
@@ -198,6 +201,9 @@ class SqliteStoreImplementation final : public SqliteStore {
             }
             if (filter.created_after) {
                 statement->bind(index++, to_millis(*filter.created_after));
+            }
+            if (filter.updated_after) {
+                statement->bind(index++, to_millis(*filter.updated_after));
             }
             statement->bind(index, static_cast<std::int64_t>(filter.limit));
             while (statement->step()) {

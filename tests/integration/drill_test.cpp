@@ -229,6 +229,36 @@ TEST_F(DrillTest, AConflictDuringCleanupIsReportedOnceAndTheRunEnds) {
     EXPECT_EQ(audited, 1);
 }
 
+TEST_F(DrillTest, ACleanupThatCannotFinishEndsTheRunAfterItsGraceAndTheEngineGoesOn) {
+    start_daemon();
+    const std::string id = start_drill(drill_yaml("provider-down", "dev", "flag-off", true));
+    ASSERT_TRUE(drill_mitigation_in(MitigationState::verifying));
+    // The flag backend breaks: every revert fails, and is retried.
+    const std::string good = testing::read_file(flags);
+    std::ofstream(flags) << "{ not json";
+    clock.advance(std::chrono::minutes(16));  // past max_duration: cleanup starts
+    daemon->wake();
+    ASSERT_TRUE(wait_until([&] { return run(id)["status"] == "cleaning"; })) << run(id).dump(2);
+    ASSERT_TRUE(drill_mitigation_in(MitigationState::reverting));
+    clock.advance(std::chrono::minutes(6));  // past the cleanup grace
+    daemon->wake();
+    const json done = finished_run(id);
+    EXPECT_EQ(done["status"], "failed");
+    EXPECT_THAT(done.value("reason", ""), HasSubstr("cleanup did not finish within 5m"));
+    EXPECT_THAT(done.value("reason", ""), HasSubstr("reverting"));
+    int audited = 0;
+    for (const AuditRecord& record : daemon->store().audit_records(0, 100000)) {
+        audited += record.event == "drill.cleanup_incomplete" ? 1 : 0;
+    }
+    EXPECT_EQ(audited, 1);
+    // The backend comes back: the engine, not the run, finishes the revert.
+    std::ofstream(flags) << good;
+    clock.advance(std::chrono::minutes(1));
+    daemon->wake();
+    EXPECT_TRUE(drill_mitigation_in(MitigationState::reverted));
+    EXPECT_EQ(variant(), "on");
+}
+
 TEST_F(DrillTest, ARealAlertOnTheTargetAbortsTheDrillAndCleansUp) {
     start_daemon();
     const std::string id = start_drill(drill_yaml("stage-errors", "stage", "flag-off"));

@@ -631,6 +631,44 @@ TEST_F(EngineTest, APlaybookInItsCooldownIsNotRunEvenAfterARestartAndRunsAgainAf
     EXPECT_EQ(store->list_mitigations({}).size(), 2u);
 }
 
+TEST_F(EngineTest, AProposalThatWasNeverTriedStartsNoCooldown) {
+    // Stage needs approvals; the alert flaps: the first proposal is withdrawn when its
+    // incident resolves, untried. The next incident must not be left with nothing.
+    const std::vector<std::pair<std::string, std::string>> cooling = {
+        {"cooling.lua", flag_playbook("cooling", "off", "cooldown = \"30m\",")}};
+    start_engine(EngineConfig{}, cooling);
+    engine->accept_signals(alert("firing", "stage", "off", "fp1"));
+    settle();
+    engine->accept_signals(alert("resolved", "stage", "off", "fp1"));
+    settle();
+    ASSERT_EQ(store->list_mitigations({}).front().state, State::expired);
+    clock.advance(std::chrono::minutes(1));
+    engine->accept_signals(alert("firing", "stage", "off", "fp2"));
+    settle();
+    const auto made = store->list_mitigations({});
+    ASSERT_EQ(made.size(), 2u);
+    EXPECT_EQ(made.front().state, State::pending_approval);
+}
+
+TEST_F(EngineTest, APlaybookInCooldownIsNotAuditedForIncidentsItDoesNotMatch) {
+    const std::vector<std::pair<std::string, std::string>> cooling = {
+        {"cooling.lua",
+         "return { name = \"cooling\", cooldown = \"30m\",\n"
+         "  matches = { alerts = { \"HighErrorRate\" }, environments = { \"dev\" } },\n"
+         "  propose = function(incident)\n"
+         "    return { { provider = \"flags\", action = \"flag.set\", target = \"checkout\",\n"
+         "               parameters = { variant = \"off\" }, ttl = \"1m\", reason = \"r\" } }\n"
+         "  end }\n"}};
+    start_engine(EngineConfig{}, cooling);
+    engine->accept_signals(alert("firing", "dev", "off", "fp1"));
+    settle();
+    engine->accept_signals(alert("firing", "qa", "off", "fp2"));  // not a match
+    settle();
+    for (const AuditRecord& record : store->audit_tail(200)) {
+        EXPECT_NE(record.event, "playbook.skipped");
+    }
+}
+
 TEST_F(EngineTest, PlaybooksRunByPriorityAndTheHigherOnesMitigationGoesFirst) {
     start_engine(EngineConfig{}, {{"a-low.lua", flag_playbook("low", "half", "priority = 1,")},
                                   {"b-high.lua", flag_playbook("high", "off", "priority = 10,")}});

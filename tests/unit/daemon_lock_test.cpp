@@ -49,6 +49,17 @@ TEST(DaemonLock, FreeAgainOnceReleasedAndAnotherStoreIsIndependent) {
     EXPECT_NE(lock_store_for_daemon(directory / "other.db"), nullptr);
 }
 
+TEST(DaemonLock, AnotherNameForTheSameStoreFindsTheSameLock) {
+    testing::TemporaryDirectory directory;
+    const auto store = directory / "m.db";
+    directory.write("m.db", "");
+    std::filesystem::create_symlink(store, directory / "link.db");
+    std::filesystem::create_directories(directory / "sub");
+    const auto held = lock_store_for_daemon(store);
+    EXPECT_THAT(refusal(directory / "link.db"), HasSubstr("another mitigate daemon"));
+    EXPECT_THAT(refusal(directory / "sub" / ".." / "m.db"), HasSubstr("another mitigate daemon"));
+}
+
 TEST(DaemonLock, AChildStartedWhileHeldDoesNotInheritIt) {
     testing::TemporaryDirectory directory;
     auto held = lock_store_for_daemon(directory / "m.db");

@@ -688,7 +688,8 @@ TEST_F(CircuitBreaker, TwoFailedVerificationsStopTheThirdAndAResetLetsTheNextGo)
     const std::string third = propose_for_incident("three", "c");
     settle();
     EXPECT_EQ(state_of(third), State::denied);
-    EXPECT_THAT(breaker_explanation(third), HasSubstr("failed: 2 failed verifications since"));
+    EXPECT_THAT(breaker_explanation(third),
+                HasSubstr("failed: 2 failures (failed apply, verification or revert) since"));
     EXPECT_EQ(providers.writes("c"), 0);
 
     const RequestResult reset = engine->reset_circuit_breaker("olga", "checked the flag backend");
@@ -732,7 +733,7 @@ TEST_F(CircuitBreaker, FailedAppliesAndRevertsThatConflictCountToo) {
     const std::string third = propose_for_incident("three", "c");
     settle();
     EXPECT_EQ(state_of(third), State::denied);
-    EXPECT_THAT(breaker_explanation(third), HasSubstr("failed: 2 failed"));
+    EXPECT_THAT(breaker_explanation(third), HasSubstr("failed: 2 failures"));
 }
 
 TEST_F(CircuitBreaker, ARevertRetriedManyTimesCountsOnceAndSuccessesNeverCount) {
@@ -756,7 +757,62 @@ TEST_F(CircuitBreaker, ARevertRetriedManyTimesCountsOnceAndSuccessesNeverCount) 
     const std::string third = propose_for_incident("three", "c");
     settle();
     EXPECT_EQ(state_of(third), State::verifying);
-    EXPECT_THAT(breaker_explanation(third), HasSubstr("held: 1 failed verification since"));
+    EXPECT_THAT(breaker_explanation(third),
+                HasSubstr("held: 1 failure (failed apply, verification or revert) since"));
+}
+
+TEST_F(CircuitBreaker, ARevertThatConflictsLongAfterTheStartCountsAlsoAfterARestart) {
+    // Applied with a 2 h TTL: by the time its revert meets a person's change, its start is
+    // long out of the breaker's 1 h window. The failure is what counts.
+    const std::string old_one = propose_for_incident("one", "a");
+    settle();
+    Signal resolved;
+    resolved.id = "sig_one_resolved";
+    resolved.name = "HighErrorRate";
+    resolved.status = SignalStatus::resolved;
+    resolved.fingerprint = "fp_one";
+    resolved.labels = {{"alertname", "HighErrorRate"}, {"environment", "dev"}, {"service", "one"}};
+    resolved.starts_at = resolved.received_at = resolved.ends_at.emplace(clock.now());
+    ASSERT_EQ(engine->accept_signals({resolved}).accepted, 1u);
+    settle();
+    ASSERT_EQ(state_of(old_one), State::active);
+    clock.advance(std::chrono::minutes(90));
+    propose("fast", "d");  // a decision meanwhile: the history is pruned
+    settle();
+    providers.set("fast", "a", "changed by a person");
+    clock.advance(std::chrono::minutes(31));  // its TTL
+    settle();
+    ASSERT_EQ(state_of(old_one), State::conflict);
+    fails_verification("two", "b");
+    const std::string third = propose_for_incident("three", "c");
+    settle();
+    EXPECT_EQ(state_of(third), State::denied);
+    start(2, breaker_policy);
+    const std::string fourth = propose_for_incident("four", "c");
+    settle();
+    EXPECT_EQ(state_of(fourth), State::denied);  // read back: failures within the window
+}
+
+TEST_F(CircuitBreaker, ADrillThatFailsOnPurposeNeverStopsRealAutomation) {
+    for (const char* target : {"a", "b"}) {
+        ProposalRequest request;
+        request.action = {"fast", "set", target, {{"value", "off"}}, std::chrono::hours(1),
+                          "drill"};
+        request.proposed_by = "drill:revert-drill";
+        request.environment = "dev";
+        request.drill = true;
+        const std::string id = engine->propose(request).mitigation->id;
+        settle();
+        providers.set("fast", target, "someone else");  // its revert will conflict
+        ASSERT_EQ(engine->revert(id, "drill:revert-drill", "cleanup").status,
+                  RequestStatus::accepted);
+        settle();
+        ASSERT_EQ(state_of(id), State::conflict);
+        EXPECT_FALSE(store->find_mitigation(id)->failed_at);
+    }
+    const std::string real = propose_for_incident("real", "c");
+    settle();
+    EXPECT_EQ(state_of(real), State::verifying);
 }
 
 TEST_F(CircuitBreaker, AResetNeedsAReason) {
@@ -789,6 +845,126 @@ TEST_F(EngineWithFakeProviders, ARequestIsDecidedOnTheStoreWhenTheIndexHasNotCau
     const RequestResult kept = engine->keep(id, "carol", "it stays");
     EXPECT_EQ(kept.status, RequestStatus::done) << kept.message;
     EXPECT_EQ(state_of(id), State::kept);
+}
+
+// Opens an incident of its own (service `service`, environment `environment`).
+std::string open_incident(Engine& engine, Store& store, const ManualClock& clock,
+                          const std::string& service, const std::string& environment) {
+    Signal alert;
+    alert.id = "sig_" + service;
+    alert.name = "HighErrorRate";
+    alert.fingerprint = "fp_" + service;
+    alert.labels = {
+        {"alertname", "HighErrorRate"}, {"environment", environment}, {"service", service}};
+    alert.starts_at = alert.received_at = clock.now();
+    EXPECT_EQ(engine.accept_signals({alert}).accepted, 1u);
+    for (const Incident& found : store.list_incidents({})) {
+        if (found.service == service) {
+            return found.id;
+        }
+    }
+    return "";
+}
+
+void resolve_incident(Engine& engine, const ManualClock& clock, const std::string& service,
+                      const std::string& environment) {
+    Signal alert;
+    alert.id = "sig_" + service + "_resolved";
+    alert.name = "HighErrorRate";
+    alert.status = SignalStatus::resolved;
+    alert.fingerprint = "fp_" + service;
+    alert.labels = {
+        {"alertname", "HighErrorRate"}, {"environment", environment}, {"service", service}};
+    alert.starts_at = alert.received_at = clock.now();
+    alert.ends_at = clock.now();
+    EXPECT_EQ(engine.accept_signals({alert}).accepted, 1u);
+}
+
+TEST_F(StaleApprovals, AnEqualProposalOfAnotherIncidentIsNotLostWhenTheFirstIncidentResolves) {
+    auto propose_for = [&](const std::string& incident) {
+        ProposalRequest request;
+        request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "t"};
+        request.incident_id = incident;
+        request.proposed_by = "playbook:test";
+        return engine->propose(request).mitigation->id;
+    };
+    const std::string first = propose_for(open_incident(*engine, *store, clock, "one", "stage"));
+    settle();
+    ASSERT_EQ(state_of(first), State::pending_approval);
+    const std::string second = propose_for(open_incident(*engine, *store, clock, "two", "stage"));
+    EXPECT_NE(second, first);  // not merged into one that has not had its effect
+    settle();
+    EXPECT_EQ(state_of(second), State::proposed);  // waits its turn on the target
+    resolve_incident(*engine, clock, "one", "stage");
+    settle();
+    EXPECT_EQ(state_of(first), State::expired);
+    EXPECT_EQ(state_of(second), State::pending_approval);  // the open incident still has it
+}
+
+TEST_F(StaleApprovals, APolicyThatChangedButStillAllowsAppliesUnderItsNewTtlAndHash) {
+    const std::string id = pending();  // the action asks for 30 minutes
+    const std::string approved_under = store->find_mitigation(id)->decision->policy_hash;
+    start(2, std::string(policy) +
+                 "constraints:\n"
+                 "  ttl: {max: 10m, when_missing: deny, when_longer: clamp}\n");
+    ASSERT_EQ(approve(id).status, RequestStatus::done);
+    settle();
+    const Mitigation applied = *store->find_mitigation(id);
+    EXPECT_EQ(applied.state, State::active);
+    ASSERT_TRUE(applied.expires_at);
+    EXPECT_EQ(*applied.expires_at, clock.now() + std::chrono::minutes(10));  // clamped now
+    const std::string hash = transition_details(id, State::applying).value("policy_hash", "");
+    EXPECT_NE(hash, approved_under);
+    EXPECT_EQ(applied.decision->policy_hash, hash);
+}
+
+TEST_F(StaleApprovals, AnApplyThatWaitedForABusyProviderDoesNotAgeItsApprovals) {
+    start(2, policy_where_stage("  - name: stage-one-sre-quick\n"
+                                "    match: {environment: stage}\n"
+                                "    effect: require_approval\n"
+                                "    approvals: {count: 1, groups: [sre], expire_after: 15m}\n"));
+    const std::string id = propose("fast", "a", "stage");
+    settle();
+    ASSERT_EQ(state_of(id), State::pending_approval);
+    providers.fail("apply", "b", FakeFault::hang);  // the provider is busy with another call
+    propose("fast", "b");
+    ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
+    ASSERT_EQ(approve(id).status, RequestStatus::done);
+    clock.advance(std::chrono::minutes(20));  // the apply waits longer than expire_after
+    providers.release();
+    providers.clear_faults();
+    settle();
+    EXPECT_EQ(state_of(id), State::active);
+}
+
+TEST_F(StaleApprovals, AnIncidentThatResolvesWhileTheProviderPlansGetsNothingApplied) {
+    const std::string incident = open_incident(*engine, *store, clock, "one", "dev");
+    providers.fail("plan", "a", FakeFault::hold, 1);
+    ProposalRequest request;
+    request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "t"};
+    request.incident_id = incident;
+    request.proposed_by = "playbook:test";
+    const std::string id = engine->propose(request).mitigation->id;
+    ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
+    resolve_incident(*engine, clock, "one", "dev");
+    providers.release();
+    settle();
+    EXPECT_EQ(state_of(id), State::expired);
+    EXPECT_EQ(providers.writes("a"), 0);
+}
+
+TEST_F(StaleApprovals, NothingIsProposedForAResolvedIncident) {
+    const std::string incident = open_incident(*engine, *store, clock, "one", "dev");
+    resolve_incident(*engine, clock, "one", "dev");
+    settle();
+    ProposalRequest request;
+    request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "t"};
+    request.incident_id = incident;
+    request.proposed_by = "alice";
+    const RequestResult refused = engine->propose(request);
+    EXPECT_EQ(refused.status, RequestStatus::conflict);
+    EXPECT_THAT(refused.message, HasSubstr("nothing is proposed for an incident that is over"));
+    EXPECT_TRUE(store->list_mitigations({}).empty());
 }
 
 TEST_F(EngineWithFakeProviders, ProposalsStoredInOneMillisecondKeepTheirOrderAcrossARestart) {
