@@ -548,10 +548,12 @@ struct DrillRunner::State {
                 done =
                     "conflict: not reverted, someone changed the target since; a person "
                     "must revert or keep it";
-                if (std::none_of(
-                        run.cleanup.begin(), run.cleanup.end(), [&](const DrillCleanupStep& step) {
-                            return step.mitigation == mitigation.id && step.state == "conflict";
-                        })) {
+                // Reported once: by the pass that first found it in conflict (a revert this
+                // runner asked for may have ended in conflict within its own pass).
+                if (std::none_of(run.cleanup.begin(), run.cleanup.end(),
+                                 [&](const DrillCleanupStep& step) {
+                                     return step.mitigation == mitigation.id && step.done == done;
+                                 })) {
                     audit(run, "drill.cleanup_conflict",
                           {{"mitigation", mitigation.id}, {"reason", done}});
                 }
@@ -838,6 +840,14 @@ void DrillRunner::recover() {
         if (seen.insert(run.drill).second) {
             state.metrics.set("mitigate_drill_last_result", result_value(run.status),
                               {{"drill", run.drill}});
+        }
+    }
+    // A schedule new to this store counts from the daemon's start, not from whenever the
+    // runner's thread first looks: a start due in between is not lost.
+    const TimePoint now = state.clock.now();
+    for (const DrillDefinition& drill : state.scheduled) {
+        if (drill.schedule && !state.runs.schedule_position(drill.name)) {
+            state.runs.set_schedule_position(drill.name, now);
         }
     }
     for (DrillRun run : state.runs.list("", {DrillRunStatus::running}, 100)) {

@@ -67,7 +67,8 @@ class DrillRunner {
     std::optional<TimePoint> step();
 
     // On daemon start, before step(): a run the previous process left going is aborted
-    // ("the daemon restarted during the drill") and cleaned up.
+    // ("the daemon restarted during the drill") and cleaned up; a schedule never seen
+    // before counts from now.
     void recover();
 
   private:
