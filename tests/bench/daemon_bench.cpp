@@ -515,7 +515,9 @@ void measure_approve_while_hanging(int approvals) {
 int main(int argc, char** argv) {
     const int iterations = argc > 1 ? std::atoi(argv[1]) : 200;
     const int open = argc > 2 ? std::atoi(argv[2]) : 1000;
+    // Only the handoff and its baseline (a bare apply), for a quick look.
     if (std::getenv("MITIGATE_BENCH_ONLY_HANDOFF") != nullptr) {
+        mitigate::measure_bare_apply(iterations);
         mitigate::measure_handoff(iterations);
         return 0;
     }
