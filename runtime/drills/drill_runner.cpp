@@ -110,6 +110,9 @@ struct DrillRunner::State {
     DrillRunnerHooks hooks;
     std::mutex mutex;                                    // one step or start at a time
     std::map<std::string, DrillDefinition> definitions;  // by run id, for runs under way
+    // When this process started: a cleanup grace never runs out before this process
+    // could try (a run left cleaning by an earlier process).
+    TimePoint runner_started_at = clock.now();
     // The last answer to each error-budget query, and when it was asked.
     std::map<std::string, std::pair<TimePoint, std::optional<std::string>>> error_budget_checks;
 
@@ -653,18 +656,36 @@ struct DrillRunner::State {
             save(run);
         }
         if (!clean(drill, run)) {
-            const TimePoint started_cleaning = run.times.cleanup_started.value_or(now);
-            if (now < started_cleaning + cleanup_grace) {
+            // The grace counts from when this process could first clean (a run left
+            // cleaning by an earlier process gets the whole grace again), and ends a run
+            // only when all that is left are reverts the engine keeps retrying: a change
+            // still being applied is reverted once it lands, so that is waited for.
+            const TimePoint started_cleaning =
+                std::max(run.times.cleanup_started.value_or(now), runner_started_at);
+            const bool only_reverts_left =
+                std::all_of(run.cleanup.begin(), run.cleanup.end(), [](const auto& step) {
+                    return step.state == "reverting" || step.state == "reverted" ||
+                           step.state == "conflict" || step.state == "kept" ||
+                           step.state == "failed" || step.state == "rejected" ||
+                           step.state == "expired" || step.state == "denied" ||
+                           step.state == "dry_run";
+                });
+            if (now < started_cleaning + cleanup_grace || !only_reverts_left) {
                 save(run);
                 return;
             }
             std::string left;
             for (const DrillCleanupStep& step : run.cleanup) {
-                left += (left.empty() ? "" : "; ") + step.mitigation + " " + step.state;
+                if (step.state == "reverting") {
+                    left += (left.empty() ? "" : "; ") + step.mitigation + " reverting";
+                }
             }
-            run.result = DrillRunStatus::failed;
-            run.reason = "cleanup did not finish within " + format_duration(cleanup_grace) +
-                         " (the engine keeps retrying): " + left;
+            if (run.result != DrillRunStatus::aborted) {
+                run.result = DrillRunStatus::failed;
+            }
+            run.reason = (run.reason.empty() ? "" : run.reason + "; ") +
+                         "cleanup did not finish within " + format_duration(cleanup_grace) +
+                         " (the engine keeps retrying the revert): " + left;
             audit(run, "drill.cleanup_incomplete", {{"left", left}});
         }
         run.status = run.result.value_or(DrillRunStatus::failed);

@@ -99,9 +99,14 @@ struct Engine::State {
                       const MitigationState state = mitigation.state;
                       // Ended without ever being tried: it does not start a cooldown (an
                       // alert that flapped must not leave the next incident with nothing).
-                      const bool never_tried = state == denied || state == dry_run ||
-                                               state == rejected || state == expired ||
-                                               (state == failed && !mitigation.failed_at);
+                      bool never_tried = state == denied || state == dry_run || state == rejected ||
+                                         state == expired ||
+                                         (state == failed && !mitigation.failed_at);
+                      // Not applied yet and its incident is over: about to be withdrawn.
+                      if (!never_tried && !is_final(state) && !may_have_effect(state)) {
+                          const auto of = incident(mitigation.proposal.incident_id);
+                          never_tried = of && of->status == IncidentStatus::resolved;
+                      }
                       if (mitigation.proposal.playbook == playbook && !mitigation.drill &&
                           !never_tried && mitigation.proposal.incident_id != incident_id &&
                           (!last || *last < mitigation.created_at)) {
@@ -232,6 +237,9 @@ struct Engine::State {
         if (after.state != MitigationState::verifying) {
             steps.forget(after.id);
         }
+        if (is_final(after.state)) {
+            history.ended(after.id);
+        }
         std::vector<std::string> touched{after.id};
         // Whoever waits for this target may go now (or must wait longer).
         for (const MitigationSnapshot& other : open.on_target(target_key(after.proposal.action))) {
@@ -297,11 +305,11 @@ struct Engine::State {
         // The mitigations changed within the history window: those that started within it,
         // as policy counts them, and those that failed within it (a revert that met a
         // conflict at a TTL hours after its start still counts for the breaker). A
-        // mitigation may have waited for approvals before it started, and the store keeps
-        // no start time apart from the journal: the last change stands in for it, which can
-        // only count a start later than it was (stricter, never laxer).
+        // mitigation may have waited for approvals before it started; its start is read
+        // back from its expiry (fixed at the apply as start + TTL).
         MitigationFilter recent;
-        recent.updated_after = clock.now() - history.window();
+        recent.created_after =
+            clock.now() - history.window() - Duration{setup.engine.approval_expiry_ms};
         recent.limit = every_row;
         for (const Mitigation& past : store.list_mitigations(recent)) {
             using enum MitigationState;
@@ -317,7 +325,32 @@ struct Engine::State {
                 service = known->service;
                 environment = known->environment;
             }
-            history.started(past, service, environment, past.updated_at);
+            // Its start: the expiry was fixed at the apply as start + TTL. Without a TTL the
+            // last change stands in (later than the start: stricter, never laxer).
+            TimePoint started_at = past.updated_at;
+            const std::optional<Duration> ttl =
+                past.decision && past.decision->ttl ? past.decision->ttl : past.proposal.action.ttl;
+            if (past.expires_at && ttl) {
+                started_at = std::min(started_at, *past.expires_at - *ttl);
+            }
+            history.started(past, service, environment, started_at);
+        }
+        // Failures within the window of mitigations that started before it (a TTL revert
+        // that met a conflict hours after its start): they count, their start does not.
+        MitigationFilter changed;
+        changed.updated_after = clock.now() - history.window();
+        changed.limit = every_row;
+        for (const Mitigation& past : store.list_mitigations(changed)) {
+            if (!past.failed_at || past.drill) {
+                continue;
+            }
+            std::string service = past.proposal.service;
+            std::string environment = past.proposal.environment;
+            if (const auto known = incident(past.proposal.incident_id)) {
+                service = known->service;
+                environment = known->environment;
+            }
+            history.failed(past, service, environment, *past.failed_at);
         }
         if (const auto reset = store.last_circuit_breaker_reset()) {
             history.reset_breaker(*reset);

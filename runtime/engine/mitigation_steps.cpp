@@ -352,6 +352,18 @@ StepResult MitigationSteps::apply(const Mitigation& approved) {
         return withdraw_resolved(approved, *incident);
     }
     const TimePoint now = setup_.clock.now();
+    // Approved long ago and never applied (the daemon was down for days): its approvals
+    // are not a decision about now.
+    const Duration approval_window{setup_.engine.approval_expiry_ms};
+    if (now >= approved.updated_at + approval_window) {
+        Mitigation expired = approved;
+        expired.state = MitigationState::expired;
+        move(approved, expired,
+             "not applied: approved at " + format_rfc3339(approved.updated_at) +
+                 " and not applied within engine.approval_expiry (" +
+                 format_duration(approval_window) + ")");
+        return {};
+    }
     std::unique_lock deciding(decisions_mutex_);
     const Decision decision =
         evaluate_policy(*setup_.policies, input, setup_.history.history(now), now);
@@ -420,7 +432,11 @@ StepResult MitigationSteps::finish_apply(const Mitigation& applying, bool again)
             return {true, "apply not sent " + status_words(applied.status) + ": " + applied.error,
                     applying.version, "apply"};
         }
-        move(applying, failing(applying, MitigationState::failed),
+        // Not an automation failure the breaker counts: the plugin was never called (its
+        // host has a circuit of its own), and nothing changed.
+        Mitigation failed = applying;
+        failed.state = MitigationState::failed;
+        move(applying, failed,
              "apply not sent " + status_words(applied.status) + ": " + applied.error +
                  "; nothing changed");
         return {};

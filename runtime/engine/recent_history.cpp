@@ -26,8 +26,17 @@ void RecentHistory::forget(const std::string& id) {
 void RecentHistory::failed(const Mitigation& mitigation, const std::string& service,
                            const std::string& environment, TimePoint at) {
     std::lock_guard lock(mutex_);
+    // Counted once while it is open, however often its revert fails and however long: an
+    // entry pruned from the window is not counted again by a later retry.
+    const TimePoint first = mitigation.failed_at.value_or(at);
+    if (!failed_once_.emplace(mitigation.id, first).second) {
+        return;
+    }
     auto found = by_id_.find(mitigation.id);
     if (found == by_id_.end()) {
+        if (first < at - window_) {
+            return;  // its first failure is already outside every window
+        }
         PastMitigation entry;
         entry.provider = mitigation.proposal.action.provider;
         entry.action = mitigation.proposal.action.action;
@@ -38,8 +47,13 @@ void RecentHistory::failed(const Mitigation& mitigation, const std::string& serv
         found = by_id_.emplace(mitigation.id, std::move(entry)).first;
     }
     if (!found->second.verification_failed_at) {
-        found->second.verification_failed_at = at;
+        found->second.verification_failed_at = first;
     }
+}
+
+void RecentHistory::ended(const std::string& id) {
+    std::lock_guard lock(mutex_);
+    failed_once_.erase(id);
 }
 
 void RecentHistory::reset_breaker(TimePoint at) {

@@ -24,10 +24,14 @@ class RecentHistory {
     // A start recorded for a decision whose commit was then refused.
     void forget(const std::string& id);
     // Automation failed on a started mitigation at `at` (its first failure counts; the
-    // circuit breaker counts mitigations, not retries). One that started before the
-    // window (a TTL revert hours later) is taken back in, its start as old as its creation.
+    // circuit breaker counts mitigations, not retries: a revert failing for hours counts at
+    // its first failure, `mitigation.failed_at` if it has one, else `at`). One that started
+    // before the window (a TTL revert hours later) is taken back in, its start as old as
+    // its creation.
     void failed(const Mitigation& mitigation, const std::string& service,
                 const std::string& environment, TimePoint at);
+    // It reached a final state: a later failure of it cannot happen; forget that it failed.
+    void ended(const std::string& id);
     // A person reset the circuit breaker at `at`: earlier failures no longer count.
     void reset_breaker(TimePoint at);
     PolicyHistory history(TimePoint now) const;
@@ -38,6 +42,8 @@ class RecentHistory {
     mutable std::mutex mutex_;
     mutable std::map<std::string, PastMitigation> by_id_;  // pruned as it is read
     std::optional<TimePoint> breaker_reset_at_;
+    // Open mitigations whose first failure was counted, and when: bounded by the open ones.
+    std::map<std::string, TimePoint> failed_once_;
 };
 
 // The longest window any constraint of `policies` looks back over (at least an hour).

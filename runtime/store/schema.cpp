@@ -181,6 +181,8 @@ CREATE TABLE circuit_breaker_resets (
     reason TEXT NOT NULL
 ) STRICT;
 CREATE INDEX circuit_breaker_resets_by_time ON circuit_breaker_resets (at_ms);
+CREATE INDEX mitigations_by_creation ON mitigations (created_at_ms);
+CREATE INDEX mitigations_by_change ON mitigations (updated_at_ms);
 )sql";
 
 constexpr std::array<SqliteMigration, 7> migrations{{
@@ -190,7 +192,7 @@ constexpr std::array<SqliteMigration, 7> migrations{{
     {4, "chat messages and audit-log cursors", migration_4},
     {5, "drill runs", migration_5},
     {6, "incident membership, playbook runs and the API token generation", migration_6},
-    {7, "circuit breaker resets", migration_7},
+    {7, "circuit breaker resets; mitigations indexed by creation and change", migration_7},
 }};
 
 }  // namespace

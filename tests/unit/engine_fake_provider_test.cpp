@@ -13,6 +13,7 @@
 
 #include "runtime/core/time_format.h"
 #include "runtime/engine/engine.h"
+#include "runtime/engine/recent_history.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/policy/policy_set.h"
 #include "runtime/store/sqlite_store.h"
@@ -813,6 +814,61 @@ TEST_F(CircuitBreaker, ADrillThatFailsOnPurposeNeverStopsRealAutomation) {
     const std::string real = propose_for_incident("real", "c");
     settle();
     EXPECT_EQ(state_of(real), State::verifying);
+}
+
+TEST(RecentHistory, ARevertFailingForHoursCountsOnceAtItsFirstFailureEvenAfterAReset) {
+    const TimePoint start = *parse_rfc3339("2026-11-23T12:00:00Z");
+    RecentHistory history(std::chrono::hours(1));
+    Mitigation mitigation;
+    mitigation.id = "mit_1";
+    mitigation.created_at = start - std::chrono::hours(4);
+    history.failed(mitigation, "svc", "dev", start);
+    history.reset_breaker(start + std::chrono::minutes(30));
+    // Its revert fails again and again for hours; the first failure left the window.
+    for (int hour = 1; hour <= 3; ++hour) {
+        const TimePoint later = start + std::chrono::hours(hour) + std::chrono::minutes(5);
+        history.failed(mitigation, "svc", "dev", later);
+        const PolicyHistory seen = history.history(later);
+        for (const PastMitigation& past : seen.mitigations) {
+            EXPECT_FALSE(past.verification_failed_at &&
+                         *past.verification_failed_at > *seen.circuit_breaker_reset_at)
+                << "counted again at hour " << hour;
+        }
+    }
+    // Once it ended, a new failure of another mitigation counts as usual.
+    history.ended("mit_1");
+    Mitigation other = mitigation;
+    other.id = "mit_2";
+    const TimePoint now = start + std::chrono::hours(4);
+    history.failed(other, "svc", "dev", now);
+    EXPECT_EQ(history.history(now).mitigations.size(), 1u);
+}
+
+TEST_F(StaleApprovals, AnApprovalOlderThanTheApprovalWindowIsNotAppliedAfterALongOutage) {
+    const std::string id = pending();
+    engine->stop();  // the approval is recorded, and the daemon goes down before the apply
+    ASSERT_EQ(approve(id).status, RequestStatus::done);
+    ASSERT_EQ(state_of(id), State::approved);
+    clock.advance(std::chrono::hours(48));
+    start(2);
+    settle();
+    EXPECT_EQ(state_of(id), State::expired);
+    EXPECT_THAT(store->journal(id).back().reason, HasSubstr("not applied within"));
+    EXPECT_EQ(providers.writes("a"), 0);
+}
+
+TEST_F(EngineWithFakeProviders, ARestartDoesNotTurnARecentRevertIntoARecentStart) {
+    // A target cooldown of 15m: a mitigation started 2 h ago reverted just now at its TTL.
+    start(2, std::string(policy) + "constraints:\n  cooldown: {after: 15m}\n");
+    const std::string old_one = propose("fast", "a", "dev", std::chrono::hours(2));
+    settle();
+    clock.advance(std::chrono::hours(2));
+    settle();
+    ASSERT_EQ(state_of(old_one), State::reverted);
+    start(2, std::string(policy) + "constraints:\n  cooldown: {after: 15m}\n");
+    const std::string next = propose("fast", "a");
+    settle();
+    EXPECT_EQ(state_of(next), State::active);  // as it would be without the restart
 }
 
 TEST_F(CircuitBreaker, AResetNeedsAReason) {
