@@ -41,6 +41,8 @@ constexpr std::array<std::pair<MitigationState, std::string_view>, 16> names{{
 // - approved may still go to denied or dry_run: policy is asked again at the moment of
 //   effect, and a change of policy since the approval wins; and to expired, when its
 //   incident resolved before the apply (as may proposed, planned and pending_approval);
+// - reverting may go to itself: its first failed attempt is journaled (with failed_at,
+//   what the circuit breaker counts), then it is retried;
 // - reverting never goes to failed: a revert that errors is retried, because giving up
 //   would leave an applied change behind without anyone deciding to keep it.
 const std::vector<std::vector<MitigationState>>& transition_table() {
@@ -56,7 +58,7 @@ const std::vector<std::vector<MitigationState>>& transition_table() {
         allow(applying, {verifying, reverting, failed});
         allow(verifying, {active, reverting});
         allow(active, {reverting, kept});
-        allow(reverting, {reverted, conflict});
+        allow(reverting, {reverting, reverted, conflict});
         allow(conflict, {reverting, kept});
         return next;
     }();

@@ -536,13 +536,19 @@ StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
         return {};
     }
     if (!result.ok()) {
-        // Stays reverting: the compare-and-set revert is repeated. The breaker counts it
-        // now (a restart forgets it until the next attempt fails again).
-        if (!reverting.drill) {
-            record_failure(reverting, setup_.clock.now());
+        // Stays reverting: the compare-and-set revert is repeated. Its first failure is
+        // journaled with failed_at (reverting -> reverting), so that the breaker counts it
+        // once, also after a restart; later attempts are only retried.
+        const std::string error =
+            "revert failed " + status_words(result.status) + ": " + result.error;
+        std::int64_t version = reverting.version;
+        if (!reverting.failed_at && !reverting.drill) {
+            if (const auto marked = move(reverting, failing(reverting, MitigationState::reverting),
+                                         error + "; retried until it succeeds")) {
+                version = marked->version;
+            }
         }
-        return {true, "revert failed " + status_words(result.status) + ": " + result.error,
-                reverting.version, "revert"};
+        return {true, error, version, "revert"};
     }
     next.state = MitigationState::reverted;
     move(reverting, next,

@@ -871,6 +871,27 @@ TEST_F(EngineWithFakeProviders, ARestartDoesNotTurnARecentRevertIntoARecentStart
     EXPECT_EQ(state_of(next), State::active);  // as it would be without the restart
 }
 
+TEST_F(CircuitBreaker, ARevertStillFailingAcrossARestartIsCountedOnceFromTheStore) {
+    fails_verification("one", "a");
+    const std::string stuck = propose_for_incident("two", "b");
+    settle();
+    providers.fail("revert", "b", FakeFault::unavailable);  // the backend is down
+    ASSERT_EQ(engine->revert(stuck, "carol", "done").status, RequestStatus::accepted);
+    settle();
+    const Mitigation marked = *store->find_mitigation(stuck);
+    EXPECT_EQ(marked.state, State::reverting);
+    ASSERT_TRUE(marked.failed_at);  // journaled with its first failure
+    EXPECT_THAT(store->journal(stuck).back().reason, HasSubstr("retried until it succeeds"));
+    clock.advance(std::chrono::seconds(1));
+    settle();  // a second failed attempt: not journaled again
+    EXPECT_EQ(store->find_mitigation(stuck)->version, marked.version);
+    start(2, breaker_policy);  // the restart reads both failures back
+    const std::string third = propose_for_incident("three", "c");
+    settle();
+    EXPECT_EQ(state_of(third), State::denied);
+    providers.clear_faults();
+}
+
 TEST_F(CircuitBreaker, AResetNeedsAReason) {
     EXPECT_EQ(engine->reset_circuit_breaker("olga", "").status, RequestStatus::invalid);
     EXPECT_EQ(audited("policy.circuit_breaker_reset", ""), 0);
