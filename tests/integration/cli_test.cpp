@@ -112,7 +112,7 @@ TEST(Cli, SecretValuesNeverAppearInOutputLogsOrStore) {
         mitigate({"--config", config.string(), "config", "show", "--output", "json"}, environment));
     for (const char* format : {"text", "json"}) {
         runs.push_back(mitigate({"--config", config.string(), "--log-format", format, "demo",
-                                 "--ttl", "1s", "--db", (directory / "demo.db").string()},
+                                 "--ttl", "3s", "--db", (directory / "demo.db").string()},
                                 environment));
     }
     runs.push_back(mitigate({"--config", config.string(), "audit", "tail", "--db",
@@ -143,10 +143,13 @@ TEST(Cli, SecretValuesNeverAppearInOutputLogsOrStore) {
     EXPECT_THAT(unset.err, Not(HasSubstr(file_secret)));
 }
 
+// The demo runs with a short TTL, but not shorter than the time an apply takes to be
+// verified by the resolved alert on a slow run (the sanitizer build under load took more
+// than 1 s: the TTL reverted it first, and the demo rightly said it was never verified).
 TEST(Cli, JsonLogsAreOneObjectPerLineOnStderr) {
     testing::TemporaryDirectory directory;
     const ProcessResult result = mitigate({"--log-format", "json", "--log-level", "debug", "demo",
-                                           "--ttl", "1s", "--db", (directory / "m.db").string()});
+                                           "--ttl", "3s", "--db", (directory / "m.db").string()});
     ASSERT_EQ(result.exit_code, 0) << result.err;
     std::istringstream lines(result.err);
     std::string line;
@@ -162,7 +165,7 @@ TEST(Cli, JsonLogsAreOneObjectPerLineOnStderr) {
     EXPECT_THAT(result.out, Not(HasSubstr("\"level\"")));
 
     const ProcessResult quiet = mitigate(
-        {"--log-level", "error", "demo", "--ttl", "1s", "--db", (directory / "q.db").string()});
+        {"--log-level", "error", "demo", "--ttl", "3s", "--db", (directory / "q.db").string()});
     EXPECT_EQ(quiet.err, "");
 }
 
@@ -286,7 +289,7 @@ TEST(CliDemo, RunsTheWholeLoopAndLeavesAVerifiableStore) {
     testing::TemporaryDirectory directory;
     const auto path = directory / "demo.db";
     const ProcessResult result =
-        mitigate({"demo", "--ttl", "1s", "--db", path.string(), "--output", "json"});
+        mitigate({"demo", "--ttl", "3s", "--db", path.string(), "--output", "json"});
     ASSERT_EQ(result.exit_code, 0) << result.err;
     const auto report = nlohmann::json::parse(result.out);
     EXPECT_EQ(report["ok"], true);
@@ -306,7 +309,7 @@ TEST(CliDemo, RunsTheWholeLoopAndLeavesAVerifiableStore) {
     EXPECT_EQ(mitigation["plan"]["forward"], (nlohmann::json{{"defaultVariant", "off"}}));
     EXPECT_EQ(mitigation["plan"]["inverse"], (nlohmann::json{{"defaultVariant", "on"}}));
     EXPECT_EQ(mitigation["decision"]["effect"], "require_approval");
-    EXPECT_EQ(mitigation["decision"]["ttl"], "1s");  // clamped by the demo policy
+    EXPECT_EQ(mitigation["decision"]["ttl"], "3s");  // clamped by the demo policy
     EXPECT_EQ(mitigation["approvals"][0]["approver"], "demo-oncall");
     EXPECT_EQ(mitigation["approvals"][0]["channel"], "chat");
     EXPECT_EQ(mitigation["journal"].size(), 9u);
@@ -319,7 +322,7 @@ TEST(CliDemo, RunsTheWholeLoopAndLeavesAVerifiableStore) {
     EXPECT_EQ(verify.exit_code, 0);
     EXPECT_THAT(verify.out, HasSubstr(report["audit"]["head"].get<std::string>()));
 
-    const ProcessResult text = mitigate({"demo", "--ttl", "1s"});
+    const ProcessResult text = mitigate({"demo", "--ttl", "3s"});
     EXPECT_EQ(text.exit_code, 0) << text.err;
     EXPECT_THAT(text.out, HasSubstr("Every step happened."));
     EXPECT_THAT(text.out, HasSubstr("revert     TTL reached: flag file back on"));
