@@ -51,7 +51,10 @@ std::string headline(const Mitigation& mitigation) {
         case MitigationState::reverting: return "Reverting: " + what;
         case MitigationState::reverted: return "Reverted: " + what;
         case MitigationState::rejected: return "Rejected: " + what;
-        case MitigationState::expired: return "Expired unapproved: " + what;
+        // Approvals that did not arrive in time, or an incident that resolved first (then
+        // it may even have been approved): either way nothing was applied.
+        case MitigationState::expired: return "Expired, nothing applied: " + what;
+        case MitigationState::denied: return "Denied by policy, nothing applied: " + what;
         case MitigationState::conflict: return "Conflict, a person must decide: " + what;
         case MitigationState::kept: return "Kept: " + what;
         case MitigationState::failed: return "Failed: " + what;

@@ -153,5 +153,18 @@ TEST(SlackMessage, ButtonsOnlyWhileWaitingAndDrillsAreMarked) {
     }
 }
 
+TEST(SlackMessage, AMitigationEndedWithoutEffectSaysNothingWasApplied) {
+    Mitigation mitigation = pending_mitigation();
+    mitigation.state = MitigationState::denied;  // decided again at the moment of effect
+    const json denied = slack_mitigation_message(mitigation, std::nullopt, std::nullopt);
+    EXPECT_THAT(denied["text"].get<std::string>(),
+                HasSubstr("Denied by policy, nothing applied: flag.set"));
+    EXPECT_THAT(denied["blocks"].dump(), Not(HasSubstr("mitigate.approve")));
+    mitigation.state = MitigationState::expired;  // e.g. approved, then its incident resolved
+    const json expired = slack_mitigation_message(mitigation, std::nullopt, std::nullopt);
+    EXPECT_THAT(expired["text"].get<std::string>(),
+                HasSubstr("Expired, nothing applied: flag.set"));
+}
+
 }  // namespace
 }  // namespace mitigate
