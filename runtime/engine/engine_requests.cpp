@@ -122,16 +122,7 @@ RequestResult Engine::approve(const ApprovalRequest& request) {
                 mitigation, request, RequestStatus::forbidden,
                 request.identity + " is not in a group that may decide (" + groups + ")");
         }
-        const auto counts = [&](const Approval& approval) {
-            return approval.verdict == ApprovalVerdict::approve &&
-                   (!decision.approval_timeout || now - approval.at <= *decision.approval_timeout);
-        };
-        std::set<std::string> approvers;
-        for (const Approval& approval : mitigation.approvals) {
-            if (counts(approval)) {
-                approvers.insert(approval.approver);
-            }
-        }
+        std::set<std::string> approvers = counted_approvers(mitigation, decision, now);
         if (approvers.contains(request.identity)) {
             return state.refuse_approval(mitigation, request, RequestStatus::conflict,
                                          request.identity + " has already approved " +

@@ -144,4 +144,25 @@ NextStep next_step(const Mitigation& mitigation, const StepContext& context) {
     }
 }
 
+std::set<std::string> counted_approvers(const Mitigation& mitigation, const Decision& decision,
+                                        TimePoint at) {
+    std::set<std::string> counted;
+    for (const Approval& approval : mitigation.approvals) {
+        const bool in_group =
+            decision.approver_groups.empty() ||
+            std::any_of(decision.approver_groups.begin(), decision.approver_groups.end(),
+                        [&](const std::string& group) {
+                            return std::find(approval.groups.begin(), approval.groups.end(),
+                                             group) != approval.groups.end();
+                        });
+        if (approval.verdict == ApprovalVerdict::approve && in_group &&
+            (decision.self_approval_allowed ||
+             approval.approver != mitigation.proposal.proposed_by) &&
+            (!decision.approval_timeout || at - approval.at <= *decision.approval_timeout)) {
+            counted.insert(approval.approver);
+        }
+    }
+    return counted;
+}
+
 }  // namespace mitigate

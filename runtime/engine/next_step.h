@@ -17,6 +17,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 
 #include "runtime/config/config.h"
@@ -73,6 +74,13 @@ struct StepContext {
 };
 
 NextStep next_step(const Mitigation& mitigation, const StepContext& context);
+
+// The people whose approvals of `mitigation` count under `decision` at `at`: distinct
+// people who approved, in a group the decision names (if any), not the proposer unless
+// self-approval is allowed, within the decision's approval timeout. What a person's
+// approve request counts toward the quorum, and what the apply checks again.
+std::set<std::string> counted_approvers(const Mitigation& mitigation, const Decision& decision,
+                                        TimePoint at);
 
 // When a mitigation pending approval lapses: its decision's approval_timeout after the
 // decision, else engine.approval_expiry. Nothing for a mitigation without a decision.

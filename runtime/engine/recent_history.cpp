@@ -3,17 +3,26 @@
 #include <algorithm>
 
 namespace mitigate {
+namespace {
 
-void RecentHistory::started(const Mitigation& mitigation, const std::string& service,
-                            const std::string& environment, TimePoint at) {
+PastMitigation past_of(const Mitigation& mitigation, const std::string& service,
+                       const std::string& environment, TimePoint started_at) {
     PastMitigation entry;
     entry.provider = mitigation.proposal.action.provider;
     entry.action = mitigation.proposal.action.action;
     entry.target = mitigation.proposal.action.target;
     entry.service = service;
     entry.environment = environment;
-    entry.started_at = at;
+    entry.started_at = started_at;
     entry.verification_failed_at = mitigation.failed_at;
+    return entry;
+}
+
+}  // namespace
+
+void RecentHistory::started(const Mitigation& mitigation, const std::string& service,
+                            const std::string& environment, TimePoint at) {
+    PastMitigation entry = past_of(mitigation, service, environment, at);
     std::lock_guard lock(mutex_);
     by_id_.insert_or_assign(mitigation.id, std::move(entry));
 }
@@ -37,13 +46,8 @@ void RecentHistory::failed(const Mitigation& mitigation, const std::string& serv
         if (first < at - window_) {
             return;  // its first failure is already outside every window
         }
-        PastMitigation entry;
-        entry.provider = mitigation.proposal.action.provider;
-        entry.action = mitigation.proposal.action.action;
-        entry.target = mitigation.proposal.action.target;
-        entry.service = service;
-        entry.environment = environment;
-        entry.started_at = mitigation.created_at;  // outside any rate limit's window by now
+        // Outside any rate limit's window by now: its start is as old as its creation.
+        PastMitigation entry = past_of(mitigation, service, environment, mitigation.created_at);
         found = by_id_.emplace(mitigation.id, std::move(entry)).first;
     }
     if (!found->second.verification_failed_at) {

@@ -582,11 +582,12 @@ namespace mitigate {
 namespace {
 
 // A playbook named `name` proposing `variant` on the checkout flag, with `metadata` (Lua
-// fields such as priority and cooldown).
+// fields such as priority and cooldown) and `match` (more conditions in its `matches`).
 std::string flag_playbook(const std::string& name, const std::string& variant,
-                          const std::string& metadata) {
+                          const std::string& metadata, const std::string& match = "") {
     return "return { name = \"" + name + "\", " + metadata +
-           " matches = { alerts = { \"HighErrorRate\" } },\n"
+           " matches = { alerts = { \"HighErrorRate\" }" + (match.empty() ? "" : ", " + match) +
+           " },\n"
            "  propose = function(incident)\n"
            "    return { { provider = \"flags\", action = \"flag.set\", target = "
            "\"checkout\",\n"
@@ -653,12 +654,7 @@ TEST_F(EngineTest, AProposalThatWasNeverTriedStartsNoCooldown) {
 TEST_F(EngineTest, APlaybookInCooldownIsNotAuditedForIncidentsItDoesNotMatch) {
     const std::vector<std::pair<std::string, std::string>> cooling = {
         {"cooling.lua",
-         "return { name = \"cooling\", cooldown = \"30m\",\n"
-         "  matches = { alerts = { \"HighErrorRate\" }, environments = { \"dev\" } },\n"
-         "  propose = function(incident)\n"
-         "    return { { provider = \"flags\", action = \"flag.set\", target = \"checkout\",\n"
-         "               parameters = { variant = \"off\" }, ttl = \"1m\", reason = \"r\" } }\n"
-         "  end }\n"}};
+         flag_playbook("cooling", "off", "cooldown = \"30m\",", "environments = { \"dev\" }")}};
     start_engine(EngineConfig{}, cooling);
     engine->accept_signals(alert("firing", "dev", "off", "fp1"));
     settle();

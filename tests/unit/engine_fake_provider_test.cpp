@@ -101,6 +101,53 @@ class EngineWithFakeProviders : public ::testing::Test {
 
     State state_of(const std::string& id) { return store->find_mitigation(id)->state; }
 
+    // Opens an incident of its own (service `service`, environment `environment`).
+    std::string open_incident(const std::string& service, const std::string& environment) {
+        EXPECT_EQ(
+            engine->accept_signals({alert_of(service, environment, SignalStatus::firing)}).accepted,
+            1u);
+        for (const Incident& found : store->list_incidents({})) {
+            if (found.service == service) {
+                return found.id;
+            }
+        }
+        return "";
+    }
+
+    void resolve_incident(const std::string& service, const std::string& environment) {
+        EXPECT_EQ(engine->accept_signals({alert_of(service, environment, SignalStatus::resolved)})
+                      .accepted,
+                  1u);
+    }
+
+    // A mitigation of `incident` setting `target` off.
+    std::string propose_for(const std::string& incident, const std::string& target = "a",
+                            Duration ttl = std::chrono::minutes(30)) {
+        ProposalRequest request;
+        request.action = {"fast", "set", target, {{"value", "off"}}, ttl, "test"};
+        request.incident_id = incident;
+        request.proposed_by = "playbook:test";
+        const RequestResult result = engine->propose(request);
+        EXPECT_EQ(result.status, RequestStatus::done) << result.message;
+        return result.mitigation ? result.mitigation->id : "";
+    }
+
+    Signal alert_of(const std::string& service, const std::string& environment,
+                    SignalStatus status) const {
+        Signal alert;
+        alert.id = "sig_" + service + (status == SignalStatus::resolved ? "_resolved" : "");
+        alert.name = "HighErrorRate";
+        alert.status = status;
+        alert.fingerprint = "fp_" + service;
+        alert.labels = {
+            {"alertname", "HighErrorRate"}, {"environment", environment}, {"service", service}};
+        alert.starts_at = alert.received_at = clock.now();
+        if (status == SignalStatus::resolved) {
+            alert.ends_at = clock.now();
+        }
+        return alert;
+    }
+
     int audited(const std::string& event, const std::string& subject) {
         int count = 0;
         for (const AuditRecord& record : store->audit_tail(1000)) {
@@ -274,20 +321,9 @@ TEST_F(EngineWithFakeProviders, AProposalThatCouldNotBeReadBackIsRefusedNotStore
 }
 
 TEST_F(EngineWithFakeProviders, APersonsRevertDuringAHangingCheckWinsAndTheStepStops) {
-    Signal signal;
-    signal.id = "sig_1";
-    signal.name = "HighErrorRate";
-    signal.fingerprint = "fp1";
-    signal.labels = {{"alertname", "HighErrorRate"}, {"environment", "dev"}};
-    signal.starts_at = signal.received_at = clock.now();
-    ASSERT_EQ(engine->accept_signals({signal}).accepted, 1u);
-    const std::string incident = store->list_incidents({}).front().id;
+    const std::string incident = open_incident("one", "dev");
     providers.fail("check", "a", FakeFault::hang, 1);
-    ProposalRequest request;
-    request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "test"};
-    request.incident_id = incident;
-    request.proposed_by = "alice";
-    const std::string id = engine->propose(request).mitigation->id;
+    const std::string id = propose_for(incident);
     ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
     ASSERT_EQ(state_of(id), State::verifying);  // applied; its check is in the provider
     const RequestResult reverting = engine->revert(id, "carol", "not this one");
@@ -552,30 +588,11 @@ TEST_F(StaleApprovals, UnderAnUnchangedPolicyItAppliesAndRecordsTheHashThatAllow
 }
 
 TEST_F(StaleApprovals, AMitigationWhoseIncidentResolvedIsWithdrawnAndAnApprovalAfterIsRefused) {
-    auto signal = [&](SignalStatus status) {
-        Signal alert;
-        alert.id = status == SignalStatus::firing ? "sig_firing" : "sig_resolved";
-        alert.name = "HighErrorRate";
-        alert.status = status;
-        alert.fingerprint = "fp1";
-        alert.labels = {{"alertname", "HighErrorRate"}, {"environment", "stage"}};
-        alert.starts_at = alert.received_at = clock.now();
-        if (status == SignalStatus::resolved) {
-            alert.ends_at = clock.now();
-        }
-        return alert;
-    };
-    ASSERT_EQ(engine->accept_signals({signal(SignalStatus::firing)}).accepted, 1u);
-    const std::string incident = store->list_incidents({}).front().id;
-    ProposalRequest request;
-    request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "test"};
-    request.incident_id = incident;
-    request.proposed_by = "alice";
-    const std::string id = engine->propose(request).mitigation->id;
+    const std::string id = propose_for(open_incident("one", "stage"));
     settle();
     ASSERT_EQ(state_of(id), State::pending_approval);
     clock.advance(std::chrono::minutes(2));
-    ASSERT_EQ(engine->accept_signals({signal(SignalStatus::resolved)}).accepted, 1u);
+    resolve_incident("one", "stage");
     settle();
     EXPECT_EQ(state_of(id), State::expired);
     EXPECT_THAT(store->journal(id).back().reason,
@@ -588,30 +605,14 @@ TEST_F(StaleApprovals, AMitigationWhoseIncidentResolvedIsWithdrawnAndAnApprovalA
 TEST_F(StaleApprovals, AnApprovedMitigationWhoseIncidentResolvedFirstIsNotApplied) {
     // Approved, then the incident resolved before the engine got to the apply (here: the
     // provider is held busy by another call, so the apply waits its turn).
-    Signal alert;
-    alert.id = "sig_1";
-    alert.name = "HighErrorRate";
-    alert.fingerprint = "fp1";
-    alert.labels = {{"alertname", "HighErrorRate"}, {"environment", "stage"}};
-    alert.starts_at = alert.received_at = clock.now();
-    ASSERT_EQ(engine->accept_signals({alert}).accepted, 1u);
-    const std::string incident = store->list_incidents({}).front().id;
-    ProposalRequest request;
-    request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "test"};
-    request.incident_id = incident;
-    request.proposed_by = "alice";
-    const std::string id = engine->propose(request).mitigation->id;
+    const std::string id = propose_for(open_incident("one", "stage"));
     settle();
     ASSERT_EQ(state_of(id), State::pending_approval);
     providers.fail("apply", "b", FakeFault::hang);
     const std::string busy = propose("fast", "b");
     ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
     ASSERT_EQ(approve(id).status, RequestStatus::done);
-    Signal resolved = alert;
-    resolved.id = "sig_2";
-    resolved.status = SignalStatus::resolved;
-    resolved.ends_at = clock.now();
-    ASSERT_EQ(engine->accept_signals({resolved}).accepted, 1u);
+    resolve_incident("one", "stage");
     providers.release();
     providers.clear_faults();
     settle();
@@ -637,27 +638,7 @@ class CircuitBreaker : public EngineWithFakeProviders {
 
     // An incident of its own (service `service`) and a mitigation of it on `target`.
     std::string propose_for_incident(const std::string& service, const std::string& target) {
-        Signal alert;
-        alert.id = "sig_" + service;
-        alert.name = "HighErrorRate";
-        alert.fingerprint = "fp_" + service;
-        alert.labels = {
-            {"alertname", "HighErrorRate"}, {"environment", "dev"}, {"service", service}};
-        alert.starts_at = alert.received_at = clock.now();
-        EXPECT_EQ(engine->accept_signals({alert}).accepted, 1u);
-        std::string incident;
-        for (const Incident& found : store->list_incidents({})) {
-            if (found.service == service) {
-                incident = found.id;
-            }
-        }
-        ProposalRequest request;
-        request.action = {"fast", "set", target, {{"value", "off"}}, std::chrono::hours(2), "test"};
-        request.incident_id = incident;
-        request.proposed_by = "playbook:test";
-        const RequestResult result = engine->propose(request);
-        EXPECT_EQ(result.status, RequestStatus::done) << result.message;
-        return result.mitigation ? result.mitigation->id : "";
+        return propose_for(open_incident(service, "dev"), target, std::chrono::hours(2));
     }
 
     // Applied, then its incident's alerts keep firing past the verification window.
@@ -767,14 +748,7 @@ TEST_F(CircuitBreaker, ARevertThatConflictsLongAfterTheStartCountsAlsoAfterARest
     // long out of the breaker's 1 h window. The failure is what counts.
     const std::string old_one = propose_for_incident("one", "a");
     settle();
-    Signal resolved;
-    resolved.id = "sig_one_resolved";
-    resolved.name = "HighErrorRate";
-    resolved.status = SignalStatus::resolved;
-    resolved.fingerprint = "fp_one";
-    resolved.labels = {{"alertname", "HighErrorRate"}, {"environment", "dev"}, {"service", "one"}};
-    resolved.starts_at = resolved.received_at = resolved.ends_at.emplace(clock.now());
-    ASSERT_EQ(engine->accept_signals({resolved}).accepted, 1u);
+    resolve_incident("one", "dev");
     settle();
     ASSERT_EQ(state_of(old_one), State::active);
     clock.advance(std::chrono::minutes(90));
@@ -900,18 +874,7 @@ TEST_F(CircuitBreaker, AResetNeedsAReason) {
 TEST_F(EngineWithFakeProviders, ARequestIsDecidedOnTheStoreWhenTheIndexHasNotCaughtUpYet) {
     // A person sees `active` (the store) a moment before the engine's index does: the
     // request must not be refused on the index's older state.
-    Signal alert;
-    alert.id = "sig_1";
-    alert.name = "HighErrorRate";
-    alert.fingerprint = "fp1";
-    alert.labels = {{"alertname", "HighErrorRate"}, {"environment", "dev"}};
-    alert.starts_at = alert.received_at = clock.now();
-    ASSERT_EQ(engine->accept_signals({alert}).accepted, 1u);
-    ProposalRequest request;
-    request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "test"};
-    request.incident_id = store->list_incidents({}).front().id;
-    request.proposed_by = "alice";
-    const std::string id = engine->propose(request).mitigation->id;
+    const std::string id = propose_for(open_incident("one", "dev"));
     settle();
     ASSERT_EQ(state_of(id), State::verifying);  // the index says verifying too
     Mitigation active = *store->find_mitigation(id);
@@ -924,55 +887,15 @@ TEST_F(EngineWithFakeProviders, ARequestIsDecidedOnTheStoreWhenTheIndexHasNotCau
     EXPECT_EQ(state_of(id), State::kept);
 }
 
-// Opens an incident of its own (service `service`, environment `environment`).
-std::string open_incident(Engine& engine, Store& store, const ManualClock& clock,
-                          const std::string& service, const std::string& environment) {
-    Signal alert;
-    alert.id = "sig_" + service;
-    alert.name = "HighErrorRate";
-    alert.fingerprint = "fp_" + service;
-    alert.labels = {
-        {"alertname", "HighErrorRate"}, {"environment", environment}, {"service", service}};
-    alert.starts_at = alert.received_at = clock.now();
-    EXPECT_EQ(engine.accept_signals({alert}).accepted, 1u);
-    for (const Incident& found : store.list_incidents({})) {
-        if (found.service == service) {
-            return found.id;
-        }
-    }
-    return "";
-}
-
-void resolve_incident(Engine& engine, const ManualClock& clock, const std::string& service,
-                      const std::string& environment) {
-    Signal alert;
-    alert.id = "sig_" + service + "_resolved";
-    alert.name = "HighErrorRate";
-    alert.status = SignalStatus::resolved;
-    alert.fingerprint = "fp_" + service;
-    alert.labels = {
-        {"alertname", "HighErrorRate"}, {"environment", environment}, {"service", service}};
-    alert.starts_at = alert.received_at = clock.now();
-    alert.ends_at = clock.now();
-    EXPECT_EQ(engine.accept_signals({alert}).accepted, 1u);
-}
-
 TEST_F(StaleApprovals, AnEqualProposalOfAnotherIncidentIsNotLostWhenTheFirstIncidentResolves) {
-    auto propose_for = [&](const std::string& incident) {
-        ProposalRequest request;
-        request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "t"};
-        request.incident_id = incident;
-        request.proposed_by = "playbook:test";
-        return engine->propose(request).mitigation->id;
-    };
-    const std::string first = propose_for(open_incident(*engine, *store, clock, "one", "stage"));
+    const std::string first = propose_for(open_incident("one", "stage"));
     settle();
     ASSERT_EQ(state_of(first), State::pending_approval);
-    const std::string second = propose_for(open_incident(*engine, *store, clock, "two", "stage"));
+    const std::string second = propose_for(open_incident("two", "stage"));
     EXPECT_NE(second, first);  // not merged into one that has not had its effect
     settle();
     EXPECT_EQ(state_of(second), State::proposed);  // waits its turn on the target
-    resolve_incident(*engine, clock, "one", "stage");
+    resolve_incident("one", "stage");
     settle();
     EXPECT_EQ(state_of(first), State::expired);
     EXPECT_EQ(state_of(second), State::pending_approval);  // the open incident still has it
@@ -1015,15 +938,11 @@ TEST_F(StaleApprovals, AnApplyThatWaitedForABusyProviderDoesNotAgeItsApprovals) 
 }
 
 TEST_F(StaleApprovals, AnIncidentThatResolvesWhileTheProviderPlansGetsNothingApplied) {
-    const std::string incident = open_incident(*engine, *store, clock, "one", "dev");
+    const std::string incident = open_incident("one", "dev");
     providers.fail("plan", "a", FakeFault::hold, 1);
-    ProposalRequest request;
-    request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "t"};
-    request.incident_id = incident;
-    request.proposed_by = "playbook:test";
-    const std::string id = engine->propose(request).mitigation->id;
+    const std::string id = propose_for(incident);
     ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
-    resolve_incident(*engine, clock, "one", "dev");
+    resolve_incident("one", "dev");
     providers.release();
     settle();
     EXPECT_EQ(state_of(id), State::expired);
@@ -1031,8 +950,8 @@ TEST_F(StaleApprovals, AnIncidentThatResolvesWhileTheProviderPlansGetsNothingApp
 }
 
 TEST_F(StaleApprovals, NothingIsProposedForAResolvedIncident) {
-    const std::string incident = open_incident(*engine, *store, clock, "one", "dev");
-    resolve_incident(*engine, clock, "one", "dev");
+    const std::string incident = open_incident("one", "dev");
+    resolve_incident("one", "dev");
     settle();
     ProposalRequest request;
     request.action = {"fast", "set", "a", {{"value", "off"}}, std::chrono::minutes(30), "t"};
