@@ -152,6 +152,14 @@ std::string text_or(const json& value, const char* key, const char* fallback = "
     return value.contains(key) && value[key].is_string() ? value[key].get<std::string>() : fallback;
 }
 
+// The daemon's answer is read, never trusted to have the right types: a field of another
+// type prints the fallback instead of throwing.
+std::int64_t integer_or(const json& value, const char* key, std::int64_t fallback = 0) {
+    return value.is_object() && value.contains(key) && value[key].is_number_integer()
+               ? value[key].get<std::int64_t>()
+               : fallback;
+}
+
 int run_incidents(const GlobalOptions& global, const ClientOptions& options) {
     const auto connection = connect(global, options, "incidents");
     if (!connection) {
@@ -215,7 +223,7 @@ void print_mitigation(const json& mitigation) {
     const json& action = proposal["action"];
     std::cout << "mitigation  " << text_or(mitigation, "id") << "\n"
               << "state       " << text_or(mitigation, "state") << " (version "
-              << mitigation.value("version", 0) << ")"
+              << integer_or(mitigation, "version") << ")"
               << (mitigation.value("drill", false) ? " [drill]" : "") << "\n"
               << "action      " << text_or(action, "provider") << " " << text_or(action, "action")
               << " on " << text_or(action, "target") << " " << action["parameters"].dump() << "\n"
@@ -246,7 +254,7 @@ void print_mitigation(const json& mitigation) {
     if (mitigation.contains("retry") && mitigation["retry"].is_object()) {
         const json& retry = mitigation["retry"];
         std::cout << "failing     " << text_or(retry, "step") << " failed "
-                  << retry.value("attempts", 0) << " time(s) in a row, next attempt at "
+                  << integer_or(retry, "attempts") << " time(s) in a row, next attempt at "
                   << text_or(retry, "next_attempt_at") << ": " << text_or(retry, "last_error")
                   << "\n";
     }

@@ -311,3 +311,34 @@ TEST_F(ApiServerTest, ARevertThatWouldClobberAPersonsChangeIsAConflictThenKept) 
 
 }  // namespace
 }  // namespace mitigate
+
+namespace mitigate {
+namespace {
+
+// The reset route reads its body like every other action: strictly, refusing what is not
+// exactly {"reason": "..."}, with nothing stored or audited for a refusal.
+TEST_F(ApiServerTest, ACircuitBreakerResetRefusesMalformedBodiesAndWritesNothing) {
+    const auto before = daemon->store().audit_head().sequence;
+    for (const json& body : {json("{not json"), json(R"({"reason": 5})"),
+                             json(R"({"reason": ["a"]})"), json(R"({"reason": "x", "extra": 1})"),
+                             json("[1, 2]"), json(R"({"reason": null})"), json("{}")}) {
+        const auto answer = call("POST", "/v1/circuit-breaker/reset", "carol", body);
+        EXPECT_EQ(answer.status, 400) << body.dump() << ": " << answer.body;
+    }
+    EXPECT_EQ(call("GET", "/v1/circuit-breaker/reset", "carol").status, 405);
+    EXPECT_EQ(call("POST", "/v1/circuit-breaker/reset", "alice", json(R"({"reason": "x"})")).status,
+              403);
+    EXPECT_EQ(call("POST", "/v1/circuit-breaker/reset", "", json(R"({"reason": "x"})")).status,
+              401);
+    EXPECT_EQ(call("POST", "/v1/circuit-breaker/other", "carol", json(R"({"reason": "x"})")).status,
+              404);
+    EXPECT_EQ(daemon->store().audit_head().sequence, before);
+    EXPECT_FALSE(daemon->store().last_circuit_breaker_reset());
+    const auto done =
+        call("POST", "/v1/circuit-breaker/reset", "carol", json(R"({"reason": "ok"})"));
+    EXPECT_EQ(done.status, 200) << done.body;
+    EXPECT_TRUE(daemon->store().last_circuit_breaker_reset());
+}
+
+}  // namespace
+}  // namespace mitigate
