@@ -120,6 +120,11 @@ class AlbShift : public Action {
         }
     }
 
+    // The ARN names the listener or rule, region and account included.
+    std::string resource(const std::string& target) override { return parse(target).arn; }
+
+    std::chrono::milliseconds settle_margin() const override { return aws_settle_margin; }
+
   private:
     static Place parse(const std::string& target) {
         const std::string prefix = "alb/";

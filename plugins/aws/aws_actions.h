@@ -1,12 +1,20 @@
 // The aws provider's actions, one file each. Every one reads, plans an exact inverse
-// from what it read, and writes only while the live state is still what it planned from.
+// from what it read, and writes only while the live state is still what it planned from
+// (WAF: enforced by AWS with its LockToken; ECS and ALB: AWS has no precondition, so it is
+// a read right before the write).
 #pragma once
 
+#include <chrono>
 #include <memory>
 
 #include "plugins/aws/aws_api.h"
 
 namespace mitigate::plugin {
+
+// AWS documents no bound on how long an accepted API request may take to be carried out
+// once the client gave up; 60 s is the read timeout of AWS's own SDKs (mitigate gives up
+// after at most 10 s). The settle margin of every aws action.
+inline constexpr std::chrono::milliseconds aws_settle_margin{60000};
 
 // ecs.scale: an ECS service's desiredCount, and its Application Auto Scaling range when
 // Auto Scaling manages it (ecs_scale.cpp).

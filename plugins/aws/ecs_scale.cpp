@@ -113,6 +113,14 @@ class EcsScale : public Action {
                        CallKind::write);
     }
 
+    // ecs/SERVICE and ecs/CLUSTER/SERVICE name one service.
+    std::string resource(const std::string& target) override {
+        const EcsTarget where = parse(target);
+        return "ecs:" + api_.settings().region + ":" + where.cluster + "/" + where.service;
+    }
+
+    std::chrono::milliseconds settle_margin() const override { return aws_settle_margin; }
+
   private:
     EcsTarget parse(const std::string& target) const {
         const std::string prefix = "ecs/";

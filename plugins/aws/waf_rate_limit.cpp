@@ -128,6 +128,15 @@ class WafRateLimit : public Action {
         }
     }
 
+    // The rule, by the web ACL's id (its name is only a label) and the rule's name.
+    std::string resource(const std::string& target) override {
+        const WafTarget where = parse(target);
+        return "wafv2:" + api_.settings().region + ":" + where.scope + ":" + where.id + "/" +
+               where.rule;
+    }
+
+    std::chrono::milliseconds settle_margin() const override { return aws_settle_margin; }
+
   private:
     json get(const WafTarget& where) const {
         const json answer = api_.call_json(

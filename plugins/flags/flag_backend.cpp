@@ -37,6 +37,15 @@ class FlagdBackend : public FlagBackend {
   public:
     FlagdBackend(std::string path, const Host& host) : path_(std::move(path)), host_(host) {}
 
+    std::string resource(const std::string& flag) const override {
+        return "flagd:" + path_ + "#" + flag;
+    }
+    // The runtime replaces the file (rename) before the call that asked for it returns:
+    // nothing is in flight once a call has ended, whatever its answer.
+    std::chrono::milliseconds settle_margin() const override {
+        return std::chrono::milliseconds(0);
+    }
+
     json read(const std::string& flag) override {
         const nlohmann::ordered_json document = load(host_.read_file(path_).content);
         const auto& definition = find(document, flag);
@@ -135,6 +144,14 @@ class UnleashBackend : public FlagBackend {
     UnleashBackend(ApiLocation location, const Host& host)
         : location_(std::move(location)), host_(host) {}
 
+    std::string resource(const std::string& flag) const override {
+        return "unleash:" + location_.url + "/" + location_.project + "/" + location_.environment +
+               "/" + flag;
+    }
+    // Unleash documents no bound on how long an accepted request may take to be carried
+    // out; 60 s is the read timeout the usual HTTP clients give up after.
+    std::chrono::milliseconds settle_margin() const override { return std::chrono::seconds(60); }
+
     json read(const std::string& flag) override {
         check_flag_key(flag);
         const HttpResponse response =
@@ -194,6 +211,13 @@ class LaunchDarklyBackend : public FlagBackend {
   public:
     LaunchDarklyBackend(ApiLocation location, const Host& host)
         : location_(std::move(location)), host_(host) {}
+
+    std::string resource(const std::string& flag) const override {
+        return "launchdarkly:" + location_.url + "/" + location_.project + "/" +
+               location_.environment + "/" + flag;
+    }
+    // As for Unleash: no documented bound; 60 s.
+    std::chrono::milliseconds settle_margin() const override { return std::chrono::seconds(60); }
 
     json read(const std::string& flag) override {
         const json document = fetch(flag);

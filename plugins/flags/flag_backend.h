@@ -5,6 +5,7 @@
 //   launchdarkly  {"on": true, "fallthrough": "<variation name or value>"}
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -24,6 +25,10 @@ class FlagBackend {
     // as the backend can tell: the flagd file is checked atomically, the APIs right
     // before the write).
     virtual void write(const std::string& flag, const json& from, const json& to) = 0;
+    // The flag as one name across spellings and actions: backend, where, and key.
+    virtual std::string resource(const std::string& flag) const = 0;
+    // See Action::settle_margin.
+    virtual std::chrono::milliseconds settle_margin() const = 0;
 };
 
 std::unique_ptr<FlagBackend> make_flag_backend(const json& settings, const Host& host);

@@ -89,8 +89,13 @@ class FlagAction : public Action {
         backend().write(target, from, to);
     }
 
+    // flag.set and flag.kill_switch on one flag change one resource.
+    std::string resource(const std::string& target) override { return backend().resource(target); }
+
+    std::chrono::milliseconds settle_margin() const override { return backend().settle_margin(); }
+
   private:
-    FlagBackend& backend() {
+    FlagBackend& backend() const {
         if (!backend_) {
             fail_invalid("the flags provider is not configured");
         }

@@ -40,8 +40,9 @@ extern "C" {
 
 #define MITIGATE_PLUGIN_ABI_MAJOR 1
 /* Minor 1 added the "state" operation of call() and the http egress fields
- * "signing_service" and "timeout_ms". */
-#define MITIGATE_PLUGIN_ABI_MINOR 1
+ * "signing_service" and "timeout_ms". Minor 2 added the plan's "resource" and
+ * "settle_margin_ms". */
+#define MITIGATE_PLUGIN_ABI_MINOR 2
 
 /* The name of the one exported symbol. */
 #define MITIGATE_PLUGIN_ENTRY_NAME "mitigate_plugin_entry"
@@ -132,7 +133,16 @@ typedef struct mitigate_plugin_api {
      *   {"operation":"plan","action":"set","target":"...","parameters":{...},"state":{...}}
      *       -> {"observed_state":{...},"forward":{...},"inverse":{...},
      *           "blast_radius":{"ratio":0.5,"description":"...","resulting_fraction":0.5},
-     *           "idempotency_key":"...","reversible":true}
+     *           "idempotency_key":"...","reversible":true,
+     *           "resource":"...","settle_margin_ms":60000}                 (since minor 2)
+     *       resource: one name for what the change is made to, the same whatever the
+     *          target's spelling and whichever action makes it (an ECS service as
+     *          region, cluster and service; a flag as backend and key). The runtime makes
+     *          one change at a time per resource. Absent: the target as spelled.
+     *       settle_margin_ms: how long after a call that ended without an answer (a
+     *          timeout, a crash, a transient failure) a write it sent may still take
+     *          effect at the service. The runtime sends nothing more to the target, and
+     *          believes no read of it, until then. Absent: 30000.
      *   {"operation":"apply","action":"set","target":"...","plan":{...}}
      *       -> {"applied":true,"changed":false when it already was}   (idempotent)
      *   {"operation":"check","action":"set","target":"...","plan":{...}}

@@ -78,9 +78,14 @@ json plan_operation(Provider& provider, Action& action, const std::string& actio
     const std::string key = sha256_hex(
         json{manifest.value("name", ""), action_name, target, change.forward, change.inverse}
             .dump());
-    return {{"observed_state", state},   {"forward", change.forward},
-            {"inverse", change.inverse}, {"blast_radius", blast},
-            {"idempotency_key", key},    {"reversible", change.reversible}};
+    return {{"observed_state", state},
+            {"forward", change.forward},
+            {"inverse", change.inverse},
+            {"blast_radius", blast},
+            {"idempotency_key", key},
+            {"reversible", change.reversible},
+            {"resource", action.resource(target)},
+            {"settle_margin_ms", action.settle_margin().count()}};
 }
 
 }  // namespace
@@ -312,6 +317,14 @@ void Host::log(mitigate_log_level level, const std::string& message) const {
 
 json Provider::state(const std::string& target) {
     fail_invalid("this provider offers no state to playbooks (asked for " + target + ")");
+}
+
+std::string Action::resource(const std::string& target) {
+    return target;
+}
+
+std::chrono::milliseconds Action::settle_margin() const {
+    return std::chrono::seconds(30);
 }
 
 bool Action::matches(const json& live, const json& expected) const {

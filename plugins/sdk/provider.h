@@ -160,6 +160,14 @@ class Action {
                                const json& state) = 0;
     virtual void write(const std::string& target, const json& from, const json& to) = 0;
     virtual bool matches(const json& live, const json& expected) const;
+    // The one name of what `target` changes, however the target is spelled and whichever
+    // action changes it (the plan's "resource"): the runtime makes one change at a time
+    // per resource. The default, the target as written, is right only where a target has
+    // one spelling and no other action of the provider touches it.
+    virtual std::string resource(const std::string& target);
+    // How long after a call that ended without an answer a write it sent may still take
+    // effect at the service (the plan's "settle_margin_ms"). The default is conservative.
+    virtual std::chrono::milliseconds settle_margin() const;
 };
 
 class Provider {

@@ -47,6 +47,10 @@ class FlagTable {
     virtual json read(const std::string& key) = 0;
     // Sets `to` where the value is still `from`; false when no row matched.
     virtual bool compare_and_set(const std::string& key, const json& from, const json& to) = 0;
+    // The table, as one name for the plan's resource.
+    virtual std::string where() const = 0;
+    // See Action::settle_margin.
+    virtual std::chrono::milliseconds settle_margin() const = 0;
 };
 
 class PostgrestTable : public FlagTable {
@@ -80,6 +84,11 @@ class PostgrestTable : public FlagTable {
         const json rows = answer(host_.send(request), "PATCH");
         return rows.is_array() && !rows.empty();
     }
+
+    std::string where() const override { return base_; }
+    // PostgREST waits up to 10 s for a database connection, and Supabase's default
+    // statement timeout is 8 s: a PATCH whose answer was lost is over within 20 s.
+    std::chrono::milliseconds settle_margin() const override { return std::chrono::seconds(20); }
 
   private:
     static json answer(const HttpResponse& response, const std::string& method) {
@@ -133,6 +142,11 @@ class PostgresTable : public FlagTable {
         return result.affected > 0;
     }
 
+    std::string where() const override { return "postgres:" + credential_ + ":" + table_; }
+    // The runtime runs each statement with a statement timeout of at most 10 s; the
+    // commit that follows is short.
+    std::chrono::milliseconds settle_margin() const override { return std::chrono::seconds(12); }
+
   private:
     const Host& host_;
     std::string credential_;
@@ -177,8 +191,14 @@ class FlagSet : public Action {
                       ": someone changed it; nothing was written");
     }
 
+    std::string resource(const std::string& target) override {
+        return "supabase:" + table().where() + "#" + target;
+    }
+
+    std::chrono::milliseconds settle_margin() const override { return table().settle_margin(); }
+
   private:
-    FlagTable& table() {
+    FlagTable& table() const {
         if (!table_) {
             fail_invalid("the supabase provider is not configured");
         }

@@ -75,6 +75,7 @@ class VercelApi {
     }
     bool configured() const { return host_ != nullptr; }
     std::chrono::milliseconds poll_interval() const { return poll_interval_; }
+    const std::string& team_id() const { return team_id_; }
 
     // GET the project with its rollback job.
     json project(const std::string& project) const {
@@ -248,6 +249,16 @@ class ProductionAction : public Action {
         }
         wait_for(target, destination);
     }
+
+    // A project named by name or by id is one project: its id, in its team. Both actions
+    // change the same thing, the project's production deployment.
+    std::string resource(const std::string& target) override {
+        return "vercel:" + api().team_id() + "/" + api().project(target).value("id", target);
+    }
+
+    // A promote or rollback is a job Vercel carries on after the request's answer (the
+    // Vercel CLI waits up to 3 minutes for one).
+    std::chrono::milliseconds settle_margin() const override { return std::chrono::minutes(3); }
 
   private:
     VercelApi& api() {

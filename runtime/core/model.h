@@ -127,6 +127,14 @@ struct Plan {
     std::string idempotency_key;  // same key, same change: a retried apply is not doubled
     bool reversible = true;
     TimePoint planned_at;
+    // What the change is made to, as the provider names it whatever the target's spelling
+    // (an ECS service's region/cluster/service, a flag's backend and key): one change at a
+    // time per resource. Empty from a plugin older than ABI 1.2: the target's spelling.
+    std::string resource;
+    // How long after a call that ended without an answer a write it sent may still take
+    // effect at the service; nothing more is written, and nothing read back is believed,
+    // until then. None from a plugin older than ABI 1.2 (the engine assumes a default).
+    std::optional<Duration> settle_margin;
     bool operator==(const Plan&) const = default;
 };
 

@@ -146,6 +146,16 @@ Plan read_plan(const json& in, std::string path, std::vector<FieldError>& errors
     value.idempotency_key = reader.string("idempotency_key");
     value.reversible = reader.boolean("reversible", true);
     value.planned_at = reader.time("planned_at").value_or(TimePoint{});
+    value.resource = reader.string("resource", Presence::optional);
+    if (value.resource.size() > 512 ||
+        std::any_of(value.resource.begin(), value.resource.end(),
+                    [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; })) {
+        reader.add_error("resource", "must be at most 512 bytes with no control characters");
+    }
+    if (reader.member("settle_margin_ms", Presence::optional) != nullptr) {
+        value.settle_margin =
+            std::chrono::milliseconds(reader.integer("settle_margin_ms", 0, 10LL * 60 * 1000));
+    }
     reader.reject_unknown_fields();
     return value;
 }
@@ -451,7 +461,10 @@ void to_json(json& out, const Plan& value) {
                {"blast_radius", value.blast_radius},
                {"idempotency_key", value.idempotency_key},
                {"reversible", value.reversible},
-               {"planned_at", format_rfc3339(value.planned_at)}};
+               {"planned_at", format_rfc3339(value.planned_at)},
+               {"resource", value.resource},
+               {"settle_margin_ms",
+                value.settle_margin ? json(value.settle_margin->count()) : json(nullptr)}};
 }
 
 void to_json(json& out, const RuleOutcome& value) {

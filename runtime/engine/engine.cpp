@@ -20,7 +20,7 @@
 //   SignalCommitter::mutex_     the queue of webhooks waiting for a commit
 //   PlaybookRunner::mutex_      the queue of incidents waiting for playbooks
 //   Proposals::mutex_           one proposal at a time, so equal ones merge
-//   MitigationSteps::checked_mutex_, RecentHistory::mutex_, State::gauge_mutex
+//   MitigationSteps::memory_mutex_, RecentHistory::mutex_, State::gauge_mutex
 // The store serializes its own writes (one writer connection) and reads on a second
 // connection (runtime/store/sqlite_database.h); ProviderRegistry serializes the calls to
 // each plugin process. Correctness never rests on these locks: every transition is

@@ -169,6 +169,7 @@ struct Engine::State {
         context.holds_target =
             snapshot->state != MitigationState::proposed || holds_target(*snapshot);
         context.checked = steps.checked(id);
+        context.writes_settle_at = steps.writes_settle_at(*snapshot);
         Evaluation evaluation;
         evaluation.open = true;
         evaluation.version = snapshot->version;
@@ -196,8 +197,8 @@ struct Engine::State {
             // A bug, contained to this mitigation. Its backoff counts from where it is now:
             // the step may have committed before it threw.
             const MitigationSnapshot after = open.find(id);
-            return {true, std::string("internal error: ") + failure.what(),
-                    after ? after->version : snapshot->version, ""};
+            return StepResult::retry(std::string("internal error: ") + failure.what(),
+                                     after ? after->version : snapshot->version, "");
         }
     }
 
@@ -234,9 +235,7 @@ struct Engine::State {
     }
 
     void committed(const Mitigation& before, const Mitigation& after) {
-        if (after.state != MitigationState::verifying) {
-            steps.forget(after.id);
-        }
+        steps.forget(after);
         if (is_final(after.state)) {
             history.ended(after.id);
         }
@@ -291,6 +290,7 @@ struct Engine::State {
             store.list_mitigations(in_states(open_states(), every_row));
         for (auto mitigation = stored.rbegin(); mitigation != stored.rend(); ++mitigation) {
             open.update(*mitigation);
+            steps.inherit(*mitigation);
             ++open_by_state[static_cast<std::size_t>(mitigation->state)];
         }
         for (MitigationState state : open_states()) {

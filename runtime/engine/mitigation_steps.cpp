@@ -45,29 +45,12 @@ const Plan& plan_of(const Mitigation& mitigation) {
     return *mitigation.plan;
 }
 
-// Who of those who approved `mitigation` counts under `decision`, and what is missing; empty
-// when the approvals it has are enough. The same rules as a person's approve request:
-// distinct people, in a group the decision names, not the proposer unless allowed, and
-// within the approval timeout.
+// What is missing for the approvals `mitigation` has to count under `decision` at `at` (the
+// rules of a person's approve request: counted_approvers); empty when they are enough.
 std::string approvals_missing(const Mitigation& mitigation, const Decision& decision,
-                              TimePoint now) {
-    std::set<std::string> counted;
-    for (const Approval& approval : mitigation.approvals) {
-        const bool in_group =
-            decision.approver_groups.empty() ||
-            std::any_of(decision.approver_groups.begin(), decision.approver_groups.end(),
-                        [&](const std::string& group) {
-                            return std::find(approval.groups.begin(), approval.groups.end(),
-                                             group) != approval.groups.end();
-                        });
-        if (approval.verdict == ApprovalVerdict::approve && in_group &&
-            (decision.self_approval_allowed ||
-             approval.approver != mitigation.proposal.proposed_by) &&
-            (!decision.approval_timeout || now - approval.at <= *decision.approval_timeout)) {
-            counted.insert(approval.approver);
-        }
-    }
-    if (static_cast<int>(counted.size()) >= decision.approvals_required) {
+                              TimePoint at) {
+    const std::size_t counted = counted_approvers(mitigation, decision, at).size();
+    if (static_cast<int>(counted) >= decision.approvals_required) {
         return "";
     }
     std::string groups;
@@ -76,7 +59,7 @@ std::string approvals_missing(const Mitigation& mitigation, const Decision& deci
     }
     return "it now needs " + std::to_string(decision.approvals_required) + " approval" +
            (decision.approvals_required == 1 ? "" : "s") + groups + " and has " +
-           std::to_string(counted.size()) + " that count";
+           std::to_string(counted) + " that count";
 }
 
 double seconds_since(Steady::time_point start) {
@@ -85,20 +68,68 @@ double seconds_since(Steady::time_point start) {
 
 }  // namespace
 
-MitigationSteps::MitigationSteps(MitigationStepsSetup setup) : setup_(std::move(setup)) {}
+MitigationSteps::MitigationSteps(MitigationStepsSetup setup)
+    : setup_(std::move(setup)), started_at_(setup_.clock.now()) {}
 
 bool MitigationSteps::checked(const std::string& id) const {
-    std::lock_guard lock(checked_mutex_);
+    std::lock_guard lock(memory_mutex_);
     return checked_.contains(id);
 }
 
 void MitigationSteps::set_checked(const std::string& id, bool checked) {
-    std::lock_guard lock(checked_mutex_);
+    std::lock_guard lock(memory_mutex_);
     if (checked) {
         checked_.insert(id);
     } else {
         checked_.erase(id);
     }
+}
+
+void MitigationSteps::set_unsettled(const std::string& id, std::optional<Unsettled> unsettled) {
+    std::lock_guard lock(memory_mutex_);
+    if (unsettled) {
+        unsettled_[id] = *unsettled;
+    } else {
+        unsettled_.erase(id);
+    }
+}
+
+std::optional<MitigationSteps::Unsettled> MitigationSteps::unsettled(const std::string& id) const {
+    std::lock_guard lock(memory_mutex_);
+    const auto found = unsettled_.find(id);
+    return found == unsettled_.end() ? std::nullopt : std::optional<Unsettled>(found->second);
+}
+
+void MitigationSteps::forget(const Mitigation& after) {
+    if (after.state != MitigationState::verifying) {
+        set_checked(after.id, false);
+    }
+    if (after.state != MitigationState::applying && after.state != MitigationState::reverting) {
+        set_unsettled(after.id, std::nullopt);
+    }
+}
+
+Duration MitigationSteps::settle_margin(const Mitigation& mitigation) const {
+    return mitigation.plan && mitigation.plan->settle_margin ? *mitigation.plan->settle_margin
+                                                             : undeclared_settle_margin;
+}
+
+void MitigationSteps::inherit(const Mitigation& mitigation) {
+    if (mitigation.state == MitigationState::applying ||
+        mitigation.state == MitigationState::reverting) {
+        // The process that journaled it may have sent a write just before it died: that
+        // write lands by the margin after this process started, at the latest.
+        set_unsettled(mitigation.id, Unsettled{started_at_ + settle_margin(mitigation)});
+    }
+}
+
+std::optional<TimePoint> MitigationSteps::writes_settle_at(const Mitigation& mitigation) const {
+    if (mitigation.state != MitigationState::applying &&
+        mitigation.state != MitigationState::reverting) {
+        return std::nullopt;
+    }
+    const auto earlier = unsettled(mitigation.id);
+    return earlier ? std::optional<TimePoint>(earlier->until) : std::nullopt;
 }
 
 StepResult MitigationSteps::run(const Mitigation& snapshot, const NextStep& step) {
@@ -112,7 +143,7 @@ StepResult MitigationSteps::run(const Mitigation& snapshot, const NextStep& step
             return {};
         }
         case StepKind::apply: return apply(snapshot);
-        case StepKind::settle_apply: return finish_apply(snapshot, /*again=*/true);
+        case StepKind::settle_apply: return settle_apply(snapshot);
         case StepKind::check: return verify(snapshot);
         case StepKind::confirm: {
             Mitigation active = snapshot;
@@ -420,17 +451,37 @@ StepResult MitigationSteps::apply(const Mitigation& approved) {
 
 StepResult MitigationSteps::finish_apply(const Mitigation& applying, bool again) {
     const Action& action = applying.proposal.action;
+    const Duration margin = settle_margin(applying);
+    // While the call runs (and if it ends in an exception), a write it sent may be in
+    // flight for as long as the call can take.
+    set_unsettled(applying.id, Unsettled{setup_.clock.now() +
+                                         setup_.providers.longest_call(action.provider) + margin});
     const auto started = Steady::now();
     const ProviderAnswer<Applied> applied = setup_.providers.apply(action, plan_of(applying));
     setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
                            {{"step", "apply"}});
+    if (!applied.ok() && outcome_unknown(applied.status)) {
+        const TimePoint settles = setup_.clock.now() + margin;
+        set_unsettled(applying.id, Unsettled{settles, /*answer_lost=*/true});
+        const std::string error =
+            "apply outcome unknown " + status_words(applied.status) + ": " + applied.error;
+        if (margin > Duration::zero()) {
+            return StepResult::retry(error + "; nothing more is sent until it is read back at " +
+                                         format_rfc3339(settles) +
+                                         ", when a lost write can no longer land",
+                                     applying.version, "apply", settles);
+        }
+        return settle_apply(applying);
+    }
+    set_unsettled(applying.id, std::nullopt);  // the call answered: nothing is in flight
     if (!applied.ok() && never_called(applied.status)) {
         // The plugin was not called (restart backoff, open circuit, not loadable). A first
         // attempt changed nothing; a later one cannot tell what an earlier attempt did, so
         // it waits for a plugin that answers.
         if (again) {
-            return {true, "apply not sent " + status_words(applied.status) + ": " + applied.error,
-                    applying.version, "apply"};
+            return StepResult::retry(
+                "apply not sent " + status_words(applied.status) + ": " + applied.error,
+                applying.version, "apply");
         }
         // Not an automation failure the breaker counts: the plugin was never called (its
         // host has a circuit of its own), and nothing changed.
@@ -441,34 +492,54 @@ StepResult MitigationSteps::finish_apply(const Mitigation& applying, bool again)
                  "; nothing changed");
         return {};
     }
-    if (!applied.ok() && !outcome_unknown(applied.status)) {
+    if (!applied.ok()) {
         // The provider refused before changing anything (a conflict, bad parameters).
         move(applying, failing(applying, MitigationState::failed),
              "apply refused " + status_words(applied.status) + ": " + applied.error);
         return {};
     }
-    if (!applied.ok()) {
-        const ProviderAnswer<Checked> checked = setup_.providers.check(action, plan_of(applying));
-        if (!checked.ok()) {
-            // Neither applied nor known not to be: stays applying, and is retried.
-            return {true,
-                    "apply failed " + status_words(applied.status) + ": " + applied.error +
-                        "; check failed too: " + checked.error,
-                    applying.version, "apply"};
-        }
-        if (!checked.value.applied) {
-            move(applying, failing(applying, MitigationState::failed),
-                 "apply failed " + status_words(applied.status) + ": " + applied.error +
-                     "; the provider confirms nothing changed");
-            return {};
-        }
+    return applied_and_verify(applying, applied.value.changed
+                                            ? "applied"
+                                            : "already applied (idempotent apply changed nothing)");
+}
+
+// Applying, and no write can be in flight any more (writes_settle_at has passed): what the
+// target holds now is the outcome.
+StepResult MitigationSteps::settle_apply(const Mitigation& applying) {
+    const auto earlier = unsettled(applying.id);
+    const bool sent_and_lost = earlier && earlier->answer_lost;
+    const ProviderAnswer<Checked> checked =
+        setup_.providers.check(applying.proposal.action, plan_of(applying));
+    if (!checked.ok()) {
+        // Neither applied nor known not to be: stays applying, and is read again.
+        return StepResult::retry("the apply's outcome is unknown and reading it back failed " +
+                                     status_words(checked.status) + ": " + checked.error,
+                                 applying.version, "check");
     }
+    if (checked.value.applied) {
+        set_unsettled(applying.id, std::nullopt);
+        return applied_and_verify(applying, sent_and_lost
+                                                ? "applied (read back after its answer was lost)"
+                                                : "already applied (read back after a restart)");
+    }
+    if (!sent_and_lost) {
+        // A process that died after journaling applying (or an apply that ended in an
+        // exception) may never have sent it; the target shows it did not land, and
+        // nothing is in flight any more: apply (compare-and-set).
+        return finish_apply(applying, /*again=*/true);
+    }
+    set_unsettled(applying.id, std::nullopt);
+    move(applying, failing(applying, MitigationState::failed),
+         "the apply's answer was lost; read back once a lost write could no longer land, the "
+         "provider shows nothing changed");
+    return {};
+}
+
+StepResult MitigationSteps::applied_and_verify(const Mitigation& applying,
+                                               const std::string& reason) {
     Mitigation verifying = applying;
     verifying.state = MitigationState::verifying;
-    const auto moved = move(applying, verifying,
-                            applied.ok() && !applied.value.changed
-                                ? "already applied (idempotent apply changed nothing)"
-                                : "applied");
+    const auto moved = move(applying, verifying, reason);
     if (!moved) {
         return {};
     }
@@ -485,8 +556,9 @@ StepResult MitigationSteps::verify(const Mitigation& verifying) {
     const ProviderAnswer<Checked> checked =
         setup_.providers.check(verifying.proposal.action, plan_of(verifying));
     if (!checked.ok()) {
-        return {true, "check failed " + status_words(checked.status) + ": " + checked.error,
-                verifying.version, "check"};
+        return StepResult::retry(
+            "check failed " + status_words(checked.status) + ": " + checked.error,
+            verifying.version, "check");
     }
     if (checked.value.applied) {
         if (!verifying.proposal.incident_id.empty()) {
@@ -524,11 +596,22 @@ StepResult MitigationSteps::revert(const Mitigation& mitigation, const NextStep&
 }
 
 StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
+    const Action& action = reverting.proposal.action;
+    const Duration margin = settle_margin(reverting);
+    set_unsettled(reverting.id, Unsettled{setup_.clock.now() +
+                                          setup_.providers.longest_call(action.provider) + margin});
     const auto started = Steady::now();
-    const ProviderAnswer<Reverted> result =
-        setup_.providers.revert(reverting.proposal.action, plan_of(reverting));
+    const ProviderAnswer<Reverted> result = setup_.providers.revert(action, plan_of(reverting));
     setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
                            {{"step", "revert"}});
+    const bool unknown = !result.ok() && outcome_unknown(result.status);
+    std::optional<TimePoint> settles;
+    if (unknown && margin > Duration::zero()) {
+        settles = setup_.clock.now() + margin;
+        set_unsettled(reverting.id, Unsettled{*settles, /*answer_lost=*/true});
+    } else {
+        set_unsettled(reverting.id, std::nullopt);
+    }
     Mitigation next = reverting;
     if (result.status == PluginCallStatus::conflict) {
         move(reverting, failing(reverting, MitigationState::conflict),
@@ -536,11 +619,15 @@ StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
         return {};
     }
     if (!result.ok()) {
-        // Stays reverting: the compare-and-set revert is repeated. Its first failure is
-        // journaled with failed_at (reverting -> reverting), so that the breaker counts it
-        // once, also after a restart; later attempts are only retried.
-        const std::string error =
-            "revert failed " + status_words(result.status) + ": " + result.error;
+        // Stays reverting: the compare-and-set revert is repeated (after an unknown
+        // outcome, only once its write can no longer land). Its first failure is journaled
+        // with failed_at (reverting -> reverting), so that the breaker counts it once, also
+        // after a restart; later attempts are only retried.
+        std::string error = "revert failed " + status_words(result.status) + ": " + result.error;
+        if (settles) {
+            error += "; tried again after " + format_rfc3339(*settles) +
+                     ", when a lost write can no longer land";
+        }
         std::int64_t version = reverting.version;
         if (!reverting.failed_at && !reverting.drill) {
             if (const auto marked = move(reverting, failing(reverting, MitigationState::reverting),
@@ -548,7 +635,7 @@ StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
                 version = marked->version;
             }
         }
-        return {true, error, version, "revert"};
+        return StepResult::retry(error, version, "revert", settles);
     }
     next.state = MitigationState::reverted;
     move(reverting, next,

@@ -11,14 +11,23 @@
 //                 applying (journaled, with its expiry and the policy hash) -> provider apply ->
 //                 verifying -> provider check; a mitigation with no incident is then
 //                 active, one with an incident waits in verifying for its alerts
-//   settle_apply  applying: apply again (idempotent: the provider recognises its own
-//                 change) and finish as above; a refusal by the provider ends it failed,
-//                 a plugin that cannot be called leaves it applying, retried
+//   settle_apply  applying, once a write that may be in flight can no longer land
+//                 (writes_settle_at): read back; the change is there -> verifying; it is
+//                 not, after an apply of unknown outcome in this process -> failed (nothing
+//                 changed, and nothing can any more); it is not, after a restart (the apply
+//                 may never have been sent) -> apply again as above
 //   check         verifying, unchecked in this process: the provider confirms the change
 //   confirm       verifying -> active: the incident's alerts resolved
 //   revert        active | verifying -> reverting (journaled) -> finish_revert
 //   finish_revert reverting -> provider revert -> reverted, or conflict when someone
 //                 changed the target since (a person decides)
+//
+// Unknown outcomes: a call that ends without an answer (a timeout, a crash, a 503 after
+// retries) may have sent a write that lands later. Until the plan's settle margin after
+// that call returned (or after this process started, for calls of a process that died),
+// nothing more is written to the target and nothing read back is believed: a read made
+// before a slow write lands would say "nothing changed", and a second write could land
+// after the revert.
 //
 // A step works on a snapshot and commits with compare-and-set: if anything moved the
 // mitigation meanwhile (a person's request), the step stops at its first commit, before
@@ -31,7 +40,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "runtime/config/config.h"
@@ -52,7 +63,19 @@ struct StepResult {
     std::string error;
     std::int64_t version = 0;  // of the mitigation where the failed step left it
     std::string failed_part;   // what failed: "apply", "check", "revert"; empty: the step
+    // Not retried before this, whatever the backoff says (an outcome that must settle).
+    std::optional<TimePoint> not_before;
+
+    // A step that could not finish, retried with backoff.
+    static StepResult retry(std::string error, std::int64_t version, std::string failed_part = "",
+                            std::optional<TimePoint> not_before = std::nullopt) {
+        return {true, std::move(error), version, std::move(failed_part), not_before};
+    }
 };
+
+// What a plan without a settle margin (from a plugin older than ABI 1.2) is given: longer
+// than the write paths of the services mitigate knows take, short next to a TTL.
+inline constexpr Duration undeclared_settle_margin = std::chrono::seconds(30);
 
 struct MitigationStepsSetup {
     Transitions& transitions;
@@ -74,8 +97,14 @@ class MitigationSteps {
 
     // This process has seen the provider confirm the change of a verifying mitigation.
     bool checked(const std::string& id) const;
-    // It left verifying (whoever moved it): nothing to remember.
-    void forget(const std::string& id) { set_checked(id, false); }
+    // A mitigation this process found open when it started (the engine loads each).
+    void inherit(const Mitigation& mitigation);
+    // For one applying or reverting: when a write an earlier call (of this process, or of
+    // the one before it) may have sent can no longer land, so that the next call may be
+    // made. Nothing for other states, or when no call can be in flight.
+    std::optional<TimePoint> writes_settle_at(const Mitigation& mitigation) const;
+    // `after` was committed (whoever moved it): forgets what no longer applies to it.
+    void forget(const Mitigation& after);
 
   private:
     StepResult plan(const Mitigation& proposed);
@@ -90,6 +119,9 @@ class MitigationSteps {
     StepResult apply(const Mitigation& approved);
     // `again`: an earlier attempt may have been sent (the mitigation was already applying).
     StepResult finish_apply(const Mitigation& applying, bool again);
+    StepResult settle_apply(const Mitigation& applying);
+    // The provider answered that the change is there: applying -> verifying, then check.
+    StepResult applied_and_verify(const Mitigation& applying, const std::string& reason);
     StepResult verify(const Mitigation& verifying);
     StepResult revert(const Mitigation& mitigation, const NextStep& step);
     StepResult finish_revert(const Mitigation& reverting);
@@ -106,11 +138,25 @@ class MitigationSteps {
     // `mitigation` moved to `state`, marked failed for the circuit breaker (not a drill's).
     Mitigation failing(const Mitigation& mitigation, MitigationState state) const;
     void set_checked(const std::string& id, bool checked);
+    // A write an earlier call of this process made may land until `until`.
+    struct Unsettled {
+        TimePoint until;
+        // The call answered with a failure of unknown outcome (rather than never
+        // answering: an exception, a call still running).
+        bool answer_lost = false;
+    };
+    void set_unsettled(const std::string& id, std::optional<Unsettled> unsettled);
+    std::optional<Unsettled> unsettled(const std::string& id) const;
+    Duration settle_margin(const Mitigation& mitigation) const;
 
     MitigationStepsSetup setup_;
-    std::mutex decisions_mutex_;  // one decision at a time against the recent history
-    mutable std::mutex checked_mutex_;
+    const TimePoint started_at_;       // calls of an earlier process ended before this
+    std::mutex decisions_mutex_;       // one decision at a time against the recent history
+    mutable std::mutex memory_mutex_;  // checked_ and unsettled_
     std::unordered_set<std::string> checked_;
+    // Mitigations whose last call in this process may have left a write in flight, and
+    // until when; a call still running counts with its longest duration.
+    std::unordered_map<std::string, Unsettled> unsettled_;
 };
 
 }  // namespace mitigate

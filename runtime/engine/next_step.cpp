@@ -93,7 +93,13 @@ NextStep next_step(const Mitigation& mitigation, const StepContext& context) {
             return step;
         }
         case MitigationState::approved: step.kind = StepKind::apply; return step;
-        case MitigationState::applying: step.kind = StepKind::settle_apply; return step;
+        case MitigationState::applying:
+            if (context.writes_settle_at && now < *context.writes_settle_at) {
+                wait_until(context.writes_settle_at);
+                return step;
+            }
+            step.kind = StepKind::settle_apply;
+            return step;
         case MitigationState::verifying: {
             if (ttl_passed) {
                 step.kind = StepKind::revert;
@@ -139,7 +145,13 @@ NextStep next_step(const Mitigation& mitigation, const StepContext& context) {
             }
             wait_until(mitigation.expires_at);
             return step;
-        case MitigationState::reverting: step.kind = StepKind::finish_revert; return step;
+        case MitigationState::reverting:
+            if (context.writes_settle_at && now < *context.writes_settle_at) {
+                wait_until(context.writes_settle_at);
+                return step;
+            }
+            step.kind = StepKind::finish_revert;
+            return step;
         default: return step;  // conflict waits for a person; final states have nothing
     }
 }

@@ -6,13 +6,15 @@
 //   planned           decide (policy)
 //   pending_approval  expire at its approval expiry; else wait for people
 //   approved          apply: journal applying, apply, check
-//   applying          settle: a crash or an unknown outcome left it; finish the apply
+//   applying          settle: a crash or an unknown outcome left it; once a write that may
+//                     be in flight can no longer land, read back and finish the apply
 //   verifying         revert at the TTL; confirm once its incident resolved; revert when
 //                     the verification window passes first; a mitigation with no incident,
 //                     or one whose check this process has not seen, is checked
 //   active            revert at the TTL, or when its incident resolves if
 //                     engine.revert_when_incident_resolves
-//   reverting         finish the revert (compare-and-set)
+//   reverting         finish the revert (compare-and-set), once an earlier attempt's write
+//                     can no longer land
 //   conflict          nothing: a person decides (revert or keep)
 #pragma once
 
@@ -71,6 +73,9 @@ struct StepContext {
     bool holds_target = true;
     // For a verifying mitigation: this process has seen the provider confirm the change.
     bool checked = false;
+    // For an applying or reverting mitigation: an earlier call may have sent a write that
+    // lands until then; no call is made before (MitigationSteps::writes_settle_at).
+    std::optional<TimePoint> writes_settle_at;
 };
 
 NextStep next_step(const Mitigation& mitigation, const StepContext& context);

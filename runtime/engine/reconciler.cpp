@@ -227,9 +227,9 @@ void Reconciler::work(int index) {
         try {
             result = callbacks_.run(*id, step);
         } catch (const std::exception& failure) {
-            result = {true, std::string("internal error: ") + failure.what(), 0, ""};
+            result = StepResult::retry(std::string("internal error: ") + failure.what(), 0, "");
         } catch (...) {
-            result = {true, "internal error: an unknown exception", 0, ""};
+            result = StepResult::retry("internal error: an unknown exception", 0, "");
         }
         lock.lock();
         Slot& after = slots_[*id];
@@ -242,7 +242,11 @@ void Reconciler::work(int index) {
             ++after.failures;
             // Where the step left it; an exception says nothing, so where it started.
             after.failed_at_version = result.version != 0 ? result.version : version;
-            const Duration delay = backoff(after.failures);
+            Duration delay = backoff(after.failures);
+            if (result.not_before) {
+                delay = std::max(
+                    delay, std::chrono::duration_cast<Duration>(*result.not_before - clock_.now()));
+            }
             after.retry_at = clock_.now() + delay;
             after.last_error = result.error;
             after.failed_part =

@@ -12,6 +12,40 @@ FakeProviders::~FakeProviders() {
     release();
 }
 
+void FakeProviders::set_settle_margin(Duration margin) {
+    std::lock_guard lock(mutex_);
+    settle_margin_ = margin;
+}
+
+void FakeProviders::set_longest_call(Duration longest) {
+    std::lock_guard lock(mutex_);
+    longest_call_ = longest;
+}
+
+Duration FakeProviders::longest_call(const std::string& /*provider*/) {
+    std::lock_guard lock(mutex_);
+    return longest_call_;
+}
+
+void FakeProviders::alias(const std::string& provider, const std::string& spelling,
+                          const std::string& target) {
+    std::lock_guard lock(mutex_);
+    aliases_[provider + "/" + spelling] = target;
+}
+
+std::string FakeProviders::key(const std::string& provider, const std::string& target) const {
+    const auto found = aliases_.find(provider + "/" + target);
+    return provider + "/" + (found == aliases_.end() ? target : found->second);
+}
+
+void FakeProviders::land_late() {
+    std::lock_guard lock(mutex_);
+    for (auto& [where, value] : late_) {
+        values_[where] = std::move(value);
+    }
+    late_.clear();
+}
+
 void FakeProviders::set(const std::string& provider, const std::string& target, json value) {
     std::lock_guard lock(mutex_);
     values_[key(provider, target)] = std::move(value);
@@ -94,6 +128,7 @@ ProviderAnswer<T> failure(FakeFault fault, const std::string& what) {
         case FakeFault::conflict: return {PluginCallStatus::conflict, T{}, what + ": conflict"};
         case FakeFault::provider: return {PluginCallStatus::provider, T{}, what + ": refused"};
         case FakeFault::lost_answer:
+        case FakeFault::late_write:
             return {PluginCallStatus::timeout, T{}, what + ": the answer was lost"};
         case FakeFault::not_called:
             return {PluginCallStatus::backoff, T{}, what + ": not called (restart backoff)"};
@@ -132,6 +167,8 @@ ProviderAnswer<Plan> FakeProviders::plan(const Action& action) {
     plan.blast_radius.description =
         action.target + ": " + found->second.dump() + " -> " + plan.forward["value"].dump();
     plan.idempotency_key = key(action.provider, action.target) + "=" + plan.forward.dump();
+    plan.resource = key(action.provider, action.target);
+    plan.settle_margin = settle_margin_;
     return {PluginCallStatus::ok, plan, ""};
 }
 
@@ -143,6 +180,11 @@ ProviderAnswer<Applied> FakeProviders::apply(const Action& action, const Plan& p
             {PluginCallStatus::ok, {{"applied", true}, {"changed", "yes"}}, ""});
     }
     json& live = values_[key(action.provider, action.target)];
+    if (fault == FakeFault::late_write) {
+        late_.emplace_back(key(action.provider, action.target), plan.forward["value"]);
+        ++writes_[action.target];
+        return failure<Applied>(*fault, "apply " + action.target);
+    }
     if (fault && *fault != FakeFault::lost_answer) {
         return failure<Applied>(*fault, "apply " + action.target);
     }
@@ -181,6 +223,10 @@ ProviderAnswer<Reverted> FakeProviders::revert(const Action& action, const Plan&
     if (const auto fault = begin(lock, "revert", action.target)) {
         if (*fault == FakeFault::malformed) {
             return read_revert_answer({PluginCallStatus::ok, {{"reverted", 1}}, ""});
+        }
+        if (*fault == FakeFault::late_write) {
+            late_.emplace_back(key(action.provider, action.target), plan.inverse["value"]);
+            ++writes_[action.target];
         }
         return failure<Reverted>(*fault, "revert " + action.target);
     }

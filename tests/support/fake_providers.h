@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -29,6 +30,7 @@ enum class FakeFault {
     hang,         // no answer until release(), then unavailable
     hold,         // no answer until release(), then the call goes on as usual
     lost_answer,  // the operation took effect, then the answer was lost (timeout)
+    late_write,   // the answer was lost (timeout) and the write lands later, at land_late()
     not_called,   // the plugin could not be called (restart backoff): nothing was sent
 };
 
@@ -36,6 +38,16 @@ class FakeProviders final : public Providers {
   public:
     FakeProviders() = default;
     ~FakeProviders() override;  // releases every hang
+
+    // Every plan declares this settle margin (0 unless set: read back at once).
+    void set_settle_margin(Duration margin);
+    // What longest_call() answers (0 unless set).
+    void set_longest_call(Duration longest);
+    // `spelling` names the same resource as `target` (as ecs/checkout and
+    // ecs/default/checkout do): both read and write one value, and plan the same resource.
+    void alias(const std::string& provider, const std::string& spelling, const std::string& target);
+    // Lands every write a late_write fault left in flight, as the service finally would.
+    void land_late();
 
     // Sets what a target holds now, as a person or another tool would.
     void set(const std::string& provider, const std::string& target, nlohmann::json value);
@@ -60,6 +72,7 @@ class FakeProviders final : public Providers {
     ProviderAnswer<Reverted> revert(const Action& action, const Plan& plan) override;
     ProviderAnswer<nlohmann::json> state(const std::string& provider,
                                          const std::string& target) override;
+    Duration longest_call(const std::string& provider) override;
 
   private:
     struct Scripted {
@@ -69,9 +82,8 @@ class FakeProviders final : public Providers {
     // The fault for this call, if one is scripted; waits out a hang with the lock released.
     std::optional<FakeFault> begin(std::unique_lock<std::mutex>& lock, const std::string& operation,
                                    const std::string& target);
-    static std::string key(const std::string& provider, const std::string& target) {
-        return provider + "/" + target;
-    }
+    // provider/target, with an alias resolved to the target it names.
+    std::string key(const std::string& provider, const std::string& target) const;
 
     mutable std::mutex mutex_;
     std::condition_variable released_;
@@ -81,6 +93,10 @@ class FakeProviders final : public Providers {
     std::map<std::pair<std::string, std::string>, Scripted> faults_;
     std::map<std::pair<std::string, std::string>, int> calls_;
     std::map<std::string, int> writes_;
+    std::map<std::string, std::string> aliases_;                // provider/spelling -> target
+    std::vector<std::pair<std::string, nlohmann::json>> late_;  // key, value that lands
+    Duration settle_margin_{0};
+    Duration longest_call_{0};
 };
 
 }  // namespace mitigate::testing
