@@ -20,6 +20,7 @@
 //   SignalCommitter::mutex_     the queue of webhooks waiting for a commit
 //   PlaybookRunner::mutex_      the queue of incidents waiting for playbooks
 //   Proposals::mutex_           one proposal at a time, so equal ones merge
+//   ResourceClaims::mutex_      claims on resources between a plan and its commit
 //   MitigationSteps::memory_mutex_, RecentHistory::mutex_, State::gauge_mutex
 // The store serializes its own writes (one writer connection) and reads on a second
 // connection (runtime/store/sqlite_database.h); ProviderRegistry serializes the calls to

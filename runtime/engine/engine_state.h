@@ -20,6 +20,7 @@
 #include "runtime/engine/proposals.h"
 #include "runtime/engine/recent_history.h"
 #include "runtime/engine/reconciler.h"
+#include "runtime/engine/resource_claims.h"
 #include "runtime/engine/signal_intake.h"
 #include "runtime/engine/transitions.h"
 #include "runtime/metrics/metrics.h"
@@ -46,6 +47,7 @@ struct Engine::State {
     RecentHistory history;
     Transitions transitions;
     Proposals proposals;
+    ResourceClaims resources;
     MitigationSteps steps;
     Reconciler reconciler;
     PlaybookRunner playbooks;
@@ -67,9 +69,10 @@ struct Engine::State {
           history(history_window(*setup.policies)),
           transitions(store, open, clock),
           proposals(transitions, open, store, clock, metrics),
-          steps(MitigationStepsSetup{transitions, providers, clock, metrics, history, setup.engine,
-                                     setup.policies,
-                                     [this](const std::string& id) { return incident(id); }}),
+          resources(open),
+          steps(MitigationStepsSetup{
+              transitions, providers, clock, metrics, history, setup.engine, setup.policies,
+              [this](const std::string& id) { return incident(id); }, resources, store}),
           reconciler(
               clock, ReconcilerOptions{setup.workers, setup.first_retry, setup.longest_retry},
               ReconcilerCallbacks{
@@ -139,8 +142,17 @@ struct Engine::State {
     }
 
     // A proposed mitigation plans only once it is the oldest open one on its target and
-    // nothing there has gone past proposed: one change at a time per target, in order.
+    // nothing there has gone past proposed: one change at a time per target, in order. One
+    // whose plan found its resource taken (under another spelling or action) waits until
+    // that resource is free.
     bool holds_target(const Mitigation& mitigation) {
+        if (const auto awaited = resources.awaited_by(mitigation.id)) {
+            for (const MitigationSnapshot& other : open.on_resource(*awaited)) {
+                if (other->id != mitigation.id) {
+                    return false;
+                }
+            }
+        }
         bool older_proposal = false;
         bool seen_self = false;
         for (const MitigationSnapshot& other :
@@ -239,7 +251,17 @@ struct Engine::State {
         if (is_final(after.state)) {
             history.ended(after.id);
         }
+        if (after.state != MitigationState::proposed) {
+            resources.forget(after.id);
+        }
         std::vector<std::string> touched{after.id};
+        // Whoever waits for this resource may go now (or must wait longer).
+        if (after.plan) {
+            for (const std::string& waiting :
+                 resources.waiting_for(resource_key(after.proposal.action, *after.plan))) {
+                touched.push_back(waiting);
+            }
+        }
         // Whoever waits for this target may go now (or must wait longer).
         for (const MitigationSnapshot& other : open.on_target(target_key(after.proposal.action))) {
             if (other->id != after.id && other->state == MitigationState::proposed) {

@@ -8,10 +8,12 @@
 
 #include "runtime/core/time_format.h"
 #include "runtime/engine/recent_history.h"
+#include "runtime/engine/resource_claims.h"
 #include "runtime/engine/transitions.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/policy/policy_engine.h"
 #include "runtime/providers/providers.h"
+#include "runtime/store/audit_log.h"
 
 namespace mitigate {
 namespace {
@@ -234,6 +236,30 @@ StepResult MitigationSteps::plan(const Mitigation& proposed) {
     next.plan = answer.value;
     next.plan->planned_at = setup_.clock.now();
     next.state = MitigationState::planned;
+    // One change at a time per resource, however the target is spelled: a plan read from a
+    // state another mitigation is changing is worthless; it is planned again once free.
+    const std::string resource = resource_key(action, *next.plan);
+    const auto awaited_before = setup_.resources.awaited_by(proposed.id);
+    if (const auto holder = setup_.resources.claim(proposed.id, resource)) {
+        if (awaited_before != resource) {
+            spdlog::info("mitigation {}: waits for {} to finish with {} ({})", proposed.id, *holder,
+                         next.plan->resource, action.target);
+            setup_.audit.append_audit({setup_.clock.now(),
+                                       "runtime",
+                                       "mitigation.waiting",
+                                       proposed.id,
+                                       {{"resource", next.plan->resource},
+                                        {"target", action.target},
+                                        {"held_by", *holder}}});
+        }
+        return {};
+    }
+    struct Release {
+        ResourceClaims& claims;
+        const std::string& id;
+        const std::string& key;
+        ~Release() { claims.release(id, key); }
+    } release{setup_.resources, proposed.id, resource};
     std::vector<Transitions::Step> steps;
     steps.push_back(
         {next,

@@ -2,7 +2,9 @@
 // decision, and each transition, journaled before the effect it announces.
 //
 //   plan          proposed -> planned (the provider reads and plans; the plan is read as
-//                 strictly as any input) -> a decision at once; or failed
+//                 strictly as any input) -> a decision at once; or failed; or, when the
+//                 plan names a resource another open mitigation holds, the plan is dropped
+//                 and it waits as proposed (resource_claims.h)
 //   decide        planned -> denied | dry_run | pending_approval | approved, and when
 //                 approved -> applying and apply; planned, decided and applying are
 //                 committed together (no effect between them: one fsync, not three)
@@ -54,9 +56,11 @@
 
 namespace mitigate {
 
+class AuditLog;
 class Providers;
 class Metrics;
 class RecentHistory;
+class ResourceClaims;
 
 struct StepResult {
     bool failed = false;  // retry with backoff
@@ -87,6 +91,8 @@ struct MitigationStepsSetup {
     std::shared_ptr<const PolicySet> policies;
     // The mitigation's incident as last known, or null.
     std::function<std::shared_ptr<const Incident>(const std::string& id)> incident;
+    ResourceClaims& resources;
+    AuditLog& audit;
 };
 
 class MitigationSteps {

@@ -1,5 +1,7 @@
 #include "runtime/engine/open_mitigations.h"
 
+#include "runtime/engine/resource_claims.h"
+
 namespace mitigate {
 
 std::string target_key(const Action& action) {
@@ -27,6 +29,9 @@ bool OpenMitigations::update(const Mitigation& mitigation) {
     const Order order{mitigation.created_at, *arrival, mitigation.id};
     by_age_.insert(order);
     by_target_[target_key(mitigation.proposal.action)].insert(order);
+    if (mitigation.plan) {
+        by_resource_[resource_key(mitigation.proposal.action, *mitigation.plan)].insert(order);
+    }
     if (!mitigation.proposal.incident_id.empty()) {
         by_incident_[mitigation.proposal.incident_id].insert(mitigation.id);
     }
@@ -43,6 +48,15 @@ void OpenMitigations::erase_locked(const Entry& entry) {
         target->second.erase(order);
         if (target->second.empty()) {
             by_target_.erase(target);
+        }
+    }
+    if (mitigation.plan) {
+        const std::string resource = resource_key(mitigation.proposal.action, *mitigation.plan);
+        if (auto held = by_resource_.find(resource); held != by_resource_.end()) {
+            held->second.erase(order);
+            if (held->second.empty()) {
+                by_resource_.erase(held);
+            }
         }
     }
     if (auto incident = by_incident_.find(mitigation.proposal.incident_id);
@@ -78,6 +92,17 @@ std::vector<MitigationSnapshot> OpenMitigations::on_target(const std::string& ke
     std::vector<MitigationSnapshot> result;
     if (const auto target = by_target_.find(key); target != by_target_.end()) {
         for (const auto& [created_at, arrival, id] : target->second) {
+            result.push_back(by_id_.at(id).snapshot);
+        }
+    }
+    return result;
+}
+
+std::vector<MitigationSnapshot> OpenMitigations::on_resource(const std::string& key) const {
+    std::lock_guard lock(mutex_);
+    std::vector<MitigationSnapshot> result;
+    if (const auto held = by_resource_.find(key); held != by_resource_.end()) {
+        for (const auto& [created_at, arrival, id] : held->second) {
             result.push_back(by_id_.at(id).snapshot);
         }
     }

@@ -39,6 +39,8 @@ class OpenMitigations {
     std::vector<MitigationSnapshot> all() const;
     // On one target_key(), oldest first.
     std::vector<MitigationSnapshot> on_target(const std::string& key) const;
+    // With a plan on one resource_key() (resource_claims.h), oldest first.
+    std::vector<MitigationSnapshot> on_resource(const std::string& key) const;
     std::vector<std::string> of_incident(const std::string& incident_id) const;
     // Ids of those in `state`.
     std::vector<std::string> in_state(MitigationState state) const;
@@ -60,6 +62,7 @@ class OpenMitigations {
     std::unordered_map<std::string, Entry> by_id_;
     std::set<Order> by_age_;
     std::unordered_map<std::string, std::set<Order>> by_target_;
+    std::unordered_map<std::string, std::set<Order>> by_resource_;
     std::unordered_map<std::string, std::set<std::string>> by_incident_;
 };
 

@@ -205,6 +205,19 @@ TEST_F(AwsProviderTest, EcsScaleRefusesToRevertOverSomeoneElsesChangeAndNamesBad
                 HasSubstr("parameters.desired_count"));
 }
 
+TEST_F(AwsProviderTest, EverySpellingOfOneServiceNamesOneResource) {
+    ProviderRegistry registry(config(), registry_options());
+    const json scale = {{"parameters", {{"desired_count", 6}}}};
+    const json short_form = call(registry, "ecs.scale", "ecs/checkout", "plan", scale);
+    const json long_form = call(registry, "ecs.scale", "ecs/prod/checkout", "plan", scale);
+    EXPECT_EQ(short_form["resource"], "ecs:us-east-1:prod/checkout");
+    EXPECT_EQ(long_form["resource"], short_form["resource"]);
+    EXPECT_NE(call(registry, "ecs.scale", "ecs/search", "plan", scale)["resource"],
+              short_form["resource"]);
+    // AWS carries out an accepted request it could not answer: read back only after 60 s.
+    EXPECT_EQ(short_form["settle_margin_ms"], 60000);
+}
+
 TEST_F(AwsProviderTest, WafRateLimitChangesOneRuleAndKeepsTheRestOfTheWebAcl) {
     ProviderRegistry registry(config(), registry_options());
     const json plan =

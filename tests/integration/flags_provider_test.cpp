@@ -108,6 +108,11 @@ TEST_F(FlagdTest, SetByValueFindsTheVariantAndKillSwitchDisablesTheFlag) {
     EXPECT_EQ(flag()["state"], "DISABLED");
     call(registry, "flag.kill_switch", "revert", {{"plan", kill}});
     EXPECT_EQ(flag()["state"], "ENABLED");
+    // Two actions, one flag: one resource, so that the runtime never runs them at once.
+    EXPECT_EQ(by_value["resource"], "flagd:" + path.string() + "#expensive-recommendations");
+    EXPECT_EQ(kill["resource"], by_value["resource"]);
+    // The file is replaced before the call returns: a lost answer leaves nothing in flight.
+    EXPECT_EQ(kill["settle_margin_ms"], 0);
 }
 
 TEST_F(FlagdTest, BadParametersAndTargetsAreRefusedByName) {
@@ -240,6 +245,11 @@ TEST_F(LaunchDarklyTest, KillSwitchTurnsTargetingOffAndRevertTurnsItBackOn) {
     call(registry, "flag.kill_switch", "revert", {{"plan", plan}});
     EXPECT_EQ(environment()["on"], true);
     EXPECT_EQ(emulator.patches(), 2);
+    const json set = call(registry, "flag.set", "plan", {{"parameters", {{"variant", "off"}}}});
+    EXPECT_EQ(set["resource"], plan["resource"]);
+    EXPECT_THAT(plan["resource"].get<std::string>(),
+                ::testing::StartsWith("launchdarkly:http://127.0.0.1:"));
+    EXPECT_EQ(plan["settle_margin_ms"], 60000);  // an HTTP API may carry a write out late
 }
 
 TEST_F(LaunchDarklyTest, SetServesAnotherVariationThroughTheFallthrough) {

@@ -54,6 +54,8 @@ Mitigation sample_mitigation() {
     plan.blast_radius = {0.5, "desiredCount 8 -> 12", 1.5};
     plan.idempotency_key = "aws:ecs.scale:prod/checkout:12";
     plan.planned_at = at("2026-11-23T07:00:01Z");
+    plan.resource = "ecs:us-east-1:prod/checkout";
+    plan.settle_margin = std::chrono::seconds(60);
     mitigation.plan = plan;
     Decision decision;
     decision.effect = DecisionEffect::require_approval;
@@ -222,6 +224,30 @@ TEST(ModelJson, RefusesValuesThatAreWrongEvenWhenWellTyped) {
     const auto bad_record = parse_audit_record(record);
     EXPECT_THAT(bad_record.errors, Contains(Field(&FieldError::field, "record.sequence")));
     EXPECT_THAT(bad_record.errors, Contains(Field(&FieldError::field, "record.previous_hash")));
+}
+
+TEST(ModelJson, APlansResourceAndSettleMarginAreBoundedAndOptional) {
+    json plan = json(*sample_mitigation().plan);
+    plan.erase("resource");
+    plan["settle_margin_ms"] = nullptr;  // a plugin older than ABI 1.2
+    const auto older = parse_plan(plan);
+    ASSERT_TRUE(older);
+    EXPECT_EQ(older.value->resource, "");
+    EXPECT_FALSE(older.value->settle_margin);
+
+    for (const json& resource : {json(std::string(513, 'r')), json("line\nbreak"),
+                                 json(std::string("nul\0x", 5)), json(42)}) {
+        plan["resource"] = resource;
+        EXPECT_THAT(parse_plan(plan).errors, Contains(Field(&FieldError::field, "plan.resource")))
+            << resource.dump();
+    }
+    plan["resource"] = "ok";
+    for (const json& margin : {json(-1), json(600001), json(1.5), json("10s")}) {
+        plan["settle_margin_ms"] = margin;
+        EXPECT_THAT(parse_plan(plan).errors,
+                    Contains(Field(&FieldError::field, "plan.settle_margin_ms")))
+            << margin.dump();
+    }
 }
 
 TEST(ModelJson, NonObjectInputIsAnErrorNotACrash) {
