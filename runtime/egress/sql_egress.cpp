@@ -7,8 +7,9 @@
 // apart from the text, in its own transaction, with a statement timeout. The connection
 // comes from a `postgres` credential profile: its host is checked like an HTTP host (a
 // Unix socket directory counts as loopback), and its password never reaches the plugin.
-// Errors carry PostgreSQL's SQLSTATE; connection failures and the retryable classes
-// (08, 40001, 40P01, 53, 57P01) are MITIGATE_UNAVAILABLE.
+// Errors carry PostgreSQL's SQLSTATE; connection failures (also a connection lost during
+// the statement, which may have committed) and the retryable classes (08, 40001, 40P01,
+// 53, 57P01) are MITIGATE_UNAVAILABLE.
 #include <libpq-fe.h>
 
 #include <memory>
@@ -116,15 +117,25 @@ json EgressBroker::sql(const json& request, int& status) const {
     const std::string connect_seconds =
         std::to_string(std::max<std::int64_t>(2, (timeout.count() + 999) / 1000));
     const std::string options = "-c statement_timeout=" + std::to_string(timeout.count());
-    std::vector<const char*> keywords{
-        "host", "port", "dbname", "user", "connect_timeout", "options", "application_name"};
+    // A silent network partition would otherwise block the call until the kernel gives
+    // up on the connection: unacknowledged data is abandoned after the statement timeout.
+    const std::string user_timeout = std::to_string(timeout.count() + 2000);
+    std::vector<const char*> keywords{"host",
+                                      "port",
+                                      "dbname",
+                                      "user",
+                                      "connect_timeout",
+                                      "options",
+                                      "application_name",
+                                      "tcp_user_timeout"};
     std::vector<const char*> settings{host.c_str(),
                                       port.c_str(),
                                       profile->settings.at("dbname").c_str(),
                                       profile->settings.at("user").c_str(),
                                       connect_seconds.c_str(),
                                       options.c_str(),
-                                      "mitigate"};
+                                      "mitigate",
+                                      user_timeout.c_str()};
     if (!host_address.empty()) {
         keywords.push_back("hostaddr");
         settings.push_back(host_address.c_str());
@@ -153,9 +164,14 @@ json EgressBroker::sql(const json& request, int& status) const {
         const char* state = PQresultErrorField(result.get(), PG_DIAG_SQLSTATE);
         const char* primary = PQresultErrorField(result.get(), PG_DIAG_MESSAGE_PRIMARY);
         const std::string sqlstate = state != nullptr ? state : "";
+        // No SQLSTATE: libpq's own error, the connection lost mid-statement. The statement
+        // may have committed: an unknown outcome, never "refused, nothing changed".
+        const bool connection_lost =
+            sqlstate.empty() || PQstatus(connection.get()) != CONNECTION_OK;
         json failure = sql_refused(
             status,
-            retryable(sqlstate) || sqlstate == "57014" ? MITIGATE_UNAVAILABLE : MITIGATE_PROVIDER,
+            connection_lost || retryable(sqlstate) || sqlstate == "57014" ? MITIGATE_UNAVAILABLE
+                                                                          : MITIGATE_PROVIDER,
             "egress: PostgreSQL " + sqlstate + ": " +
                 (primary != nullptr ? primary : PQerrorMessage(connection.get())));
         failure["sqlstate"] = sqlstate;
