@@ -119,7 +119,7 @@ rules:
         daemon.engine().accept_signals(alert("resolved", clock.now()));
         daemon.wake();
         wait_until(daemon.store(), MitigationState::active);
-        clock.set(start_time + std::chrono::minutes(31));
+        clock.set(start_time + std::chrono::minutes(33));  // past the TTL of an apply made at +61 s
         daemon.wake();
         wait_until(daemon.store(), MitigationState::reverted);
     }
@@ -177,6 +177,10 @@ TEST_P(DaemonCrashTest, KilledAtATransitionRecoversWithoutLossOrDoubleApply) {
     {
         Daemon daemon(options(clock));
         daemon.start();
+        // A write the dead daemon may have sent can land until the plan's settle margin
+        // (LaunchDarkly: 60 s) after this one started: nothing is read back or sent before.
+        clock.set(start_time + std::chrono::seconds(61));
+        daemon.wake();
         const auto before = daemon.store().list_mitigations({});
         ASSERT_LE(before.size(), 1u);
         if (before.empty()) {
