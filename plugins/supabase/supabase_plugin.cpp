@@ -121,7 +121,10 @@ class PostgrestTable : public FlagTable {
 class PostgresTable : public FlagTable {
   public:
     PostgresTable(const Host& host, std::string credential, const std::string& table)
-        : host_(host), credential_(std::move(credential)), table_("\"" + table + "\"") {}
+        : host_(host),
+          credential_(std::move(credential)),
+          name_(table),
+          table_("\"" + table + "\"") {}
 
     json read(const std::string& key) override {
         const SqlResult result = host_.sql(
@@ -142,7 +145,7 @@ class PostgresTable : public FlagTable {
         return result.affected > 0;
     }
 
-    std::string where() const override { return "postgres:" + credential_ + ":" + table_; }
+    std::string where() const override { return "postgres:" + credential_ + ":" + name_; }
     // The runtime runs each statement with a statement timeout of at most 10 s; the
     // commit that follows is short.
     std::chrono::milliseconds settle_margin() const override { return std::chrono::seconds(12); }
@@ -150,7 +153,8 @@ class PostgresTable : public FlagTable {
   private:
     const Host& host_;
     std::string credential_;
-    std::string table_;
+    std::string name_;   // as configured
+    std::string table_;  // quoted, for the statements
 };
 
 class FlagSet : public Action {

@@ -19,6 +19,7 @@
 // "seconds_since_production_deploy", "candidates": [{uid, ready, created_at}] (READY
 // production deployments, newest first), "rollback_job"}.
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "plugins/sdk/provider.h"
@@ -173,6 +174,9 @@ class ProductionAction : public Action {
 
     json read(const std::string& target) override {
         const json project = api().project(target);
+        if (project.contains("id") && project["id"].is_string()) {
+            project_ids_[target] = project["id"].get<std::string>();  // for resource()
+        }
         json state{{"production", production_of(project)}};
         const json job = project.value("lastRollbackTarget", json());
         if (job_running(job)) {
@@ -253,7 +257,15 @@ class ProductionAction : public Action {
     // A project named by name or by id is one project: its id, in its team. Both actions
     // change the same thing, the project's production deployment.
     std::string resource(const std::string& target) override {
-        return "vercel:" + api().team_id() + "/" + api().project(target).value("id", target);
+        auto known = project_ids_.find(target);
+        if (known == project_ids_.end()) {
+            read(target);  // the plan was made from a state the runtime passed in
+            known = project_ids_.find(target);
+        }
+        if (known == project_ids_.end() || known->second.empty()) {
+            fail_provider(target + ": Vercel answered a project without an id");
+        }
+        return "vercel:" + api().team_id() + "/" + known->second;
     }
 
     // A promote or rollback is a job Vercel carries on after the request's answer (the
@@ -261,6 +273,9 @@ class ProductionAction : public Action {
     std::chrono::milliseconds settle_margin() const override { return std::chrono::minutes(3); }
 
   private:
+    // The id of each project as last read, by the target that named it (name or id): the
+    // plan's read already has it, so naming the resource costs no second request.
+    std::map<std::string, std::string> project_ids_;
     VercelApi& api() {
         if (!api_.configured()) {
             fail_invalid("the vercel provider is not configured");

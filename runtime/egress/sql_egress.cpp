@@ -118,7 +118,8 @@ json EgressBroker::sql(const json& request, int& status) const {
         std::to_string(std::max<std::int64_t>(2, (timeout.count() + 999) / 1000));
     const std::string options = "-c statement_timeout=" + std::to_string(timeout.count());
     // A silent network partition would otherwise block the call until the kernel gives
-    // up on the connection: unacknowledged data is abandoned after the statement timeout.
+    // up on the connection (hours): data left unacknowledged is abandoned after the
+    // statement timeout, and a peer that stops answering keepalives after about 10 s.
     const std::string user_timeout = std::to_string(timeout.count() + 2000);
     std::vector<const char*> keywords{"host",
                                       "port",
@@ -127,7 +128,11 @@ json EgressBroker::sql(const json& request, int& status) const {
                                       "connect_timeout",
                                       "options",
                                       "application_name",
-                                      "tcp_user_timeout"};
+                                      "tcp_user_timeout",
+                                      "keepalives",
+                                      "keepalives_idle",
+                                      "keepalives_interval",
+                                      "keepalives_count"};
     std::vector<const char*> settings{host.c_str(),
                                       port.c_str(),
                                       profile->settings.at("dbname").c_str(),
@@ -135,7 +140,11 @@ json EgressBroker::sql(const json& request, int& status) const {
                                       connect_seconds.c_str(),
                                       options.c_str(),
                                       "mitigate",
-                                      user_timeout.c_str()};
+                                      user_timeout.c_str(),
+                                      "1",
+                                      "4",
+                                      "2",
+                                      "3"};
     if (!host_address.empty()) {
         keywords.push_back("hostaddr");
         settings.push_back(host_address.c_str());

@@ -72,7 +72,9 @@ struct Engine::State {
           resources(open),
           steps(MitigationStepsSetup{
               transitions, providers, clock, metrics, history, setup.engine, setup.policies,
-              [this](const std::string& id) { return incident(id); }, resources, store}),
+              [this](const std::string& id) { return incident(id); }, resources, store,
+              // (the reconciler is built after, and only called once running)
+              [this](const std::vector<std::string>& ids) { reconciler.touch(ids); }}),
           reconciler(
               clock, ReconcilerOptions{setup.workers, setup.first_retry, setup.longest_retry},
               ReconcilerCallbacks{
@@ -146,12 +148,9 @@ struct Engine::State {
     // whose plan found its resource taken (under another spelling or action) waits until
     // that resource is free.
     bool holds_target(const Mitigation& mitigation) {
-        if (const auto awaited = resources.awaited_by(mitigation.id)) {
-            for (const MitigationSnapshot& other : open.on_resource(*awaited)) {
-                if (other->id != mitigation.id) {
-                    return false;
-                }
-            }
+        if (const auto awaited = resources.awaited_by(mitigation.id);
+            awaited && resources.held_by_another(mitigation.id, *awaited)) {
+            return false;
         }
         bool older_proposal = false;
         bool seen_self = false;

@@ -242,24 +242,32 @@ StepResult MitigationSteps::plan(const Mitigation& proposed) {
     const auto awaited_before = setup_.resources.awaited_by(proposed.id);
     if (const auto holder = setup_.resources.claim(proposed.id, resource)) {
         if (awaited_before != resource) {
-            spdlog::info("mitigation {}: waits for {} to finish with {} ({})", proposed.id, *holder,
-                         next.plan->resource, action.target);
-            setup_.audit.append_audit({setup_.clock.now(),
-                                       "runtime",
-                                       "mitigation.waiting",
-                                       proposed.id,
-                                       {{"resource", next.plan->resource},
-                                        {"target", action.target},
-                                        {"held_by", *holder}}});
+            const std::string named =
+                next.plan->resource.empty() ? action.target : next.plan->resource;
+            spdlog::info("mitigation {}: waits for {} to finish with {}", proposed.id, *holder,
+                         named);
+            setup_.audit.append_audit(
+                {setup_.clock.now(),
+                 "runtime",
+                 "mitigation.waiting",
+                 proposed.id,
+                 {{"resource", named}, {"target", action.target}, {"held_by", *holder}}});
         }
         return {};
     }
+    // Released when this step ends, committed or not: by then the index says who holds it,
+    // and whoever waited behind the claim looks again.
     struct Release {
-        ResourceClaims& claims;
+        const MitigationStepsSetup& setup;
         const std::string& id;
         const std::string& key;
-        ~Release() { claims.release(id, key); }
-    } release{setup_.resources, proposed.id, resource};
+        ~Release() {
+            const std::vector<std::string> waiting = setup.resources.release(id, key);
+            if (!waiting.empty() && setup.wake) {
+                setup.wake(waiting);
+            }
+        }
+    } release{setup_, proposed.id, resource};
     std::vector<Transitions::Step> steps;
     steps.push_back(
         {next,
@@ -478,12 +486,9 @@ StepResult MitigationSteps::apply(const Mitigation& approved) {
 StepResult MitigationSteps::finish_apply(const Mitigation& applying, bool again) {
     const Action& action = applying.proposal.action;
     const Duration margin = settle_margin(applying);
-    // While the call runs (and if it ends in an exception), a write it sent may be in
-    // flight for as long as the call can take.
-    set_unsettled(applying.id, Unsettled{setup_.clock.now() +
-                                         setup_.providers.longest_call(action.provider) + margin});
     const auto started = Steady::now();
-    const ProviderAnswer<Applied> applied = setup_.providers.apply(action, plan_of(applying));
+    const ProviderAnswer<Applied> applied =
+        unsettled_call(applying, [&] { return setup_.providers.apply(action, plan_of(applying)); });
     setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
                            {{"step", "apply"}});
     if (!applied.ok() && outcome_unknown(applied.status)) {
@@ -542,8 +547,9 @@ StepResult MitigationSteps::settle_apply(const Mitigation& applying) {
                                      status_words(checked.status) + ": " + checked.error,
                                  applying.version, "check");
     }
+    // The record of the lost answer is forgotten once the outcome is committed (forget()):
+    // if that commit fails, the next attempt must still know the write was sent.
     if (checked.value.applied) {
-        set_unsettled(applying.id, std::nullopt);
         return applied_and_verify(applying, sent_and_lost
                                                 ? "applied (read back after its answer was lost)"
                                                 : "already applied (read back after a restart)");
@@ -554,7 +560,6 @@ StepResult MitigationSteps::settle_apply(const Mitigation& applying) {
         // nothing is in flight any more: apply (compare-and-set).
         return finish_apply(applying, /*again=*/true);
     }
-    set_unsettled(applying.id, std::nullopt);
     move(applying, failing(applying, MitigationState::failed),
          "the apply's answer was lost; read back once a lost write could no longer land, the "
          "provider shows nothing changed");
@@ -624,10 +629,9 @@ StepResult MitigationSteps::revert(const Mitigation& mitigation, const NextStep&
 StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
     const Action& action = reverting.proposal.action;
     const Duration margin = settle_margin(reverting);
-    set_unsettled(reverting.id, Unsettled{setup_.clock.now() +
-                                          setup_.providers.longest_call(action.provider) + margin});
     const auto started = Steady::now();
-    const ProviderAnswer<Reverted> result = setup_.providers.revert(action, plan_of(reverting));
+    const ProviderAnswer<Reverted> result = unsettled_call(
+        reverting, [&] { return setup_.providers.revert(action, plan_of(reverting)); });
     setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
                            {{"step", "revert"}});
     const bool unknown = !result.ok() && outcome_unknown(result.status);

@@ -46,6 +46,7 @@
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "runtime/config/config.h"
 #include "runtime/core/model.h"
@@ -93,6 +94,8 @@ struct MitigationStepsSetup {
     std::function<std::shared_ptr<const Incident>(const std::string& id)> incident;
     ResourceClaims& resources;
     AuditLog& audit;
+    // Has these mitigations looked at again (they wait for a resource a claim released).
+    std::function<void(const std::vector<std::string>& ids)> wake;
 };
 
 class MitigationSteps {
@@ -148,12 +151,23 @@ class MitigationSteps {
     struct Unsettled {
         TimePoint until;
         // The call answered with a failure of unknown outcome (rather than never
-        // answering: an exception, a call still running).
+        // answering: an exception; or a call of the process before this one).
         bool answer_lost = false;
     };
     void set_unsettled(const std::string& id, std::optional<Unsettled> unsettled);
     std::optional<Unsettled> unsettled(const std::string& id) const;
     Duration settle_margin(const Mitigation& mitigation) const;
+    // Makes a provider call that writes. An exception out of it says nothing of what was
+    // sent: a write may land until the margin after it, so that is remembered first.
+    template <class Call>
+    auto unsettled_call(const Mitigation& mitigation, Call call) {
+        try {
+            return call();
+        } catch (...) {
+            set_unsettled(mitigation.id, Unsettled{setup_.clock.now() + settle_margin(mitigation)});
+            throw;
+        }
+    }
 
     MitigationStepsSetup setup_;
     const TimePoint started_at_;       // calls of an earlier process ended before this
@@ -161,7 +175,7 @@ class MitigationSteps {
     mutable std::mutex memory_mutex_;  // checked_ and unsettled_
     std::unordered_set<std::string> checked_;
     // Mitigations whose last call in this process may have left a write in flight, and
-    // until when; a call still running counts with its longest duration.
+    // until when.
     std::unordered_map<std::string, Unsettled> unsettled_;
 };
 

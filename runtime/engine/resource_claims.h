@@ -7,7 +7,8 @@
 //
 // Held by the open mitigations that have a plan on the resource (OpenMitigations indexes
 // them) and, between a plan's answer and its commit, by a claim here: two proposals that
-// plan at once cannot both take it.
+// plan at once (through two providers configured on one service) cannot both take it.
+// Lock order: this class's mutex, then OpenMitigations'.
 #pragma once
 
 #include <map>
@@ -22,8 +23,9 @@ namespace mitigate {
 
 class OpenMitigations;
 
-// The resource a planned mitigation changes: its provider and the plan's resource (the
-// target as spelled, for a plan from a plugin older than ABI 1.2).
+// The resource a planned mitigation changes: the plan's resource, which names its service
+// (two providers configured on one account or one flag file are one resource); for a
+// plan from a plugin older than ABI 1.2, the provider and the target as spelled.
 std::string resource_key(const Action& action, const Plan& plan);
 
 class ResourceClaims {
@@ -34,7 +36,11 @@ class ResourceClaims {
     // it (and remembers that `id` waits for it), or nothing: the claim is `id`'s until
     // release(), by which time its commit has made the index say so.
     std::optional<std::string> claim(const std::string& id, const std::string& key);
-    void release(const std::string& id, const std::string& key);
+    // Returns whoever waits for `key`, to be looked at again (the claim may have come to
+    // nothing: a commit refused).
+    std::vector<std::string> release(const std::string& id, const std::string& key);
+    // Another mitigation holds `key`: an open one with a plan on it, or a claim.
+    bool held_by_another(const std::string& id, const std::string& key) const;
 
     // The resource `id` last found taken, if it still waits for it.
     std::optional<std::string> awaited_by(const std::string& id) const;
@@ -44,6 +50,9 @@ class ResourceClaims {
     void forget(const std::string& id);
 
   private:
+    std::optional<std::string> holder_locked(const std::string& id, const std::string& key) const;
+    std::vector<std::string> waiting_for_locked(const std::string& key) const;
+
     const OpenMitigations& open_;
     mutable std::mutex mutex_;
     std::map<std::string, std::string> claims_;   // key -> id, between plan and commit

@@ -190,12 +190,6 @@ ProviderAnswer<Reverted> ProviderRegistry::revert(const Action& action, const Pl
         call(action.provider, plugin_plan_operation_request("revert", action, plan)));
 }
 
-Duration ProviderRegistry::longest_call(const std::string& /*provider*/) {
-    return options_.call_deadline.value_or(
-               std::chrono::milliseconds(config_.sandbox.plugin_call_timeout_ms)) +
-           options_.egress_limits.timeout;
-}
-
 ProviderAnswer<json> ProviderRegistry::state(const std::string& provider,
                                              const std::string& target) {
     return read_state_answer(call(provider, plugin_state_request(target)));

@@ -78,8 +78,6 @@ class ProviderRegistry final : public Providers {
     ProviderAnswer<Reverted> revert(const Action& action, const Plan& plan) override;
     ProviderAnswer<nlohmann::json> state(const std::string& provider,
                                          const std::string& target) override;
-    // The call deadline plus the egress timeout (egress is answered within the call).
-    Duration longest_call(const std::string& provider) override;
 
   private:
     struct Entry;

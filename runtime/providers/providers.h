@@ -51,9 +51,6 @@ class Providers {
     // The provider's read-only view of a target, for playbooks (mitigate.state()).
     virtual ProviderAnswer<nlohmann::json> state(const std::string& provider,
                                                  const std::string& target) = 0;
-    // The longest one call to `provider` can take, its egress included: a write a call
-    // sends may be in flight until this long after the call began. Never calls the plugin.
-    virtual Duration longest_call(const std::string& provider) = 0;
 };
 
 // A failure after which a change may or may not have happened: only reading the target

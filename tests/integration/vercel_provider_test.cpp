@@ -83,6 +83,18 @@ TEST_F(VercelProviderTest, RollbackFollowsTheJobAndItsRevertPromotesTheDeploymen
     EXPECT_EQ(plan["forward"], (json{{"production", "dpl_old41"}}));
     EXPECT_EQ(plan["inverse"], (json{{"production", "dpl_new42"}}));
     EXPECT_EQ(plan["blast_radius"]["ratio"], 1.0);
+    // The project by name ("web") or by id is one resource, named with no second request.
+    EXPECT_EQ(plan["resource"], "vercel:team_mitigate/prj_web");
+    EXPECT_EQ(plan["settle_margin_ms"], 180000);  // a job Vercel finishes after answering
+    {
+        const PluginCallResult other =
+            registry.call("vercel", {{"operation", "plan"},
+                                     {"action", "promote"},
+                                     {"target", "prj_web"},
+                                     {"parameters", {{"deployment", "dpl_old41"}}}});
+        ASSERT_TRUE(other.ok()) << other.error;
+        EXPECT_EQ(other.response["resource"], plan["resource"]);
+    }
 
     EXPECT_EQ(call(registry, "rollback", "apply", {{"plan", plan}})["changed"], true);
     EXPECT_EQ(emulator.production("prj_web"), "dpl_old41");

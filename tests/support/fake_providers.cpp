@@ -17,16 +17,6 @@ void FakeProviders::set_settle_margin(Duration margin) {
     settle_margin_ = margin;
 }
 
-void FakeProviders::set_longest_call(Duration longest) {
-    std::lock_guard lock(mutex_);
-    longest_call_ = longest;
-}
-
-Duration FakeProviders::longest_call(const std::string& /*provider*/) {
-    std::lock_guard lock(mutex_);
-    return longest_call_;
-}
-
 void FakeProviders::alias(const std::string& provider, const std::string& spelling,
                           const std::string& target) {
     std::lock_guard lock(mutex_);

@@ -41,8 +41,6 @@ class FakeProviders final : public Providers {
 
     // Every plan declares this settle margin (0 unless set: read back at once).
     void set_settle_margin(Duration margin);
-    // What longest_call() answers (0 unless set).
-    void set_longest_call(Duration longest);
     // `spelling` names the same resource as `target` (as ecs/checkout and
     // ecs/default/checkout do): both read and write one value, and plan the same resource.
     void alias(const std::string& provider, const std::string& spelling, const std::string& target);
@@ -72,7 +70,6 @@ class FakeProviders final : public Providers {
     ProviderAnswer<Reverted> revert(const Action& action, const Plan& plan) override;
     ProviderAnswer<nlohmann::json> state(const std::string& provider,
                                          const std::string& target) override;
-    Duration longest_call(const std::string& provider) override;
 
   private:
     struct Scripted {
@@ -96,7 +93,6 @@ class FakeProviders final : public Providers {
     std::map<std::string, std::string> aliases_;                // provider/spelling -> target
     std::vector<std::pair<std::string, nlohmann::json>> late_;  // key, value that lands
     Duration settle_margin_{0};
-    Duration longest_call_{0};
 };
 
 }  // namespace mitigate::testing
