@@ -78,6 +78,11 @@ class EcsScale : public Action {
             change.inverse["max_capacity"] = high;
             range = "; Auto Scaling range " + std::to_string(low) + "-" + std::to_string(high) +
                     " -> " + std::to_string(new_low) + "-" + std::to_string(new_high);
+            // Two writes: the range first (with it in place, Auto Scaling cannot pull the
+            // count back), then the count; the runtime journals each and undoes the first
+            // if the second is refused.
+            change.steps = {{"autoscaling_range", {"min_capacity", "max_capacity"}},
+                            {"desired_count", {"desired_count"}}};
         }
         const int larger = std::max(std::max(desired, current), 1);
         change.blast_ratio = std::abs(desired - current) / static_cast<double>(larger);
@@ -96,7 +101,8 @@ class EcsScale : public Action {
         if (!matches(live, from)) {
             fail_conflict(target + " changed since it was read (" + live.dump() + ")");
         }
-        // The range first: with it in place, Auto Scaling cannot pull the count back.
+        // The range first: with it in place, Auto Scaling cannot pull the count back. A
+        // plan of steps writes one of the two at a time: only what `to` holds.
         if (to.contains("min_capacity")) {
             api_.call_json("application-autoscaling", autoscaling_prefix, "RegisterScalableTarget",
                            {{"ServiceNamespace", "ecs"},
@@ -106,11 +112,13 @@ class EcsScale : public Action {
                             {"MaxCapacity", to["max_capacity"]}},
                            CallKind::write);
         }
-        api_.call_json("ecs", ecs_prefix, "UpdateService",
-                       {{"cluster", where.cluster},
-                        {"service", where.service},
-                        {"desiredCount", to["desired_count"]}},
-                       CallKind::write);
+        if (to.contains("desired_count")) {
+            api_.call_json("ecs", ecs_prefix, "UpdateService",
+                           {{"cluster", where.cluster},
+                            {"service", where.service},
+                            {"desiredCount", to["desired_count"]}},
+                           CallKind::write);
+        }
     }
 
     // ecs/SERVICE and ecs/CLUSTER/SERVICE name one service.

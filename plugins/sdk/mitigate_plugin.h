@@ -40,8 +40,8 @@ extern "C" {
 
 #define MITIGATE_PLUGIN_ABI_MAJOR 1
 /* Minor 1 added the "state" operation of call() and the http egress fields
- * "signing_service" and "timeout_ms". Minor 2 added the plan's "resource" and
- * "settle_margin_ms". */
+ * "signing_service" and "timeout_ms". Minor 2 added the plan's "resource",
+ * "settle_margin_ms" and "steps". */
 #define MITIGATE_PLUGIN_ABI_MINOR 2
 
 /* The name of the one exported symbol. */
@@ -134,7 +134,8 @@ typedef struct mitigate_plugin_api {
      *       -> {"observed_state":{...},"forward":{...},"inverse":{...},
      *           "blast_radius":{"ratio":0.5,"description":"...","resulting_fraction":0.5},
      *           "idempotency_key":"...","reversible":true,
-     *           "resource":"...","settle_margin_ms":60000}                 (since minor 2)
+     *           "resource":"...","settle_margin_ms":60000,                 (since minor 2)
+     *           "steps":[{"name":"range","fields":["min","max"]},...]}   (optional)
      *       resource: one name for what the change is made to, the same whatever the
      *          target's spelling and whichever action makes it (an ECS service as
      *          region, cluster and service; a flag as backend and key). The runtime makes
@@ -143,6 +144,12 @@ typedef struct mitigate_plugin_api {
      *          timeout, a crash, a transient failure) a write it sent may still take
      *          effect at the service. The runtime sends nothing more to the target, and
      *          believes no read of it, until then. Absent: 30000.
+     *       steps: a change made of several writes, in order; each names the fields of
+     *          forward/inverse it writes, every field in exactly one step (at most 16).
+     *          The runtime then sends apply, check and revert once per step, with a plan
+     *          whose forward and inverse hold only that step's fields; it journals each
+     *          step before sending it, undoes the steps done (in reverse order) when one
+     *          is refused, and reverts in reverse order.
      *   {"operation":"apply","action":"set","target":"...","plan":{...}}
      *       -> {"applied":true,"changed":false when it already was}   (idempotent)
      *   {"operation":"check","action":"set","target":"...","plan":{...}}

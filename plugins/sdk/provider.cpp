@@ -78,14 +78,22 @@ json plan_operation(Provider& provider, Action& action, const std::string& actio
     const std::string key = sha256_hex(
         json{manifest.value("name", ""), action_name, target, change.forward, change.inverse}
             .dump());
-    return {{"observed_state", state},
-            {"forward", change.forward},
-            {"inverse", change.inverse},
-            {"blast_radius", blast},
-            {"idempotency_key", key},
-            {"reversible", change.reversible},
-            {"resource", action.resource(target)},
-            {"settle_margin_ms", action.settle_margin().count()}};
+    json answer{{"observed_state", state},
+                {"forward", change.forward},
+                {"inverse", change.inverse},
+                {"blast_radius", blast},
+                {"idempotency_key", key},
+                {"reversible", change.reversible},
+                {"resource", action.resource(target)},
+                {"settle_margin_ms", action.settle_margin().count()}};
+    if (!change.steps.empty()) {
+        json steps = json::array();
+        for (const PlannedStep& step : change.steps) {
+            steps.push_back({{"name", step.name}, {"fields", step.fields}});
+        }
+        answer["steps"] = std::move(steps);
+    }
+    return answer;
 }
 
 }  // namespace

@@ -143,9 +143,19 @@ class Host {
     const mitigate_host_api* api_;
 };
 
+// One write of a change that takes several (see mitigate_plugin.h, plan's "steps").
+struct PlannedStep {
+    std::string name;
+    std::vector<std::string> fields;  // of forward and inverse
+};
+
 struct PlannedChange {
     json forward;  // the fields apply() sets
     json inverse;  // the same fields as they are now: what revert() sets back
+    // Empty: write() sets every field at once. Otherwise the runtime applies them step by
+    // step, in order (and reverts in reverse order), calling write() with only one step's
+    // fields each time: write() must then write only what `to` holds.
+    std::vector<PlannedStep> steps;
     double blast_ratio = 0;
     std::string blast_description;
     std::optional<double> resulting_fraction;

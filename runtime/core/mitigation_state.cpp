@@ -41,6 +41,8 @@ constexpr std::array<std::pair<MitigationState, std::string_view>, 16> names{{
 // - approved may still go to denied or dry_run: policy is asked again at the moment of
 //   effect, and a change of policy since the approval wins; and to expired, when its
 //   incident resolved before the apply (as may proposed, planned and pending_approval);
+// - applying may go to itself: each write of a plan of several steps is journaled before
+//   it is sent (steps_started), so that a restart knows which may have landed;
 // - reverting may go to itself: its first failed attempt is journaled (with failed_at,
 //   what the circuit breaker counts), then it is retried;
 // - reverting never goes to failed: a revert that errors is retried, because giving up
@@ -55,7 +57,7 @@ const std::vector<std::vector<MitigationState>>& transition_table() {
         allow(planned, {pending_approval, approved, denied, dry_run, failed, expired});
         allow(pending_approval, {pending_approval, approved, rejected, expired});
         allow(approved, {applying, failed, denied, dry_run, expired});
-        allow(applying, {verifying, reverting, failed});
+        allow(applying, {applying, verifying, reverting, failed});
         allow(verifying, {active, reverting});
         allow(active, {reverting, kept});
         allow(reverting, {reverting, reverted, conflict});

@@ -119,6 +119,15 @@ struct BlastRadius {
     bool operator==(const BlastRadius&) const = default;
 };
 
+// One write of a plan that takes several (an ECS scale with Auto Scaling: the range, then
+// the count): the fields of forward and inverse it sets. Applied in order, each journaled
+// before it is sent; reverted in reverse order.
+struct PlanStep {
+    std::string name;
+    std::vector<std::string> fields;
+    bool operator==(const PlanStep&) const = default;
+};
+
 struct Plan {
     nlohmann::json observed_state = nlohmann::json::object();  // what read() returned
     nlohmann::json forward = nlohmann::json::object();         // the change apply() makes
@@ -135,6 +144,8 @@ struct Plan {
     // effect at the service; nothing more is written, and nothing read back is believed,
     // until then. None from a plugin older than ABI 1.2 (the engine assumes a default).
     std::optional<Duration> settle_margin;
+    // Empty: one write. Otherwise every field of forward in exactly one step.
+    std::vector<PlanStep> steps;
     bool operator==(const Plan&) const = default;
 };
 
@@ -201,6 +212,9 @@ struct Mitigation {
     // verification failed, or its revert met a conflict. What the policy's circuit breaker
     // counts; empty otherwise.
     std::optional<TimePoint> failed_at;
+    // For a plan of several steps: how many have been started (journaled before sent).
+    // Every step before the last started one is done; the last one may or may not be.
+    int steps_started = 0;
     bool drill = false;
     TimePoint created_at;
     TimePoint updated_at;
@@ -243,6 +257,7 @@ void to_json(nlohmann::json& out, const Incident& value);
 void to_json(nlohmann::json& out, const Action& value);
 void to_json(nlohmann::json& out, const Proposal& value);
 void to_json(nlohmann::json& out, const BlastRadius& value);
+void to_json(nlohmann::json& out, const PlanStep& value);
 void to_json(nlohmann::json& out, const Plan& value);
 void to_json(nlohmann::json& out, const RuleOutcome& value);
 void to_json(nlohmann::json& out, const ConstraintOutcome& value);

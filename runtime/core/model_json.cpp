@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <set>
 #include <utility>
 
 #include "runtime/core/json_reader.h"
@@ -134,6 +135,44 @@ BlastRadius read_blast_radius(const json& in, std::string path, std::vector<Fiel
     return value;
 }
 
+// Each step names the fields of forward it writes; together they cover forward exactly.
+std::vector<PlanStep> read_plan_steps(const json& in, const json& forward, const std::string& path,
+                                      std::vector<FieldError>& errors) {
+    constexpr std::size_t most_steps = 16;
+    std::vector<PlanStep> steps;
+    if (!in.is_array() || in.size() > most_steps) {
+        errors.push_back({path, "must be a list of at most 16 steps"});
+        return steps;
+    }
+    std::set<std::string> covered;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        const std::string at = path + "[" + std::to_string(i) + "]";
+        JsonObjectReader reader(in[i], at, errors);
+        PlanStep step;
+        step.name = reader.string("name");
+        step.fields = reader.string_list("fields");
+        reader.reject_unknown_fields();
+        if (step.name.size() > 64) {
+            reader.add_error("name", "must be at most 64 bytes");
+        }
+        if (step.fields.empty()) {
+            reader.add_error("fields", "must name at least one field of forward");
+        }
+        for (const std::string& field : step.fields) {
+            if (!forward.is_object() || !forward.contains(field)) {
+                reader.add_error("fields", "\"" + field + "\" is not a field of forward");
+            } else if (!covered.insert(field).second) {
+                reader.add_error("fields", "\"" + field + "\" is written by two steps");
+            }
+        }
+        steps.push_back(std::move(step));
+    }
+    if (!steps.empty() && forward.is_object() && covered.size() != forward.size()) {
+        errors.push_back({path, "must write every field of forward"});
+    }
+    return steps;
+}
+
 Plan read_plan(const json& in, std::string path, std::vector<FieldError>& errors) {
     JsonObjectReader reader(in, std::move(path), errors);
     Plan value;
@@ -155,6 +194,9 @@ Plan read_plan(const json& in, std::string path, std::vector<FieldError>& errors
     if (reader.member("settle_margin_ms", Presence::optional) != nullptr) {
         value.settle_margin =
             std::chrono::milliseconds(reader.integer("settle_margin_ms", 0, 10LL * 60 * 1000));
+    }
+    if (const json* steps = reader.member("steps", Presence::optional)) {
+        value.steps = read_plan_steps(*steps, value.forward, reader.path_of("steps"), errors);
     }
     reader.reject_unknown_fields();
     return value;
@@ -318,6 +360,7 @@ Mitigation read_mitigation(const json& in, std::string path, std::vector<FieldEr
     }
     value.expires_at = reader.time("expires_at", Presence::optional);
     value.failed_at = reader.time("failed_at", Presence::optional);
+    value.steps_started = static_cast<int>(reader.integer("steps_started", 0, 16, 0));
     value.drill = reader.boolean("drill", false);
     value.created_at = reader.time("created_at").value_or(TimePoint{});
     value.updated_at = reader.time("updated_at").value_or(TimePoint{});
@@ -464,7 +507,12 @@ void to_json(json& out, const Plan& value) {
                {"planned_at", format_rfc3339(value.planned_at)},
                {"resource", value.resource},
                {"settle_margin_ms",
-                value.settle_margin ? json(value.settle_margin->count()) : json(nullptr)}};
+                value.settle_margin ? json(value.settle_margin->count()) : json(nullptr)},
+               {"steps", value.steps}};
+}
+
+void to_json(json& out, const PlanStep& value) {
+    out = json{{"name", value.name}, {"fields", value.fields}};
 }
 
 void to_json(json& out, const RuleOutcome& value) {
@@ -511,6 +559,7 @@ void to_json(json& out, const Mitigation& value) {
                {"approvals", value.approvals},
                {"expires_at", optional_time(value.expires_at)},
                {"failed_at", optional_time(value.failed_at)},
+               {"steps_started", value.steps_started},
                {"drill", value.drill},
                {"created_at", format_rfc3339(value.created_at)},
                {"updated_at", format_rfc3339(value.updated_at)}};

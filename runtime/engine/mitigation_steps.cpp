@@ -64,6 +64,38 @@ std::string approvals_missing(const Mitigation& mitigation, const Decision& deci
            std::to_string(counted) + " that count";
 }
 
+// A plan made of several writes goes step by step; one of a single step is one write.
+bool in_steps(const Plan& plan) {
+    return plan.steps.size() > 1;
+}
+
+// What step `index` alone writes and restores: the plan sent for that step.
+Plan step_plan(const Plan& plan, std::size_t index) {
+    Plan part = plan;
+    part.steps.clear();
+    part.forward = json::object();
+    part.inverse = json::object();
+    for (const std::string& field : plan.steps.at(index).fields) {
+        part.forward[field] = plan.forward.value(field, json());
+        part.inverse[field] = plan.inverse.value(field, json());
+    }
+    return part;
+}
+
+std::string step_words(const Plan& plan, std::size_t index) {
+    return "step " + std::to_string(index + 1) + " of " + std::to_string(plan.steps.size()) + " (" +
+           plan.steps.at(index).name + ")";
+}
+
+// "autoscaling_range, desired_count": the names of steps [first, last], in that order.
+std::string step_names(const Plan& plan, std::size_t first, std::size_t last) {
+    std::string names;
+    for (std::size_t index = first; index <= last && index < plan.steps.size(); ++index) {
+        names += (names.empty() ? "" : ", ") + plan.steps[index].name;
+    }
+    return names;
+}
+
 double seconds_since(Steady::time_point start) {
     return std::chrono::duration<double>(Steady::now() - start).count();
 }
@@ -484,6 +516,11 @@ StepResult MitigationSteps::apply(const Mitigation& approved) {
 }
 
 StepResult MitigationSteps::finish_apply(const Mitigation& applying, bool again) {
+    if (in_steps(plan_of(applying))) {
+        const int started = applying.steps_started;
+        return apply_steps(applying, started == 0 ? 0 : static_cast<std::size_t>(started - 1),
+                           again);
+    }
     const Action& action = applying.proposal.action;
     const Duration margin = settle_margin(applying);
     const auto started = Steady::now();
@@ -534,9 +571,90 @@ StepResult MitigationSteps::finish_apply(const Mitigation& applying, bool again)
                                             : "already applied (idempotent apply changed nothing)");
 }
 
+// Applies steps `first` onwards, each journaled (steps_started) before it is sent. A step
+// refused undoes the ones before it; one of unknown outcome is settled like a whole apply.
+StepResult MitigationSteps::apply_steps(const Mitigation& applying, std::size_t first, bool again) {
+    const Plan& plan = plan_of(applying);
+    const Action& action = applying.proposal.action;
+    Mitigation current = applying;
+    for (std::size_t index = first; index < plan.steps.size(); ++index) {
+        const std::string named = step_words(plan, index);
+        if (current.steps_started < static_cast<int>(index) + 1) {
+            Mitigation next = current;
+            next.steps_started = static_cast<int>(index) + 1;
+            const auto moved = move(current, next, "applying " + named);
+            if (!moved) {
+                return {};
+            }
+            current = *moved;
+        }
+        const Plan part = step_plan(plan, index);
+        const auto started = Steady::now();
+        const ProviderAnswer<Applied> applied =
+            unsettled_call(current, [&] { return setup_.providers.apply(action, part); });
+        setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
+                               {{"step", "apply"}});
+        if (!applied.ok() && outcome_unknown(applied.status)) {
+            const Duration margin = settle_margin(current);
+            const TimePoint settles = setup_.clock.now() + margin;
+            set_unsettled(current.id, Unsettled{settles, /*answer_lost=*/true});
+            if (margin > Duration::zero()) {
+                return StepResult::retry(
+                    "apply " + named + ": outcome unknown " + status_words(applied.status) + ": " +
+                        applied.error + "; nothing more is sent until it is read back at " +
+                        format_rfc3339(settles) + ", when a lost write can no longer land",
+                    current.version, "apply", settles);
+            }
+            return settle_apply(current);
+        }
+        set_unsettled(current.id, std::nullopt);  // the call answered: nothing is in flight
+        if (!applied.ok() && never_called(applied.status)) {
+            const std::string why = "apply " + named + " not sent " + status_words(applied.status) +
+                                    ": " + applied.error;
+            if (index == 0 && !again) {
+                Mitigation failed = current;
+                failed.state = MitigationState::failed;
+                move(current, failed, why + "; nothing changed");
+                return {};
+            }
+            return StepResult::retry(why, current.version, "apply");
+        }
+        if (!applied.ok()) {
+            return refused_at_step(current, index,
+                                   "apply " + named + " refused " + status_words(applied.status) +
+                                       ": " + applied.error);
+        }
+    }
+    return applied_and_verify(current, "applied (" + std::to_string(plan.steps.size()) + " steps)");
+}
+
+// Step `index` did not land (refused, or read back absent once it could no longer land):
+// nothing changed if it was the first; else what the steps before it wrote is undone, in
+// reverse order, by the revert, and the mitigation ends reverted (or in conflict, naming
+// what is left), never `failed` with a change in place.
+StepResult MitigationSteps::refused_at_step(const Mitigation& applying, std::size_t index,
+                                            const std::string& why) {
+    if (index == 0) {
+        move(applying, failing(applying, MitigationState::failed), why + "; nothing changed");
+        return {};
+    }
+    const Plan& plan = plan_of(applying);
+    const auto moved =
+        move(applying, failing(applying, MitigationState::reverting),
+             why + "; undoing what the steps before it applied: " + step_names(plan, 0, index - 1));
+    if (!moved) {
+        return {};
+    }
+    setup_.metrics.increment("mitigate_reverts_total", {{"cause", "partial_apply"}});
+    return finish_revert(*moved);
+}
+
 // Applying, and no write can be in flight any more (writes_settle_at has passed): what the
 // target holds now is the outcome.
 StepResult MitigationSteps::settle_apply(const Mitigation& applying) {
+    if (in_steps(plan_of(applying))) {
+        return settle_apply_step(applying);
+    }
     const auto earlier = unsettled(applying.id);
     const bool sent_and_lost = earlier && earlier->answer_lost;
     const ProviderAnswer<Checked> checked =
@@ -564,6 +682,35 @@ StepResult MitigationSteps::settle_apply(const Mitigation& applying) {
          "the apply's answer was lost; read back once a lost write could no longer land, the "
          "provider shows nothing changed");
     return {};
+}
+
+// The same, for the last step started of a plan of steps.
+StepResult MitigationSteps::settle_apply_step(const Mitigation& applying) {
+    const Plan& plan = plan_of(applying);
+    if (applying.steps_started == 0) {
+        return apply_steps(applying, 0, /*again=*/true);  // journaled applying, nothing sent
+    }
+    const auto index = static_cast<std::size_t>(applying.steps_started - 1);
+    const auto earlier = unsettled(applying.id);
+    const bool sent_and_lost = earlier && earlier->answer_lost;
+    const ProviderAnswer<Checked> checked =
+        setup_.providers.check(applying.proposal.action, step_plan(plan, index));
+    if (!checked.ok()) {
+        return StepResult::retry("the outcome of " + step_words(plan, index) +
+                                     " is unknown and reading it back failed " +
+                                     status_words(checked.status) + ": " + checked.error,
+                                 applying.version, "check");
+    }
+    if (checked.value.applied) {
+        return apply_steps(applying, index + 1, /*again=*/true);
+    }
+    if (!sent_and_lost) {
+        return apply_steps(applying, index, /*again=*/true);  // maybe never sent: send it
+    }
+    return refused_at_step(applying, index,
+                           step_words(plan, index) +
+                               ": its answer was lost; read back once a lost write could no "
+                               "longer land, the provider shows it did not happen");
 }
 
 StepResult MitigationSteps::applied_and_verify(const Mitigation& applying,
@@ -626,50 +773,71 @@ StepResult MitigationSteps::revert(const Mitigation& mitigation, const NextStep&
     return finish_revert(*moved);
 }
 
+// Reverts the whole plan, or its steps in reverse order from the last one started: each
+// compare-and-set on its own fields, so a revert that stopped half way is finished by the
+// next attempt (the steps already reverted write nothing), and only a step someone else
+// changed is a conflict.
 StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
     const Action& action = reverting.proposal.action;
-    const Duration margin = settle_margin(reverting);
-    const auto started = Steady::now();
-    const ProviderAnswer<Reverted> result = unsettled_call(
-        reverting, [&] { return setup_.providers.revert(action, plan_of(reverting)); });
-    setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
-                           {{"step", "revert"}});
-    const bool unknown = !result.ok() && outcome_unknown(result.status);
-    std::optional<TimePoint> settles;
-    if (unknown && margin > Duration::zero()) {
-        settles = setup_.clock.now() + margin;
-        set_unsettled(reverting.id, Unsettled{*settles, /*answer_lost=*/true});
-    } else {
-        set_unsettled(reverting.id, std::nullopt);
+    const Plan& plan = plan_of(reverting);
+    const bool steps = in_steps(plan);
+    const std::size_t last =
+        !steps ? 0
+        : reverting.steps_started > 0
+            ? std::min(static_cast<std::size_t>(reverting.steps_started), plan.steps.size()) - 1
+            : plan.steps.size() - 1;
+    bool changed = false;
+    for (std::size_t remaining = last + 1; remaining > 0; --remaining) {
+        const std::size_t index = remaining - 1;
+        const std::string named = steps ? step_words(plan, index) + ": " : std::string();
+        const Plan part = steps ? step_plan(plan, index) : plan;
+        const auto started = Steady::now();
+        const ProviderAnswer<Reverted> result =
+            unsettled_call(reverting, [&] { return setup_.providers.revert(action, part); });
+        setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
+                               {{"step", "revert"}});
+        const Duration margin = settle_margin(reverting);
+        std::optional<TimePoint> settles;
+        if (!result.ok() && outcome_unknown(result.status) && margin > Duration::zero()) {
+            settles = setup_.clock.now() + margin;
+            set_unsettled(reverting.id, Unsettled{*settles, /*answer_lost=*/true});
+        } else {
+            set_unsettled(reverting.id, std::nullopt);
+        }
+        if (result.status == PluginCallStatus::conflict) {
+            const std::string left =
+                steps ? "; still in place: " + step_names(plan, 0, index) : std::string();
+            move(reverting, failing(reverting, MitigationState::conflict),
+                 "not reverted: " + named + result.error + left +
+                     "; a person must decide (revert or keep)");
+            return {};
+        }
+        if (!result.ok()) {
+            // Stays reverting: the compare-and-set revert is repeated (after an unknown
+            // outcome, only once its write can no longer land). Its first failure is
+            // journaled with failed_at (reverting -> reverting), so that the breaker counts
+            // it once, also after a restart; later attempts are only retried.
+            std::string error =
+                "revert " + named + "failed " + status_words(result.status) + ": " + result.error;
+            if (settles) {
+                error += "; tried again after " + format_rfc3339(*settles) +
+                         ", when a lost write can no longer land";
+            }
+            std::int64_t version = reverting.version;
+            if (!reverting.failed_at && !reverting.drill) {
+                if (const auto marked =
+                        move(reverting, failing(reverting, MitigationState::reverting),
+                             error + "; retried until it succeeds")) {
+                    version = marked->version;
+                }
+            }
+            return StepResult::retry(error, version, "revert", settles);
+        }
+        changed = changed || result.value.changed;
     }
     Mitigation next = reverting;
-    if (result.status == PluginCallStatus::conflict) {
-        move(reverting, failing(reverting, MitigationState::conflict),
-             "not reverted: " + result.error + "; a person must decide (revert or keep)");
-        return {};
-    }
-    if (!result.ok()) {
-        // Stays reverting: the compare-and-set revert is repeated (after an unknown
-        // outcome, only once its write can no longer land). Its first failure is journaled
-        // with failed_at (reverting -> reverting), so that the breaker counts it once, also
-        // after a restart; later attempts are only retried.
-        std::string error = "revert failed " + status_words(result.status) + ": " + result.error;
-        if (settles) {
-            error += "; tried again after " + format_rfc3339(*settles) +
-                     ", when a lost write can no longer land";
-        }
-        std::int64_t version = reverting.version;
-        if (!reverting.failed_at && !reverting.drill) {
-            if (const auto marked = move(reverting, failing(reverting, MitigationState::reverting),
-                                         error + "; retried until it succeeds")) {
-                version = marked->version;
-            }
-        }
-        return StepResult::retry(error, version, "revert", settles);
-    }
     next.state = MitigationState::reverted;
-    move(reverting, next,
-         result.value.changed ? "reverted" : "already reverted (nothing to write)");
+    move(reverting, next, changed ? "reverted" : "already reverted (nothing to write)");
     return {};
 }
 

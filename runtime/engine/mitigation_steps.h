@@ -129,6 +129,12 @@ class MitigationSteps {
     // `again`: an earlier attempt may have been sent (the mitigation was already applying).
     StepResult finish_apply(const Mitigation& applying, bool again);
     StepResult settle_apply(const Mitigation& applying);
+    // A plan of steps (Plan::steps): steps `first` onwards; `again` as for finish_apply.
+    StepResult apply_steps(const Mitigation& applying, std::size_t first, bool again);
+    StepResult settle_apply_step(const Mitigation& applying);
+    // Step `index` of a plan of steps did not land: failed, or the steps before undone.
+    StepResult refused_at_step(const Mitigation& applying, std::size_t index,
+                               const std::string& why);
     // The provider answered that the change is there: applying -> verifying, then check.
     StepResult applied_and_verify(const Mitigation& applying, const std::string& reason);
     StepResult verify(const Mitigation& verifying);

@@ -30,10 +30,26 @@ std::string FakeProviders::key(const std::string& provider, const std::string& t
 
 void FakeProviders::land_late() {
     std::lock_guard lock(mutex_);
-    for (auto& [where, value] : late_) {
-        values_[where] = std::move(value);
+    for (const auto& [where, fields] : late_) {
+        write_locked(where, fields);
     }
     late_.clear();
+}
+
+void FakeProviders::set_fields(const std::string& provider, const std::string& target,
+                               json fields) {
+    std::lock_guard lock(mutex_);
+    fields_[key(provider, target)] = std::move(fields);
+}
+
+json FakeProviders::fields(const std::string& provider, const std::string& target) const {
+    std::lock_guard lock(mutex_);
+    return fields_locked(key(provider, target));
+}
+
+std::vector<std::string> FakeProviders::write_log() const {
+    std::lock_guard lock(mutex_);
+    return write_log_;
 }
 
 void FakeProviders::set(const std::string& provider, const std::string& target, json value) {
@@ -48,9 +64,9 @@ json FakeProviders::value(const std::string& provider, const std::string& target
 }
 
 void FakeProviders::fail(const std::string& operation, const std::string& target, FakeFault fault,
-                         int times) {
+                         int times, int after) {
     std::lock_guard lock(mutex_);
-    faults_[{operation, target}] = {fault, times};
+    faults_[{operation, target}] = {fault, times, after};
 }
 
 void FakeProviders::clear_faults() {
@@ -89,6 +105,10 @@ std::optional<FakeFault> FakeProviders::begin(std::unique_lock<std::mutex>& lock
     ++calls_[{operation, target}];
     const auto found = faults_.find({operation, target});
     if (found == faults_.end() || found->second.times == 0) {
+        return std::nullopt;
+    }
+    if (found->second.after > 0) {
+        --found->second.after;  // this call goes through
         return std::nullopt;
     }
     const FakeFault fault = found->second.fault;
@@ -145,6 +165,24 @@ ProviderAnswer<Plan> FakeProviders::plan(const Action& action) {
         }
         return failure<Plan>(*fault, "plan " + action.target);
     }
+    if (const auto with_fields = fields_.find(key(action.provider, action.target));
+        with_fields != fields_.end()) {
+        // One step per field, in the order the parameters give.
+        Plan plan;
+        plan.observed_state = with_fields->second;
+        for (const json& field : action.parameters.value("order", json::array())) {
+            const std::string name = field.get<std::string>();
+            plan.forward[name] = action.parameters.value(name, json());
+            plan.inverse[name] = with_fields->second.value(name, json());
+            plan.steps.push_back({name, {name}});
+        }
+        plan.blast_radius.description =
+            action.target + ": " + plan.inverse.dump() + " -> " + plan.forward.dump();
+        plan.idempotency_key = key(action.provider, action.target) + "=" + plan.forward.dump();
+        plan.resource = key(action.provider, action.target);
+        plan.settle_margin = settle_margin_;
+        return {PluginCallStatus::ok, plan, ""};
+    }
     const auto found = values_.find(key(action.provider, action.target));
     if (found == values_.end()) {
         return {PluginCallStatus::invalid, Plan{}, "no target " + action.target};
@@ -162,6 +200,38 @@ ProviderAnswer<Plan> FakeProviders::plan(const Action& action) {
     return {PluginCallStatus::ok, plan, ""};
 }
 
+json FakeProviders::fields_locked(const std::string& where) const {
+    if (const auto found = fields_.find(where); found != fields_.end()) {
+        return found->second;
+    }
+    const auto found = values_.find(where);
+    return {{"value", found == values_.end() ? json() : found->second}};
+}
+
+void FakeProviders::write_locked(const std::string& where, const json& fields) {
+    if (const auto found = fields_.find(where); found != fields_.end()) {
+        for (const auto& [field, value] : fields.items()) {
+            found->second[field] = value;
+        }
+        return;
+    }
+    values_[where] = fields.value("value", json());
+}
+
+namespace {
+
+// Every field of `expected` has that value in `live`.
+bool holds(const json& live, const json& expected) {
+    for (const auto& [field, value] : expected.items()) {
+        if (!live.contains(field) || live[field] != value) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
 ProviderAnswer<Applied> FakeProviders::apply(const Action& action, const Plan& plan) {
     std::unique_lock lock(mutex_);
     const auto fault = begin(lock, "apply", action.target);
@@ -169,26 +239,28 @@ ProviderAnswer<Applied> FakeProviders::apply(const Action& action, const Plan& p
         return read_apply_answer(
             {PluginCallStatus::ok, {{"applied", true}, {"changed", "yes"}}, ""});
     }
-    json& live = values_[key(action.provider, action.target)];
+    const std::string where = key(action.provider, action.target);
     if (fault == FakeFault::late_write) {
-        late_.emplace_back(key(action.provider, action.target), plan.forward["value"]);
+        late_.emplace_back(where, plan.forward);
         ++writes_[action.target];
         return failure<Applied>(*fault, "apply " + action.target);
     }
     if (fault && *fault != FakeFault::lost_answer) {
         return failure<Applied>(*fault, "apply " + action.target);
     }
-    if (live == plan.forward["value"]) {
+    const json live = fields_locked(where);
+    if (holds(live, plan.forward)) {
         return fault ? failure<Applied>(*fault, "apply " + action.target)
                      : ProviderAnswer<Applied>{PluginCallStatus::ok, {false}, ""};
     }
-    if (live != plan.inverse["value"]) {
+    if (!holds(live, plan.inverse)) {
         return {PluginCallStatus::conflict,
                 {},
                 action.target + " is " + live.dump() + ", not the state it was planned from"};
     }
-    live = plan.forward["value"];
+    write_locked(where, plan.forward);
     ++writes_[action.target];
+    write_log_.push_back("apply " + action.target + " " + plan.forward.dump());
     if (fault) {
         return failure<Applied>(*fault, "apply " + action.target);  // it landed; the answer didn't
     }
@@ -204,31 +276,33 @@ ProviderAnswer<Checked> FakeProviders::check(const Action& action, const Plan& p
         return failure<Checked>(*fault, "check " + action.target);
     }
     return {PluginCallStatus::ok,
-            {values_[key(action.provider, action.target)] == plan.forward["value"]},
+            {holds(fields_locked(key(action.provider, action.target)), plan.forward)},
             ""};
 }
 
 ProviderAnswer<Reverted> FakeProviders::revert(const Action& action, const Plan& plan) {
     std::unique_lock lock(mutex_);
+    const std::string where = key(action.provider, action.target);
     if (const auto fault = begin(lock, "revert", action.target)) {
         if (*fault == FakeFault::malformed) {
             return read_revert_answer({PluginCallStatus::ok, {{"reverted", 1}}, ""});
         }
         if (*fault == FakeFault::late_write) {
-            late_.emplace_back(key(action.provider, action.target), plan.inverse["value"]);
+            late_.emplace_back(where, plan.inverse);
             ++writes_[action.target];
         }
         return failure<Reverted>(*fault, "revert " + action.target);
     }
-    json& live = values_[key(action.provider, action.target)];
-    if (live == plan.inverse["value"]) {
+    const json live = fields_locked(where);
+    if (holds(live, plan.inverse)) {
         return {PluginCallStatus::ok, {false}, ""};
     }
-    if (live != plan.forward["value"]) {
+    if (!holds(live, plan.forward)) {
         return {PluginCallStatus::conflict, {}, action.target + " changed since mitigate set it"};
     }
-    live = plan.inverse["value"];
+    write_locked(where, plan.inverse);
     ++writes_[action.target];
+    write_log_.push_back("revert " + action.target + " " + plan.inverse.dump());
     return {PluginCallStatus::ok, {true}, ""};
 }
 

@@ -46,15 +46,22 @@ class FakeProviders final : public Providers {
     void alias(const std::string& provider, const std::string& spelling, const std::string& target);
     // Lands every write a late_write fault left in flight, as the service finally would.
     void land_late();
+    // A target made of fields (an ECS service's range and count): its plans for action
+    // parameters {"order": ["f1", "f2"], "f1": v1, "f2": v2} write one step per field, in
+    // that order.
+    void set_fields(const std::string& provider, const std::string& target, nlohmann::json fields);
+    nlohmann::json fields(const std::string& provider, const std::string& target) const;
+    // Every write that landed, in order: "apply a {...}", "revert a {...}".
+    std::vector<std::string> write_log() const;
 
     // Sets what a target holds now, as a person or another tool would.
     void set(const std::string& provider, const std::string& target, nlohmann::json value);
     nlohmann::json value(const std::string& provider, const std::string& target) const;
 
     // The next `times` calls of `operation` (plan, apply, check, revert, state) on that
-    // target fail that way; times < 0: every call.
+    // target fail that way, once `after` calls have gone through; times < 0: every call.
     void fail(const std::string& operation, const std::string& target, FakeFault fault,
-              int times = -1);
+              int times = -1, int after = 0);
     void clear_faults();
     // Lets every hanging call answer (as a provider that finally timed out: unavailable).
     void release();
@@ -75,7 +82,11 @@ class FakeProviders final : public Providers {
     struct Scripted {
         FakeFault fault;
         int times;
+        int after = 0;
     };
+    // A target's fields ({"value": v} for a plain one); and a write of some of them.
+    nlohmann::json fields_locked(const std::string& where) const;
+    void write_locked(const std::string& where, const nlohmann::json& fields);
     // The fault for this call, if one is scripted; waits out a hang with the lock released.
     std::optional<FakeFault> begin(std::unique_lock<std::mutex>& lock, const std::string& operation,
                                    const std::string& target);
@@ -91,7 +102,9 @@ class FakeProviders final : public Providers {
     std::map<std::pair<std::string, std::string>, int> calls_;
     std::map<std::string, int> writes_;
     std::map<std::string, std::string> aliases_;                // provider/spelling -> target
-    std::vector<std::pair<std::string, nlohmann::json>> late_;  // key, value that lands
+    std::vector<std::pair<std::string, nlohmann::json>> late_;  // key, fields that land
+    std::map<std::string, nlohmann::json> fields_;              // targets made of fields
+    std::vector<std::string> write_log_;
     Duration settle_margin_{0};
 };
 
