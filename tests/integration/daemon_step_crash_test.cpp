@@ -1,0 +1,251 @@
+// The daemon killed with SIGKILL between the steps of a multi-step apply and revert (an
+// ECS scale of a service Auto Scaling manages: the range, then the count; reverted count
+// first, then range), then started again on the same store: the scale is finished and
+// reverted, no write is sent twice (the AWS emulator counts every RegisterScalableTarget
+// and UpdateService), and the service ends as it began.
+//
+// Points of death: after a step is journaled and before it is sent (the store's fault
+// point, counted: the third applying commit is step 2's), and while a step's write is on
+// its way (the emulator kills the daemon when the write arrives, then carries it out: the
+// daemon never sees the answer nor sends the next step). As in daemon_crash_test.cpp, the
+// daemon that dies is this test executed again in a child process.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "plugins/emulators/aws_emulator.h"
+#include "runtime/core/time_format.h"
+#include "runtime/engine/engine.h"
+#include "runtime/server/daemon.h"
+#include "runtime/store/store.h"
+#include "tests/support/runtime_setup.h"
+#include "tests/support/store_fixtures.h"
+#include "tests/support/temporary_directory.h"
+
+namespace mitigate {
+namespace {
+
+using nlohmann::json;
+using ::testing::IsEmpty;
+
+const char* const access_key = "AKIDEXAMPLE";
+const char* const secret_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+const TimePoint start_time = *parse_rfc3339("2026-11-23T12:00:00Z");
+
+AwsEmulatorOptions emulator_options() {
+    AwsEmulatorOptions options;
+    options.access_key_id = access_key;
+    options.secret_access_key = secret_key;
+    return options;
+}
+
+class DaemonStepCrashTest : public ::testing::TestWithParam<const char*> {
+  protected:
+    DaemonStepCrashTest() : emulator(emulator_options()) {
+        setenv("MITIGATE_TEST_AWS_KEY", access_key, 1);
+        setenv("MITIGATE_TEST_AWS_SECRET", secret_key, 1);
+        emulator.add_ecs_service("prod", "search", 4);
+        emulator.add_scalable_target("prod", "search", 2, 10);
+        testing::write_policy_and_playbook(directory, testing::environment_policy);
+    }
+
+    static DaemonOptions options(const Clock& clock, const std::string& emulator_url,
+                                 const std::filesystem::path& root) {
+        Config config = testing::runtime_config(root);
+        ProviderConfig aws;
+        aws.name = "aws";
+        aws.plugin = "aws";
+        aws.egress.allow_hosts = {emulator_url.substr(std::string("http://").size())};
+        aws.egress.allow_loopback = true;
+        CredentialProfile profile;
+        profile.name = "test";
+        profile.kind = CredentialKind::aws_sigv4;
+        profile.secrets.emplace("access_key_id",
+                                *SecretReference::parse("env:MITIGATE_TEST_AWS_KEY"));
+        profile.secrets.emplace("secret_access_key",
+                                *SecretReference::parse("env:MITIGATE_TEST_AWS_SECRET"));
+        profile.settings = {{"region", "us-east-1"}};
+        aws.credentials.push_back(profile);
+        aws.settings = {{"region", "us-east-1"},
+                        {"endpoint", emulator_url},
+                        {"credential", "test"},
+                        {"ecs_cluster", "prod"}};
+        config.providers.push_back(aws);
+        return testing::daemon_options(config, &clock);
+    }
+
+    // Waits (bounded) until the only mitigation is in one of `states`.
+    static bool wait_for(Store& store, std::initializer_list<MitigationState> states) {
+        for (int attempt = 0; attempt < 1000; ++attempt) {
+            const auto all = store.list_mitigations({});
+            if (all.size() == 1 &&
+                std::find(states.begin(), states.end(), all[0].state) != states.end()) {
+                return true;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        return false;
+    }
+
+    // The whole life of one scale, as a person would drive it: proposed (unless there is
+    // one already), applied, then reverted by hand.
+    static void drive(Daemon& daemon) {
+        using enum MitigationState;
+        if (daemon.store().list_mitigations({}).empty()) {
+            ProposalRequest request;
+            request.action = {"aws",
+                              "ecs.scale",
+                              "ecs/search",
+                              {{"desired_count", 8}},
+                              std::chrono::minutes(30),
+                              "scale out"};
+            request.proposed_by = "alice";
+            request.environment = "dev";
+            daemon.engine().propose(request);
+        }
+        daemon.wake();
+        if (!wait_for(daemon.store(), {active, reverting, reverted, conflict})) {
+            return;
+        }
+        const Mitigation mitigation = daemon.store().list_mitigations({}).front();
+        if (mitigation.state == active) {
+            daemon.engine().revert(mitigation.id, "alice", "done");
+        }
+        daemon.wake();
+        wait_for(daemon.store(), {reverted, conflict});
+    }
+
+    AwsEmulator emulator;
+    testing::TemporaryDirectory directory;
+};
+
+TEST_P(DaemonStepCrashTest, KilledBetweenStepsFinishesWithoutASecondWrite) {
+    const std::string point = GetParam();
+    if (const char* dying_at = std::getenv("MITIGATE_STEP_CRASH_CHILD")) {
+        const std::string store_point = dying_at;
+        ManualClock clock(start_time);
+        DaemonOptions dying = options(clock, std::getenv("MITIGATE_STEP_CRASH_EMULATOR"),
+                                      std::getenv("MITIGATE_STEP_CRASH_DIR"));
+        // "transition.committed:applying#3": the third time that point is reached.
+        const auto hash = store_point.find('#');
+        const std::string name = store_point.substr(0, hash);
+        const int nth = hash == std::string::npos ? 1 : std::atoi(store_point.c_str() + hash + 1);
+        auto reached_count = std::make_shared<std::atomic<int>>(0);
+        dying.store_fault_point = [name, nth, reached_count](std::string_view reached) {
+            if (reached == name && ++*reached_count == nth) {
+                raise(SIGKILL);
+            }
+        };
+        try {
+            Daemon daemon(dying);
+            daemon.start();
+            drive(daemon);
+        } catch (...) {
+            _exit(3);
+        }
+        _exit(0);  // never killed: the parent fails
+    }
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    const std::string filter =
+        std::string("--gtest_filter=") + test->test_suite_name() + "." + test->name();
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+    // A point named after an AWS operation is the emulator's: the daemon dies when that
+    // write arrives (the Nth of its kind), and the write is then carried out.
+    const bool emulator_point = point.rfind("aws:", 0) == 0;
+    setenv("MITIGATE_STEP_CRASH_CHILD", emulator_point ? "never" : point.c_str(), 1);
+    setenv("MITIGATE_STEP_CRASH_EMULATOR", emulator.url().c_str(), 1);
+    setenv("MITIGATE_STEP_CRASH_DIR", directory.path().c_str(), 1);
+    char* const arguments[] = {const_cast<char*>(self.c_str()), const_cast<char*>(filter.c_str()),
+                               nullptr};
+    const pid_t child = fork();
+    if (child == 0) {
+        execv(self.c_str(), arguments);  // nothing but exec between fork and exec
+        _exit(127);
+    }
+    unsetenv("MITIGATE_STEP_CRASH_CHILD");
+    unsetenv("MITIGATE_STEP_CRASH_EMULATOR");
+    unsetenv("MITIGATE_STEP_CRASH_DIR");
+    if (emulator_point) {
+        // "aws:UpdateService#2": the second UpdateService (the revert's first step).
+        const std::string spec = point.substr(4);
+        const auto hash = spec.find('#');
+        const std::string operation = spec.substr(0, hash);
+        const int nth = std::atoi(spec.c_str() + hash + 1);
+        auto seen = std::make_shared<int>(0);
+        auto kill_on = std::make_shared<std::function<void()>>();
+        *kill_on = [this, operation, nth, seen, kill_on, child] {
+            if (++*seen == nth) {
+                kill(child, SIGKILL);
+                int ignored = 0;
+                waitpid(child, &ignored, 0);  // dead before its write is carried out
+                return;
+            }
+            emulator.before_next(operation, *kill_on);
+        };
+        emulator.before_next(operation, *kill_on);
+    }
+    int status = 0;
+    const pid_t waited = waitpid(child, &status, 0);
+    if (waited == child) {
+        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+            << point << " was never reached (child status " << status << ")";
+    }  // else the emulator's hook reaped it
+
+    // Restart on the same store, past the settle margin (AWS: 60 s) of a write the dead
+    // daemon may have sent, and let the person finish.
+    ManualClock clock(start_time);
+    {
+        Daemon daemon(options(clock, emulator.url(), directory.path()));
+        daemon.start();
+        clock.set(start_time + std::chrono::seconds(61));
+        daemon.wake();
+        drive(daemon);
+        const auto after = daemon.store().list_mitigations({});
+        ASSERT_EQ(after.size(), 1u);
+        EXPECT_EQ(after[0].state, MitigationState::reverted) << point;
+        daemon.stop();
+    }
+    // The range once each way. Raising the minimum to 8 makes Auto Scaling scale out to it
+    // (as AWS does), so the apply's count step finds the count in place and writes
+    // nothing; the revert's count step writes once.
+    EXPECT_EQ(emulator.writes("RegisterScalableTarget"), 2) << point;
+    EXPECT_EQ(emulator.writes("UpdateService"), 1) << point;
+    EXPECT_EQ(emulator.ecs_service("prod", "search")["desiredCount"], 4);
+    EXPECT_EQ(emulator.scalable_target("prod", "search")["MinCapacity"], 2);
+    EXPECT_EQ(emulator.scalable_target("prod", "search")["MaxCapacity"], 10);
+    EXPECT_THAT(testing::consistency_problems(directory / "m.db"), IsEmpty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BetweenSteps, DaemonStepCrashTest,
+    ::testing::Values(
+        // Step 1 (range) journaled, not sent.
+        "transition.committed:applying#2",
+        // Step 1 done, step 2 (count) journaled, not sent.
+        "transition.committed:applying#3",
+        // Step 1 of the apply on its way.
+        "aws:RegisterScalableTarget#1",
+        // The revert's first step (count) on its way; its second (range) never sent.
+        "aws:UpdateService#1",
+        // The revert's second step on its way.
+        "aws:RegisterScalableTarget#2"),
+    [](const ::testing::TestParamInfo<const char*>& point) {
+        std::string name = point.param;
+        for (char& c : name) {
+            if (!std::isalnum(static_cast<unsigned char>(c))) {
+                c = '_';
+            }
+        }
+        return name;
+    });
+
+}  // namespace
+}  // namespace mitigate
