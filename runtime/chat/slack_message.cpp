@@ -175,6 +175,27 @@ std::string slack_transition_line(const AuditRecord& record) {
     return line;
 }
 
+std::string slack_step_failed_line(const AuditRecord& record) {
+    const json& details = record.details;
+    const json attempt = details.value("attempt", json());
+    const json retry_in = details.value("retry_in_seconds", json());
+    std::string line =
+        ":warning: " + escaped(details.value("step", std::string("a step"))) + " failing";
+    if (attempt.is_number_integer()) {
+        line += " (attempt " + std::to_string(attempt.get<std::int64_t>()) + ")";
+    }
+    if (retry_in.is_number()) {
+        line += ", retried in " +
+                std::to_string(static_cast<std::int64_t>(std::llround(retry_in.get<double>()))) +
+                " s";
+    }
+    const std::string error = details.value("error", std::string());
+    if (!error.empty()) {
+        line += ": " + escaped(shortened(error, 400));
+    }
+    return line;
+}
+
 std::string slack_mitigation_line(const Mitigation& mitigation) {
     return std::string(mitigation.drill ? "[DRILL] " : "") + "`" + mitigation.id + "` *" +
            std::string(to_string(mitigation.state)) + "* " + mitigation.proposal.action.action +

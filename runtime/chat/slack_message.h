@@ -28,6 +28,10 @@ nlohmann::json slack_mitigation_message(const Mitigation& mitigation,
 // 2)"), with who and why.
 std::string slack_transition_line(const AuditRecord& record);
 
+// One line for the thread: a step the engine keeps retrying (a mitigation.step_failed
+// record: "revert failing (attempt 3), retried in 4 s: ...").
+std::string slack_step_failed_line(const AuditRecord& record);
+
 // A short summary for `/mitigate list` and `/mitigate show`.
 std::string slack_mitigation_line(const Mitigation& mitigation);
 

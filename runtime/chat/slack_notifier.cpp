@@ -98,6 +98,9 @@ struct SlackNotifier::State {
     }
 
     Handled handle(const AuditRecord& record) {
+        if (record.event == "mitigation.step_failed") {
+            return step_failed(record);
+        }
         if (record.event != "mitigation.transition") {
             return Handled::done;
         }
@@ -140,6 +143,24 @@ struct SlackNotifier::State {
             return replace_deleted("chat.postMessage", message, mitigation->id);
         }
         return account("chat.postMessage", replied, mitigation->id);
+    }
+
+    // A step the engine keeps retrying (a revert against a provider that is down) is told
+    // in the mitigation's thread: the engine audits the first three failures and then every
+    // tenth, so the thread hears of it without a line per retry.
+    Handled step_failed(const AuditRecord& record) {
+        const auto existing = chat.find_chat_message(record.subject);
+        if (!existing) {
+            return Handled::done;
+        }
+        const json reply = {{"channel", existing->channel},
+                            {"thread_ts", existing->ts},
+                            {"text", slack_step_failed_line(record)}};
+        const SlackCallResult replied = api.post_message(reply);
+        if (!replied.ok && replied.error == "thread_not_found") {
+            return Handled::done;  // the next transition posts the message anew
+        }
+        return account("chat.postMessage", replied, record.subject);
     }
 
     Handled post_new(json message, const std::string& mitigation_id) {

@@ -243,6 +243,7 @@ struct Engine::State {
                              {"error", result.error},
                              {"attempt", attempt},
                              {"retry_in_seconds", seconds}}});
+        notify();  // chat tells the mitigation's thread
     }
 
     void committed(const Mitigation& before, const Mitigation& after) {

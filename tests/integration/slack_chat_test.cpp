@@ -379,6 +379,36 @@ TEST_F(SlackChatTest, SlashCommandsListShowDecideRevertAndCheckRoles) {
     EXPECT_TRUE(reason_recorded);
 }
 
+TEST_F(SlackChatTest, ARevertThatKeepsFailingIsToldInTheThreadUntilItSucceeds) {
+    fire_stage_alert();
+    const SlackEmulatorMessage posted = approval_message();
+    const std::string id = mitigation_id();
+    EXPECT_THAT(answer_to(emulator.slash_command("U_ALICE", "approve " + id)), HasSubstr("Done"));
+    EXPECT_THAT(answer_to(emulator.slash_command("U_CAROL", "approve " + id)), HasSubstr("Done"));
+    ASSERT_TRUE(wait_for_state(id, MitigationState::verifying));
+    // The flag file becomes unreadable to the provider: the revert cannot be carried out.
+    const std::string good = testing::read_file(flags);
+    directory.write(flags.filename().string(), "{ not json");
+    EXPECT_THAT(answer_to(emulator.slash_command("U_CAROL", "revert " + id + " done")),
+                HasSubstr("Done: reverting"));
+    ASSERT_TRUE(emulator.wait_until([&](const SlackEmulator& slack) {
+        for (const auto& message : slack.messages()) {
+            if (message.thread_ts == posted.ts &&
+                message.text.find(":warning: revert failing (attempt 1), retried in 1 s") !=
+                    std::string::npos) {
+                return true;
+            }
+        }
+        return false;
+    })) << "the failing revert was not told in the thread";
+    EXPECT_EQ(mitigation(id).state, MitigationState::reverting);
+    directory.write(flags.filename().string(), good);
+    clock.advance(std::chrono::seconds(1));
+    daemon->wake();
+    ASSERT_TRUE(wait_for_state(id, MitigationState::reverted));
+    EXPECT_EQ(variant(), "on");
+}
+
 TEST_F(SlackChatTest, ARateLimitedPostWaitsForRetryAfterAndARestartDoesNotRepost) {
     emulator.rate_limit_next(1, 30);
     fire_stage_alert();

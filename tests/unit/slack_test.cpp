@@ -166,5 +166,22 @@ TEST(SlackMessage, AMitigationEndedWithoutEffectSaysNothingWasApplied) {
                 HasSubstr("Expired, nothing applied: flag.set"));
 }
 
+TEST(SlackMessage, AStepThatKeepsFailingIsOneLineWithAttemptRetryAndEscapedError) {
+    AuditRecord record;
+    record.event = "mitigation.step_failed";
+    record.subject = "mit_1";
+    record.details = {{"step", "revert"},
+                      {"error", "revert failed (unavailable): 503 <@U123> & more"},
+                      {"attempt", 3},
+                      {"retry_in_seconds", 4.0}};
+    EXPECT_EQ(slack_step_failed_line(record),
+              ":warning: revert failing (attempt 3), retried in 4 s: revert failed "
+              "(unavailable): 503 &lt;@U123&gt; &amp; more");
+    record.details = {{"attempt", "three"}, {"error", std::string(5000, 'x')}};  // wrong types
+    const std::string line = slack_step_failed_line(record);
+    EXPECT_THAT(line, HasSubstr("a step failing: "));
+    EXPECT_LE(line.size(), 500u);
+}
+
 }  // namespace
 }  // namespace mitigate
