@@ -224,6 +224,50 @@ TEST_P(DaemonStepCrashTest, KilledBetweenStepsFinishesWithoutASecondWrite) {
     EXPECT_THAT(testing::consistency_problems(directory / "m.db"), IsEmpty());
 }
 
+// Not a crash: AWS refuses the second step (its read answers 400 once the range has
+// landed). The range, and the count Auto Scaling moved with it, are put back; the
+// mitigation ends reverted, counted as a failure, never "failed" with the range changed.
+TEST_F(DaemonStepCrashTest, ASecondStepRefusedByAwsPutsTheFirstBack) {
+    ManualClock clock(start_time);
+    Daemon daemon(options(clock, emulator.url(), directory.path()));
+    daemon.start();
+    emulator.before_next("RegisterScalableTarget", [this] {
+        Fault refused;
+        refused.operation = "DescribeServices";
+        refused.kind = Fault::Kind::error;
+        refused.status = 400;
+        emulator.faults().add(refused);
+    });
+    ProposalRequest request;
+    request.action = {
+        "aws",      "ecs.scale", "ecs/search", {{"desired_count", 8}}, std::chrono::minutes(30),
+        "scale out"};
+    request.proposed_by = "alice";
+    request.environment = "dev";
+    const RequestResult proposed = daemon.engine().propose(request);
+    ASSERT_TRUE(proposed.mitigation);
+    daemon.wake();
+    ASSERT_TRUE(wait_for(daemon.store(), {MitigationState::reverted, MitigationState::failed,
+                                          MitigationState::conflict}));
+    const Mitigation ended = *daemon.store().find_mitigation(proposed.mitigation->id);
+    EXPECT_EQ(ended.state, MitigationState::reverted);
+    EXPECT_TRUE(ended.failed_at);
+    bool told = false;
+    for (const JournalEntry& entry : daemon.store().journal(ended.id)) {
+        told |=
+            entry.reason.find("apply step 2 of 2 (desired_count) refused") != std::string::npos &&
+            entry.reason.find("undoing what the steps before it applied: autoscaling_range") !=
+                std::string::npos;
+    }
+    EXPECT_TRUE(told);
+    daemon.stop();
+    EXPECT_EQ(emulator.writes("RegisterScalableTarget"), 2);  // the range, and back
+    EXPECT_EQ(emulator.writes("UpdateService"), 1);           // the count Auto Scaling moved
+    EXPECT_EQ(emulator.ecs_service("prod", "search")["desiredCount"], 4);
+    EXPECT_EQ(emulator.scalable_target("prod", "search")["MinCapacity"], 2);
+    EXPECT_EQ(emulator.scalable_target("prod", "search")["MaxCapacity"], 10);
+}
+
 INSTANTIATE_TEST_SUITE_P(
     BetweenSteps, DaemonStepCrashTest,
     ::testing::Values(
