@@ -83,6 +83,9 @@ class EcsScale : public Action {
             // if the second is refused.
             change.steps = {{"autoscaling_range", {"min_capacity", "max_capacity"}},
                             {"desired_count", {"desired_count"}}};
+            // The range is the envelope the count moves in, both ways: it goes back first
+            // too, so that Auto Scaling never pulls a restored count to a stale edge.
+            change.revert_in_apply_order = true;
         }
         const int larger = std::max(std::max(desired, current), 1);
         change.blast_ratio = std::abs(desired - current) / static_cast<double>(larger);
@@ -96,8 +99,12 @@ class EcsScale : public Action {
 
     void write(const std::string& target, const json& from, const json& to) override {
         const EcsTarget where = parse(target);
-        // ECS has no compare-and-set: check right before writing.
+        // ECS has no compare-and-set: check right before writing. Already there (Auto
+        // Scaling moved the count into a new range meanwhile): nothing to write.
         const json live = read(target);
+        if (matches(live, to)) {
+            return;
+        }
         if (!matches(live, from)) {
             fail_conflict(target + " changed since it was read (" + live.dump() + ")");
         }

@@ -146,10 +146,14 @@ typedef struct mitigate_plugin_api {
      *          believes no read of it, until then. Absent: 30000.
      *       steps: a change made of several writes, in order; each names the fields of
      *          forward/inverse it writes, every field in exactly one step (at most 16).
-     *          The runtime then sends apply, check and revert once per step, with a plan
-     *          whose forward and inverse hold only that step's fields; it journals each
-     *          step before sending it, undoes the steps done (in reverse order) when one
-     *          is refused, and reverts in reverse order.
+     *          The runtime then sends apply and revert once per step, with a plan whose
+     *          forward holds only that step's fields (an apply's inverse also holds the
+     *          later steps' fields, as preconditions: refuse with a conflict when they
+     *          changed, write only what forward holds); it journals each step before
+     *          sending it, reads an unsettled step back with check on that step's plan,
+     *          undoes the steps done when one is refused, and reverts in reverse order,
+     *          or in the order applied with "revert_order":"apply_order". Verification
+     *          checks the whole plan.
      *   {"operation":"apply","action":"set","target":"...","plan":{...}}
      *       -> {"applied":true,"changed":false when it already was}   (idempotent)
      *   {"operation":"check","action":"set","target":"...","plan":{...}}

@@ -92,6 +92,7 @@ json plan_operation(Provider& provider, Action& action, const std::string& actio
             steps.push_back({{"name", step.name}, {"fields", step.fields}});
         }
         answer["steps"] = std::move(steps);
+        answer["revert_order"] = change.revert_in_apply_order ? "apply_order" : "reverse";
     }
     return answer;
 }

@@ -156,6 +156,8 @@ struct PlannedChange {
     // step, in order (and reverts in reverse order), calling write() with only one step's
     // fields each time: write() must then write only what `to` holds.
     std::vector<PlannedStep> steps;
+    // The steps are reverted in the order they are applied, not in reverse.
+    bool revert_in_apply_order = false;
     double blast_ratio = 0;
     std::string blast_description;
     std::optional<double> resulting_fraction;

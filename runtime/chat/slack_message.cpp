@@ -10,13 +10,25 @@ namespace {
 
 using nlohmann::json;
 
-// Slack refuses a section over 3000 characters; a plan is shown, not archived.
+// Slack refuses a section over 3000 characters; a plan is shown, not archived. At most
+// `limit` bytes, cut on a character boundary: a message with half a UTF-8 character cannot
+// be serialized, and the notifier would retry it forever.
 std::string shortened(std::string text, std::size_t limit = 600) {
     if (text.size() > limit) {
-        text.resize(limit);
+        std::size_t cut = limit;
+        while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
+            --cut;  // a continuation byte: the character started before
+        }
+        text.resize(cut);
         text += "…";
     }
     return text;
+}
+
+// A string field of an audit record's details, or `fallback` when absent or not a string.
+std::string text_of(const json& details, const char* field, const std::string& fallback) {
+    const auto found = details.find(field);
+    return found != details.end() && found->is_string() ? found->get<std::string>() : fallback;
 }
 
 // Slack's mrkdwn treats & < > as markup.
@@ -162,13 +174,13 @@ json slack_mitigation_message(const Mitigation& mitigation, const std::optional<
 
 std::string slack_transition_line(const AuditRecord& record) {
     const json& details = record.details;
-    std::string line = "`" + details.value("from", std::string("?")) + "` → `" +
-                       details.value("to", std::string("?")) + "`";
+    std::string line =
+        "`" + text_of(details, "from", "?") + "` → `" + text_of(details, "to", "?") + "`";
     if (details.value("drill", false)) {
         line = "[DRILL] " + line;
     }
     line += " by " + escaped(record.actor);
-    const std::string reason = details.value("reason", std::string());
+    const std::string reason = text_of(details, "reason", "");
     if (!reason.empty()) {
         line += ": " + escaped(shortened(reason, 400));
     }
@@ -179,8 +191,7 @@ std::string slack_step_failed_line(const AuditRecord& record) {
     const json& details = record.details;
     const json attempt = details.value("attempt", json());
     const json retry_in = details.value("retry_in_seconds", json());
-    std::string line =
-        ":warning: " + escaped(details.value("step", std::string("a step"))) + " failing";
+    std::string line = ":warning: " + escaped(text_of(details, "step", "a step")) + " failing";
     if (attempt.is_number_integer()) {
         line += " (attempt " + std::to_string(attempt.get<std::int64_t>()) + ")";
     }
@@ -189,7 +200,7 @@ std::string slack_step_failed_line(const AuditRecord& record) {
                 std::to_string(static_cast<std::int64_t>(std::llround(retry_in.get<double>()))) +
                 " s";
     }
-    const std::string error = details.value("error", std::string());
+    const std::string error = text_of(details, "error", "");
     if (!error.empty()) {
         line += ": " + escaped(shortened(error, 400));
     }

@@ -146,6 +146,10 @@ struct Plan {
     std::optional<Duration> settle_margin;
     // Empty: one write. Otherwise every field of forward in exactly one step.
     std::vector<PlanStep> steps;
+    // How the steps are reverted: in reverse (the default), or in the order they are
+    // applied (ECS: the Auto Scaling range is the envelope the count moves in, so it goes
+    // back first too).
+    bool revert_in_apply_order = false;
     bool operator==(const Plan&) const = default;
 };
 
@@ -215,6 +219,11 @@ struct Mitigation {
     // For a plan of several steps: how many have been started (journaled before sent).
     // Every step before the last started one is done; the last one may or may not be.
     int steps_started = 0;
+    // A step of its plan that did not land (refused, or absent once it could no longer
+    // land): its fields are not mitigate's to restore, only what an earlier step moved
+    // through it (the count Auto Scaling moved with the range). The revert puts it back
+    // where it shows the plan's forward and leaves it as found otherwise.
+    std::optional<int> step_not_landed;
     bool drill = false;
     TimePoint created_at;
     TimePoint updated_at;

@@ -152,8 +152,14 @@ std::vector<PlanStep> read_plan_steps(const json& in, const json& forward, const
         step.name = reader.string("name");
         step.fields = reader.string_list("fields");
         reader.reject_unknown_fields();
-        if (step.name.size() > 64) {
-            reader.add_error("name", "must be at most 64 bytes");
+        if (step.name.size() > 64 || std::any_of(step.name.begin(), step.name.end(), [](char c) {
+                return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+            })) {
+            reader.add_error("name", "must be at most 64 bytes with no control characters");
+        }
+        if (std::any_of(steps.begin(), steps.end(),
+                        [&](const PlanStep& other) { return other.name == step.name; })) {
+            reader.add_error("name", "\"" + step.name + "\" names two steps");
         }
         if (step.fields.empty()) {
             reader.add_error("fields", "must name at least one field of forward");
@@ -171,6 +177,21 @@ std::vector<PlanStep> read_plan_steps(const json& in, const json& forward, const
         errors.push_back({path, "must write every field of forward"});
     }
     return steps;
+}
+
+// With steps, inverse restores exactly what forward sets: a field of one without the other
+// would be written and never restored, or restored to nothing.
+void check_step_inverse(const Plan& plan, JsonObjectReader& reader) {
+    if (plan.steps.empty() || !plan.forward.is_object() || !plan.inverse.is_object()) {
+        return;
+    }
+    bool same = plan.forward.size() == plan.inverse.size();
+    for (const auto& [field, value] : plan.forward.items()) {
+        same = same && plan.inverse.contains(field);
+    }
+    if (!same) {
+        reader.add_error("inverse", "must hold exactly the fields of forward when there are steps");
+    }
 }
 
 Plan read_plan(const json& in, std::string path, std::vector<FieldError>& errors) {
@@ -197,6 +218,13 @@ Plan read_plan(const json& in, std::string path, std::vector<FieldError>& errors
     }
     if (const json* steps = reader.member("steps", Presence::optional)) {
         value.steps = read_plan_steps(*steps, value.forward, reader.path_of("steps"), errors);
+    }
+    check_step_inverse(value, reader);
+    const std::string order = reader.string("revert_order", Presence::optional);
+    if (order == "apply_order") {
+        value.revert_in_apply_order = true;
+    } else if (!order.empty() && order != "reverse") {
+        reader.add_error("revert_order", "must be reverse or apply_order");
     }
     reader.reject_unknown_fields();
     return value;
@@ -361,6 +389,12 @@ Mitigation read_mitigation(const json& in, std::string path, std::vector<FieldEr
     value.expires_at = reader.time("expires_at", Presence::optional);
     value.failed_at = reader.time("failed_at", Presence::optional);
     value.steps_started = static_cast<int>(reader.integer("steps_started", 0, 16, 0));
+    if (reader.member("step_not_landed", Presence::optional) != nullptr) {
+        value.step_not_landed = static_cast<int>(reader.integer("step_not_landed", 0, 15));
+    }
+    if (value.plan && value.steps_started > static_cast<int>(value.plan->steps.size())) {
+        reader.add_error("steps_started", "is more than the plan's steps");
+    }
     value.drill = reader.boolean("drill", false);
     value.created_at = reader.time("created_at").value_or(TimePoint{});
     value.updated_at = reader.time("updated_at").value_or(TimePoint{});
@@ -508,7 +542,8 @@ void to_json(json& out, const Plan& value) {
                {"resource", value.resource},
                {"settle_margin_ms",
                 value.settle_margin ? json(value.settle_margin->count()) : json(nullptr)},
-               {"steps", value.steps}};
+               {"steps", value.steps},
+               {"revert_order", value.revert_in_apply_order ? "apply_order" : "reverse"}};
 }
 
 void to_json(json& out, const PlanStep& value) {
@@ -550,19 +585,21 @@ void to_json(json& out, const Approval& value) {
 }
 
 void to_json(json& out, const Mitigation& value) {
-    out = json{{"id", value.id},
-               {"state", to_string(value.state)},
-               {"version", value.version},
-               {"proposal", value.proposal},
-               {"plan", value.plan ? json(*value.plan) : json(nullptr)},
-               {"decision", value.decision ? json(*value.decision) : json(nullptr)},
-               {"approvals", value.approvals},
-               {"expires_at", optional_time(value.expires_at)},
-               {"failed_at", optional_time(value.failed_at)},
-               {"steps_started", value.steps_started},
-               {"drill", value.drill},
-               {"created_at", format_rfc3339(value.created_at)},
-               {"updated_at", format_rfc3339(value.updated_at)}};
+    out = json{
+        {"id", value.id},
+        {"state", to_string(value.state)},
+        {"version", value.version},
+        {"proposal", value.proposal},
+        {"plan", value.plan ? json(*value.plan) : json(nullptr)},
+        {"decision", value.decision ? json(*value.decision) : json(nullptr)},
+        {"approvals", value.approvals},
+        {"expires_at", optional_time(value.expires_at)},
+        {"failed_at", optional_time(value.failed_at)},
+        {"steps_started", value.steps_started},
+        {"step_not_landed", value.step_not_landed ? json(*value.step_not_landed) : json(nullptr)},
+        {"drill", value.drill},
+        {"created_at", format_rfc3339(value.created_at)},
+        {"updated_at", format_rfc3339(value.updated_at)}};
 }
 
 void to_json(json& out, const AuditRecord& value) {

@@ -69,15 +69,25 @@ bool in_steps(const Plan& plan) {
     return plan.steps.size() > 1;
 }
 
-// What step `index` alone writes and restores: the plan sent for that step.
-Plan step_plan(const Plan& plan, std::size_t index) {
+// What step `index` alone writes and restores: the plan sent for that step. For an apply,
+// its inverse also holds the fields of the steps still to come, as they were planned from:
+// the provider then refuses the step (conflict) when someone changed them since the plan,
+// as it would have refused the whole change, and writes only the step's own fields.
+Plan step_plan(const Plan& plan, std::size_t index, bool with_later_preconditions = false) {
     Plan part = plan;
     part.steps.clear();
     part.forward = json::object();
     part.inverse = json::object();
-    for (const std::string& field : plan.steps.at(index).fields) {
-        part.forward[field] = plan.forward.value(field, json());
-        part.inverse[field] = plan.inverse.value(field, json());
+    for (std::size_t step = index; step < plan.steps.size(); ++step) {
+        if (step != index && !with_later_preconditions) {
+            break;
+        }
+        for (const std::string& field : plan.steps[step].fields) {
+            if (step == index) {
+                part.forward[field] = plan.forward.value(field, json());
+            }
+            part.inverse[field] = plan.inverse.value(field, json());
+        }
     }
     return part;
 }
@@ -588,7 +598,7 @@ StepResult MitigationSteps::apply_steps(const Mitigation& applying, std::size_t 
             }
             current = *moved;
         }
-        const Plan part = step_plan(plan, index);
+        const Plan part = step_plan(plan, index, /*with_later_preconditions=*/true);
         const auto started = Steady::now();
         const ProviderAnswer<Applied> applied =
             unsettled_call(current, [&] { return setup_.providers.apply(action, part); });
@@ -639,8 +649,10 @@ StepResult MitigationSteps::refused_at_step(const Mitigation& applying, std::siz
         return {};
     }
     const Plan& plan = plan_of(applying);
+    Mitigation reverting = failing(applying, MitigationState::reverting);
+    reverting.step_not_landed = static_cast<int>(index);
     const auto moved =
-        move(applying, failing(applying, MitigationState::reverting),
+        move(applying, reverting,
              why + "; undoing what the steps before it applied: " + step_names(plan, 0, index - 1));
     if (!moved) {
         return {};
@@ -690,7 +702,8 @@ StepResult MitigationSteps::settle_apply_step(const Mitigation& applying) {
     if (applying.steps_started == 0) {
         return apply_steps(applying, 0, /*again=*/true);  // journaled applying, nothing sent
     }
-    const auto index = static_cast<std::size_t>(applying.steps_started - 1);
+    const auto index =
+        std::min(static_cast<std::size_t>(applying.steps_started), plan.steps.size()) - 1;
     const auto earlier = unsettled(applying.id);
     const bool sent_and_lost = earlier && earlier->answer_lost;
     const ProviderAnswer<Checked> checked =
@@ -702,6 +715,7 @@ StepResult MitigationSteps::settle_apply_step(const Mitigation& applying) {
                                  applying.version, "check");
     }
     if (checked.value.applied) {
+        set_unsettled(applying.id, std::nullopt);  // settled: it landed
         return apply_steps(applying, index + 1, /*again=*/true);
     }
     if (!sent_and_lost) {
@@ -773,22 +787,34 @@ StepResult MitigationSteps::revert(const Mitigation& mitigation, const NextStep&
     return finish_revert(*moved);
 }
 
-// Reverts the whole plan, or its steps in reverse order from the last one started: each
-// compare-and-set on its own fields, so a revert that stopped half way is finished by the
-// next attempt (the steps already reverted write nothing), and only a step someone else
-// changed is a conflict.
+// Reverts the whole plan, or its steps from the last one started (in reverse, or in the
+// order they were applied when the plan says so): each compare-and-set on its own fields,
+// so a revert that stopped half way is finished by the next attempt (the steps already
+// reverted write nothing), and only a step someone else changed is a conflict. A step that
+// never landed is put back only where it shows the plan's change, and left as found
+// otherwise.
 StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
     const Action& action = reverting.proposal.action;
     const Plan& plan = plan_of(reverting);
     const bool steps = in_steps(plan);
-    const std::size_t last =
-        !steps ? 0
-        : reverting.steps_started > 0
-            ? std::min(static_cast<std::size_t>(reverting.steps_started), plan.steps.size()) - 1
-            : plan.steps.size() - 1;
+    std::vector<std::size_t> order{0};
+    if (steps) {
+        const std::size_t started =
+            reverting.steps_started > 0
+                ? std::min(static_cast<std::size_t>(reverting.steps_started), plan.steps.size())
+                : plan.steps.size();
+        order.clear();
+        for (std::size_t index = 0; index < started; ++index) {
+            order.push_back(index);
+        }
+        if (!plan.revert_in_apply_order) {
+            std::reverse(order.begin(), order.end());
+        }
+    }
     bool changed = false;
-    for (std::size_t remaining = last + 1; remaining > 0; --remaining) {
-        const std::size_t index = remaining - 1;
+    std::string left_as_found;
+    for (std::size_t position = 0; position < order.size(); ++position) {
+        const std::size_t index = order[position];
         const std::string named = steps ? step_words(plan, index) + ": " : std::string();
         const Plan part = steps ? step_plan(plan, index) : plan;
         const auto started = Steady::now();
@@ -804,11 +830,21 @@ StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
         } else {
             set_unsettled(reverting.id, std::nullopt);
         }
+        const bool not_ours = steps && reverting.step_not_landed &&
+                              static_cast<std::size_t>(*reverting.step_not_landed) == index;
+        if (result.status == PluginCallStatus::conflict && not_ours) {
+            left_as_found = "; " + plan.steps[index].name +
+                            " was left as found (mitigate never wrote it): " + result.error;
+            continue;
+        }
         if (result.status == PluginCallStatus::conflict) {
-            const std::string left =
-                steps ? "; still in place: " + step_names(plan, 0, index) : std::string();
+            std::string left;
+            for (std::size_t rest = position; steps && rest < order.size(); ++rest) {
+                left += (left.empty() ? "" : ", ") + plan.steps[order[rest]].name;
+            }
             move(reverting, failing(reverting, MitigationState::conflict),
-                 "not reverted: " + named + result.error + left +
+                 "not reverted: " + named + result.error +
+                     (left.empty() ? std::string() : "; still in place: " + left) +
                      "; a person must decide (revert or keep)");
             return {};
         }
@@ -837,7 +873,8 @@ StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
     }
     Mitigation next = reverting;
     next.state = MitigationState::reverted;
-    move(reverting, next, changed ? "reverted" : "already reverted (nothing to write)");
+    move(reverting, next,
+         (changed ? "reverted" : "already reverted (nothing to write)") + left_as_found);
     return {};
 }
 

@@ -232,21 +232,8 @@ struct World {
         ProviderConfig other = testing::flagd_provider(background);
         other.name = "background";
         config.providers.push_back(other);
-        ProviderConfig amazon;
-        amazon.name = amazon.plugin = "aws";
-        amazon.egress.allow_hosts = {aws.url().substr(7)};
-        amazon.egress.allow_loopback = true;
-        CredentialProfile keys;
-        keys.name = "bench";
-        keys.kind = CredentialKind::aws_sigv4;
-        keys.secrets.emplace("access_key_id",
-                             *SecretReference::parse("env:MITIGATE_BENCH_AWS_KEY"));
-        keys.secrets.emplace("secret_access_key",
-                             *SecretReference::parse("env:MITIGATE_BENCH_AWS_SECRET"));
-        keys.settings = {{"region", "us-east-1"}};
-        amazon.credentials.push_back(keys);
-        amazon.settings = {
-            {"region", "us-east-1"}, {"endpoint", aws.url()}, {"credential", "bench"}};
+        ProviderConfig amazon = testing::emulated_aws_provider(aws.url(), "MITIGATE_BENCH_AWS_KEY",
+                                                               "MITIGATE_BENCH_AWS_SECRET");
         config.providers.push_back(amazon);
         daemon = std::make_unique<Daemon>(testing::daemon_options(config));
         daemon->store().create_api_token(

@@ -19,6 +19,7 @@
 #include "plugins/emulators/vercel_emulator.h"
 #include "runtime/providers/provider_registry.h"
 #include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate {
@@ -53,21 +54,8 @@ struct World {
         flags.settings = {{"backend", "flagd"}, {"path", flag_file.string()}};
         config.providers.push_back(flags);
 
-        ProviderConfig amazon;
-        amazon.name = amazon.plugin = "aws";
-        amazon.egress.allow_hosts = {aws.url().substr(7)};
-        amazon.egress.allow_loopback = true;
-        CredentialProfile keys;
-        keys.name = "bench";
-        keys.kind = CredentialKind::aws_sigv4;
-        keys.secrets.emplace("access_key_id",
-                             *SecretReference::parse("env:MITIGATE_BENCH_AWS_KEY"));
-        keys.secrets.emplace("secret_access_key",
-                             *SecretReference::parse("env:MITIGATE_BENCH_AWS_SECRET"));
-        keys.settings = {{"region", "us-east-1"}};
-        amazon.credentials.push_back(keys);
-        amazon.settings = {
-            {"region", "us-east-1"}, {"endpoint", aws.url()}, {"credential", "bench"}};
+        ProviderConfig amazon = testing::emulated_aws_provider(aws.url(), "MITIGATE_BENCH_AWS_KEY",
+                                                               "MITIGATE_BENCH_AWS_SECRET");
         config.providers.push_back(amazon);
 
         ProviderConfig deployments;

@@ -10,6 +10,7 @@
 #include "runtime/providers/provider_registry.h"
 #include "runtime/server/http_client.h"
 #include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
 
 namespace mitigate {
 namespace {
@@ -69,29 +70,13 @@ class AwsProviderTest : public ::testing::Test {
                   int deadline_ms = 10000) const {
         Config result;
         result.source = "test";
-        ProviderConfig aws;
-        aws.name = "aws";
-        aws.plugin = "aws";
-        aws.egress.allow_hosts = {emulator.url().substr(std::string("http://").size())};
-        aws.egress.allow_loopback = true;
-        CredentialProfile profile;
-        profile.name = "test";
-        profile.kind = CredentialKind::aws_sigv4;
-        profile.secrets.emplace("access_key_id",
-                                *SecretReference::parse("env:MITIGATE_TEST_AWS_KEY"));
-        profile.secrets.emplace("secret_access_key",
-                                *SecretReference::parse("env:" + secret_variable));
-        profile.settings = {{"region", "us-east-1"}};
-        aws.credentials.push_back(profile);
-        aws.settings = {{"region", "us-east-1"},
-                        {"endpoint", emulator.url()},
-                        {"credential", "test"},
-                        {"ecs_cluster", "prod"},
-                        {"retry",
-                         {{"attempts", 4},
-                          {"base_delay_ms", 5},
-                          {"max_delay_ms", 20},
-                          {"deadline_ms", deadline_ms}}}};
+        ProviderConfig aws = testing::emulated_aws_provider(emulator.url(), "MITIGATE_TEST_AWS_KEY",
+                                                            secret_variable);
+        aws.settings["ecs_cluster"] = "prod";
+        aws.settings["retry"] = {{"attempts", 4},
+                                 {"base_delay_ms", 5},
+                                 {"max_delay_ms", 20},
+                                 {"deadline_ms", deadline_ms}};
         result.providers.push_back(aws);
         return result;
     }

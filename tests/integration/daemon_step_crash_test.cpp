@@ -1,6 +1,6 @@
 // The daemon killed with SIGKILL between the steps of a multi-step apply and revert (an
-// ECS scale of a service Auto Scaling manages: the range, then the count; reverted count
-// first, then range), then started again on the same store: the scale is finished and
+// ECS scale of a service Auto Scaling manages: the range, then the count, and reverted in
+// the same order), then started again on the same store: the scale is finished and
 // reverted, no write is sent twice (the AWS emulator counts every RegisterScalableTarget
 // and UpdateService), and the service ends as it began.
 //
@@ -60,24 +60,9 @@ class DaemonStepCrashTest : public ::testing::TestWithParam<const char*> {
     static DaemonOptions options(const Clock& clock, const std::string& emulator_url,
                                  const std::filesystem::path& root) {
         Config config = testing::runtime_config(root);
-        ProviderConfig aws;
-        aws.name = "aws";
-        aws.plugin = "aws";
-        aws.egress.allow_hosts = {emulator_url.substr(std::string("http://").size())};
-        aws.egress.allow_loopback = true;
-        CredentialProfile profile;
-        profile.name = "test";
-        profile.kind = CredentialKind::aws_sigv4;
-        profile.secrets.emplace("access_key_id",
-                                *SecretReference::parse("env:MITIGATE_TEST_AWS_KEY"));
-        profile.secrets.emplace("secret_access_key",
-                                *SecretReference::parse("env:MITIGATE_TEST_AWS_SECRET"));
-        profile.settings = {{"region", "us-east-1"}};
-        aws.credentials.push_back(profile);
-        aws.settings = {{"region", "us-east-1"},
-                        {"endpoint", emulator_url},
-                        {"credential", "test"},
-                        {"ecs_cluster", "prod"}};
+        ProviderConfig aws = testing::emulated_aws_provider(emulator_url, "MITIGATE_TEST_AWS_KEY",
+                                                            "MITIGATE_TEST_AWS_SECRET");
+        aws.settings["ecs_cluster"] = "prod";
         config.providers.push_back(aws);
         return testing::daemon_options(config, &clock);
     }
@@ -277,10 +262,10 @@ INSTANTIATE_TEST_SUITE_P(
         "transition.committed:applying#3",
         // Step 1 of the apply on its way.
         "aws:RegisterScalableTarget#1",
-        // The revert's first step (count) on its way; its second (range) never sent.
-        "aws:UpdateService#1",
-        // The revert's second step on its way.
-        "aws:RegisterScalableTarget#2"),
+        // The revert's first step (range) on its way; its second (count) never sent.
+        "aws:RegisterScalableTarget#2",
+        // The revert's second step (count) on its way.
+        "aws:UpdateService#1"),
     [](const ::testing::TestParamInfo<const char*>& point) {
         std::string name = point.param;
         for (char& c : name) {

@@ -40,6 +40,26 @@ ProviderConfig flagd_provider(const std::filesystem::path& flag_file) {
     return provider;
 }
 
+ProviderConfig emulated_aws_provider(const std::string& emulator_url,
+                                     const std::string& key_variable,
+                                     const std::string& secret_variable) {
+    ProviderConfig aws;
+    aws.name = "aws";
+    aws.plugin = "aws";
+    aws.egress.allow_hosts = {emulator_url.substr(std::string("http://").size())};
+    aws.egress.allow_loopback = true;
+    CredentialProfile keys;
+    keys.name = "emulated";
+    keys.kind = CredentialKind::aws_sigv4;
+    keys.secrets.emplace("access_key_id", *SecretReference::parse("env:" + key_variable));
+    keys.secrets.emplace("secret_access_key", *SecretReference::parse("env:" + secret_variable));
+    keys.settings = {{"region", "us-east-1"}};
+    aws.credentials.push_back(keys);
+    aws.settings = {
+        {"region", "us-east-1"}, {"endpoint", emulator_url}, {"credential", "emulated"}};
+    return aws;
+}
+
 SlackConfig emulated_slack(const TemporaryDirectory& directory, const std::string& api_url,
                            std::string_view bot_token, std::string_view signing_secret,
                            std::vector<SlackUser> users) {

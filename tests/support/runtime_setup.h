@@ -63,6 +63,12 @@ DaemonOptions daemon_options(Config config, const Clock* clock = nullptr);
 // The flags provider on the flagd file `flag_file` (which it may read and replace).
 ProviderConfig flagd_provider(const std::filesystem::path& flag_file);
 
+// The aws provider against the AWS emulator at `emulator_url` (loopback allowed), signing
+// with the keys in the environment variables named; region us-east-1.
+ProviderConfig emulated_aws_provider(const std::string& emulator_url,
+                                     const std::string& key_variable,
+                                     const std::string& secret_variable);
+
 // chat.slack for the Slack emulator at `api_url` (its channel C0MITIGATE), with the bot
 // token and signing secret written to files under `directory` and given as file:
 // references, as in production.

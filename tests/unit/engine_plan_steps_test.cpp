@@ -132,6 +132,37 @@ TEST_F(PlanSteps, AfterARestartBetweenStepsTheJournaledStepIsSentOnce) {
     EXPECT_EQ(live(), json({{"range", 8}, {"count", 8}}));
     EXPECT_THAT(providers.write_log(),
                 ElementsAre("apply svc {\"range\":8}", "apply svc {\"count\":8}"));
+    // Step 1 once, step 2 not called before the restart, then once: step 1 never again.
+    EXPECT_EQ(providers.calls("apply", "svc"), 3);
+}
+
+TEST_F(PlanSteps, AnApplyStepRefusesWhenALaterStepsFieldChangedSinceThePlan) {
+    // Someone scales the count between the plan and the apply: the range step refuses
+    // (the count is a precondition of it), nothing is written, as a single write would.
+    providers.fail("apply", "svc", FakeFault::hold, 1);
+    const std::string id = scale(8);
+    ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
+    providers.set_fields("fast", "svc", {{"range", 2}, {"count", 6}});
+    providers.release();
+    settle();
+    EXPECT_EQ(state_of(id), State::failed);
+    EXPECT_EQ(live(), json({{"range", 2}, {"count", 6}}));
+    EXPECT_THAT(providers.write_log(), ::testing::IsEmpty());
+}
+
+TEST_F(PlanSteps, ASecondStepSomeoneElseChangedIsLeftAsFoundAndTheFirstIsStillUndone) {
+    // Step 2 finds the count at a third value (a person scaled it): it is refused, the
+    // range mitigate wrote is put back, and the person's count is not touched.
+    providers.fail("apply", "svc", FakeFault::hold, 1, /*after=*/1);
+    const std::string id = scale(8);
+    ASSERT_TRUE(eventually([&] { return providers.hanging() == 1; }));
+    providers.set_fields("fast", "svc", {{"range", 8}, {"count", 6}});
+    providers.release();
+    settle();
+    EXPECT_EQ(state_of(id), State::reverted);
+    EXPECT_EQ(live(), json({{"range", 2}, {"count", 6}}));
+    EXPECT_THAT(store->journal(id).back().reason,
+                HasSubstr("count was left as found (mitigate never wrote it)"));
 }
 
 TEST_F(PlanSteps, AfterARestartAStepThatLandedIsNotSentAgain) {

@@ -250,6 +250,59 @@ TEST(ModelJson, APlansResourceAndSettleMarginAreBoundedAndOptional) {
     }
 }
 
+TEST(ModelJson, APlansStepsCoverItsFieldsExactlyOnce) {
+    json plan = json(*sample_mitigation().plan);
+    plan["forward"] = {{"min", 8}, {"count", 8}};
+    plan["inverse"] = {{"min", 2}, {"count", 4}};
+    plan["steps"] = {{{"name", "range"}, {"fields", {"min"}}},
+                     {{"name", "count"}, {"fields", {"count"}}}};
+    plan["revert_order"] = "apply_order";
+    const auto good = parse_plan(plan);
+    ASSERT_TRUE(good) << describe(good.errors);
+    EXPECT_EQ(good.value->steps.size(), 2u);
+    EXPECT_TRUE(good.value->revert_in_apply_order);
+    expect_round_trip(*good.value, parse_plan);
+
+    const auto refused = [&](const json& changed, const std::string& field) {
+        EXPECT_THAT(parse_plan(changed).errors, Contains(Field(&FieldError::field, field)))
+            << changed.dump();
+    };
+    json missing = plan;
+    missing["steps"].erase(1);  // count written by no step
+    refused(missing, "plan.steps");
+    json twice = plan;
+    twice["steps"][1]["fields"] = {"count", "min"};
+    refused(twice, "plan.steps[1].fields");
+    json unknown = plan;
+    unknown["steps"][1]["fields"] = {"max"};
+    refused(unknown, "plan.steps[1].fields");
+    json same_name = plan;
+    same_name["steps"][1]["name"] = "range";
+    refused(same_name, "plan.steps[1].name");
+    json control = plan;
+    control["steps"][0]["name"] = "ra\nnge";
+    refused(control, "plan.steps[0].name");
+    json uneven = plan;
+    uneven["inverse"].erase("count");
+    refused(uneven, "plan.inverse");
+    json too_many = plan;
+    too_many["steps"] = json::array();
+    for (int i = 0; i < 17; ++i) {
+        too_many["steps"].push_back({{"name", "s" + std::to_string(i)}, {"fields", {"min"}}});
+    }
+    refused(too_many, "plan.steps");
+    json order = plan;
+    order["revert_order"] = "sideways";
+    refused(order, "plan.revert_order");
+
+    Mitigation mitigation = sample_mitigation();
+    json stored = json(mitigation);
+    stored["plan"] = plan;
+    stored["steps_started"] = 3;  // more than the plan has
+    EXPECT_THAT(parse_mitigation(stored).errors,
+                Contains(Field(&FieldError::field, "mitigation.steps_started")));
+}
+
 TEST(ModelJson, NonObjectInputIsAnErrorNotACrash) {
     for (const json& input : {json(nullptr), json(42), json("text"), json::array()}) {
         const auto parsed = parse_mitigation(input);

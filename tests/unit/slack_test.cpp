@@ -177,10 +177,18 @@ TEST(SlackMessage, AStepThatKeepsFailingIsOneLineWithAttemptRetryAndEscapedError
     EXPECT_EQ(slack_step_failed_line(record),
               ":warning: revert failing (attempt 3), retried in 4 s: revert failed "
               "(unavailable): 503 &lt;@U123&gt; &amp; more");
-    record.details = {{"attempt", "three"}, {"error", std::string(5000, 'x')}};  // wrong types
-    const std::string line = slack_step_failed_line(record);
+    record.details = {{"step", 7}, {"attempt", "three"}, {"error", std::string(5000, 'x')}};
+    const std::string line = slack_step_failed_line(record);  // wrong types: defaults
     EXPECT_THAT(line, HasSubstr("a step failing: "));
     EXPECT_LE(line.size(), 500u);
+    // Cut on a character boundary: the message must still serialize.
+    std::string accented;
+    for (int i = 0; i < 300; ++i) {
+        accented += "é";  // two bytes each
+    }
+    record.details = {{"step", "revert"}, {"error", "x" + accented}, {"reason", "x" + accented}};
+    EXPECT_NO_THROW(json(slack_step_failed_line(record)).dump());
+    EXPECT_NO_THROW(json(slack_transition_line(record)).dump());
 }
 
 }  // namespace
