@@ -158,24 +158,27 @@ TEST_P(DaemonStepCrashTest, KilledBetweenStepsFinishesWithoutASecondWrite) {
     unsetenv("MITIGATE_STEP_CRASH_CHILD");
     unsetenv("MITIGATE_STEP_CRASH_EMULATOR");
     unsetenv("MITIGATE_STEP_CRASH_DIR");
+    // "aws:RegisterScalableTarget#2": the second RegisterScalableTarget. The emulator's hook
+    // is one-shot: until the Nth, it hands the emulator a copy of itself again. It refers
+    // to these locals, which outlive every request (both daemons stop before the test ends).
+    std::string operation;
+    int nth = 0;
+    int seen = 0;
+    std::function<void()> kill_on = [this, &operation, &nth, &seen, &kill_on, child] {
+        if (++seen == nth) {
+            kill(child, SIGKILL);
+            int ignored = 0;
+            waitpid(child, &ignored, 0);  // dead before its write is carried out
+            return;
+        }
+        emulator.before_next(operation, kill_on);
+    };
     if (emulator_point) {
-        // "aws:UpdateService#2": the second UpdateService (the revert's first step).
         const std::string spec = point.substr(4);
         const auto hash = spec.find('#');
-        const std::string operation = spec.substr(0, hash);
-        const int nth = std::atoi(spec.c_str() + hash + 1);
-        auto seen = std::make_shared<int>(0);
-        auto kill_on = std::make_shared<std::function<void()>>();
-        *kill_on = [this, operation, nth, seen, kill_on, child] {
-            if (++*seen == nth) {
-                kill(child, SIGKILL);
-                int ignored = 0;
-                waitpid(child, &ignored, 0);  // dead before its write is carried out
-                return;
-            }
-            emulator.before_next(operation, *kill_on);
-        };
-        emulator.before_next(operation, *kill_on);
+        operation = spec.substr(0, hash);
+        nth = std::atoi(spec.c_str() + hash + 1);
+        emulator.before_next(operation, kill_on);
     }
     int status = 0;
     const pid_t waited = waitpid(child, &status, 0);
