@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <set>
 
 #include "runtime/core/time_format.h"
 #include "runtime/engine/recent_history.h"
@@ -69,23 +68,30 @@ bool in_steps(const Plan& plan) {
     return plan.steps.size() > 1;
 }
 
-// What step `index` alone writes and restores: the plan sent for that step. For an apply,
-// its inverse also holds the fields of the steps still to come, as they were planned from:
-// the provider then refuses the step (conflict) when someone changed them since the plan,
-// as it would have refused the whole change, and writes only the step's own fields.
-Plan step_plan(const Plan& plan, std::size_t index, bool with_later_preconditions = false) {
+// How many writes an apply makes: its steps, or the one write of the whole plan.
+std::size_t parts_of(const Plan& plan) {
+    return in_steps(plan) ? plan.steps.size() : 1;
+}
+
+// What part `index` alone writes and restores: the plan sent for that step (the whole plan
+// when there are no steps). For an apply, its inverse also holds the fields of the steps
+// still to come, as they were planned from: the provider then refuses the step (conflict)
+// when someone changed them since the plan, as it would have refused the whole change, and
+// writes only the step's own fields.
+Plan part_plan(const Plan& plan, std::size_t index, bool with_later_preconditions = false) {
+    if (!in_steps(plan)) {
+        return plan;
+    }
     Plan part = plan;
     part.steps.clear();
     part.forward = json::object();
     part.inverse = json::object();
-    for (std::size_t step = index; step < plan.steps.size(); ++step) {
-        if (step != index && !with_later_preconditions) {
-            break;
-        }
+    for (const std::string& field : plan.steps.at(index).fields) {
+        part.forward[field] = plan.forward.value(field, json());
+    }
+    const std::size_t last = with_later_preconditions ? plan.steps.size() : index + 1;
+    for (std::size_t step = index; step < last; ++step) {
         for (const std::string& field : plan.steps[step].fields) {
-            if (step == index) {
-                part.forward[field] = plan.forward.value(field, json());
-            }
             part.inverse[field] = plan.inverse.value(field, json());
         }
     }
@@ -95,6 +101,11 @@ Plan step_plan(const Plan& plan, std::size_t index, bool with_later_precondition
 std::string step_words(const Plan& plan, std::size_t index) {
     return "step " + std::to_string(index + 1) + " of " + std::to_string(plan.steps.size()) + " (" +
            plan.steps.at(index).name + ")";
+}
+
+// " step 2 of 2 (desired_count)" in the journal's words, or nothing for a single write.
+std::string part_words(const Plan& plan, std::size_t index) {
+    return in_steps(plan) ? " " + step_words(plan, index) : std::string();
 }
 
 // "autoscaling_range, desired_count": the names of steps [first, last], in that order.
@@ -410,7 +421,7 @@ StepResult MitigationSteps::decide_and_apply(const Mitigation& current,
     if (!applies) {
         return {};
     }
-    return finish_apply(*result.current, /*again=*/false);
+    return finish_apply(*result.current, 0, /*again=*/false);
 }
 
 // Journaled before the provider is touched, with the expiry already fixed: a crash from
@@ -522,106 +533,59 @@ StepResult MitigationSteps::apply(const Mitigation& approved) {
         setup_.history.forget(approved.id);
         return {};
     }
-    return finish_apply(*moved, /*again=*/false);
+    return finish_apply(*moved, 0, /*again=*/false);
 }
 
-StepResult MitigationSteps::finish_apply(const Mitigation& applying, bool again) {
-    if (in_steps(plan_of(applying))) {
-        const int started = applying.steps_started;
-        return apply_steps(applying, started == 0 ? 0 : static_cast<std::size_t>(started - 1),
-                           again);
-    }
-    const Action& action = applying.proposal.action;
-    const Duration margin = settle_margin(applying);
-    const auto started = Steady::now();
-    const ProviderAnswer<Applied> applied =
-        unsettled_call(applying, [&] { return setup_.providers.apply(action, plan_of(applying)); });
-    setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
-                           {{"step", "apply"}});
-    if (!applied.ok() && outcome_unknown(applied.status)) {
-        const TimePoint settles = setup_.clock.now() + margin;
-        set_unsettled(applying.id, Unsettled{settles, /*answer_lost=*/true});
-        const std::string error =
-            "apply outcome unknown " + status_words(applied.status) + ": " + applied.error;
-        if (margin > Duration::zero()) {
-            return StepResult::retry(error + "; nothing more is sent until it is read back at " +
-                                         format_rfc3339(settles) +
-                                         ", when a lost write can no longer land",
-                                     applying.version, "apply", settles);
-        }
-        return settle_apply(applying);
-    }
-    set_unsettled(applying.id, std::nullopt);  // the call answered: nothing is in flight
-    if (!applied.ok() && never_called(applied.status)) {
-        // The plugin was not called (restart backoff, open circuit, not loadable). A first
-        // attempt changed nothing; a later one cannot tell what an earlier attempt did, so
-        // it waits for a plugin that answers.
-        if (again) {
-            return StepResult::retry(
-                "apply not sent " + status_words(applied.status) + ": " + applied.error,
-                applying.version, "apply");
-        }
-        // Not an automation failure the breaker counts: the plugin was never called (its
-        // host has a circuit of its own), and nothing changed.
-        Mitigation failed = applying;
-        failed.state = MitigationState::failed;
-        move(applying, failed,
-             "apply not sent " + status_words(applied.status) + ": " + applied.error +
-                 "; nothing changed");
-        return {};
-    }
-    if (!applied.ok()) {
-        // The provider refused before changing anything (a conflict, bad parameters).
-        move(applying, failing(applying, MitigationState::failed),
-             "apply refused " + status_words(applied.status) + ": " + applied.error);
-        return {};
-    }
-    return applied_and_verify(applying, applied.value.changed
-                                            ? "applied"
-                                            : "already applied (idempotent apply changed nothing)");
-}
-
-// Applies steps `first` onwards, each journaled (steps_started) before it is sent. A step
-// refused undoes the ones before it; one of unknown outcome is settled like a whole apply.
-StepResult MitigationSteps::apply_steps(const Mitigation& applying, std::size_t first, bool again) {
+// Applies the plan's writes from part `first` on: one for a plan without steps; each step,
+// journaled (steps_started) before it is sent, for a plan of steps. A part refused undoes
+// the ones before it; one whose answer was lost is settled before anything else is sent.
+// `again`: an earlier attempt may have been sent (the mitigation was already applying).
+StepResult MitigationSteps::finish_apply(const Mitigation& applying, std::size_t first,
+                                         bool again) {
     const Plan& plan = plan_of(applying);
     const Action& action = applying.proposal.action;
     Mitigation current = applying;
-    for (std::size_t index = first; index < plan.steps.size(); ++index) {
-        const std::string named = step_words(plan, index);
-        if (current.steps_started < static_cast<int>(index) + 1) {
+    bool changed = false;
+    for (std::size_t index = first; index < parts_of(plan); ++index) {
+        const std::string words = part_words(plan, index);
+        if (in_steps(plan) && current.steps_started < static_cast<int>(index) + 1) {
             Mitigation next = current;
             next.steps_started = static_cast<int>(index) + 1;
-            const auto moved = move(current, next, "applying " + named);
+            const auto moved = move(current, next, "applying" + words);
             if (!moved) {
                 return {};
             }
             current = *moved;
         }
-        const Plan part = step_plan(plan, index, /*with_later_preconditions=*/true);
+        const Plan part = part_plan(plan, index, /*with_later_preconditions=*/true);
         const auto started = Steady::now();
         const ProviderAnswer<Applied> applied =
             unsettled_call(current, [&] { return setup_.providers.apply(action, part); });
         setup_.metrics.observe("mitigate_provider_step_seconds", seconds_since(started),
                                {{"step", "apply"}});
+        const std::string answer = status_words(applied.status) + ": " + applied.error;
         if (!applied.ok() && outcome_unknown(applied.status)) {
             const Duration margin = settle_margin(current);
             const TimePoint settles = setup_.clock.now() + margin;
             set_unsettled(current.id, Unsettled{settles, /*answer_lost=*/true});
             if (margin > Duration::zero()) {
-                return StepResult::retry(
-                    "apply " + named + ": outcome unknown " + status_words(applied.status) + ": " +
-                        applied.error + "; nothing more is sent until it is read back at " +
-                        format_rfc3339(settles) + ", when a lost write can no longer land",
-                    current.version, "apply", settles);
+                return StepResult::retry("apply" + words + " outcome unknown " + answer +
+                                             "; nothing more is sent until it is read back at " +
+                                             format_rfc3339(settles) +
+                                             ", when a lost write can no longer land",
+                                         current.version, "apply", settles);
             }
             return settle_apply(current);
         }
         set_unsettled(current.id, std::nullopt);  // the call answered: nothing is in flight
         if (!applied.ok() && never_called(applied.status)) {
-            const std::string why = "apply " + named + " not sent " + status_words(applied.status) +
-                                    ": " + applied.error;
+            // The plugin was not called (restart backoff, open circuit, not loadable). A
+            // first attempt changed nothing; a later one cannot tell what an earlier attempt
+            // did, so it waits for a plugin that answers.
+            const std::string why = "apply" + words + " not sent " + answer;
             if (index == 0 && !again) {
+                // Not an automation failure the breaker counts: the plugin was never called
+                // (its host has a circuit of its own), and nothing changed.
                 Mitigation failed = current;
                 failed.state = MitigationState::failed;
                 move(current, failed, why + "; nothing changed");
@@ -630,22 +594,29 @@ StepResult MitigationSteps::apply_steps(const Mitigation& applying, std::size_t 
             return StepResult::retry(why, current.version, "apply");
         }
         if (!applied.ok()) {
-            return refused_at_step(current, index,
-                                   "apply " + named + " refused " + status_words(applied.status) +
-                                       ": " + applied.error);
+            // The provider refused before changing anything (a conflict, bad parameters).
+            return refused_at_step(
+                current, index,
+                "apply" + words + " refused " + answer + (index == 0 ? "; nothing changed" : ""));
         }
+        changed = changed || applied.value.changed;
     }
-    return applied_and_verify(current, "applied (" + std::to_string(plan.steps.size()) + " steps)");
+    if (in_steps(plan)) {
+        return applied_and_verify(current,
+                                  "applied (" + std::to_string(plan.steps.size()) + " steps)");
+    }
+    return applied_and_verify(
+        current, changed ? "applied" : "already applied (idempotent apply changed nothing)");
 }
 
-// Step `index` did not land (refused, or read back absent once it could no longer land):
-// nothing changed if it was the first; else what the steps before it wrote is undone, in
-// reverse order, by the revert, and the mitigation ends reverted (or in conflict, naming
-// what is left), never `failed` with a change in place.
+// Part `index` did not land (refused, or read back absent once it could no longer land):
+// nothing changed if it was the first; else what the steps before it wrote is undone by
+// the revert, and the mitigation ends reverted (or in conflict, naming what is left),
+// never `failed` with a change in place.
 StepResult MitigationSteps::refused_at_step(const Mitigation& applying, std::size_t index,
                                             const std::string& why) {
     if (index == 0) {
-        move(applying, failing(applying, MitigationState::failed), why + "; nothing changed");
+        move(applying, failing(applying, MitigationState::failed), why);
         return {};
     }
     const Plan& plan = plan_of(applying);
@@ -662,69 +633,50 @@ StepResult MitigationSteps::refused_at_step(const Mitigation& applying, std::siz
 }
 
 // Applying, and no write can be in flight any more (writes_settle_at has passed): what the
-// target holds now is the outcome.
+// target holds now, for the last part started, is the outcome.
 StepResult MitigationSteps::settle_apply(const Mitigation& applying) {
-    if (in_steps(plan_of(applying))) {
-        return settle_apply_step(applying);
+    const Plan& plan = plan_of(applying);
+    if (in_steps(plan) && applying.steps_started == 0) {
+        return finish_apply(applying, 0, /*again=*/true);  // journaled applying, nothing sent
     }
+    const std::size_t index =
+        in_steps(plan)
+            ? std::min(static_cast<std::size_t>(applying.steps_started), plan.steps.size()) - 1
+            : 0;
+    const std::string words = part_words(plan, index);
     const auto earlier = unsettled(applying.id);
     const bool sent_and_lost = earlier && earlier->answer_lost;
     const ProviderAnswer<Checked> checked =
-        setup_.providers.check(applying.proposal.action, plan_of(applying));
+        setup_.providers.check(applying.proposal.action, part_plan(plan, index));
     if (!checked.ok()) {
         // Neither applied nor known not to be: stays applying, and is read again.
-        return StepResult::retry("the apply's outcome is unknown and reading it back failed " +
-                                     status_words(checked.status) + ": " + checked.error,
-                                 applying.version, "check");
-    }
-    // The record of the lost answer is forgotten once the outcome is committed (forget()):
-    // if that commit fails, the next attempt must still know the write was sent.
-    if (checked.value.applied) {
-        return applied_and_verify(applying, sent_and_lost
-                                                ? "applied (read back after its answer was lost)"
-                                                : "already applied (read back after a restart)");
-    }
-    if (!sent_and_lost) {
-        // A process that died after journaling applying (or an apply that ended in an
-        // exception) may never have sent it; the target shows it did not land, and
-        // nothing is in flight any more: apply (compare-and-set).
-        return finish_apply(applying, /*again=*/true);
-    }
-    move(applying, failing(applying, MitigationState::failed),
-         "the apply's answer was lost; read back once a lost write could no longer land, the "
-         "provider shows nothing changed");
-    return {};
-}
-
-// The same, for the last step started of a plan of steps.
-StepResult MitigationSteps::settle_apply_step(const Mitigation& applying) {
-    const Plan& plan = plan_of(applying);
-    if (applying.steps_started == 0) {
-        return apply_steps(applying, 0, /*again=*/true);  // journaled applying, nothing sent
-    }
-    const auto index =
-        std::min(static_cast<std::size_t>(applying.steps_started), plan.steps.size()) - 1;
-    const auto earlier = unsettled(applying.id);
-    const bool sent_and_lost = earlier && earlier->answer_lost;
-    const ProviderAnswer<Checked> checked =
-        setup_.providers.check(applying.proposal.action, step_plan(plan, index));
-    if (!checked.ok()) {
-        return StepResult::retry("the outcome of " + step_words(plan, index) +
+        return StepResult::retry("the outcome of the apply" + words +
                                      " is unknown and reading it back failed " +
                                      status_words(checked.status) + ": " + checked.error,
                                  applying.version, "check");
     }
+    if (checked.value.applied && !in_steps(plan)) {
+        // The record of the lost answer is forgotten once the outcome is committed
+        // (forget()): if that commit fails, the next attempt must still know it was sent.
+        return applied_and_verify(applying, sent_and_lost
+                                                ? "applied (read back after its answer was lost)"
+                                                : "already applied (read back after a restart)");
+    }
     if (checked.value.applied) {
         set_unsettled(applying.id, std::nullopt);  // settled: it landed
-        return apply_steps(applying, index + 1, /*again=*/true);
+        return finish_apply(applying, index + 1, /*again=*/true);
     }
     if (!sent_and_lost) {
-        return apply_steps(applying, index, /*again=*/true);  // maybe never sent: send it
+        // A process that died after journaling (or an apply that ended in an exception) may
+        // never have sent it; the target shows it did not land, and nothing is in flight
+        // any more: send it (compare-and-set).
+        return finish_apply(applying, index, /*again=*/true);
     }
     return refused_at_step(applying, index,
-                           step_words(plan, index) +
+                           "the apply" + words +
                                ": its answer was lost; read back once a lost write could no "
-                               "longer land, the provider shows it did not happen");
+                               "longer land, the provider shows " +
+                               (index == 0 ? "nothing changed" : "it did not land"));
 }
 
 StepResult MitigationSteps::applied_and_verify(const Mitigation& applying,
@@ -816,7 +768,7 @@ StepResult MitigationSteps::finish_revert(const Mitigation& reverting) {
     for (std::size_t position = 0; position < order.size(); ++position) {
         const std::size_t index = order[position];
         const std::string named = steps ? step_words(plan, index) + ": " : std::string();
-        const Plan part = steps ? step_plan(plan, index) : plan;
+        const Plan part = part_plan(plan, index);
         const auto started = Steady::now();
         const ProviderAnswer<Reverted> result =
             unsettled_call(reverting, [&] { return setup_.providers.revert(action, part); });

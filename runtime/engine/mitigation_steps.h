@@ -126,13 +126,11 @@ class MitigationSteps {
                              std::shared_ptr<const Incident>& incident) const;
     void started(const Mitigation& applying, const Incident* incident, TimePoint now);
     StepResult apply(const Mitigation& approved);
-    // `again`: an earlier attempt may have been sent (the mitigation was already applying).
-    StepResult finish_apply(const Mitigation& applying, bool again);
+    // The plan's writes from part `first` on (one part, or each step); `again`: an earlier
+    // attempt may have been sent (the mitigation was already applying).
+    StepResult finish_apply(const Mitigation& applying, std::size_t first, bool again);
     StepResult settle_apply(const Mitigation& applying);
-    // A plan of steps (Plan::steps): steps `first` onwards; `again` as for finish_apply.
-    StepResult apply_steps(const Mitigation& applying, std::size_t first, bool again);
-    StepResult settle_apply_step(const Mitigation& applying);
-    // Step `index` of a plan of steps did not land: failed, or the steps before undone.
+    // Part `index` of the plan did not land: failed, or the steps before it undone.
     StepResult refused_at_step(const Mitigation& applying, std::size_t index,
                                const std::string& why);
     // The provider answered that the change is there: applying -> verifying, then check.
