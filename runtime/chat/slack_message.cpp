@@ -25,10 +25,21 @@ std::string shortened(std::string text, std::size_t limit = 600) {
     return text;
 }
 
-// A string field of an audit record's details, or `fallback` when absent or not a string.
-std::string text_of(const json& details, const char* field, const std::string& fallback) {
+// A field of an audit record's details, or null: the lines below never throw for a record
+// of an unexpected shape (the notifier would retry it forever).
+const json& field_of(const json& details, const char* field) {
+    static const json absent;
+    if (!details.is_object()) {
+        return absent;
+    }
     const auto found = details.find(field);
-    return found != details.end() && found->is_string() ? found->get<std::string>() : fallback;
+    return found == details.end() ? absent : *found;
+}
+
+// A string field, or `fallback` when absent or not a string.
+std::string text_of(const json& details, const char* field, const std::string& fallback) {
+    const json& value = field_of(details, field);
+    return value.is_string() ? value.get<std::string>() : fallback;
 }
 
 // Slack's mrkdwn treats & < > as markup.
@@ -176,7 +187,7 @@ std::string slack_transition_line(const AuditRecord& record) {
     const json& details = record.details;
     std::string line =
         "`" + text_of(details, "from", "?") + "` → `" + text_of(details, "to", "?") + "`";
-    if (details.value("drill", false)) {
+    if (field_of(details, "drill") == json(true)) {
         line = "[DRILL] " + line;
     }
     line += " by " + escaped(record.actor);
@@ -189,8 +200,8 @@ std::string slack_transition_line(const AuditRecord& record) {
 
 std::string slack_step_failed_line(const AuditRecord& record) {
     const json& details = record.details;
-    const json attempt = details.value("attempt", json());
-    const json retry_in = details.value("retry_in_seconds", json());
+    const json& attempt = field_of(details, "attempt");
+    const json& retry_in = field_of(details, "retry_in_seconds");
     std::string line = ":warning: " + escaped(text_of(details, "step", "a step")) + " failing";
     if (attempt.is_number_integer()) {
         line += " (attempt " + std::to_string(attempt.get<std::int64_t>()) + ")";

@@ -189,6 +189,14 @@ TEST(SlackMessage, AStepThatKeepsFailingIsOneLineWithAttemptRetryAndEscapedError
     record.details = {{"step", "revert"}, {"error", "x" + accented}, {"reason", "x" + accented}};
     EXPECT_NO_THROW(json(slack_step_failed_line(record)).dump());
     EXPECT_NO_THROW(json(slack_transition_line(record)).dump());
+    // Details of any other shape: a line with defaults, never an exception.
+    for (const json& odd : {json(nullptr), json::array({1, 2}), json("text"),
+                            json({{"drill", "yes"}, {"retry_in_seconds", "soon"}})}) {
+        record.details = odd;
+        EXPECT_NO_THROW(slack_step_failed_line(record)) << odd.dump();
+        EXPECT_NO_THROW(slack_transition_line(record)) << odd.dump();
+    }
+    EXPECT_EQ(slack_step_failed_line(record), ":warning: a step failing");
 }
 
 }  // namespace
