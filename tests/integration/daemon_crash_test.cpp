@@ -5,11 +5,8 @@
 // reverted at its TTL by the restarted daemon.
 //
 // The daemon that dies runs in a child process (this test, executed again with
-// MITIGATE_CRASH_CHILD set); the one that recovers runs in the test, both on an injected
-// clock. The emulator lives in the parent and serves both. The child is exec'd, not just
-// forked: a bare fork of this multi-threaded process can copy an allocator lock that one
-// of the emulator's threads held at that instant, and AddressSanitizer's allocator then
-// deadlocks the child for good.
+// MITIGATE_CRASH_CHILD set: testing::start_this_test_again); the one that recovers runs in
+// the test, both on an injected clock. The emulator lives in the parent and serves both.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -150,23 +147,10 @@ TEST_P(DaemonCrashTest, KilledAtATransitionRecoversWithoutLossOrDoubleApply) {
         }
         _exit(0);  // the point was never reached: the parent fails
     }
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    const std::string filter =
-        std::string("--gtest_filter=") + test->test_suite_name() + "." + test->name();
-    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-    setenv("MITIGATE_CRASH_CHILD", fatal_point.c_str(), 1);
-    setenv("MITIGATE_CRASH_EMULATOR", emulator.url().c_str(), 1);
-    setenv("MITIGATE_CRASH_DIR", directory.path().c_str(), 1);
-    char* const arguments[] = {const_cast<char*>(self.c_str()), const_cast<char*>(filter.c_str()),
-                               nullptr};
-    const pid_t child = fork();
-    if (child == 0) {
-        execv(self.c_str(), arguments);  // nothing but exec between fork and exec
-        _exit(127);
-    }
-    unsetenv("MITIGATE_CRASH_CHILD");
-    unsetenv("MITIGATE_CRASH_EMULATOR");
-    unsetenv("MITIGATE_CRASH_DIR");
+    const pid_t child =
+        testing::start_this_test_again({{"MITIGATE_CRASH_CHILD", fatal_point},
+                                        {"MITIGATE_CRASH_EMULATOR", emulator.url()},
+                                        {"MITIGATE_CRASH_DIR", directory.path().string()}});
     int status = 0;
     waitpid(child, &status, 0);
     ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
@@ -214,13 +198,7 @@ INSTANTIATE_TEST_SUITE_P(
                       "transition.committed:active", "transition.committed:reverting",
                       "transition.writing:reverted"),
     [](const ::testing::TestParamInfo<const char*>& point) {
-        std::string name = point.param;
-        for (char& c : name) {
-            if (!std::isalnum(static_cast<unsigned char>(c))) {
-                c = '_';
-            }
-        }
-        return name;
+        return testing::parameter_name(point.param);
     });
 
 }  // namespace

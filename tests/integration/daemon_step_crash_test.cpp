@@ -26,6 +26,7 @@
 #include "runtime/engine/engine.h"
 #include "runtime/server/daemon.h"
 #include "runtime/store/store.h"
+#include "tests/support/child_process.h"
 #include "tests/support/runtime_setup.h"
 #include "tests/support/store_fixtures.h"
 #include "tests/support/temporary_directory.h"
@@ -138,26 +139,13 @@ TEST_P(DaemonStepCrashTest, KilledBetweenStepsFinishesWithoutASecondWrite) {
         }
         _exit(0);  // never killed: the parent fails
     }
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    const std::string filter =
-        std::string("--gtest_filter=") + test->test_suite_name() + "." + test->name();
-    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
     // A point named after an AWS operation is the emulator's: the daemon dies when that
     // write arrives (the Nth of its kind), and the write is then carried out.
     const bool emulator_point = point.rfind("aws:", 0) == 0;
-    setenv("MITIGATE_STEP_CRASH_CHILD", emulator_point ? "never" : point.c_str(), 1);
-    setenv("MITIGATE_STEP_CRASH_EMULATOR", emulator.url().c_str(), 1);
-    setenv("MITIGATE_STEP_CRASH_DIR", directory.path().c_str(), 1);
-    char* const arguments[] = {const_cast<char*>(self.c_str()), const_cast<char*>(filter.c_str()),
-                               nullptr};
-    const pid_t child = fork();
-    if (child == 0) {
-        execv(self.c_str(), arguments);  // nothing but exec between fork and exec
-        _exit(127);
-    }
-    unsetenv("MITIGATE_STEP_CRASH_CHILD");
-    unsetenv("MITIGATE_STEP_CRASH_EMULATOR");
-    unsetenv("MITIGATE_STEP_CRASH_DIR");
+    const pid_t child = testing::start_this_test_again(
+        {{"MITIGATE_STEP_CRASH_CHILD", emulator_point ? "never" : point},
+         {"MITIGATE_STEP_CRASH_EMULATOR", emulator.url()},
+         {"MITIGATE_STEP_CRASH_DIR", directory.path().string()}});
     // "aws:RegisterScalableTarget#2": the second RegisterScalableTarget. The emulator's hook
     // is one-shot: until the Nth, it hands the emulator a copy of itself again. It refers
     // to these locals, which outlive every request (both daemons stop before the test ends).
@@ -270,13 +258,7 @@ INSTANTIATE_TEST_SUITE_P(
         // The revert's second step (count) on its way.
         "aws:UpdateService#1"),
     [](const ::testing::TestParamInfo<const char*>& point) {
-        std::string name = point.param;
-        for (char& c : name) {
-            if (!std::isalnum(static_cast<unsigned char>(c))) {
-                c = '_';
-            }
-        }
-        return name;
+        return testing::parameter_name(point.param);
     });
 
 }  // namespace

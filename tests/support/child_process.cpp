@@ -3,6 +3,7 @@
 #include "tests/support/temporary_directory.h"
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -10,6 +11,7 @@
 
 #include <array>
 #include <chrono>
+#include <filesystem>
 #include <regex>
 #include <stdexcept>
 #include <thread>
@@ -203,6 +205,33 @@ std::string wait_for_listening_url(const std::string& log_file, int seconds) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return "";
+}
+
+int start_this_test_again(const std::map<std::string, std::string>& environment) {
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+    const std::vector<std::string> arguments{
+        self, std::string("--gtest_filter=") + test->test_suite_name() + "." + test->name()};
+    const ExecImage image(arguments, environment);  // points into `arguments`
+    const pid_t child = fork();
+    if (child == 0) {
+        execve(self.c_str(), image.argv.data(), image.envp.data());  // nothing else here
+        _exit(127);
+    }
+    if (child < 0) {
+        throw std::runtime_error("fork failed");
+    }
+    return child;
+}
+
+std::string parameter_name(const std::string& parameter) {
+    std::string name = parameter;
+    for (char& c : name) {
+        if (!std::isalnum(static_cast<unsigned char>(c))) {
+            c = '_';
+        }
+    }
+    return name;
 }
 
 }  // namespace mitigate::testing

@@ -18,6 +18,15 @@ struct ProcessResult {
 ProcessResult run_process(const std::vector<std::string>& arguments,
                           const std::map<std::string, std::string>& environment = {});
 
+// Starts this test binary again, running only the current test, with `environment` added:
+// the child tells itself apart by it. Exec'd, not just forked: a bare fork of a
+// multi-threaded test can copy an allocator lock another thread held, and deadlock the
+// child. Returns its pid; the caller reaps it.
+int start_this_test_again(const std::map<std::string, std::string>& environment);
+
+// A test parameter as a test name: every character but letters and digits becomes '_'.
+std::string parameter_name(const std::string& parameter);
+
 // A program left running (a daemon): stdout is a pipe the test reads lines from, stderr
 // goes to a file. Destroying it kills (SIGKILL) and reaps it if it still runs.
 class BackgroundProcess {
