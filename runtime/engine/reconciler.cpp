@@ -156,8 +156,13 @@ void Reconciler::evaluate_dirty(TimePoint now) {
             continue;
         }
         if (slot.failed_at_version && *slot.failed_at_version != evaluation.version) {
-            slot.failed_at_version.reset();  // someone moved it: earlier failures do not delay it
+            // Someone moved it: earlier failures were another step's; they neither delay
+            // this one nor count as its attempts.
+            slot.failed_at_version.reset();
             slot.retry_at.reset();
+            slot.failures = 0;
+            slot.last_error.clear();
+            slot.failed_part.clear();
         }
         slot.step = evaluation.step;
         slot.provider = evaluation.provider;
