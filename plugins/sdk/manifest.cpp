@@ -14,6 +14,12 @@ std::optional<std::string> manifest_problem(const nlohmann::json& manifest) {
             return std::string("manifest.") + field + ": a non-empty string is required";
         }
     }
+    if (manifest.contains("description") && !manifest["description"].is_string()) {
+        return "manifest.description: must be a string";
+    }
+    if (manifest.contains("egress") && !manifest["egress"].is_object()) {
+        return "manifest.egress: must be an object";
+    }
     if (!manifest.contains("actions") || !manifest["actions"].is_object() ||
         manifest["actions"].empty()) {
         return "manifest.actions: an object with at least one action is required";
@@ -22,6 +28,11 @@ std::optional<std::string> manifest_problem(const nlohmann::json& manifest) {
         const std::string path = "manifest.actions." + name;
         if (!action.is_object()) {
             return path + ": must be an object";
+        }
+        for (const char* text : {"description", "target"}) {
+            if (action.contains(text) && !action[text].is_string()) {
+                return path + "." + text + ": must be a string";
+            }
         }
         if (action.contains("parameters")) {
             if (auto problem = schema_problem(action["parameters"], path + ".parameters")) {

@@ -12,6 +12,14 @@
  *   - MITIGATE_PLUGIN_ABI_MINOR grows when fields are appended to a struct below. The
  *     host accepts a plugin whose minor is at most its own, and reads a struct only up to
  *     the struct_size the other side reports: fields are never reordered or removed.
+ *     A struct_size below the first version's (MITIGATE_PLUGIN_API_FIRST_SIZE,
+ *     MITIGATE_HOST_API_FIRST_SIZE) is refused; a field appended later is read only when
+ *     struct_size covers it (do the same with the host's table).
+ *
+ * Threads and reentrancy: the host calls manifest(), init() and call() from one thread,
+ * one at a time, never concurrently and never from inside a host API call. A plugin
+ * calls the host API only from that thread, during init() or call(); the host API is
+ * not reentrant (a plugin that starts threads of its own must not use it from them).
  *
  * Text crossing the boundary is NUL-terminated UTF-8 JSON. No C++ type, exception or
  * allocation crosses it; a plugin written in C++ catches everything before returning
@@ -32,6 +40,7 @@
 #ifndef MITIGATE_PLUGIN_H
 #define MITIGATE_PLUGIN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -171,6 +180,12 @@ typedef struct mitigate_plugin_api {
     /* After a status other than MITIGATE_OK: why, owned by the plugin. */
     const char* (*last_error)(void);
 } mitigate_plugin_api;
+
+/* The size of each table in ABI 1.0: everything a host or plugin may rely on. */
+#define MITIGATE_HOST_API_FIRST_SIZE \
+    (offsetof(mitigate_host_api, log) + sizeof(void (*)(void*, int32_t, const char*)))
+#define MITIGATE_PLUGIN_API_FIRST_SIZE \
+    (offsetof(mitigate_plugin_api, last_error) + sizeof(const char* (*)(void)))
 
 /* The entry point every plugin exports (with default visibility; build the rest of the
  * plugin with -fvisibility=hidden). Returns static storage; never NULL. */

@@ -510,6 +510,11 @@ int32_t exported_init(const mitigate_host_api* host, const char* settings_json) 
         if (host == nullptr || host->abi_major != MITIGATE_PLUGIN_ABI_MAJOR) {
             return record_failure(MITIGATE_INTERNAL, "host ABI major differs from the plugin's");
         }
+        if (host->struct_size < MITIGATE_HOST_API_FIRST_SIZE) {
+            return record_failure(MITIGATE_INTERNAL,
+                                  "the host's API table is smaller than ABI "
+                                  "1.0's; refusing to read past its end");
+        }
         host_api = host;
         json settings = json::parse(settings_json != nullptr ? settings_json : "{}");
         if (settings.is_object() && settings.contains("retry")) {

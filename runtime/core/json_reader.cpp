@@ -1,8 +1,63 @@
 #include "runtime/core/json_reader.h"
 
+#include <algorithm>
+
 #include "runtime/core/time_format.h"
 
 namespace mitigate {
+namespace {
+
+// The deepest nesting of arrays and objects in `text`, stopping early once it passes
+// `limit`. Brackets inside strings do not count; escapes inside strings are skipped.
+// Invalid JSON may be miscounted, which is harmless: the parser refuses it anyway.
+int nesting_depth(std::string_view text, int limit) {
+    int depth = 0;
+    int deepest = 0;
+    bool in_string = false;
+    for (std::size_t index = 0; index < text.size(); ++index) {
+        const char character = text[index];
+        if (in_string) {
+            if (character == '\\') {
+                ++index;
+            } else if (character == '"') {
+                in_string = false;
+            }
+            continue;
+        }
+        if (character == '"') {
+            in_string = true;
+        } else if (character == '[' || character == '{') {
+            deepest = std::max(deepest, ++depth);
+            if (deepest > limit) {
+                return deepest;
+            }
+        } else if (character == ']' || character == '}') {
+            --depth;
+        }
+    }
+    return deepest;
+}
+
+}  // namespace
+
+std::optional<nlohmann::json> parse_json_within(std::string_view text, const JsonTextLimits& limits,
+                                                std::string& error) {
+    if (text.size() > limits.max_bytes) {
+        error = "the JSON text is " + std::to_string(text.size()) + " bytes, over the limit of " +
+                std::to_string(limits.max_bytes);
+        return std::nullopt;
+    }
+    if (nesting_depth(text, limits.max_depth) > limits.max_depth) {
+        error = "the JSON text nests deeper than " + std::to_string(limits.max_depth) + " levels";
+        return std::nullopt;
+    }
+    try {
+        return nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& failure) {
+        error = std::string("not valid JSON: ") + failure.what();
+        return std::nullopt;
+    }
+}
 
 JsonObjectReader::JsonObjectReader(const nlohmann::json& value, std::string path,
                                    std::vector<FieldError>& errors)

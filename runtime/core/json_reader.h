@@ -19,6 +19,21 @@ namespace mitigate {
 
 enum class Presence { required, optional };
 
+// Limits on a JSON text that crossed a trust boundary. The depth limit matters most:
+// nlohmann::json parses iteratively but copies, compares and dumps recursively, so one
+// 1,000,000-deep array of 2 MB would overflow the stack of whoever touches it next.
+struct JsonTextLimits {
+    std::size_t max_bytes = 8u << 20;
+    int max_depth = 64;
+};
+
+// Parses untrusted text: refuses it before building anything when it is larger or
+// deeper than `limits` (the depth is counted in one linear pass, without recursion),
+// and never throws. On failure returns nullopt with `error` saying which limit or where
+// the syntax broke.
+std::optional<nlohmann::json> parse_json_within(std::string_view text, const JsonTextLimits& limits,
+                                                std::string& error);
+
 class JsonObjectReader {
   public:
     // Records an error at `path` if `value` is not an object; reads then yield defaults.

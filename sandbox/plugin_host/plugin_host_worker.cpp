@@ -1,9 +1,12 @@
 // The plugin-host process: `mitigate __plugin-host PLUGIN [--allow-weaker-landlock]` with
-// its end of the socketpair as descriptor 3. It confines itself first, then loads the
-// plugin (so that nothing of the plugin, not even its static constructors, runs
-// unconfined), checks its ABI and serves calls. Every message is one frame (frame.h):
+// its end of the socketpair as descriptor 3. It confines itself first, reports that
+// confinement while nothing of the plugin has run yet (so the plugin cannot forge it),
+// then loads the plugin (so that nothing of the plugin, not even its static
+// constructors, runs unconfined), checks its ABI and serves calls. Every message is one
+// frame (frame.h):
 //
-//   worker -> runtime  {"type":"ready","manifest":{...},"confinement":{...}}
+//   worker -> runtime  {"type":"confined","confinement":{...}}     before the plugin loads
+//                      {"type":"ready","manifest":{...}}
 //                      {"type":"refused","error":"..."}           and exits
 //   runtime -> worker  {"type":"init","settings":{...}} | {"type":"call","request":{...}}
 //   worker -> runtime  {"type":"egress","request":{...}}            (zero or more, each
@@ -28,40 +31,48 @@ using nlohmann::json;
 int worker_socket = -1;
 std::string egress_answer_text;  // valid until the next egress call, as the ABI promises
 
-auto idle_deadline() {
-    return std::chrono::steady_clock::now() + std::chrono::hours(24 * 365);
+// Writes to the runtime: the runtime reads within its own deadlines and kills a worker
+// it no longer waits for, so this side needs none.
+bool send_to_runtime(std::string_view frame) {
+    return write_frame(worker_socket, frame, no_deadline()) == FrameStatus::ok;
 }
 
+// The plugin's request is parsed here, in its own process, with the same limits the
+// runtime applies: a plugin that sends nonsense gets an error it can read, and the
+// runtime never sees it.
 int32_t host_egress(void* /*host*/, const char* request_json, const char** response_json) {
     egress_answer_text = R"({"error":"the runtime did not answer"})";
     *response_json = egress_answer_text.c_str();
-    json request = json::parse(request_json != nullptr ? request_json : "", nullptr, false);
-    if (request.is_discarded()) {
-        egress_answer_text = R"({"error":"egress request is not JSON"})";
+    std::string error;
+    const std::optional<json> request =
+        parse_frame(request_json != nullptr ? request_json : "", plugin_frame_cap / 2, error);
+    if (!request) {
+        egress_answer_text = json{{"error", "egress request refused: " + error}}.dump(
+            -1, ' ', false, json::error_handler_t::replace);
         *response_json = egress_answer_text.c_str();
         return MITIGATE_INVALID;
     }
-    if (!write_frame(worker_socket, json{{"type", "egress"}, {"request", request}}.dump(
-                                        -1, ' ', false, json::error_handler_t::replace))) {
+    if (!send_to_runtime(json{{"type", "egress"}, {"request", *request}}.dump())) {
         return MITIGATE_UNAVAILABLE;
     }
     std::string payload;
-    if (read_frame(worker_socket, plugin_frame_cap, idle_deadline(), payload) != FrameStatus::ok) {
+    if (read_frame(worker_socket, plugin_frame_cap, no_deadline(), payload) != FrameStatus::ok) {
         return MITIGATE_UNAVAILABLE;
     }
-    const json answer = json::parse(payload, nullptr, false);
-    if (!answer.is_object() || answer.value("type", "") != "egress_answer") {
+    const std::optional<json> answer = parse_frame(payload, plugin_frame_cap, error);
+    if (!answer || frame_type(*answer) != "egress_answer" || !answer->contains("status") ||
+        !answer->at("status").is_number_integer()) {
         return MITIGATE_UNAVAILABLE;
     }
-    egress_answer_text = answer.value("response", json::object()).dump();
+    egress_answer_text = answer->value("response", json::object()).dump();
     *response_json = egress_answer_text.c_str();
-    return answer.value("status", static_cast<int32_t>(MITIGATE_UNAVAILABLE));
+    return answer->at("status").get<int32_t>();
 }
 
 void host_log(void* /*host*/, int32_t level, const char* message) {
-    write_frame(worker_socket,
-                json{{"type", "log"}, {"level", level}, {"message", message ? message : ""}}.dump(
-                    -1, ' ', false, json::error_handler_t::replace));
+    send_to_runtime(
+        json{{"type", "log"}, {"level", level}, {"message", message ? message : ""}}.dump(
+            -1, ' ', false, json::error_handler_t::replace));
 }
 
 const mitigate_host_api host_api{MITIGATE_PLUGIN_ABI_MAJOR,
@@ -72,8 +83,8 @@ const mitigate_host_api host_api{MITIGATE_PLUGIN_ABI_MAJOR,
                                  host_log};
 
 int refuse(const std::string& error) {
-    write_frame(worker_socket, json{{"type", "refused"}, {"error", error}}.dump(
-                                   -1, ' ', false, json::error_handler_t::replace));
+    send_to_runtime(json{{"type", "refused"}, {"error", error}}.dump(
+        -1, ' ', false, json::error_handler_t::replace));
     return 3;
 }
 
@@ -105,8 +116,10 @@ const mitigate_plugin_api* load_plugin(const std::filesystem::path& path, std::s
                 std::to_string(MITIGATE_PLUGIN_ABI_MINOR) + " (the major versions must match)";
         return nullptr;
     }
+    // The table may be larger than ours (a later minor appended fields we do not read),
+    // never smaller than the first version's.
     if (api->abi_minor > MITIGATE_PLUGIN_ABI_MINOR ||
-        api->struct_size < sizeof(mitigate_plugin_api)) {
+        api->struct_size < MITIGATE_PLUGIN_API_FIRST_SIZE) {
         error = path.string() + " needs plugin ABI 1." + std::to_string(api->abi_minor) +
                 "; this mitigate speaks 1." + std::to_string(MITIGATE_PLUGIN_ABI_MINOR) +
                 " (upgrade mitigate)";
@@ -158,23 +171,27 @@ int run_plugin_host(int descriptor, const std::filesystem::path& plugin,
     if (!report.applied) {
         return refuse(report.error);
     }
+    if (!send_to_runtime(
+            json{{"type", "confined"}, {"confinement", confinement_to_json(report)}}.dump())) {
+        return 6;
+    }
     std::string error;
     const mitigate_plugin_api* api = load_plugin(plugin, error);
     if (api == nullptr) {
         return refuse(error);
     }
-    const json manifest = json::parse(api->manifest(), nullptr, false);
-    if (!manifest.is_object()) {
-        return refuse(plugin.string() + ": the manifest is not a JSON object");
+    const char* manifest_text = api->manifest();
+    const std::optional<json> manifest =
+        parse_frame(manifest_text != nullptr ? manifest_text : "", plugin_frame_cap / 2, error);
+    if (!manifest) {
+        return refuse(plugin.string() + ": the manifest is not usable: " + error);
     }
-    write_frame(descriptor, json{{"type", "ready"},
-                                 {"manifest", manifest},
-                                 {"confinement", confinement_to_json(report)}}
-                                .dump(-1, ' ', false, json::error_handler_t::replace));
+    if (!send_to_runtime(json{{"type", "ready"}, {"manifest", *manifest}}.dump())) {
+        return 6;
+    }
     while (true) {
         std::string payload;
-        const FrameStatus status =
-            read_frame(descriptor, plugin_frame_cap, idle_deadline(), payload);
+        const FrameStatus status = read_frame(descriptor, plugin_frame_cap, no_deadline(), payload);
         if (status != FrameStatus::ok) {
             return status == FrameStatus::closed ? 0 : 4;
         }
@@ -187,13 +204,13 @@ int run_plugin_host(int descriptor, const std::filesystem::path& plugin,
             payload.pop_back();
             const char* response = nullptr;
             const int32_t result = api->call(payload.c_str() + call_prefix.size(), &response);
-            if (!write_frame(descriptor, result_frame(*api, result, response))) {
+            if (!send_to_runtime(result_frame(*api, result, response))) {
                 return 6;
             }
             continue;
         }
-        const json message = json::parse(payload, nullptr, false);
-        const std::string type = message.is_object() ? message.value("type", "") : "";
+        const json message = parse_frame(payload, plugin_frame_cap, error).value_or(json());
+        const std::string type = frame_type(message);
         if (type == "init") {
             const std::string settings = message.value("settings", json::object()).dump();
             answer = result_frame(*api, api->init(&host_api, settings.c_str()), "{}");
@@ -205,7 +222,7 @@ int run_plugin_host(int descriptor, const std::filesystem::path& plugin,
         } else {
             return 5;  // the runtime never sends this: something is wrong, stop
         }
-        if (!write_frame(descriptor, answer)) {
+        if (!send_to_runtime(answer)) {
             return 6;
         }
     }

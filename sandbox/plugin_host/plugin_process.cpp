@@ -8,7 +8,9 @@
 #include "plugins/sdk/manifest.h"
 #include "plugins/sdk/mitigate_plugin.h"
 #include "runtime/core/time_format.h"
+#include "runtime/core/utf8.h"
 #include "sandbox/worker/frame.h"
+#include "sandbox/worker/observed_confinement.h"
 
 namespace mitigate {
 namespace {
@@ -68,6 +70,7 @@ json confinement_to_json(const ConfinementReport& report) {
             {"landlock_abi", report.landlock_abi},
             {"weaker_landlock_allowed", report.weaker_landlock_allowed},
             {"seccomp", report.seccomp},
+            {"capabilities_dropped", report.capabilities_dropped},
             {"rlimits", report.rlimits},
             {"no_new_privs", report.applied}};
 }
@@ -134,6 +137,62 @@ PluginCallResult PluginProcess::fail_worker(PluginCallStatus status, const std::
     return failure(status, error + ended);
 }
 
+PluginCallResult PluginProcess::refuse_start(PluginCallResult result) {
+    stop_worker(worker_);
+    record(result);
+    return result;
+}
+
+std::optional<json> PluginProcess::receive(SteadyClock::time_point deadline,
+                                           const std::string& during, PluginCallResult& failed) {
+    std::string payload;
+    const FrameStatus status = read_frame(worker_.socket, plugin_frame_cap, deadline, payload);
+    if (status == FrameStatus::timeout) {
+        stop_worker(worker_);
+        failed = failure(PluginCallStatus::timeout, "no answer " + during + " by its deadline (" +
+                                                        format_duration(options_.call_deadline) +
+                                                        "); the plugin host was killed");
+        return std::nullopt;
+    }
+    if (status == FrameStatus::too_large) {
+        failed =
+            fail_worker(PluginCallStatus::crashed, "the plugin host sent a frame over the " +
+                                                       std::to_string(plugin_frame_cap) +
+                                                       "-byte cap " + during + "; it was killed");
+        return std::nullopt;
+    }
+    if (status != FrameStatus::ok) {
+        failed = fail_worker(PluginCallStatus::crashed, "the plugin host died " + during);
+        return std::nullopt;
+    }
+    std::string error;
+    std::optional<json> message = parse_frame(payload, plugin_frame_cap, error);
+    if (!message) {
+        // A worker that speaks nonsense is not trusted with another call.
+        failed =
+            fail_worker(PluginCallStatus::crashed, "the plugin host sent a malformed message " +
+                                                       during + " (" + error + "); it was killed");
+    }
+    return message;
+}
+
+bool PluginProcess::send(std::string_view frame, SteadyClock::time_point deadline,
+                         const std::string& during, PluginCallResult& failed) {
+    const FrameStatus status = write_frame(worker_.socket, frame, deadline);
+    if (status == FrameStatus::ok) {
+        return true;
+    }
+    if (status == FrameStatus::timeout) {
+        stop_worker(worker_);
+        failed = failure(PluginCallStatus::timeout,
+                         "the plugin host stopped reading " + during +
+                             " and did not take a frame by its deadline; it was killed");
+        return false;
+    }
+    failed = fail_worker(PluginCallStatus::crashed, "the plugin host died " + during);
+    return false;
+}
+
 PluginCallResult PluginProcess::ensure_started() {
     const TimePoint now = options_.clock->now();
     if (consecutive_failures_ >= options_.circuit_threshold && now < circuit_open_until_) {
@@ -153,9 +212,7 @@ PluginCallResult PluginProcess::ensure_started() {
                            format_rfc3339(restart_not_before_));
     }
     if (auto unsafe = unsafe_plugin_file(options_.plugin)) {
-        PluginCallResult result = failure(PluginCallStatus::refused, *unsafe);
-        record(result);
-        return result;
+        return refuse_start(failure(PluginCallStatus::refused, *unsafe));
     }
     std::vector<std::string> arguments{options_.executable.string(), "__plugin-host",
                                        options_.plugin.string()};
@@ -167,37 +224,69 @@ PluginCallResult PluginProcess::ensure_started() {
     std::string error;
     worker_ = spawn_worker(arguments, error);
     if (!worker_.running()) {
-        PluginCallResult result = failure(PluginCallStatus::refused, error);
-        record(result);
-        return result;
+        return refuse_start(failure(PluginCallStatus::refused, error));
     }
     ++starts_;
-    std::string payload;
-    const FrameStatus status = read_frame(worker_.socket, plugin_frame_cap,
-                                          SteadyClock::now() + options_.start_deadline, payload);
-    const json hello = status == FrameStatus::ok ? json::parse(payload, nullptr, false) : json();
-    const std::string type = hello.is_object() ? hello.value("type", "") : "";
-    if (type != "ready") {
-        PluginCallResult result =
-            type == "refused"
-                ? failure(PluginCallStatus::refused,
-                          "the plugin host refused to start: " + hello.value("error", ""))
-                : fail_worker(PluginCallStatus::refused,
-                              "the plugin host did not start (" + options_.plugin.string() + ")");
-        stop_worker(worker_);
-        record(result);
-        return result;
+    const auto deadline = SteadyClock::now() + options_.start_deadline;
+    const std::string during = "while starting " + options_.plugin.string();
+    // First frame: the confinement, sent before the plugin was loaded, so nothing the
+    // plugin does can change it. Checked against what the runtime sees in /proc.
+    PluginCallResult failed;
+    const std::optional<json> confined = receive(deadline, during, failed);
+    if (!confined) {
+        return refuse_start(failure(PluginCallStatus::refused, failed.error));
     }
-    const json manifest = hello.value("manifest", json::object());
-    if (auto problem = plugin::manifest_problem(manifest)) {
-        stop_worker(worker_);
-        PluginCallResult result =
-            failure(PluginCallStatus::refused, options_.plugin.string() + ": " + *problem);
-        record(result);
-        return result;
+    if (frame_type(*confined) == "refused") {
+        const auto why = confined->find("error");
+        return refuse_start(failure(
+            PluginCallStatus::refused,
+            "the plugin host refused to start: " +
+                (why != confined->end() && why->is_string() ? why->get<std::string>() : "")));
     }
-    manifest_ = manifest;
-    confinement_ = hello.value("confinement", json::object());
+    if (frame_type(*confined) != "confined" || !confined->contains("confinement") ||
+        !confined->at("confinement").is_object()) {
+        return refuse_start(failure(PluginCallStatus::refused,
+                                    "the plugin host did not report its confinement first"));
+    }
+    const ObservedConfinement observed = observe_confinement(worker_.pid);
+    if (auto unconfined = unconfined_reason(observed)) {
+        return refuse_start(
+            failure(PluginCallStatus::refused, options_.plugin.string() + ": " + *unconfined));
+    }
+    json confinement = confined->at("confinement");
+    // What the runtime saw itself replaces what the worker said wherever it can see.
+    confinement["no_new_privs"] = observed.no_new_privs;
+    confinement["seccomp"] = observed.seccomp_filter;
+    confinement["capabilities_dropped"] = observed.capabilities_dropped;
+    if (!observed.namespaces.empty()) {
+        confinement["namespaces"] = observed.namespaces;
+    }
+    confinement["weaker_landlock_allowed"] =
+        landlock_abi_version() < options_.confinement.minimum_landlock_abi;
+    const std::optional<json> hello = receive(deadline, during, failed);
+    if (!hello) {
+        return refuse_start(failure(PluginCallStatus::refused, failed.error));
+    }
+    const std::string type = frame_type(*hello);
+    if (type == "refused") {
+        const auto why = hello->find("error");
+        return refuse_start(
+            failure(PluginCallStatus::refused,
+                    "the plugin host refused to start: " +
+                        (why != hello->end() && why->is_string() ? why->get<std::string>() : "")));
+    }
+    const auto manifest = hello->find("manifest");
+    if (type != "ready" || manifest == hello->end()) {
+        return refuse_start(failure(
+            PluginCallStatus::refused,
+            options_.plugin.string() + ": the plugin host sent no manifest after starting"));
+    }
+    if (auto problem = plugin::manifest_problem(*manifest)) {
+        return refuse_start(
+            failure(PluginCallStatus::refused, options_.plugin.string() + ": " + *problem));
+    }
+    manifest_ = *manifest;
+    confinement_ = std::move(confinement);
     initialized_ = false;
     return {PluginCallStatus::ok, json::object(), ""};
 }
@@ -229,64 +318,100 @@ PluginCallResult PluginProcess::call(const json& request) {
     return result;
 }
 
-PluginCallResult PluginProcess::exchange(const std::string& message, const char* what) {
-    if (!write_frame(worker_.socket, message)) {
-        return fail_worker(PluginCallStatus::crashed,
-                           std::string("the plugin host died before the ") + what);
+bool PluginProcess::log_line(const json& frame, int& lines) {
+    const auto level = frame.find("level");
+    const auto message = frame.find("message");
+    if (level == frame.end() || !level->is_number_integer() || level->get<std::int64_t>() < 0 ||
+        level->get<std::int64_t>() > MITIGATE_LOG_ERROR || message == frame.end() ||
+        !message->is_string()) {
+        return false;
     }
+    ++lines;
+    if (!log_ || lines > plugin_log_lines_per_call + 1) {
+        return true;
+    }
+    if (lines == plugin_log_lines_per_call + 1) {
+        log_(MITIGATE_LOG_WARN, "the plugin logged more than " +
+                                    std::to_string(plugin_log_lines_per_call) +
+                                    " lines in one call; the rest of this call's are dropped");
+        return true;
+    }
+    std::string text = message->get<std::string>();
+    if (text.size() > plugin_log_line_bytes) {
+        text = cut_on_character_boundary(std::move(text), plugin_log_line_bytes) + " [cut]";
+    }
+    log_(level->get<int>(), text);
+    return true;
+}
+
+PluginCallResult PluginProcess::exchange(const std::string& message, const char* what) {
     const auto deadline = SteadyClock::now() + options_.call_deadline;
+    const std::string during = std::string("during the ") + what;
+    PluginCallResult failed;
+    if (!send(message, deadline, during, failed)) {
+        return failed;
+    }
+    int log_lines = 0;
     while (true) {
-        std::string payload;
-        const FrameStatus status = read_frame(worker_.socket, plugin_frame_cap, deadline, payload);
-        if (status == FrameStatus::timeout) {
-            stop_worker(worker_);
-            return failure(PluginCallStatus::timeout, std::string("no answer to the ") + what +
-                                                          " within " +
-                                                          format_duration(options_.call_deadline) +
-                                                          "; the plugin host was killed");
+        const std::optional<json> answer = receive(deadline, during, failed);
+        if (!answer) {
+            return failed;
         }
-        if (status == FrameStatus::too_large) {
-            return fail_worker(PluginCallStatus::crashed, "the plugin host sent a frame over the " +
-                                                              std::to_string(plugin_frame_cap) +
-                                                              "-byte cap; it was killed");
-        }
-        if (status != FrameStatus::ok) {
-            return fail_worker(PluginCallStatus::crashed,
-                               std::string("the plugin host died during the ") + what);
-        }
-        const json answer = json::parse(payload, nullptr, false);
-        const std::string type = answer.is_object() ? answer.value("type", "") : "";
-        if (type == "log" && answer["message"].is_string()) {
-            if (log_) {
-                log_(answer.value("level", 1), answer["message"].get<std::string>());
+        const std::string type = frame_type(*answer);
+        if (type == "log") {
+            if (!log_line(*answer, log_lines)) {
+                return fail_worker(PluginCallStatus::crashed,
+                                   "the plugin host sent a malformed log frame " + during +
+                                       " (level must be an integer 0-3, message a string); it "
+                                       "was killed");
             }
             continue;
         }
-        if (type == "egress" && answer.contains("request")) {
+        if (type == "egress") {
+            const auto request = answer->find("request");
             int egress_status = MITIGATE_UNAVAILABLE;
-            json response = egress_ ? egress_(answer["request"], egress_status)
-                                    : json{{"error", "no egress is configured"}};
-            if (!write_frame(worker_.socket,
-                             json{{"type", "egress_answer"},
-                                  {"status", egress_status},
-                                  {"response", response}}
-                                 .dump(-1, ' ', false, json::error_handler_t::replace))) {
-                return fail_worker(PluginCallStatus::crashed, "the plugin host died during egress");
+            json response;
+            if (request == answer->end() || !request->is_object()) {
+                egress_status = MITIGATE_INVALID;
+                response = {{"error", "an egress request must be a JSON object"}};
+            } else {
+                response = egress_ ? egress_(*request, egress_status)
+                                   : json{{"error", "no egress is configured"}};
+            }
+            if (!send(json{{"type", "egress_answer"},
+                           {"status", egress_status},
+                           {"response", response}}
+                          .dump(-1, ' ', false, json::error_handler_t::replace),
+                      deadline, during, failed)) {
+                return failed;
             }
             continue;
         }
-        if (type != "result" || !answer.contains("status") ||
-            !answer["status"].is_number_integer()) {
-            // A worker that speaks nonsense is not trusted with another call.
+        const auto status = answer->find("status");
+        if (type != "result" || status == answer->end() || !status->is_number_integer()) {
             return fail_worker(PluginCallStatus::crashed,
-                               std::string("the plugin host sent a malformed message during the ") +
-                                   what + "; it was killed");
+                               "the plugin host sent a malformed message " + during + " (a \"" +
+                                   type +
+                                   "\" frame; expected log, egress or a result with an integer "
+                                   "status); it was killed");
         }
-        const PluginCallStatus result_status = status_from_plugin(answer["status"].get<int>());
+        const std::int64_t code = status->get<std::int64_t>();
+        if (code < MITIGATE_OK || code > MITIGATE_INTERNAL) {
+            return fail_worker(PluginCallStatus::crashed,
+                               "the plugin host sent a result with the unknown status " +
+                                   std::to_string(code) + " " + during + "; it was killed");
+        }
+        const PluginCallStatus result_status = status_from_plugin(static_cast<int>(code));
         if (result_status != PluginCallStatus::ok) {
-            return failure(result_status, answer.value("error", ""));
+            const auto error = answer->find("error");
+            std::string text = error != answer->end() && error->is_string()
+                                   ? error->get<std::string>()
+                                   : "the plugin gave no error message";
+            return failure(result_status,
+                           cut_on_character_boundary(std::move(text), MITIGATE_PLUGIN_ERROR_MAX));
         }
-        return {PluginCallStatus::ok, answer.value("response", json::object()), ""};
+        const auto response = answer->find("response");
+        return {PluginCallStatus::ok, response != answer->end() ? *response : json::object(), ""};
     }
 }
 

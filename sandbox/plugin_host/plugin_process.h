@@ -6,8 +6,10 @@
 // EgressHandler and returns the answer, so secrets and sockets stay on this side.
 //
 // Failure handling, all of it here so that every caller gets it the same way:
-//   - a call that outlives its deadline, a crash, an oversized or malformed frame: the
-//     worker is killed, the call fails with a typed status, nothing is retried here;
+//   - a call that outlives its deadline (every read and write of the socket counts
+//     against it: a worker that stops reading cannot block the runtime), a crash, an
+//     oversized, too deeply nested, malformed or mistyped frame: the worker is killed,
+//     the call fails with a typed status, nothing is retried here;
 //   - the next call restarts the worker, but not before a backoff that doubles with each
 //     consecutive failure (first_backoff .. max_backoff) and resets after a success;
 //   - after `circuit_threshold` consecutive failures the circuit opens: calls fail at
@@ -33,6 +35,11 @@ namespace mitigate {
 
 // Frames larger than this are refused in both directions, before they are read.
 inline constexpr std::size_t plugin_frame_cap = 8u << 20;
+
+// host->log is for a few lines per call: beyond these, the rest of a call's lines are
+// dropped (with one line saying so), and each line is cut to this many bytes.
+inline constexpr int plugin_log_lines_per_call = 100;
+inline constexpr std::size_t plugin_log_line_bytes = 4096;
 
 // A call frame is exactly this, the request's JSON, and "}": the worker recognises it by
 // the prefix and passes the request text to the plugin untouched.
@@ -80,8 +87,18 @@ class PluginProcess {
     int consecutive_failures() const { return consecutive_failures_; }
 
   private:
+    using SteadyTime = std::chrono::steady_clock::time_point;
     PluginCallResult exchange(const std::string& message, const char* what);
     PluginCallResult fail_worker(PluginCallStatus status, const std::string& error);
+    PluginCallResult refuse_start(PluginCallResult result);
+    // One frame from the worker as a JSON object; on failure the worker is ended and
+    // `failed` says why, naming what it was `during`.
+    std::optional<nlohmann::json> receive(SteadyTime deadline, const std::string& during,
+                                          PluginCallResult& failed);
+    bool send(std::string_view frame, SteadyTime deadline, const std::string& during,
+              PluginCallResult& failed);
+    // Logs one "log" frame within the per-call caps; false when it is malformed.
+    bool log_line(const nlohmann::json& frame, int& lines);
     void record(const PluginCallResult& result);
 
     PluginProcessOptions options_;

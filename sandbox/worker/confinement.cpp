@@ -1,9 +1,11 @@
 #include "sandbox/worker/confinement.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/landlock.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -90,6 +92,34 @@ std::string apply_landlock(const ConfinementPolicy& policy, int abi) {
     return restricted < 0 ? errno_text("landlock_restrict_self") : "";
 }
 
+// Every capability gone from all five sets, so that a worker started by a root runtime
+// is no more than an unprivileged process: bounding and ambient first (dropping those
+// needs CAP_SETPCAP, which the capset below then removes), effective, permitted and
+// inheritable last. Verified by reading them back.
+std::string drop_capabilities() {
+    for (int capability = 0; capability <= CAP_LAST_CAP; ++capability) {
+        // EINVAL for capabilities this kernel does not know; EPERM without CAP_SETPCAP,
+        // where the bounding set cannot matter: no_new_privs stops file capabilities.
+        prctl(PR_CAPBSET_DROP, capability, 0, 0, 0);
+    }
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3]{};
+    if (syscall(SYS_capset, &header, none) != 0) {
+        return errno_text("capset");
+    }
+    __user_cap_data_struct left[_LINUX_CAPABILITY_U32S_3]{};
+    if (syscall(SYS_capget, &header, left) != 0) {
+        return errno_text("capget");
+    }
+    for (const auto& set : left) {
+        if (set.effective != 0 || set.permitted != 0 || set.inheritable != 0) {
+            return "capabilities are left after dropping them all";
+        }
+    }
+    return "";
+}
+
 std::string apply_seccomp(const ConfinementPolicy& policy) {
     // Anything not listed fails with EPERM; the calls that only an escape attempt makes
     // kill the process outright, so the runtime sees SIGSYS rather than a quiet error.
@@ -98,46 +128,25 @@ std::string apply_seccomp(const ConfinementPolicy& policy) {
         return "seccomp_init failed";
     }
     const int allowed[] = {
-        SCMP_SYS(read),
-        SCMP_SYS(write),
-        SCMP_SYS(readv),
-        SCMP_SYS(writev),
-        SCMP_SYS(close),
-        SCMP_SYS(exit),
-        SCMP_SYS(exit_group),
-        SCMP_SYS(brk),
-        SCMP_SYS(mmap),
-        SCMP_SYS(munmap),
-        SCMP_SYS(mremap),
-        SCMP_SYS(madvise),
-        SCMP_SYS(mprotect),
-        SCMP_SYS(futex),
-        SCMP_SYS(clock_gettime),
-        SCMP_SYS(clock_nanosleep),
-        SCMP_SYS(gettimeofday),
-        SCMP_SYS(nanosleep),
-        SCMP_SYS(rt_sigreturn),
-        SCMP_SYS(rt_sigprocmask),
-        SCMP_SYS(rt_sigaction),
-        SCMP_SYS(sigaltstack),
-        SCMP_SYS(getpid),
-        SCMP_SYS(gettid),
-        SCMP_SYS(tgkill),
-        SCMP_SYS(getrandom),
-        SCMP_SYS(fstat),
-        SCMP_SYS(newfstatat),
-        SCMP_SYS(lseek),
-        SCMP_SYS(poll),
-        SCMP_SYS(ppoll),
-        SCMP_SYS(sendto),
-        SCMP_SYS(recvfrom),
-        SCMP_SYS(sendmsg),
-        SCMP_SYS(recvmsg),
-        SCMP_SYS(sched_yield),
-        SCMP_SYS(restart_syscall),
-        SCMP_SYS(prlimit64),
-        SCMP_SYS(getrusage),
-        SCMP_SYS(sched_getaffinity),
+        SCMP_SYS(read),          SCMP_SYS(write),
+        SCMP_SYS(readv),         SCMP_SYS(writev),
+        SCMP_SYS(close),         SCMP_SYS(exit),
+        SCMP_SYS(exit_group),    SCMP_SYS(brk),
+        SCMP_SYS(mmap),          SCMP_SYS(munmap),
+        SCMP_SYS(mremap),        SCMP_SYS(madvise),
+        SCMP_SYS(mprotect),      SCMP_SYS(futex),
+        SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep),
+        SCMP_SYS(gettimeofday),  SCMP_SYS(nanosleep),
+        SCMP_SYS(rt_sigreturn),  SCMP_SYS(rt_sigprocmask),
+        SCMP_SYS(rt_sigaction),  SCMP_SYS(sigaltstack),
+        SCMP_SYS(getpid),        SCMP_SYS(gettid),
+        SCMP_SYS(getrandom),     SCMP_SYS(fstat),
+        SCMP_SYS(newfstatat),    SCMP_SYS(lseek),
+        SCMP_SYS(poll),          SCMP_SYS(ppoll),
+        SCMP_SYS(sendto),        SCMP_SYS(recvfrom),
+        SCMP_SYS(sendmsg),       SCMP_SYS(recvmsg),
+        SCMP_SYS(sched_yield),   SCMP_SYS(restart_syscall),
+        SCMP_SYS(getrusage),  // RUSAGE_SELF, _THREAD or _CHILDREN: only ever this process
     };
     const int fatal[] = {
         SCMP_SYS(execve),
@@ -173,6 +182,22 @@ std::string apply_seccomp(const ConfinementPolicy& policy) {
             return "seccomp_rule_add (allow) failed";
         }
     }
+    // Calls that name a process are allowed on this one only. prlimit64 on another pid
+    // would let a plugin set the runtime's file-size limit to 0 (it dies of SIGXFSZ);
+    // tgkill is how abort() and raise() signal the caller's own thread.
+    const auto self = static_cast<scmp_datum_t>(getpid());
+    const bool restricted = seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
+                                             SCMP_A0(SCMP_CMP_EQ, 0)) == 0 &&
+                            seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
+                                             SCMP_A0(SCMP_CMP_EQ, self)) == 0 &&
+                            seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(sched_getaffinity), 1,
+                                             SCMP_A0(SCMP_CMP_EQ, 0)) == 0 &&
+                            seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+                                             SCMP_A0(SCMP_CMP_EQ, self)) == 0;
+    if (!restricted) {
+        seccomp_release(filter);
+        return "seccomp_rule_add (own process only) failed";
+    }
     for (int call : fatal) {
         if (seccomp_rule_add(filter, SCMP_ACT_KILL_PROCESS, call, 0) != 0) {
             seccomp_release(filter);
@@ -201,6 +226,7 @@ int landlock_abi_version() {
 
 ConfinementReport confine_this_process(const ConfinementPolicy& policy) {
     ConfinementReport report;
+    const pid_t runtime = getppid();
     report.landlock_abi = landlock_abi_version();
     if (report.landlock_abi < policy.minimum_landlock_abi && !policy.allow_weaker_landlock) {
         report.error = "the kernel offers Landlock ABI " + std::to_string(report.landlock_abi) +
@@ -215,6 +241,18 @@ ConfinementReport confine_this_process(const ConfinementPolicy& policy) {
         report.namespaces = {"net", "ipc"};
     } else if (unshare(CLONE_NEWUSER) == 0 && unshare(CLONE_NEWNET | CLONE_NEWIPC) == 0) {
         report.namespaces = {"user", "net", "ipc"};
+    }
+    report.error = drop_capabilities();
+    if (!report.error.empty()) {
+        return report;
+    }
+    report.capabilities_dropped = true;
+    // A change of credentials (the user namespace, the capabilities just dropped) clears
+    // the parent-death signal spawn_worker set: set it again, then make sure the runtime
+    // did not die in between, which the signal would have missed.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != runtime || runtime == 1) {
+        report.error = "the runtime that started this worker is gone";
+        return report;
     }
 #if !defined(__SANITIZE_ADDRESS__)
     set_limit(report, "as", RLIMIT_AS, policy.address_space_bytes);  // ASan needs terabytes

@@ -1,6 +1,7 @@
 // Confines the calling process before it runs untrusted code, in the order
-// ../shared/reference/sandbox.md gives: new namespaces where the kernel allows, rlimits,
-// no_new_privs, Landlock, and a seccomp allowlist last. Irreversible: call it in a worker
+// ../shared/reference/sandbox.md gives: new namespaces where the kernel allows, every
+// capability dropped, the parent-death signal set again, rlimits, no_new_privs, Landlock,
+// and a seccomp allowlist last. Irreversible: call it in a worker
 // process, never in the runtime.
 #pragma once
 
@@ -34,6 +35,7 @@ struct ConfinementReport {
     std::vector<std::string> namespaces;   // those that could be created
     bool landlock = false;                 // a Landlock ruleset is enforced
     bool weaker_landlock_allowed = false;  // ran below minimum_landlock_abi by override
+    bool capabilities_dropped = false;     // all five sets empty, read back
     bool seccomp = false;
     std::vector<std::string> rlimits;  // "as=1073741824", "nofile=16", ...
 };

@@ -7,33 +7,44 @@
 #include <array>
 #include <cerrno>
 
+#include "runtime/core/json_reader.h"
+
 namespace mitigate {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// Reads exactly `size` bytes or reports why not.
-FrameStatus read_exactly(int descriptor, char* buffer, std::size_t size,
-                         SteadyClock::time_point deadline) {
-    std::size_t done = 0;
-    while (done < size) {
+// Waits for `events` on the descriptor until the deadline: ok, timeout or error.
+FrameStatus wait_for(int descriptor, short events, SteadyClock::time_point deadline) {
+    while (true) {
         const auto remaining =
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
         if (remaining.count() <= 0) {
             return FrameStatus::timeout;
         }
-        pollfd waiting{descriptor, POLLIN, 0};
-        const int ready = poll(&waiting, 1, static_cast<int>(remaining.count()) + 1);
+        pollfd waiting{descriptor, events, 0};
+        const int ready = poll(
+            &waiting, 1, static_cast<int>(std::min<std::int64_t>(remaining.count() + 1, 1 << 30)));
         if (ready < 0) {
             if (errno == EINTR) {
                 continue;
             }
             return FrameStatus::error;
         }
-        if (ready == 0) {
-            return FrameStatus::timeout;
+        return ready == 0 ? FrameStatus::timeout : FrameStatus::ok;
+    }
+}
+
+// Reads exactly `size` bytes or reports why not.
+FrameStatus read_exactly(int descriptor, char* buffer, std::size_t size,
+                         SteadyClock::time_point deadline) {
+    std::size_t done = 0;
+    while (done < size) {
+        const FrameStatus waited = wait_for(descriptor, POLLIN, deadline);
+        if (waited != FrameStatus::ok) {
+            return waited;
         }
-        const ssize_t got = read(descriptor, buffer + done, size - done);
+        const ssize_t got = recv(descriptor, buffer + done, size - done, MSG_DONTWAIT);
         if (got == 0) {
             return FrameStatus::closed;
         }
@@ -50,29 +61,69 @@ FrameStatus read_exactly(int descriptor, char* buffer, std::size_t size,
 
 }  // namespace
 
-bool write_frame(int descriptor, const std::string& payload) {
+std::string_view to_string(FrameStatus status) {
+    switch (status) {
+        case FrameStatus::ok: return "ok";
+        case FrameStatus::closed: return "closed";
+        case FrameStatus::timeout: return "timeout";
+        case FrameStatus::too_large: return "too_large";
+        case FrameStatus::error: return "error";
+    }
+    return "unknown";
+}
+
+std::string frame_type(const nlohmann::json& frame) {
+    if (!frame.is_object()) {
+        return "";
+    }
+    const auto found = frame.find("type");
+    return found != frame.end() && found->is_string() ? found->get<std::string>() : "";
+}
+
+SteadyClock::time_point no_deadline() {
+    return SteadyClock::now() + std::chrono::hours(24 * 365);
+}
+
+FrameStatus write_frame(int descriptor, std::string_view payload,
+                        SteadyClock::time_point deadline) {
     if (payload.size() > 0xffffffffu) {
-        return false;
+        return FrameStatus::too_large;
     }
     const auto size = static_cast<std::uint32_t>(payload.size());
-    const std::array<char, 4> header{static_cast<char>(size >> 24), static_cast<char>(size >> 16),
-                                     static_cast<char>(size >> 8), static_cast<char>(size)};
-    std::string message(header.data(), header.size());
-    message += payload;
-    std::size_t done = 0;
-    while (done < message.size()) {
+    std::array<char, 4> header{static_cast<char>(size >> 24), static_cast<char>(size >> 16),
+                               static_cast<char>(size >> 8), static_cast<char>(size)};
+    // Header and payload leave in one sendmsg where they fit, without copying the payload.
+    std::array<iovec, 2> parts{iovec{header.data(), header.size()},
+                               iovec{const_cast<char*>(payload.data()), payload.size()}};
+    std::size_t first = 0;
+    while (first < parts.size()) {
+        const FrameStatus waited = wait_for(descriptor, POLLOUT, deadline);
+        if (waited != FrameStatus::ok) {
+            return waited;
+        }
+        msghdr message{};
+        message.msg_iov = &parts[first];
+        message.msg_iovlen = parts.size() - first;
         // MSG_NOSIGNAL: a worker that died must not take the runtime down with SIGPIPE.
-        const ssize_t sent =
-            send(descriptor, message.data() + done, message.size() - done, MSG_NOSIGNAL);
+        // MSG_DONTWAIT: poll said there is room for some, not for all.
+        ssize_t sent = sendmsg(descriptor, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (sent < 0) {
-            if (errno == EINTR) {
+            if (errno == EINTR || errno == EAGAIN) {
                 continue;
             }
-            return false;
+            return errno == EPIPE || errno == ECONNRESET ? FrameStatus::closed : FrameStatus::error;
         }
-        done += static_cast<std::size_t>(sent);
+        while (first < parts.size() && static_cast<std::size_t>(sent) >= parts[first].iov_len) {
+            sent -= static_cast<ssize_t>(parts[first].iov_len);
+            parts[first].iov_len = 0;
+            ++first;
+        }
+        if (first < parts.size()) {
+            parts[first].iov_base = static_cast<char*>(parts[first].iov_base) + sent;
+            parts[first].iov_len -= static_cast<std::size_t>(sent);
+        }
     }
-    return true;
+    return FrameStatus::ok;
 }
 
 FrameStatus read_frame(int descriptor, std::size_t max_bytes, SteadyClock::time_point deadline,
@@ -94,6 +145,17 @@ FrameStatus read_frame(int descriptor, std::size_t max_bytes, SteadyClock::time_
         payload = std::move(buffer);
     }
     return status;
+}
+
+std::optional<nlohmann::json> parse_frame(std::string_view payload, std::size_t max_bytes,
+                                          std::string& error) {
+    std::optional<nlohmann::json> parsed =
+        parse_json_within(payload, JsonTextLimits{max_bytes, frame_max_depth}, error);
+    if (parsed && !parsed->is_object()) {
+        error = std::string("the frame is a JSON ") + parsed->type_name() + ", not an object";
+        return std::nullopt;
+    }
+    return parsed;
 }
 
 }  // namespace mitigate

@@ -4,7 +4,9 @@
 #include <cstdlib>
 
 #include "runtime/core/time_format.h"
+#include "runtime/core/utf8.h"
 #include "sandbox/worker/frame.h"
+#include "sandbox/worker/observed_confinement.h"
 #include "sandbox/worker/worker_process.h"
 
 namespace mitigate {
@@ -49,6 +51,38 @@ std::optional<LuaFailure> parse_failure(const std::string& name) {
     return std::nullopt;
 }
 
+// A result frame, every field of the expected type, or nullopt.
+std::optional<LuaOutcome> outcome_from_frame(const json& message) {
+    LuaOutcome outcome;
+    const auto value = message.find("value");
+    if (value != message.end() && !value->is_null()) {
+        outcome.value = *value;
+    }
+    const auto failure = message.find("failure");
+    if (failure != message.end() && !failure->is_null()) {
+        if (!failure->is_string()) {
+            return std::nullopt;
+        }
+        outcome.failure = parse_failure(failure->get<std::string>()).value_or(LuaFailure::crashed);
+    }
+    const auto text = message.find("message");
+    const auto log = message.find("log");
+    const auto instructions = message.find("instructions");
+    if (text == message.end() || !text->is_string() || log == message.end() || !log->is_array() ||
+        instructions == message.end() || !instructions->is_number_unsigned()) {
+        return std::nullopt;
+    }
+    outcome.message = text->get<std::string>();
+    for (const auto& line : *log) {
+        if (!line.is_string()) {
+            return std::nullopt;
+        }
+        outcome.log.push_back(line.get<std::string>());
+    }
+    outcome.instructions = instructions->get<std::uint64_t>();
+    return outcome;
+}
+
 LuaOutcome failed(LuaFailure failure, std::string message) {
     LuaOutcome outcome;
     outcome.failure = failure;
@@ -60,28 +94,19 @@ LuaOutcome failed(LuaFailure failure, std::string message) {
 
 // ---- The worker process -------------------------------------------------------------
 
-int run_lua_worker(int descriptor, const ConfinementPolicy& policy) {
-    const ConfinementReport report = confine_this_process(policy);
-    if (!report.applied) {
-        write_frame(descriptor, json{{"type", "refused"}, {"error", report.error}}.dump());
-        return 3;
-    }
-    write_frame(descriptor, json{{"type", "ready"},
-                                 {"landlock_abi", report.landlock_abi},
-                                 {"namespaces", report.namespaces}}
-                                .dump());
-    while (true) {
-        std::string payload;
-        // No deadline while idle: the runtime decides when a worker is no longer wanted.
-        const FrameStatus status =
-            read_frame(descriptor, max_frame_bytes,
-                       SteadyClock::now() + std::chrono::hours(24 * 365), payload);
-        if (status != FrameStatus::ok) {
-            return status == FrameStatus::closed ? 0 : 4;
-        }
-        const json request = json::parse(payload, nullptr, false);
-        if (!request.is_object() || request.value("type", "") != "evaluate") {
-            return 5;  // the runtime never sends this: something is wrong, stop
+namespace {
+
+// The runtime reads within its own deadlines and kills a worker it stops waiting for.
+bool send_to_runtime(int descriptor, std::string_view frame) {
+    return write_frame(descriptor, frame, no_deadline()) == FrameStatus::ok;
+}
+
+// An evaluation request as the runtime writes it; nullopt for anything else, which the
+// runtime never sends.
+std::optional<std::pair<LuaCall, LuaLimits>> read_evaluation(const json& request) {
+    try {
+        if (frame_type(request) != "evaluate") {
+            return std::nullopt;
         }
         LuaCall call;
         call.source = request.at("source").get<std::string>();
@@ -91,24 +116,57 @@ int run_lua_worker(int descriptor, const ConfinementPolicy& policy) {
         call.now = parse_rfc3339(request.at("now").get<std::string>()).value_or(TimePoint{});
         call.libraries =
             request.at("libraries").get<std::vector<std::pair<std::string, std::string>>>();
-        const LuaLimits limits = limits_from_json(request.at("limits"));
+        return std::pair{std::move(call), limits_from_json(request.at("limits"))};
+    } catch (const json::exception&) {
+        return std::nullopt;
+    }
+}
+
+}  // namespace
+
+int run_lua_worker(int descriptor, const ConfinementPolicy& policy) {
+    const ConfinementReport report = confine_this_process(policy);
+    if (!report.applied) {
+        send_to_runtime(descriptor, json{{"type", "refused"}, {"error", report.error}}.dump());
+        return 3;
+    }
+    send_to_runtime(descriptor, json{{"type", "ready"},
+                                     {"landlock_abi", report.landlock_abi},
+                                     {"namespaces", report.namespaces}}
+                                    .dump());
+    while (true) {
+        std::string payload;
+        // No deadline while idle: the runtime decides when a worker is no longer wanted.
+        const FrameStatus status = read_frame(descriptor, max_frame_bytes, no_deadline(), payload);
+        if (status != FrameStatus::ok) {
+            return status == FrameStatus::closed ? 0 : 4;
+        }
+        std::string error;
+        const std::optional<json> request = parse_frame(payload, max_frame_bytes, error);
+        auto evaluation = request ? read_evaluation(*request) : std::nullopt;
+        if (!evaluation) {
+            return 5;  // the runtime never sends this: something is wrong, stop
+        }
+        auto& [call, limits] = *evaluation;
         const auto deadline = SteadyClock::now() + limits.wall_clock;
         call.host.state = [descriptor, deadline](const std::string& provider,
                                                  const std::string& target) -> std::optional<json> {
-            if (!write_frame(
+            if (!send_to_runtime(
                     descriptor,
-                    json{{"type", "state"}, {"provider", provider}, {"target", target}}.dump())) {
+                    json{{"type", "state"}, {"provider", provider}, {"target", target}}.dump(
+                        -1, ' ', false, json::error_handler_t::replace))) {
                 return std::nullopt;
             }
             std::string answer;
             if (read_frame(descriptor, max_frame_bytes, deadline, answer) != FrameStatus::ok) {
                 return std::nullopt;
             }
-            const json parsed = json::parse(answer, nullptr, false);
-            if (!parsed.is_object() || !parsed.contains("state") || parsed["state"].is_null()) {
+            std::string unused;
+            const std::optional<json> parsed = parse_frame(answer, max_frame_bytes, unused);
+            if (!parsed || !parsed->contains("state") || parsed->at("state").is_null()) {
                 return std::nullopt;
             }
-            return parsed["state"];
+            return parsed->at("state");
         };
         const LuaOutcome outcome = run_sandboxed(call, limits);
         const json response{
@@ -118,8 +176,8 @@ int run_lua_worker(int descriptor, const ConfinementPolicy& policy) {
             {"message", outcome.message},
             {"log", outcome.log},
             {"instructions", outcome.instructions}};
-        if (!write_frame(descriptor,
-                         response.dump(-1, ' ', false, json::error_handler_t::replace))) {
+        if (!send_to_runtime(descriptor,
+                             response.dump(-1, ' ', false, json::error_handler_t::replace))) {
             return 6;
         }
     }
@@ -155,17 +213,34 @@ bool LuaWorker::start(std::string& error) {
     std::string payload;
     const FrameStatus status =
         read_frame(process_.socket, max_frame_bytes, SteadyClock::now() + start_deadline, payload);
-    const json hello = status == FrameStatus::ok ? json::parse(payload, nullptr, false) : json();
-    if (!hello.is_object() || hello.value("type", "") != "ready") {
-        error = hello.is_object() && hello.contains("error")
-                    ? "the worker refused to start: " + hello["error"].get<std::string>()
+    std::string parse_error;
+    const json hello = status == FrameStatus::ok
+                           ? parse_frame(payload, max_frame_bytes, parse_error).value_or(json())
+                           : json();
+    if (frame_type(hello) != "ready") {
+        const auto why = hello.is_object() ? hello.find("error") : hello.end();
+        error = frame_type(hello) == "refused" && why != hello.end() && why->is_string()
+                    ? "the worker refused to start: " + why->get<std::string>()
                     : "the worker did not start (" + arguments[0] + " __lua-worker)";
         stop();
         return false;
     }
+    // The worker's word is checked against the kernel's before any script runs in it.
+    const ObservedConfinement observed = observe_confinement(process_.pid);
+    if (auto unconfined = unconfined_reason(observed)) {
+        error = "the worker is not confined: " + *unconfined;
+        stop();
+        return false;
+    }
+    const auto abi = hello.find("landlock_abi");
+    confinement_ = {};
     confinement_.applied = true;
-    confinement_.landlock_abi = hello.value("landlock_abi", 0);
-    confinement_.namespaces = hello.value("namespaces", std::vector<std::string>{});
+    confinement_.landlock_abi =
+        abi != hello.end() && abi->is_number_integer() ? abi->get<int>() : 0;
+    confinement_.landlock = confinement_.landlock_abi > 0;
+    confinement_.seccomp = observed.seccomp_filter;
+    confinement_.capabilities_dropped = observed.capabilities_dropped;
+    confinement_.namespaces = observed.namespaces;
     return true;
 }
 
@@ -184,10 +259,17 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
                        {"now", format_rfc3339(call.now)},
                        {"limits", limits_to_json(limits)},
                        {"libraries", call.libraries}};
-    if (!write_frame(process_.socket, request.dump())) {
+    const auto deadline = SteadyClock::now() + limits.wall_clock + answer_grace;
+    const FrameStatus sent = write_frame(
+        process_.socket, request.dump(-1, ' ', false, json::error_handler_t::replace), deadline);
+    if (sent == FrameStatus::timeout) {
+        stop();
+        return failed(LuaFailure::time,
+                      call.chunk_name + ": the worker did not take the evaluation; it was killed");
+    }
+    if (sent != FrameStatus::ok) {
         return failed(LuaFailure::crashed, call.chunk_name + ": the worker died" + reap());
     }
-    const auto deadline = SteadyClock::now() + limits.wall_clock + answer_grace;
     while (true) {
         std::string payload;
         const FrameStatus status = read_frame(process_.socket, max_frame_bytes, deadline, payload);
@@ -208,38 +290,51 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
         if (status != FrameStatus::ok) {
             return failed(LuaFailure::crashed, call.chunk_name + ": the worker died" + reap());
         }
-        const json message = json::parse(payload, nullptr, false);
-        const std::string type = message.is_object() ? message.value("type", "") : "";
+        std::string error;
+        const std::optional<json> message = parse_frame(payload, max_frame_bytes, error);
+        const std::string type = message ? frame_type(*message) : "";
         if (type == "state") {
-            std::optional<json> state;
-            if (call.host.state && message.contains("provider") && message.contains("target")) {
-                state = call.host.state(message["provider"].get<std::string>(),
-                                        message["target"].get<std::string>());
+            const auto provider = message->find("provider");
+            const auto target = message->find("target");
+            if (provider == message->end() || !provider->is_string() || target == message->end() ||
+                !target->is_string()) {
+                stop();
+                return failed(LuaFailure::crashed,
+                              call.chunk_name +
+                                  ": the worker sent a state request without "
+                                  "provider and target strings; it was killed");
             }
-            if (!write_frame(process_.socket, json{{"type", "state_answer"},
-                                                   {"state", state ? *state : json(nullptr)}}
-                                                  .dump())) {
-                return failed(LuaFailure::crashed, call.chunk_name + ": the worker died" + reap());
+            std::optional<json> state;
+            if (call.host.state) {
+                state = call.host.state(provider->get<std::string>(), target->get<std::string>());
+            }
+            const FrameStatus answered = write_frame(
+                process_.socket,
+                json{{"type", "state_answer"}, {"state", state ? *state : json(nullptr)}}.dump(
+                    -1, ' ', false, json::error_handler_t::replace),
+                deadline);
+            if (answered != FrameStatus::ok) {
+                return failed(LuaFailure::crashed,
+                              call.chunk_name + ": the worker stopped reading" + reap());
             }
             continue;
         }
-        if (type != "result") {
+        std::optional<LuaOutcome> outcome =
+            type == "result" ? outcome_from_frame(*message) : std::nullopt;
+        if (!outcome) {
             stop();  // a worker that speaks nonsense is not trusted with another evaluation
             return failed(LuaFailure::crashed,
-                          call.chunk_name + ": the worker sent an unexpected message");
+                          call.chunk_name + ": the worker sent a malformed message" +
+                              (error.empty() ? "" : " (" + error + ")") + "; it was killed");
         }
-        LuaOutcome outcome;
-        if (!message["value"].is_null()) {
-            outcome.value = message["value"];
+        // Bounded here too: the worker runs hostile scripts, so its word is not the limit.
+        if (outcome->log.size() > limits.max_log_lines) {
+            outcome->log.resize(limits.max_log_lines);
         }
-        if (message["failure"].is_string()) {
-            outcome.failure =
-                parse_failure(message["failure"].get<std::string>()).value_or(LuaFailure::crashed);
+        for (auto& line : outcome->log) {
+            line = cut_on_character_boundary(std::move(line), limits.max_log_line_bytes);
         }
-        outcome.message = message.value("message", "");
-        outcome.log = message.value("log", std::vector<std::string>{});
-        outcome.instructions = message.value("instructions", std::uint64_t{0});
-        return outcome;
+        return *outcome;
     }
 }
 

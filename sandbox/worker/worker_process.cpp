@@ -1,6 +1,8 @@
 #include "sandbox/worker/worker_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,8 +36,19 @@ WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::strin
         envp.push_back(entry.data());
     }
     envp.push_back(nullptr);
+    // The worker's stdin, stdout and stderr: never the runtime's, or a plugin could read
+    // the CLI's input, forge its JSON output or the daemon's log lines.
+    const int null_device = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null_device < 0) {
+        close(sockets[0]);
+        close(sockets[1]);
+        error = "cannot open /dev/null";
+        return {};
+    }
+    const pid_t runtime = getpid();
     const pid_t child = fork();
     if (child < 0) {
+        close(null_device);
         close(sockets[0]);
         close(sockets[1]);
         error = "fork failed";
@@ -44,13 +57,23 @@ WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::strin
     if (child == 0) {
         // Between fork and exec only async-signal-safe calls. fd 3 is the worker's end;
         // every other descriptor of the runtime is close-on-exec or closed here.
-        if (dup2(sockets[1], 3) < 0) {
+        //
+        // The worker dies with the runtime: SIGKILL when the thread that started it ends
+        // (the runtime starts workers from long-lived threads only), checked right after
+        // for a runtime that died before the call. The worker sets it again after its
+        // confinement, which may clear it (see confinement.cpp).
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != runtime) {
+            _exit(125);
+        }
+        if (dup2(null_device, 0) < 0 || dup2(null_device, 1) < 0 || dup2(null_device, 2) < 0 ||
+            dup2(sockets[1], 3) < 0) {
             _exit(126);
         }
         close_range(4, ~0U, 0);
         execve(argv[0], argv.data(), envp.data());
         _exit(127);
     }
+    close(null_device);
     close(sockets[1]);
     error.clear();
     return {child, sockets[0]};

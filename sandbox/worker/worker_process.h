@@ -1,6 +1,9 @@
 // Starting and ending a worker process: the part the Lua worker and the plugin host share.
 // A worker is the mitigate binary itself in a hidden mode, started with an empty
-// environment (the runtime's holds secrets) and its end of a socketpair as descriptor 3.
+// environment (the runtime's holds secrets), its end of a socketpair as descriptor 3,
+// /dev/null as stdin, stdout and stderr, and SIGKILL as its parent-death signal: it never
+// outlives the runtime, nor the runtime thread that started it (so start workers from
+// long-lived threads only).
 #pragma once
 
 #include <sys/types.h>

@@ -20,6 +20,7 @@
 namespace mitigate {
 namespace {
 
+using nlohmann::json;
 using ::testing::HasSubstr;
 using SteadyClock = std::chrono::steady_clock;
 
@@ -173,13 +174,14 @@ TEST(Frames, OversizedClosedAndTimedOutFramesAreReported) {
     const auto soon = SteadyClock::now() + std::chrono::milliseconds(200);
     std::string payload;
     EXPECT_EQ(read_frame(sockets[0], 1024, soon, payload), FrameStatus::timeout);
-    ASSERT_TRUE(write_frame(sockets[1], std::string(2048, 'x')));
+    const auto later = SteadyClock::now() + std::chrono::seconds(1);
+    ASSERT_EQ(write_frame(sockets[1], std::string(2048, 'x'), later), FrameStatus::ok);
     EXPECT_EQ(read_frame(sockets[0], 1024, SteadyClock::now() + std::chrono::seconds(1), payload),
               FrameStatus::too_large);
     close(sockets[0]);
     close(sockets[1]);
     ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sockets), 0);
-    ASSERT_TRUE(write_frame(sockets[1], "{\"a\":1}"));
+    ASSERT_EQ(write_frame(sockets[1], "{\"a\":1}", later), FrameStatus::ok);
     EXPECT_EQ(read_frame(sockets[0], 1024, SteadyClock::now() + std::chrono::seconds(1), payload),
               FrameStatus::ok);
     EXPECT_EQ(payload, "{\"a\":1}");
@@ -187,6 +189,52 @@ TEST(Frames, OversizedClosedAndTimedOutFramesAreReported) {
     EXPECT_EQ(read_frame(sockets[0], 1024, SteadyClock::now() + std::chrono::seconds(1), payload),
               FrameStatus::closed);
     close(sockets[0]);
+}
+
+TEST(Frames, AWriteToAPeerThatNeverReadsEndsAtTheDeadline) {
+    int sockets[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sockets), 0);
+    // Far more than any socket buffer: without a deadline this write would block forever.
+    const std::string big(64u << 20, 'x');
+    const auto start = SteadyClock::now();
+    EXPECT_EQ(write_frame(sockets[0], big, start + std::chrono::milliseconds(200)),
+              FrameStatus::timeout);
+    close(sockets[1]);
+    EXPECT_EQ(write_frame(sockets[0], "{}", SteadyClock::now() + std::chrono::seconds(1)),
+              FrameStatus::closed);
+    close(sockets[0]);
+}
+
+TEST(Frames, DeepTypeConfusedAndNonObjectFramesAreRefusedUnparsedAndNeverThrow) {
+    std::string error;
+    // A million levels in 2 MB: under the size cap, deep enough to overflow any stack
+    // that copies or dumps it.
+    const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
+    EXPECT_FALSE(parse_frame(deep, 8u << 20, error));
+    EXPECT_THAT(error, HasSubstr("nests deeper than 128"));
+    const std::string deep_objects = [] {
+        std::string text;
+        for (int level = 0; level < 200; ++level) {
+            text += R"({"a":)";
+        }
+        return text + "1" + std::string(200, '}');
+    }();
+    EXPECT_FALSE(parse_frame(deep_objects, 8u << 20, error));
+    // Brackets inside strings are text, not depth; escaped quotes do not end a string.
+    const std::string brackets_in_text =
+        R"({"type":"log","message":")" + std::string(500, '[') + R"(\"[[[["})";
+    EXPECT_TRUE(parse_frame(brackets_in_text, 8u << 20, error)) << error;
+    EXPECT_FALSE(parse_frame("[1,2]", 1024, error));
+    EXPECT_THAT(error, HasSubstr("not an object"));
+    EXPECT_FALSE(parse_frame("\"text\"", 1024, error));
+    EXPECT_FALSE(parse_frame("{\"a\":", 1024, error));
+    EXPECT_THAT(error, HasSubstr("not valid JSON"));
+    EXPECT_FALSE(parse_frame("{\"a\":\"\xff\xfe\"}", 1024, error));  // invalid UTF-8
+    EXPECT_FALSE(parse_frame(std::string(2000, ' ') + "{}", 1024, error));
+    EXPECT_THAT(error, HasSubstr("over the limit of 1024"));
+    EXPECT_EQ(frame_type(json{{"type", 7}}), "");
+    EXPECT_EQ(frame_type(json::array()), "");
+    EXPECT_EQ(frame_type(json{{"type", "log"}}), "log");
 }
 
 }  // namespace

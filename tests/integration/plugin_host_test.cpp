@@ -4,9 +4,17 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
+#include <map>
 
 #include "plugins/sdk/mitigate_plugin.h"
 #include "runtime/core/time_format.h"
@@ -54,6 +62,20 @@ TEST_F(PluginHostTest, AHealthyPluginAnswersFromAConfinedProcess) {
     EXPECT_TRUE(plugin.confinement()["seccomp"]);
     EXPECT_TRUE(plugin.confinement()["landlock"]);
     EXPECT_TRUE(plugin.confinement()["no_new_privs"]);
+    EXPECT_TRUE(plugin.confinement()["capabilities_dropped"]);
+    // The runtime's own view, not the worker's word.
+    std::ifstream status("/proc/" + std::to_string(plugin.pid()) + "/status");
+    std::string line;
+    std::map<std::string, std::string> fields;
+    while (std::getline(status, line)) {
+        const auto colon = line.find(':');
+        const auto value = line.find_first_not_of(" \t", colon + 1);
+        fields[line.substr(0, colon)] = value == std::string::npos ? "" : line.substr(value);
+    }
+    EXPECT_EQ(fields["NoNewPrivs"], "1");
+    EXPECT_EQ(fields["Seccomp"], "2");
+    EXPECT_EQ(fields["CapEff"], "0000000000000000");
+    EXPECT_EQ(fields["CapPrm"], "0000000000000000");
 }
 
 TEST_F(PluginHostTest, AnAbiMajorMismatchIsRefusedWithBothVersions) {
@@ -140,7 +162,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Attack{"udp", PluginCallStatus::crashed, "(signal 31)"},
                       Attack{"exec", PluginCallStatus::crashed, "(signal 31)"},
                       Attack{"bad_frame", PluginCallStatus::crashed, "malformed message"},
-                      Attack{"huge_frame", PluginCallStatus::crashed, "over the 8388608-byte cap"}),
+                      Attack{"huge_frame", PluginCallStatus::crashed, "over the 8388608-byte cap"},
+                      Attack{"deep_answer", PluginCallStatus::crashed, "nests deeper than 128"},
+                      Attack{"deep_frame", PluginCallStatus::crashed, "nests deeper than 128"},
+                      Attack{"mistyped_log", PluginCallStatus::crashed, "malformed log frame"},
+                      Attack{"mistyped_result", PluginCallStatus::crashed, "malformed message"},
+                      Attack{"unknown_status", PluginCallStatus::crashed, "unknown status -7"}),
     [](const ::testing::TestParamInfo<Attack>& attack) { return attack.param.action; });
 
 TEST_F(PluginHostTest, UnboundedAllocationHitsTheAddressSpaceLimit) {
@@ -232,6 +259,96 @@ TEST_F(PluginHostTest, EgressRequestsGoToTheRuntimeHandler) {
     EXPECT_EQ(result.response["status"], MITIGATE_OK);
     EXPECT_EQ(result.response["response"]["status"], 204);
     EXPECT_EQ(result.response["environment"], json::array());  // the worker has no env
+}
+
+TEST_F(PluginHostTest, AWorkerThatStopsReadingCannotBlockTheRuntime) {
+    // The answer to its egress request is far larger than a socket buffer, and the plugin
+    // never reads it: the runtime's write must end at the call's deadline.
+    PluginProcessOptions options = options_for(test_plugin("hostile"), &clock);
+    options.call_deadline = std::chrono::milliseconds(500);
+    PluginProcess plugin(options, [](const json&, int& status) {
+        status = MITIGATE_OK;
+        return json{{"content", std::string(6u << 20, 'x')}, {"etag", "e"}};
+    });
+    const PluginCallResult result = plugin.call(request("stop_reading"));
+    EXPECT_EQ(result.status, PluginCallStatus::timeout) << result.error << result.response;
+    EXPECT_THAT(result.error, HasSubstr("stopped reading"));
+    EXPECT_EQ(plugin.pid(), -1);  // killed and reaped
+}
+
+TEST_F(PluginHostTest, TheWorkersStdioIsDevNullNotTheRuntimes) {
+    PluginProcess plugin(options_for(test_plugin("hostile"), &clock), nullptr);
+    const PluginCallResult result = plugin.call(request("stdio"));
+    ASSERT_TRUE(result.ok()) << result.error;
+    EXPECT_EQ(result.response["stdin_read"], 0);  // end of file, not the runtime's input
+    for (const json& device : result.response["devices"]) {
+        EXPECT_EQ(device, (json{{"character", true}, {"major", 1}, {"minor", 3}}));
+    }
+}
+
+TEST_F(PluginHostTest, APluginCannotTouchTheLimitsOrSignalsOfOtherProcesses) {
+    rlimit before{};
+    getrlimit(RLIMIT_NOFILE, &before);
+    PluginProcess plugin(options_for(test_plugin("hostile"), &clock), nullptr);
+    const PluginCallResult result = plugin.call(request("other_processes"));
+    ASSERT_TRUE(result.ok()) << result.error;
+    EXPECT_EQ(result.response["prlimit_runtime"], "Operation not permitted");
+    EXPECT_EQ(result.response["signal_runtime"], "Operation not permitted");
+    EXPECT_EQ(result.response["kill_runtime"], "Operation not permitted");
+    EXPECT_EQ(result.response["affinity_runtime"], "Operation not permitted");
+    EXPECT_EQ(result.response["own_prlimit"], true);  // its own limits it may lower
+    rlimit after{};
+    getrlimit(RLIMIT_NOFILE, &after);
+    EXPECT_EQ(after.rlim_cur, before.rlim_cur);
+    EXPECT_EQ(after.rlim_max, before.rlim_max);
+}
+
+TEST_F(PluginHostTest, LogLinesAreCappedPerCallAndCutOnACharacterBoundary) {
+    std::vector<std::pair<int, std::string>> lines;
+    PluginProcess plugin(
+        options_for(test_plugin("hostile"), &clock), nullptr,
+        [&lines](int level, const std::string& message) { lines.emplace_back(level, message); });
+    const PluginCallResult result =
+        plugin.call(request("log_flood", {{"lines", 5000}, {"bytes", 20000}}));
+    ASSERT_TRUE(result.ok()) << result.error;
+    ASSERT_EQ(lines.size(), std::size_t(plugin_log_lines_per_call + 1));
+    EXPECT_EQ(lines.front().second.size(), plugin_log_line_bytes + std::string(" [cut]").size());
+    EXPECT_THAT(lines.back().second, HasSubstr("the rest of this call's are dropped"));
+    lines.clear();
+    ASSERT_TRUE(plugin.call(request("log_flood", {{"lines", 3}, {"bytes", 10}})).ok());
+    EXPECT_EQ(lines.size(), 3u);  // the cap is per call
+}
+
+// The child half of the orphan test: starts a plugin host, says its pid, waits to die.
+void run_orphan_child(const char* fifo) {
+    PluginProcess plugin(options_for(test_plugin("hostile")), nullptr);
+    const bool started = plugin.ensure_started().ok();
+    std::ofstream(fifo) << (started ? plugin.pid() : -1) << std::endl;
+    pause();
+}
+
+TEST_F(PluginHostTest, AWorkerDiesWithItsRuntime) {
+    if (const char* fifo = std::getenv("MITIGATE_ORPHAN_FIFO")) {
+        run_orphan_child(fifo);
+        std::_Exit(0);
+    }
+    testing::TemporaryDirectory directory;
+    const fs::path fifo = directory / "worker-pid";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    const pid_t runtime = testing::start_this_test_again({{"MITIGATE_ORPHAN_FIFO", fifo}});
+    pid_t worker = -1;
+    std::ifstream(fifo) >> worker;  // blocks until the child opened its end and wrote
+    ASSERT_GT(worker, 0);
+    const int worker_handle = static_cast<int>(syscall(SYS_pidfd_open, worker, 0));
+    ASSERT_GE(worker_handle, 0);
+    kill(runtime, SIGKILL);
+    int status = 0;
+    waitpid(runtime, &status, 0);
+    // Readable once the worker has exited; it is not our child, so a pidfd is the way
+    // to wait for it.
+    pollfd exited{worker_handle, POLLIN, 0};
+    EXPECT_EQ(poll(&exited, 1, 30000), 1) << "the worker outlived its runtime";
+    close(worker_handle);
 }
 
 }  // namespace

@@ -2,7 +2,13 @@
 // attacks ../shared/reference/sandbox.md lists. It uses the raw C ABI, not the SDK, so
 // that nothing catches what it does (an exception really crosses the boundary).
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -47,11 +53,36 @@ json environment() {
     return entries;
 }
 
+// pause() is not in the worker's seccomp allowlist (it would return at once); sleeping is.
+[[noreturn]] void hang() {
+    while (true) {
+        sleep(1000);
+    }
+}
+
+void write_raw_frame(const std::string& payload) {
+    const auto size = static_cast<std::uint32_t>(payload.size());
+    const unsigned char header[] = {
+        static_cast<unsigned char>(size >> 24), static_cast<unsigned char>(size >> 16),
+        static_cast<unsigned char>(size >> 8), static_cast<unsigned char>(size)};
+    (void)write(3, header, sizeof header);
+    std::size_t done = 0;
+    while (done < payload.size()) {
+        const ssize_t sent = write(3, payload.data() + done, payload.size() - done);
+        if (sent <= 0) {
+            return;
+        }
+        done += static_cast<std::size_t>(sent);
+    }
+}
+
 const char* manifest() {
     return R"({"name":"hostile","version":"0.0.1","description":"misbehaves on request",
       "actions":{"echo":{},"segfault":{},"abort":{},"throw":{},"loop":{},"allocate":{},
                  "fork_bomb":{},"read_file":{},"tcp":{},"udp":{},"exec":{},"bad_frame":{},
-                 "huge_frame":{},"egress":{},"fail":{}}})";
+                 "huge_frame":{},"egress":{},"fail":{},"deep_answer":{},"deep_frame":{},
+                 "mistyped_log":{},"mistyped_result":{},"unknown_status":{},
+                 "stop_reading":{},"log_flood":{},"stdio":{},"other_processes":{}}})";
 }
 
 int32_t init(const mitigate_host_api* api, const char* /*settings*/) {
@@ -111,7 +142,7 @@ int32_t call(const char* request_json, const char** response_json) {
     } else if (action == "huge_frame") {
         const unsigned char header[] = {0x7f, 0xff, 0xff, 0xff};
         (void)write(3, header, sizeof header);
-        pause();
+        hang();
     } else if (action == "egress") {
         const std::string egress_request = parameters.value("request", json::object()).dump();
         const char* egress_response = nullptr;
@@ -122,6 +153,67 @@ int32_t call(const char* request_json, const char** response_json) {
             {"environment", environment()},
             {"proc_environ", try_open("/proc/self/environ")},
             {"parent_environ", try_open("/proc/" + std::to_string(getppid()) + "/environ")}};
+    } else if (action == "deep_answer") {
+        // Valid JSON a million levels deep, 2 MB: under the frame cap.
+        response_text = std::string(1000000, '[') + std::string(1000000, ']');
+        *response_json = response_text.c_str();
+        return MITIGATE_OK;
+    } else if (action == "deep_frame") {
+        write_raw_frame(R"({"type":"log","level":1,"message":)" + std::string(100000, '[') +
+                        std::string(100000, ']') + "}");
+        hang();
+    } else if (action == "mistyped_log") {
+        write_raw_frame(R"({"type":"log","level":"high","message":"hello"})");
+        hang();
+    } else if (action == "mistyped_result") {
+        write_raw_frame(R"({"type":"result","status":"0","response":{}})");
+        hang();
+    } else if (action == "unknown_status") {
+        write_raw_frame(R"({"type":"result","status":-7,"error":"made up"})");
+        answer = {{"late", true}};
+    } else if (action == "stop_reading") {
+        // Asks for egress and then never reads: the runtime's answer cannot be delivered.
+        write_raw_frame(R"({"type":"egress","request":{"kind":"file_read","path":"/x"}})");
+        hang();
+    } else if (action == "log_flood") {
+        const std::string line(parameters.value("bytes", 100), 'l');
+        for (int index = 0; index < parameters.value("lines", 1000); ++index) {
+            host->log(host->host, MITIGATE_LOG_INFO, line.c_str());
+        }
+    } else if (action == "stdio") {
+        const char forged[] = "{\"forged\":true}\n";
+        answer["stdout_written"] = write(1, forged, sizeof forged - 1);
+        answer["stderr_written"] = write(2, forged, sizeof forged - 1);
+        char buffer[64];
+        answer["stdin_read"] = read(0, buffer, sizeof buffer);
+        for (int descriptor : {0, 1, 2}) {
+            struct stat status {};
+            fstat(descriptor, &status);
+            answer["devices"].push_back({{"character", S_ISCHR(status.st_mode)},
+                                         {"major", major(status.st_rdev)},
+                                         {"minor", minor(status.st_rdev)}});
+        }
+    } else if (action == "other_processes") {
+        // Each attempt on the runtime (our parent) must fail; errno says how.
+        const pid_t runtime = getppid();
+        const rlimit tiny{5, 5};
+        errno = 0;
+        answer["prlimit_runtime"] =
+            syscall(SYS_prlimit64, runtime, RLIMIT_NOFILE, &tiny, nullptr) == 0
+                ? "ALLOWED"
+                : std::strerror(errno);
+        errno = 0;
+        answer["signal_runtime"] =
+            syscall(SYS_tgkill, runtime, runtime, 0) == 0 ? "ALLOWED" : std::strerror(errno);
+        errno = 0;
+        answer["kill_runtime"] = kill(runtime, 0) == 0 ? "ALLOWED" : std::strerror(errno);
+        const rlimit own{8, 8};  // lower than the worker's 16: allowed
+        answer["own_prlimit"] = syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &own, nullptr) == 0;
+        cpu_set_t cpus;
+        errno = 0;
+        answer["affinity_runtime"] =
+            syscall(SYS_sched_getaffinity, runtime, sizeof cpus, &cpus) >= 0 ? "ALLOWED"
+                                                                             : std::strerror(errno);
     } else if (action == "fail") {
         error_text = std::string(4096, 'x');  // longer than MITIGATE_PLUGIN_ERROR_MAX
         return parameters.value("status", static_cast<int>(MITIGATE_PROVIDER));

@@ -1,0 +1,19 @@
+// UTF-8 facts that text crossing a boundary needs: whether it is valid, and how to cut it
+// to a byte limit without splitting a character (which would turn valid text invalid).
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mitigate {
+
+// The offset of the first byte that is not part of valid UTF-8 (overlong forms,
+// surrogates and code points above U+10FFFF are invalid), or nullopt when all is valid.
+std::optional<std::size_t> first_invalid_utf8(std::string_view text);
+
+// `text` cut to at most `max_bytes`, on a character boundary when `text` is valid UTF-8.
+std::string cut_on_character_boundary(std::string text, std::size_t max_bytes);
+
+}  // namespace mitigate
