@@ -52,6 +52,8 @@ std::string protections_text(const json& confinement) {
             : "landlock: off");
     add(confinement.value("seccomp", false) ? "seccomp" : "seccomp: off");
     add(confinement.value("no_new_privs", false) ? "no_new_privs" : "no_new_privs: off");
+    add(confinement.value("capabilities_dropped", false) ? "no capabilities"
+                                                         : "capabilities: kept");
     add("rlimits " + std::to_string(confinement.value("rlimits", json::array()).size()));
     return text;
 }
@@ -70,7 +72,7 @@ int list_plugins(const GlobalOptions& global, const PluginsOptions& options) {
         PluginProcess process(plugin_process_options(*config, registry_options, file.path),
                               nullptr);
         const PluginCallResult started = process.ensure_started();
-        json entry{{"name", file.name}, {"path", file.path.string()}};
+        json entry{{"name", file.name}, {"path", file.path.string()}, {"shipped", file.shipped}};
         std::vector<std::string> providers;
         for (const auto& provider : config->providers) {
             if (provider.plugin == file.name) {
@@ -78,6 +80,13 @@ int list_plugins(const GlobalOptions& global, const PluginsOptions& options) {
             }
         }
         entry["providers"] = providers;
+        if (process.identity()) {
+            entry["sha256"] = process.identity()->sha256;
+            entry["resolved_path"] = process.identity()->resolved.string();
+        }
+        if (file.shadows_shipped) {
+            entry["shadows_shipped"] = true;
+        }
         if (!started.ok()) {
             all_started = false;
             entry["error"] = started.error;
@@ -137,7 +146,12 @@ int list_plugins(const GlobalOptions& global, const PluginsOptions& options) {
                   << "  actions:     " << actions << "\n"
                   << "  providers:   " << (providers.empty() ? "(none configured)" : providers)
                   << "\n"
+                  << "  sha256:      " << entry.value("sha256", "") << "\n"
                   << "  sandbox:     " << protections_text(entry["protections"]) << "\n";
+        if (entry.contains("shadows_shipped")) {
+            std::cout << "  WARNING:     has the name of a shipped plugin; a provider uses it "
+                         "only when providers.NAME.sha256 pins it\n";
+        }
     }
     return all_started ? exit_ok : exit_failure;
 }

@@ -103,6 +103,9 @@ struct EgressConfig {
 struct ProviderConfig {
     std::string name;    // the key under providers:
     std::string plugin;  // plugin name; defaults to the provider name
+    // The plugin file's SHA-256 (lowercase hex), when pinned: any other file is refused,
+    // and only a pinned plugin may shadow a shipped one of the same name.
+    std::string sha256;
     bool enabled = true;
     EgressConfig egress;
     std::vector<CredentialProfile> credentials;

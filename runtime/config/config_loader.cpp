@@ -241,6 +241,14 @@ ProviderConfig read_provider(const std::string& name, const YAML::Node& node,
         reader.error_at_value("plugin",
                               "must be a plugin name: lowercase letters, digits, - and _");
     }
+    provider.sha256 = reader.string("sha256").value_or("");
+    if (!provider.sha256.empty() &&
+        (provider.sha256.size() != 64 ||
+         provider.sha256.find_first_not_of("0123456789abcdef") != std::string::npos)) {
+        reader.error_at_value("sha256",
+                              "must be 64 lowercase hex digits (the SHA-256 that "
+                              "`mitigate plugins list` shows for the file)");
+    }
     provider.enabled = reader.boolean("enabled").value_or(true);
     {
         YamlMapReader egress(reader.get("egress"), path + ".egress", context.errors);
@@ -372,9 +380,11 @@ ConfigLoad load_config_text(std::string_view text, const std::string& source_nam
     // Defaults for paths, resolved like values written in the file.
     LoadContext context{errors, base_directory, config.secret_uses};
     config.store.path = resolve_path(context, "mitigate.db");
-    config.directories = {
-        resolve_path(context, "plugins"), resolve_path(context, "scripts/playbooks"),
-        resolve_path(context, "policies"), resolve_path(context, "scripts/drills")};
+    // No default plugins directory: a plugin is loaded from a directory only when the
+    // configuration names it, never from whatever ./plugins the working directory has.
+    config.directories = {fs::path(), resolve_path(context, "scripts/playbooks"),
+                          resolve_path(context, "policies"),
+                          resolve_path(context, "scripts/drills")};
 
     if (!root.IsDefined() || root.IsNull()) {
         errors.add(root.Mark(), "", "the file is empty; see docs/configuration.md");
@@ -437,6 +447,7 @@ nlohmann::json config_to_json(const Config& config) {
         }
         providers[provider.name] = {
             {"plugin", provider.plugin},
+            {"sha256", provider.sha256},
             {"enabled", provider.enabled},
             {"egress",
              {{"allow_hosts", provider.egress.allow_hosts},

@@ -13,24 +13,36 @@ using nlohmann::json;
 
 std::vector<std::filesystem::path> plugin_directories(const Config& config,
                                                       const std::filesystem::path& executable) {
-    std::vector<std::filesystem::path> directories{config.directories.plugins};
+    std::vector<std::filesystem::path> directories;
     const auto shipped =
         (executable.parent_path() / ".." / "lib" / "mitigate" / "plugins").lexically_normal();
-    if (shipped != config.directories.plugins) {
-        directories.push_back(shipped);
+    if (!config.directories.plugins.empty() && config.directories.plugins != shipped) {
+        directories.push_back(config.directories.plugins);
     }
+    directories.push_back(shipped);
     return directories;
 }
 
 std::vector<PluginFile> discover_plugins(const std::vector<std::filesystem::path>& directories) {
     std::vector<PluginFile> plugins;
     std::set<std::string> seen;
+    const auto shipped_directory =
+        directories.empty() ? std::filesystem::path() : directories.back();
     for (const auto& directory : directories) {
         std::error_code error;
         std::vector<PluginFile> here;
+        const bool shipped = directory == shipped_directory;
         for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
-            if (entry.path().extension() == ".so" && !seen.contains(entry.path().stem().string())) {
-                here.push_back({entry.path().stem().string(), entry.path()});
+            const std::string name = entry.path().stem().string();
+            if (entry.path().extension() != ".so") {
+                continue;
+            }
+            if (!seen.contains(name)) {
+                here.push_back({name, entry.path(), shipped, false});
+            } else if (shipped) {
+                for (auto& earlier : plugins) {
+                    earlier.shadows_shipped = earlier.shadows_shipped || earlier.name == name;
+                }
             }
         }
         std::sort(here.begin(), here.end(), [](const PluginFile& left, const PluginFile& right) {
@@ -95,7 +107,7 @@ ProviderRegistry::Entry* ProviderRegistry::entry(const std::string& name) {
     }
     std::filesystem::path plugin;
     for (const auto& file : discover_plugins(plugin_directories(config_, options_.executable))) {
-        if (file.name == provider->plugin) {
+        if (file.name == provider->plugin && (!file.shadows_shipped || !provider->sha256.empty())) {
             plugin = file.path;
         }
     }
@@ -108,6 +120,7 @@ ProviderRegistry::Entry* ProviderRegistry::entry(const std::string& name) {
         std::make_unique<EgressBroker>(*provider, options_.egress_limits, options_.resolver);
     PluginProcessOptions process = plugin_process_options(config_, options_, plugin);
     process.settings = provider->settings;
+    process.pinned_sha256 = provider->sha256;
     EgressBroker* broker = entry->broker.get();
     const std::string provider_name = name;
     entry->process = std::make_unique<PluginProcess>(
@@ -136,6 +149,19 @@ PluginCallResult ProviderRegistry::unavailable(const std::string& provider) cons
     const auto configured =
         std::find_if(config_.providers.begin(), config_.providers.end(),
                      [&](const ProviderConfig& entry) { return entry.name == provider; });
+    if (configured != config_.providers.end() && configured->enabled) {
+        for (const auto& file :
+             discover_plugins(plugin_directories(config_, options_.executable))) {
+            if (file.name == configured->plugin && file.shadows_shipped) {
+                result.error = file.path.string() +
+                               " has the name of a plugin shipped with "
+                               "mitigate; refusing to let it replace the shipped one unless "
+                               "providers." +
+                               provider + ".sha256 pins its digest";
+                return result;
+            }
+        }
+    }
     result.error = configured == config_.providers.end()
                        ? "no provider \"" + provider + "\" is configured (providers: in " +
                              config_.source + ")"
@@ -154,8 +180,13 @@ PluginCallResult ProviderRegistry::call(const std::string& provider, const json&
     std::lock_guard calls(found->calls);
     PluginProcess& plugin = *found->process;
     PluginCallResult result = plugin.call(request);
-    if (plugin.starts() > found->audited_starts) {
+    if (plugin.starts() > found->audited_starts && plugin.identity()) {
         found->audited_starts = plugin.starts();
+        if (options_.on_plugin_started) {
+            options_.on_plugin_started(provider, {{"path", plugin.identity()->resolved.string()},
+                                                  {"sha256", plugin.identity()->sha256},
+                                                  {"pinned", !found->provider.sha256.empty()}});
+        }
         const json& confinement = plugin.confinement();
         if (confinement.is_object() && confinement.value("weaker_landlock_allowed", false)) {
             spdlog::warn(

@@ -5,9 +5,12 @@
 // Thread-safe: calls to one provider are serialized (its plugin process answers one call
 // at a time); calls to different providers run in parallel.
 //
-// Plugins are found by name (providers.NAME.plugin, default NAME) as NAME.so in the
-// configured directories.plugins, then in the plugins shipped beside the binary
-// (<bin>/../lib/mitigate/plugins).
+// Plugins are found by name (providers.NAME.plugin, default NAME) as NAME.so in
+// directories.plugins when the configuration names one, then in the plugins shipped
+// beside the binary (<bin>/../lib/mitigate/plugins). A file in directories.plugins with
+// the name of a shipped plugin shadows it only when the provider pins its digest
+// (providers.NAME.sha256): a file dropped earlier on the path cannot silently replace a
+// shipped plugin. Every worker start is reported with the file's path and digest.
 #pragma once
 
 #include <filesystem>
@@ -31,9 +34,11 @@ namespace mitigate {
 struct PluginFile {
     std::string name;  // file name without .so
     std::filesystem::path path;
+    bool shipped = false;          // found beside the binary
+    bool shadows_shipped = false;  // found in directories.plugins, hiding a shipped one
 };
 
-// The directories searched, in order.
+// The directories searched, in order; the last is the shipped one.
 std::vector<std::filesystem::path> plugin_directories(const Config& config,
                                                       const std::filesystem::path& executable);
 
@@ -51,6 +56,9 @@ struct RegistryOptions {
     // sandbox.allow_weaker_landlock override, so that the caller can audit it.
     std::function<void(const std::string& provider, const nlohmann::json& confinement)>
         on_weaker_confinement;
+    // Told once per worker start which file it loaded: {"path","sha256","pinned"}.
+    std::function<void(const std::string& provider, const nlohmann::json& plugin)>
+        on_plugin_started;
 };
 
 class ProviderRegistry final : public Providers {

@@ -214,6 +214,13 @@ Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
                              provider,
                              {{"confinement", confinement}}});
     };
+    registry.on_plugin_started = [store, clock](const std::string& provider,
+                                                const nlohmann::json& plugin) {
+        spdlog::info("provider {}: plugin host started from {} (sha256 {}{})", provider,
+                     plugin.value("path", ""), plugin.value("sha256", ""),
+                     plugin.value("pinned", false) ? ", pinned" : "");
+        store->append_audit({clock->now(), "runtime", "plugin.started", provider, plugin});
+    };
     state.providers = std::make_unique<ProviderRegistry>(config, registry);
 
     ConfinementPolicy confinement;

@@ -9,6 +9,7 @@
 #include "plugins/sdk/mitigate_plugin.h"
 #include "runtime/core/time_format.h"
 #include "runtime/core/utf8.h"
+#include "sandbox/plugin_host/plugin_identity.h"
 #include "sandbox/worker/frame.h"
 #include "sandbox/worker/observed_confinement.h"
 
@@ -73,32 +74,6 @@ json confinement_to_json(const ConfinementReport& report) {
             {"capabilities_dropped", report.capabilities_dropped},
             {"rlimits", report.rlimits},
             {"no_new_privs", report.applied}};
-}
-
-std::optional<std::string> unsafe_plugin_file(const std::filesystem::path& plugin) {
-    const uid_t runtime_user = geteuid();
-    for (const auto& path : {plugin, plugin.parent_path()}) {
-        struct stat status {};
-        if (stat(path.c_str(), &status) != 0) {
-            return path.string() + ": cannot be read";
-        }
-        if ((status.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-            char mode[8];
-            std::snprintf(mode, sizeof mode, "%03o", status.st_mode & 0777);
-            return path.string() + " is writable by group or others (mode " + mode +
-                   "); refusing to load a plugin that someone else could replace";
-        }
-        if (status.st_uid != 0 && status.st_uid != runtime_user) {
-            return path.string() + " is owned by uid " + std::to_string(status.st_uid) +
-                   ", neither root nor the user running mitigate; refusing to load it";
-        }
-    }
-    struct stat status {};
-    stat(plugin.c_str(), &status);
-    if (!S_ISREG(status.st_mode)) {
-        return plugin.string() + " is not a regular file";
-    }
-    return std::nullopt;
 }
 
 PluginProcess::PluginProcess(PluginProcessOptions options, EgressHandler egress,
@@ -211,17 +186,27 @@ PluginCallResult PluginProcess::ensure_started() {
                            " is restarting after a failure; next attempt at " +
                            format_rfc3339(restart_not_before_));
     }
-    if (auto unsafe = unsafe_plugin_file(options_.plugin)) {
-        return refuse_start(failure(PluginCallStatus::refused, *unsafe));
+    identity_.reset();
+    std::string error;
+    std::optional<PluginIdentity> identity = identify_plugin(options_.plugin, error);
+    if (!identity) {
+        return refuse_start(failure(PluginCallStatus::refused, error));
     }
+    if (!options_.pinned_sha256.empty() && identity->sha256 != options_.pinned_sha256) {
+        return refuse_start(failure(
+            PluginCallStatus::refused,
+            identity->resolved.string() + " has sha256 " + identity->sha256 + ", not the pinned " +
+                options_.pinned_sha256 +
+                "; refusing to load it (if the new file is the one you meant, pin its digest)"));
+    }
+    // The worker loads the resolved path: the one that was checked and hashed.
     std::vector<std::string> arguments{options_.executable.string(), "__plugin-host",
-                                       options_.plugin.string()};
+                                       identity->resolved.string()};
     if (options_.confinement.allow_weaker_landlock) {
         arguments.emplace_back("--allow-weaker-landlock");
     }
     arguments.emplace_back("--minimum-landlock-abi");
     arguments.emplace_back(std::to_string(options_.confinement.minimum_landlock_abi));
-    std::string error;
     worker_ = spawn_worker(arguments, error);
     if (!worker_.running()) {
         return refuse_start(failure(PluginCallStatus::refused, error));
@@ -285,6 +270,10 @@ PluginCallResult PluginProcess::ensure_started() {
         return refuse_start(
             failure(PluginCallStatus::refused, options_.plugin.string() + ": " + *problem));
     }
+    if (auto mismatch = loaded_file_mismatch(worker_.pid, *identity)) {
+        return refuse_start(failure(PluginCallStatus::refused, *mismatch));
+    }
+    identity_ = std::move(identity);
     manifest_ = *manifest;
     confinement_ = std::move(confinement);
     initialized_ = false;

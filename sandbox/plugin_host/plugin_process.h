@@ -5,6 +5,10 @@
 // ask for egress (HTTP or a file); PluginProcess hands each request to the runtime's
 // EgressHandler and returns the answer, so secrets and sockets stay on this side.
 //
+// Before each start the plugin file is identified (plugin_identity.h): resolved, checked
+// for owner and mode up to /, hashed and compared with the pinned digest when there is
+// one; after the start, the worker must have mapped that very file.
+//
 // Failure handling, all of it here so that every caller gets it the same way:
 //   - a call that outlives its deadline (every read and write of the socket counts
 //     against it: a worker that stops reading cannot block the runtime), a crash, an
@@ -28,6 +32,7 @@
 
 #include "runtime/core/clock.h"
 #include "sandbox/plugin_host/plugin_call.h"
+#include "sandbox/plugin_host/plugin_identity.h"
 #include "sandbox/worker/confinement.h"
 #include "sandbox/worker/worker_process.h"
 
@@ -48,6 +53,8 @@ inline constexpr const char* plugin_call_frame_prefix = R"({"type":"call","reque
 struct PluginProcessOptions {
     std::filesystem::path executable;  // the mitigate binary (it has __plugin-host)
     std::filesystem::path plugin;      // the plugin's .so
+    // Lowercase hex; when set, a file with another digest is refused (providers.NAME.sha256).
+    std::string pinned_sha256;
     nlohmann::json settings = nlohmann::json::object();
     ConfinementPolicy confinement;  // read_only_paths gets the plugin's directory
     std::chrono::milliseconds call_deadline{30000};
@@ -82,6 +89,8 @@ class PluginProcess {
     // From the last successful start; empty objects before one.
     const nlohmann::json& manifest() const { return manifest_; }
     const nlohmann::json& confinement() const { return confinement_; }
+    // The file the running worker loaded (see plugin_identity.h), from the last start.
+    const std::optional<PluginIdentity>& identity() const { return identity_; }
     pid_t pid() const { return worker_.pid; }
     int starts() const { return starts_; }
     int consecutive_failures() const { return consecutive_failures_; }
@@ -107,17 +116,13 @@ class PluginProcess {
     WorkerProcess worker_;
     nlohmann::json manifest_ = nlohmann::json::object();
     nlohmann::json confinement_ = nlohmann::json::object();
+    std::optional<PluginIdentity> identity_;
     bool initialized_ = false;  // settings sent to the running worker
     int starts_ = 0;
     int consecutive_failures_ = 0;
     TimePoint restart_not_before_{};
     TimePoint circuit_open_until_{};
 };
-
-// Why the runtime must not load this file, or nothing: it must be a regular file that
-// neither it nor its directory is writable by group or others, owned by root or by the
-// user running mitigate (osquery's rule for extensions).
-std::optional<std::string> unsafe_plugin_file(const std::filesystem::path& plugin);
 
 // The worker side, for main(): confines, loads, serves; returns the exit code.
 int run_plugin_host(int descriptor, const std::filesystem::path& plugin,

@@ -261,6 +261,30 @@ TEST_F(PluginHostTest, EgressRequestsGoToTheRuntimeHandler) {
     EXPECT_EQ(result.response["environment"], json::array());  // the worker has no env
 }
 
+TEST_F(PluginHostTest, APinnedDigestIsCheckedAndTheLoadedFileIsTheHashedOne) {
+    PluginProcessOptions options = options_for(test_plugin("hostile"), &clock);
+    options.pinned_sha256 = std::string(64, 'a');
+    PluginProcess wrong(options, nullptr);
+    const PluginCallResult refused = wrong.call(request("echo"));
+    EXPECT_EQ(refused.status, PluginCallStatus::refused);
+    EXPECT_THAT(refused.error, HasSubstr("not the pinned " + std::string(64, 'a')));
+    EXPECT_EQ(wrong.starts(), 0);
+
+    PluginProcess plugin(options_for(test_plugin("hostile"), &clock), nullptr);
+    ASSERT_TRUE(plugin.call(request("echo")).ok());
+    ASSERT_TRUE(plugin.identity());
+    EXPECT_EQ(plugin.identity()->resolved, fs::canonical(test_plugin("hostile")));
+    EXPECT_EQ(loaded_file_mismatch(plugin.pid(), *plugin.identity()), std::nullopt);
+    // What a swap between the hash and the load looks like from /proc.
+    PluginIdentity swapped = *plugin.identity();
+    swapped.inode += 1;
+    EXPECT_THAT(loaded_file_mismatch(plugin.pid(), swapped).value_or(""),
+                HasSubstr("mapped a different file"));
+    options.pinned_sha256 = plugin.identity()->sha256;
+    PluginProcess pinned(options, nullptr);
+    EXPECT_TRUE(pinned.call(request("echo")).ok());
+}
+
 TEST_F(PluginHostTest, AWorkerThatStopsReadingCannotBlockTheRuntime) {
     // The answer to its egress request is far larger than a socket buffer, and the plugin
     // never reads it: the runtime's write must end at the call's deadline.

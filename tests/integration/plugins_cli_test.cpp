@@ -76,6 +76,103 @@ TEST_F(PluginsCliTest, ListShowsTheShippedPluginItsActionsAndItsSandbox) {
     EXPECT_GE(plugin["protections"]["landlock_abi"].get<int>(), 4);
 }
 
+std::filesystem::path shipped_plugin(const std::string& name) {
+    return (std::filesystem::path(testing::mitigate_binary()).parent_path() / ".." / "lib" /
+            "mitigate" / "plugins" / (name + ".so"))
+        .lexically_normal();
+}
+
+TEST_F(PluginsCliTest, AFileShadowingAShippedPluginIsUsedOnlyWhenItsDigestIsPinned) {
+    const auto plugins = directory / "plugins";
+    std::filesystem::create_directory(plugins);
+    std::filesystem::permissions(plugins, std::filesystem::perms::owner_all);
+    std::filesystem::copy_file(shipped_plugin("flags"), plugins / "flags.so");
+    const std::string directories = "directories:\n  plugins: " + plugins.string() + "\n";
+    write_config(directories);
+    const auto refused =
+        mitigate({"plugins", "call", "flags", "flag.set", "read", "--target", "checkout"});
+    EXPECT_NE(refused.exit_code, 0);
+    EXPECT_THAT(refused.err, HasSubstr("has the name of a plugin shipped with mitigate"));
+    EXPECT_THAT(refused.err, HasSubstr("providers.flags.sha256"));
+
+    const auto listed = mitigate({"plugins", "list", "--output", "json"});
+    const json document = json::parse(listed.out);
+    std::string digest;
+    for (const json& plugin : document["plugins"]) {
+        if (plugin["name"] == "flags") {
+            EXPECT_EQ(plugin["path"], (plugins / "flags.so").string());
+            EXPECT_EQ(plugin["shadows_shipped"], true);
+            digest = plugin["sha256"];
+        }
+    }
+    ASSERT_EQ(digest.size(), 64u) << listed.out;
+
+    const auto pinned_config = [&](const std::string& pin) {
+        directory.write("mitigate.yaml", "store:\n  path: " + (directory / "m.db").string() + "\n" +
+                                             directories +
+                                             "providers:\n"
+                                             "  flags:\n"
+                                             "    sha256: " +
+                                             pin +
+                                             "\n"
+                                             "    egress:\n"
+                                             "      allow_files: [flags.json]\n"
+                                             "    settings:\n"
+                                             "      backend: flagd\n"
+                                             "      path: " +
+                                             flags.string() + "\n");
+    };
+    pinned_config(std::string(64, '0'));
+    const auto wrong_pin =
+        mitigate({"plugins", "call", "flags", "flag.set", "read", "--target", "checkout"});
+    EXPECT_NE(wrong_pin.exit_code, 0);
+    EXPECT_THAT(wrong_pin.err, HasSubstr("not the pinned " + std::string(64, '0')));
+
+    pinned_config(digest);
+    const auto pinned =
+        mitigate({"plugins", "call", "flags", "flag.set", "read", "--target", "checkout"});
+    EXPECT_EQ(pinned.exit_code, 0) << pinned.err;
+
+    pinned_config("ABC");
+    const auto malformed = mitigate({"plugins", "list"});
+    EXPECT_NE(malformed.exit_code, 0);
+    EXPECT_THAT(malformed.err, HasSubstr("providers.flags.sha256"));
+}
+
+TEST_F(PluginsCliTest, WithoutAConfigurationNoPluginIsLoadedFromTheWorkingDirectory) {
+    const auto plugins = directory / "plugins";
+    std::filesystem::create_directory(plugins);
+    std::filesystem::copy_file(shipped_plugin("flags"), plugins / "flags.so");
+    const auto listed =
+        run_process({testing::mitigate_binary(), "plugins", "list", "--output", "json"}, {},
+                    directory.path().string());
+    ASSERT_EQ(listed.exit_code, 0) << listed.err;
+    const json document = json::parse(listed.out);
+    EXPECT_EQ(document["directories"],
+              json::array({shipped_plugin("flags").parent_path().string()}));
+    for (const json& plugin : document["plugins"]) {
+        EXPECT_EQ(plugin["shipped"], true) << plugin;
+    }
+}
+
+TEST_F(PluginsCliTest, ASymlinkedPluginIsCheckedWhereItResolvesTo) {
+    // A safe-looking directory holding a link to a file in a directory anyone can write:
+    // the file could be swapped, so it is refused, naming the real place.
+    const auto open_directory = directory / "open";
+    std::filesystem::create_directory(open_directory);
+    std::filesystem::permissions(open_directory, std::filesystem::perms::all);
+    std::filesystem::copy_file(shipped_plugin("flags"), open_directory / "mine.so");
+    const auto plugins = directory / "plugins";
+    std::filesystem::create_directory(plugins);
+    std::filesystem::permissions(plugins, std::filesystem::perms::owner_all);
+    std::filesystem::create_symlink(open_directory / "mine.so", plugins / "mine.so");
+    write_config("directories:\n  plugins: " + plugins.string() + "\n");
+    const auto listed = mitigate({"plugins", "list"});
+    EXPECT_NE(listed.exit_code, 0);
+    EXPECT_THAT(listed.out, HasSubstr("mine  REFUSED: " + open_directory.string() +
+                                      " is writable by group or others (mode 777)"));
+}
+
 TEST_F(PluginsCliTest, CallRunsPlanApplyAndRevertOnAFlagdFile) {
     const auto plan = mitigate({"plugins", "call", "flags", "flag.set", "plan", "--target",
                                 "checkout", "--params", R"({"variant": "off"})"});

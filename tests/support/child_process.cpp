@@ -58,7 +58,8 @@ struct ExecImage {
 }  // namespace
 
 ProcessResult run_process(const std::vector<std::string>& arguments,
-                          const std::map<std::string, std::string>& environment) {
+                          const std::map<std::string, std::string>& environment,
+                          const std::string& working_directory) {
     std::array<int, 2> out_pipe{};
     std::array<int, 2> err_pipe{};
     if (pipe(out_pipe.data()) != 0 || pipe(err_pipe.data()) != 0) {
@@ -78,6 +79,9 @@ ProcessResult run_process(const std::vector<std::string>& arguments,
         close(err_pipe[0]);
         close(err_pipe[1]);
         close_range(3, ~0U, 0);  // the program sees only stdin, stdout and stderr
+        if (!working_directory.empty() && chdir(working_directory.c_str()) != 0) {
+            _exit(126);
+        }
         execve(image.argv[0], image.argv.data(), image.envp.data());
         _exit(127);
     }

@@ -14,9 +14,11 @@ struct ProcessResult {
     std::string err;
 };
 
-// `environment` entries are added to (or replace) the test's own environment.
+// `environment` entries are added to (or replace) the test's own environment; the program
+// runs in `working_directory` when one is given.
 ProcessResult run_process(const std::vector<std::string>& arguments,
-                          const std::map<std::string, std::string>& environment = {});
+                          const std::map<std::string, std::string>& environment = {},
+                          const std::string& working_directory = {});
 
 // Starts this test binary again, running only the current test, with `environment` added:
 // the child tells itself apart by it. Exec'd, not just forked: a bare fork of a

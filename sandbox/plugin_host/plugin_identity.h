@@ -1,0 +1,35 @@
+// Which file a plugin is, before the runtime lets a worker load it, and proof afterwards
+// that the worker loaded that very file.
+//
+// The path is resolved (symlinks and all) and the checks apply to what it resolves to:
+// the file and every directory above it up to / must be owned by root or by the user
+// running mitigate and not writable by group or others (a directory such as /tmp, which
+// is writable by all but sticky and root's, is accepted: nobody else can replace an entry
+// in it). The file is then read through one descriptor opened without following links,
+// hashed, and identified by its inode; after the worker loaded it, /proc/PID/maps must
+// show that inode mapped at that path, so a swap between the hash and the load is caught.
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace mitigate {
+
+struct PluginIdentity {
+    std::filesystem::path resolved;  // absolute, no symlinks
+    std::string sha256;              // of the file's bytes, lowercase hex
+    ino_t inode = 0;
+    dev_t device = 0;
+};
+
+// The identity, or nullopt with `error` saying which file or directory is unsafe.
+std::optional<PluginIdentity> identify_plugin(const std::filesystem::path& plugin,
+                                              std::string& error);
+
+// Why the worker `pid` did not load the file `identity` names, or nothing.
+std::optional<std::string> loaded_file_mismatch(pid_t pid, const PluginIdentity& identity);
+
+}  // namespace mitigate
