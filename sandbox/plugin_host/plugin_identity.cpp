@@ -8,6 +8,8 @@
 #include <array>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include "runtime/core/sha256.h"
@@ -41,6 +43,21 @@ std::optional<std::string> replaceable_by_others(const std::filesystem::path& pa
                "); refusing to load a plugin that someone else could replace";
     }
     return std::nullopt;
+}
+
+// Digests already computed in this process, by resolved path.
+std::mutex known_mutex;
+std::map<std::filesystem::path, PluginIdentity> known;
+
+std::optional<PluginIdentity> known_identity(const std::filesystem::path& resolved) {
+    std::lock_guard lock(known_mutex);
+    const auto found = known.find(resolved);
+    return found != known.end() ? std::optional(found->second) : std::nullopt;
+}
+
+void remember_identity(const PluginIdentity& identity) {
+    std::lock_guard lock(known_mutex);
+    known[identity.resolved] = identity;
 }
 
 }  // namespace
@@ -85,7 +102,17 @@ std::optional<PluginIdentity> identify_plugin(const std::filesystem::path& plugi
     } else {
         problem = replaceable_by_others(resolved, status);
     }
-    if (!problem) {
+    identity.inode = status.st_ino;
+    identity.device = status.st_dev;
+    identity.size = status.st_size;
+    identity.change_time_ns =
+        std::int64_t{status.st_ctim.tv_sec} * 1'000'000'000 + status.st_ctim.tv_nsec;
+    const std::optional<PluginIdentity> previous = known_identity(resolved);
+    if (!problem && previous && previous->inode == identity.inode &&
+        previous->device == identity.device && previous->size == identity.size &&
+        previous->change_time_ns == identity.change_time_ns) {
+        identity.sha256 = previous->sha256;
+    } else if (!problem) {
         Sha256 hash;
         std::array<char, 1 << 16> buffer{};
         ssize_t got = 0;
@@ -96,8 +123,9 @@ std::optional<PluginIdentity> identify_plugin(const std::filesystem::path& plugi
             problem = resolved.string() + ": read failed";
         }
         identity.sha256 = hash.hex_digest();
-        identity.inode = status.st_ino;
-        identity.device = status.st_dev;
+        if (!problem) {
+            remember_identity(identity);
+        }
     }
     close(descriptor);
     if (problem) {

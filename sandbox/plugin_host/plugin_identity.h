@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -23,9 +24,15 @@ struct PluginIdentity {
     std::string sha256;              // of the file's bytes, lowercase hex
     ino_t inode = 0;
     dev_t device = 0;
+    // The file's change time: any write or rename of it moves this, and only root could
+    // set it back, so an unchanged inode and ctime mean unchanged bytes.
+    std::int64_t change_time_ns = 0;
+    std::int64_t size = 0;
 };
 
-// The identity, or nullopt with `error` saying which file or directory is unsafe.
+// The identity, or nullopt with `error` saying which file or directory is unsafe. Every
+// check is made on every call; the digest of a file whose inode, size and change time
+// are those of an earlier call in this process is reused rather than read again.
 std::optional<PluginIdentity> identify_plugin(const std::filesystem::path& plugin,
                                               std::string& error);
 

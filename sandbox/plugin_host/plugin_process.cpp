@@ -186,8 +186,8 @@ PluginCallResult PluginProcess::ensure_started() {
                            " is restarting after a failure; next attempt at " +
                            format_rfc3339(restart_not_before_));
     }
-    identity_.reset();
     std::string error;
+    identity_.reset();
     std::optional<PluginIdentity> identity = identify_plugin(options_.plugin, error);
     if (!identity) {
         return refuse_start(failure(PluginCallStatus::refused, error));

@@ -35,26 +35,30 @@ FrameStatus wait_for(int descriptor, short events, SteadyClock::time_point deadl
     }
 }
 
-// Reads exactly `size` bytes or reports why not.
+// Reads exactly `size` bytes or reports why not. Reads first and waits only when nothing
+// is there: most of a frame has usually arrived by the time its header is read.
 FrameStatus read_exactly(int descriptor, char* buffer, std::size_t size,
                          SteadyClock::time_point deadline) {
     std::size_t done = 0;
     while (done < size) {
-        const FrameStatus waited = wait_for(descriptor, POLLIN, deadline);
-        if (waited != FrameStatus::ok) {
-            return waited;
-        }
         const ssize_t got = recv(descriptor, buffer + done, size - done, MSG_DONTWAIT);
         if (got == 0) {
             return FrameStatus::closed;
         }
-        if (got < 0) {
-            if (errno == EINTR || errno == EAGAIN) {
-                continue;
-            }
+        if (got > 0) {
+            done += static_cast<std::size_t>(got);
+            continue;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno != EAGAIN) {
             return errno == ECONNRESET ? FrameStatus::closed : FrameStatus::error;
         }
-        done += static_cast<std::size_t>(got);
+        const FrameStatus waited = wait_for(descriptor, POLLIN, deadline);
+        if (waited != FrameStatus::ok) {
+            return waited;
+        }
     }
     return FrameStatus::ok;
 }
@@ -97,18 +101,21 @@ FrameStatus write_frame(int descriptor, std::string_view payload,
                                iovec{const_cast<char*>(payload.data()), payload.size()}};
     std::size_t first = 0;
     while (first < parts.size()) {
-        const FrameStatus waited = wait_for(descriptor, POLLOUT, deadline);
-        if (waited != FrameStatus::ok) {
-            return waited;
-        }
         msghdr message{};
         message.msg_iov = &parts[first];
         message.msg_iovlen = parts.size() - first;
         // MSG_NOSIGNAL: a worker that died must not take the runtime down with SIGPIPE.
-        // MSG_DONTWAIT: poll said there is room for some, not for all.
+        // MSG_DONTWAIT: a full socket waits in poll, under the deadline, not in sendmsg.
         ssize_t sent = sendmsg(descriptor, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (sent < 0) {
-            if (errno == EINTR || errno == EAGAIN) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN) {
+                const FrameStatus waited = wait_for(descriptor, POLLOUT, deadline);
+                if (waited != FrameStatus::ok) {
+                    return waited;
+                }
                 continue;
             }
             return errno == EPIPE || errno == ECONNRESET ? FrameStatus::closed : FrameStatus::error;
