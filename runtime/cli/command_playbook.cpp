@@ -3,6 +3,7 @@
 //                                  -- run one against a recorded signal, print proposals
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -81,6 +82,7 @@ int run_check(const PlaybookOptions& options) {
     std::sort(files.begin(), files.end());
     int failures = 0;
     json report = json::array();
+    std::map<std::string, fs::path> named;  // playbook name -> the first file with it
     for (const auto& file : files) {
         const auto source = read_text(file);
         PlaybookOutcome outcome;
@@ -90,6 +92,16 @@ int run_check(const PlaybookOptions& options) {
         } else {
             outcome = load_playbook(file.string(), *source,
                                     worker_environment(worker, file.parent_path()));
+        }
+        if (outcome.info) {
+            const auto [first, unique] = named.emplace(outcome.info->name, file);
+            if (!unique) {
+                outcome.failure = "invalid";
+                outcome.message = file.string() + ": the playbook name \"" + outcome.info->name +
+                                  "\" is already used by " + first->second.string() +
+                                  "; names must be unique (cooldowns and audit records are "
+                                  "keyed by them)";
+            }
         }
         failures += outcome.failure ? 1 : 0;
         if (options.output == OutputFormat::json) {

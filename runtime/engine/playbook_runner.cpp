@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 
 #include "runtime/core/time_format.h"
 
@@ -111,8 +112,18 @@ void PlaybookRunner::load_playbooks_once() {
         return;
     }
     loaded_ = true;
+    std::map<std::string, std::string> named;  // playbook name -> the first file with it
     for (const auto& [file, source] : setup_.playbooks) {
         PlaybookOutcome loaded = load_playbook(file, source, setup_.environment);
+        if (loaded.info) {
+            const auto [first, unique] = named.emplace(loaded.info->name, file);
+            if (!unique) {
+                loaded.failure = "invalid";
+                loaded.message = "the playbook name \"" + loaded.info->name +
+                                 "\" is already used by " + first->second;
+                loaded.info.reset();
+            }
+        }
         if (loaded.failure) {
             setup_.metrics.increment("mitigate_playbook_failures_total", {{"playbook", file}});
             setup_.audit.append_audit(

@@ -18,6 +18,7 @@
 #include <unordered_set>
 
 #include "runtime/core/time_format.h"
+#include "runtime/core/utf8.h"
 
 namespace mitigate {
 namespace {
@@ -26,6 +27,11 @@ using nlohmann::json;
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr int hook_interval = 1000;  // instructions between checks of the budget and clock
+// A playbook reads the state of a few targets; one that asks thousands of times is
+// hammering the provider through the runtime.
+constexpr int max_state_calls = 100;
+// What of an error message reaches the runtime, the CLI and the audit log.
+constexpr std::size_t max_message_bytes = 4096;
 
 struct Context {
     const LuaCall* call = nullptr;
@@ -40,6 +46,7 @@ struct Context {
     char forbidden_what[128] = {};
     SteadyClock::time_point deadline;
     std::vector<std::string> log;
+    int state_calls = 0;
 };
 
 Context& context_of(lua_State* state) {
@@ -130,20 +137,113 @@ int library_index(lua_State* state) {
     return 0;
 }
 
-// setmetatable without __gc: a finalizer would run script code during collection, outside
-// any limit the evaluation can attribute.
+// setmetatable without __gc or __close: a finalizer would run script code during
+// collection, outside any limit the evaluation can attribute, and to-be-closed variables
+// are what Lua 5.4.4's bug "'break' may not properly exit a loop with a to-be-closed
+// variable" needs (without a __close metamethod a <close> variable can only hold nil).
 int safe_setmetatable(lua_State* state) {
     if (lua_type(state, 2) == LUA_TTABLE) {
-        lua_pushliteral(state, "__gc");
-        if (lua_rawget(state, 2) != LUA_TNIL) {
-            return forbid(state, "a __gc metamethod");
+        for (const char* refused : {"__gc", "__close"}) {
+            lua_pushstring(state, refused);
+            if (lua_rawget(state, 2) != LUA_TNIL) {
+                return forbid(state,
+                              refused[2] == 'g' ? "a __gc metamethod" : "a __close metamethod");
+            }
+            lua_pop(state, 1);
         }
-        lua_pop(state, 1);
     }
     lua_pushvalue(state, lua_upvalueindex(1));  // the real setmetatable
     lua_insert(state, 1);
     lua_call(state, lua_gettop(state) - 1, 1);
     return 1;
+}
+
+// tostring without addresses: "table: 0x55d0..." would leak the heap's layout to a script
+// and make evaluations differ from run to run. Tables, functions and coroutines print as
+// their type; a __tostring or __name metamethod still applies (luaL_tolstring).
+int safe_tostring(lua_State* state) {
+    luaL_checkany(state, 1);
+    switch (lua_type(state, 1)) {
+        case LUA_TTABLE:
+        case LUA_TFUNCTION:
+        case LUA_TTHREAD:
+        case LUA_TUSERDATA:
+        case LUA_TLIGHTUSERDATA:
+            if (luaL_getmetafield(state, 1, "__tostring") != LUA_TNIL) {
+                lua_pop(state, 1);
+                luaL_tolstring(state, 1, nullptr);
+                return 1;
+            }
+            lua_pushstring(state, luaL_typename(state, 1));
+            return 1;
+        default: luaL_tolstring(state, 1, nullptr); return 1;
+    }
+}
+
+// Replaces the value at `index` with safe_tostring's text for it.
+void safe_tostring_in_place(lua_State* state, int index) {
+    lua_pushcfunction(state, safe_tostring);
+    lua_pushvalue(state, index);
+    lua_call(state, 1, 1);
+    lua_replace(state, index);
+}
+
+// string.format without %p (an address, like tostring's) and without %s of a value that
+// is not a string or number (which would go through the address-printing tostring).
+int safe_format(lua_State* state) {
+    std::size_t length = 0;
+    const char* format = luaL_checklstring(state, 1, &length);
+    for (std::size_t index = 0; index + 1 < length; ++index) {
+        if (format[index] != '%') {
+            continue;
+        }
+        std::size_t next = index + 1;
+        while (next < length && std::strchr("-+ #0123456789.", format[next]) != nullptr) {
+            ++next;
+        }
+        if (next < length && format[next] == 'p') {
+            return forbid(state, "string.format's %p (it prints an address)");
+        }
+        index = next;  // "%%" skips its second '%' here
+    }
+    for (int argument = 2; argument <= lua_gettop(state); ++argument) {
+        const int type = lua_type(state, argument);
+        if (type == LUA_TTABLE || type == LUA_TFUNCTION || type == LUA_TTHREAD ||
+            type == LUA_TUSERDATA) {
+            safe_tostring_in_place(state, argument);
+        }
+    }
+    lua_pushvalue(state, lua_upvalueindex(1));  // the real string.format
+    lua_insert(state, 1);
+    lua_call(state, lua_gettop(state) - 1, 1);
+    return 1;
+}
+
+// The message handler xpcall actually installs: once a limit is reached it hands the
+// error back untouched instead of running the script's handler. An error raised from the
+// count hook calls the handler while hooks are off, so the script's handler would
+// otherwise run without any instruction limit.
+int limited_message_handler(lua_State* state) {
+    const Context& context = context_of(state);
+    if (context.instructions_spent || context.time_spent || context.memory_refused) {
+        lua_settop(state, 1);
+        return 1;
+    }
+    lua_pushvalue(state, lua_upvalueindex(1));  // the script's handler
+    lua_insert(state, 1);
+    lua_call(state, lua_gettop(state) - 1, 1);
+    return 1;
+}
+
+int safe_xpcall(lua_State* state) {
+    luaL_checktype(state, 2, LUA_TFUNCTION);
+    lua_pushvalue(state, 2);
+    lua_pushcclosure(state, limited_message_handler, 1);
+    lua_replace(state, 2);
+    lua_pushvalue(state, lua_upvalueindex(1));  // the real xpcall
+    lua_insert(state, 1);
+    lua_call(state, lua_gettop(state) - 1, LUA_MULTRET);
+    return lua_gettop(state);
 }
 
 // Copies library `name` from the global table into the environment (at -1), leaving out
@@ -231,17 +331,43 @@ int host_log(lua_State* state) {
     luaL_pushresult(&buffer);
     std::size_t length = 0;
     const char* line = lua_tolstring(state, -1, &length);
-    context.log.emplace_back(line, std::min(length, context.limits.max_log_line_bytes));
+    // Cut on a character boundary, so that a cut line is still the UTF-8 it was.
+    context.log.push_back(cut_on_character_boundary(
+        std::string(line, std::min(length, context.limits.max_log_line_bytes + 4)),
+        context.limits.max_log_line_bytes));
     return 0;
 }
 
 void push_json(lua_State* state, const json& value);
 
 // mitigate.state(provider, target): read-only provider state through the host.
+// Arguments go to the runtime as JSON strings: one with a NUL would be cut there and one
+// that is not UTF-8 would be altered, so both are refused rather than changed.
+const char* checked_state_argument(lua_State* state, int index, const char* name,
+                                   std::size_t max_bytes) {
+    std::size_t length = 0;
+    const char* text = luaL_checklstring(state, index, &length);
+    if (length > max_bytes) {
+        luaL_error(state, "mitigate.state: the %s is %d bytes, more than %d", name,
+                   static_cast<int>(length), static_cast<int>(max_bytes));
+    }
+    if (std::memchr(text, '\0', length) != nullptr) {
+        luaL_error(state, "mitigate.state: the %s contains a NUL byte", name);
+    }
+    if (first_invalid_utf8(std::string_view(text, length))) {
+        luaL_error(state, "mitigate.state: the %s is not valid UTF-8", name);
+    }
+    return text;
+}
+
 int host_state(lua_State* state) {
     Context& context = context_of(state);
-    const char* provider = luaL_checkstring(state, 1);
-    const char* target = luaL_checkstring(state, 2);
+    const char* provider = checked_state_argument(state, 1, "provider", 64);
+    const char* target = checked_state_argument(state, 2, "target", 4096);
+    if (++context.state_calls > max_state_calls) {
+        return luaL_error(state, "mitigate.state: more than %d calls in one evaluation",
+                          max_state_calls);
+    }
     if (!context.call->host.state) {
         lua_pushnil(state);
         return 1;
@@ -323,6 +449,9 @@ class LuaToJson {
         if (++nodes_ > 100'000) {
             return fail(path, "more than 100000 values");
         }
+        if (!charge(path, 8)) {  // a number, a literal, brackets and separators at most
+            return false;
+        }
         switch (lua_type(state_, index)) {
             case LUA_TNIL: out = nullptr; return true;
             case LUA_TBOOLEAN: out = lua_toboolean(state_, index) != 0; return true;
@@ -341,6 +470,13 @@ class LuaToJson {
             case LUA_TSTRING: {
                 std::size_t length = 0;
                 const char* text = lua_tolstring(state_, index, &length);  // no conversion
+                if (!charge(path, length + 2)) {
+                    return false;
+                }
+                if (auto invalid = first_invalid_utf8(std::string_view(text, length))) {
+                    return fail(path, "is not valid UTF-8 (byte " + std::to_string(*invalid) +
+                                          "); text must be UTF-8, binary data is not returned");
+                }
                 out = std::string(text, length);
                 return true;
             }
@@ -352,8 +488,22 @@ class LuaToJson {
     }
 
     const std::string& error() const { return error_; }
+    bool output_exceeded() const { return output_exceeded_; }
 
   private:
+    // Counts the JSON the value will become as it is built, so that a value that would be
+    // too large (one big string referenced thousands of times) is refused early, before
+    // the whole of it exists.
+    bool charge(const std::string& path, std::size_t bytes) {
+        bytes_ += bytes;
+        if (bytes_ <= limits_.output_bytes) {
+            return true;
+        }
+        output_exceeded_ = true;
+        return fail(path, "the returned value is more than the limit of " +
+                              std::to_string(limits_.output_bytes) + " bytes of JSON");
+    }
+
     bool fail(const std::string& path, const std::string& why) {
         error_ = (path.empty() ? std::string("the returned value") : path) + ": " + why;
         return false;
@@ -416,6 +566,14 @@ class LuaToJson {
                 std::size_t length = 0;
                 const char* key = lua_tolstring(state_, -2, &length);  // a string: no conversion
                 const std::string name(key, length);
+                const bool accepted =
+                    charge(path, length + 3) &&
+                    (!first_invalid_utf8(name) ||
+                     fail(path, "a key is not valid UTF-8; keys must be UTF-8 text"));
+                if (!accepted) {
+                    lua_pop(state_, 2);
+                    return false;
+                }
                 json item;
                 if (!convert(-1, item, path.empty() ? name : path + "." + name, depth + 1)) {
                     lua_pop(state_, 2);
@@ -433,6 +591,8 @@ class LuaToJson {
     const LuaLimits& limits_;
     std::unordered_set<const void*> ancestors_;
     std::size_t nodes_ = 0;
+    std::size_t bytes_ = 0;
+    bool output_exceeded_ = false;
     std::string error_;
 };
 
@@ -449,20 +609,33 @@ void build_environment(lua_State* state) {
     lua_pop(state, 6);
 
     lua_newtable(state);  // the environment
-    for (const char* name : {"assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
-                             "rawget", "rawlen", "rawset", "select", "tonumber", "tostring", "type",
-                             "xpcall", "getmetatable", "_VERSION"}) {
+    for (const char* name :
+         {"assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
+          "rawset", "select", "tonumber", "type", "getmetatable", "_VERSION"}) {
         lua_getglobal(state, name);
         lua_setfield(state, -2, name);
     }
+    lua_pushcfunction(state, safe_tostring);
+    lua_setfield(state, -2, "tostring");
+    lua_getglobal(state, "xpcall");
+    lua_pushcclosure(state, safe_xpcall, 1);
+    lua_setfield(state, -2, "xpcall");
     lua_getglobal(state, "setmetatable");
     lua_pushcclosure(state, safe_setmetatable, 1);
     lua_setfield(state, -2, "setmetatable");
     copy_library(state, LUA_STRLIBNAME, {"dump"});
+    lua_getfield(state, -1, LUA_STRLIBNAME);  // the copy
+    lua_getglobal(state, LUA_STRLIBNAME);
+    lua_getfield(state, -1, "format");
+    lua_pushcclosure(state, safe_format, 1);
+    lua_setfield(state, -3, "format");
+    lua_pop(state, 2);
     copy_library(state, LUA_TABLIBNAME, {});
     copy_library(state, LUA_MATHLIBNAME, {"random", "randomseed"});
     copy_library(state, LUA_UTF8LIBNAME, {});
-    copy_library(state, LUA_COLIBNAME, {});
+    // coroutine.close: Lua 5.4.4's "C-stack overflow with deep nesting of coroutine.close"
+    // segfaults the worker; a playbook has no need to close a coroutine early.
+    copy_library(state, LUA_COLIBNAME, {"close"});
 
     // Method calls on strings ("x"):upper() go through the string metatable: point it at
     // the sanitized copy, and hide the metatable itself from getmetatable.
@@ -536,6 +709,8 @@ LuaOutcome run_sandboxed(const LuaCall& call, const LuaLimits& limits) {
         // A limit reached anywhere decides the type, even if the script caught the error.
         if (context.memory_refused) {
             failure = LuaFailure::memory;
+            message = "memory limit of " + std::to_string(limits.memory_bytes) +
+                      " bytes reached: " + message;
         } else if (context.instructions_spent) {
             failure = LuaFailure::instructions;
             message = "instruction budget of " + std::to_string(limits.instructions) +
@@ -550,6 +725,11 @@ LuaOutcome run_sandboxed(const LuaCall& call, const LuaLimits& limits) {
                       " is not available to playbooks (" + message + ")";
         }
         outcome.failure = failure;
+        if (message.size() > max_message_bytes) {
+            const std::string note =
+                " [cut: the message was " + std::to_string(message.size()) + " bytes]";
+            message = cut_on_character_boundary(std::move(message), max_message_bytes) + note;
+        }
         outcome.message = std::move(message);
     };
 
@@ -642,7 +822,9 @@ LuaOutcome run_sandboxed(const LuaCall& call, const LuaLimits& limits) {
         }
         if (!outcome.failure && (context.memory_refused || context.instructions_spent ||
                                  context.time_spent || context.forbidden)) {
-            fail(LuaFailure::runtime, "a limit was reached and the error was caught by the script");
+            // fail() names the limit; an allocation refused and then satisfied after Lua's
+            // emergency collection lands here too, with nothing caught by the script.
+            fail(LuaFailure::runtime, "the evaluation went on after reaching the limit");
         }
         if (!outcome.failure) {
             lua_sethook(state, nullptr, 0, 0);  // conversion runs no script code
@@ -663,7 +845,8 @@ LuaOutcome run_sandboxed(const LuaCall& call, const LuaLimits& limits) {
                 }
             }
             if (!converted) {
-                fail(LuaFailure::bad_return, call.chunk_name + ": " + converter.error());
+                fail(converter.output_exceeded() ? LuaFailure::output : LuaFailure::bad_return,
+                     call.chunk_name + ": " + converter.error());
             } else {
                 json value{{"module", std::move(module)}, {"result", std::move(result)}};
                 const std::size_t size =

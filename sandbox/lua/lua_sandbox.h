@@ -6,15 +6,31 @@
 // What this layer enforces, in-process:
 // - a fresh lua_State per evaluation; text chunks only (bytecode is refused);
 // - an environment built from an allowlist: no io, os, debug, load, require, package,
-//   dofile, loadfile, collectgarbage, print, string.dump; the string metatable protected;
-//   setmetatable refuses __gc; math.random absent (evaluations are deterministic);
+//   dofile, loadfile, collectgarbage, print, string.dump, coroutine.close; the string
+//   metatable protected; setmetatable refuses __gc and __close; math.random absent;
+// - no addresses: tostring of a table, function or coroutine is its type name, and
+//   string.format refuses %p, so nothing of the heap's layout reaches a script;
+// - determinism: the same script, argument, time and state give the same result, with
+//   one exception: the order in which pairs() and next() visit a table's keys differs
+//   from run to run (Lua seeds its string hashes per state). Sort keys where order
+//   matters; returned records are JSON objects, whose keys are sorted anyway;
+// - features hit by known bugs of Lua 5.4.4 removed: coroutine.close (a C-stack overflow
+//   with deep nesting) and to-be-closed variables (no __close metamethod can be set);
+// - mitigate.state: arguments that are not UTF-8, hold a NUL or are too long are refused
+//   (never cut or changed), and an evaluation makes at most 100 calls;
+// - messages: an error message is cut to 4 KiB, on a character boundary, saying so;
+//   log lines are cut on a character boundary too;
 // - memory: an allocator that refuses past the limit;
 // - instructions: a count hook set from C, inherited by coroutines, and sticky: once the
 //   budget is spent every further instruction fails, so pcall cannot swallow it;
 // - wall clock: checked from the same hook. A C function that never returns (a
 //   catastrophic string.find pattern) never reaches the hook: only the worker process
 //   around this sandbox, killed from outside, stops that (see sandbox/README.md);
-// - returned values: converted without metamethods, with depth, size and cycle limits.
+// - returned values: converted without metamethods, with depth, size and cycle limits;
+//   the size is counted while converting (a value is refused before all of it exists),
+//   and text that is not UTF-8 is refused with its path, never replaced;
+// - message handlers: xpcall's handler does not run once a limit is reached (an error
+//   raised from the count hook would call it with hooks off, outside the budget).
 #pragma once
 
 #include <cstddef>

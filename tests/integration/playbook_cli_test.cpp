@@ -108,6 +108,50 @@ TEST_F(PlaybookAuthoring, BadProposalNamesThePlaybookAndField) {
     EXPECT_THAT(result.err, HasSubstr("[invalid]"));
 }
 
+TEST_F(PlaybookAuthoring, TwoPlaybooksWithOneNameAreRefused) {
+    write("a.lua", "return { name = 'same', propose = function() return {} end }");
+    write("b.lua", "return { name = 'same', propose = function() return {} end }");
+    const ProcessResult result = mitigate({"playbook", "check", directory_.path().string()});
+    EXPECT_EQ(result.exit_code, 1);
+    EXPECT_THAT(result.out, HasSubstr("a.lua: ok (same)"));
+    EXPECT_THAT(result.err, HasSubstr("b.lua: the playbook name \"same\" is already used by"));
+}
+
+// Each ends as the typed failure named, through the CLI and its confined worker, with the
+// worker's crash never the answer.
+TEST_F(PlaybookAuthoring, TrustBoundaryAttacksEndAsTypedErrors) {
+    const std::vector<std::pair<std::string, std::string>> attacks{
+        {"mitigate.state('flags', 'caf\\xff')", "[runtime]"},
+        {"mitigate.state('flags', 'a\\0b')", "[runtime]"},
+        {"for i = 1, 50000 do mitigate.state('flags', 'x') end", "[runtime]"},
+        {"local co = coroutine.create(function() end) coroutine.close(co)", "[forbidden]"},
+        {"local c = coroutine.wrap(function() end) for i = 1, 200000 do\n"
+         "  local p = coroutine.create(function() end) end",
+         ""},
+        {"error(string.rep('e', 7000000))", "[cut: the message was 70000"},
+        {"xpcall(function() while true do end end, function(e) while true do end end)",
+         "[instructions]"},
+        {"local s = string.rep('x', 65536) local t = {} for i = 1, 5000 do t[i] = s end "
+         "return t",
+         "[output]"},
+        {"return { { provider = 'flags\\xff' } }", "[bad_return]"},
+        {"return string.format('%p', {})", "[forbidden]"},
+    };
+    int index = 0;
+    for (const auto& [body, expected] : attacks) {
+        const auto file =
+            write("attack" + std::to_string(index++) + ".lua",
+                  "return { name = 'attack', propose = function(incident)\n" + body + "\nend }");
+        const ProcessResult result = test(file);
+        EXPECT_THAT(result.err, ::testing::Not(HasSubstr("[crashed]"))) << body;
+        EXPECT_LT(result.err.size(), 10000u) << body;
+        if (!expected.empty()) {
+            EXPECT_EQ(result.exit_code, 1) << body;
+            EXPECT_THAT(result.err, HasSubstr(expected)) << body << "\n" << result.err;
+        }
+    }
+}
+
 TEST_F(PlaybookAuthoring, HostilePlaybookGetsATypedErrorAndExit1) {
     const auto file =
         write("loop.lua", "return { name = 'loop', propose = function() while true do end end }");

@@ -290,6 +290,116 @@ TEST(LuaSandboxHostile, ErrorObjectsAreNotConvertedByScriptCode) {
         LuaFailure::runtime, "error object is a table");
 }
 
+// ---- The trust boundary (issue 18) ---------------------------------------------------
+
+TEST(LuaSandboxHostile, AMessageHandlerStopsWithTheBudget) {
+    // An error raised by the count hook calls the handler with hooks off: without the
+    // guard this handler would spin far past the budget.
+    LuaLimits limits = small_limits();
+    limits.wall_clock = Duration{60000};  // only the budget may stop it
+    const LuaOutcome outcome =
+        run(playbook("local spins = 0\n"
+                     "xpcall(function() while true do end end,\n"
+                     "       function(e) for i = 1, 1e9 do spins = spins + 1 end return e end)\n"
+                     "return { spins = spins }"),
+            limits);
+    expect_failure(outcome, LuaFailure::instructions);
+    EXPECT_LT(outcome.instructions, limits.instructions + 100'000);
+    // A handler for an ordinary error still runs, under the budget.
+    const LuaOutcome handled = run(playbook(
+        "local ok, e = xpcall(function() error('boom') end, function(m) return 'handled: ' .. m "
+        "end)\nreturn { ok = ok, e = e }"));
+    ASSERT_TRUE(handled.value) << handled.message;
+    EXPECT_THAT((*handled.value)["result"]["e"].get<std::string>(), HasSubstr("handled: "));
+}
+
+TEST(LuaSandboxHostile, OneStringReferencedThousandsOfTimesIsRefusedWhileConverting) {
+    LuaLimits limits = small_limits();
+    const LuaOutcome outcome = run(playbook("local s = string.rep('x', 65536)\n"
+                                            "local t = {} for i = 1, 5000 do t[i] = s end\n"
+                                            "return t"),
+                                   limits);
+    expect_failure(outcome, LuaFailure::output, "more than the limit of 262144 bytes");
+}
+
+TEST(LuaSandboxHostile, InvalidUtf8IsReportedNotReplaced) {
+    expect_failure(run(playbook("return { name = 'caf\\xff' }")), LuaFailure::bad_return,
+                   "name: is not valid UTF-8 (byte 3)");
+    // Two keys that replacement would merge into one.
+    expect_failure(run(playbook("return { ['a\\xff'] = 1, ['a\\xfe'] = 2 }")),
+                   LuaFailure::bad_return, "not valid UTF-8");
+    // NUL bytes are text JSON can carry: kept as they are.
+    const LuaOutcome nul = run(playbook("return { text = 'a\\0b' }"));
+    ASSERT_TRUE(nul.value) << nul.message;
+    EXPECT_EQ((*nul.value)["result"]["text"].get<std::string>(), std::string("a\0b", 3));
+}
+
+TEST(LuaSandboxHostile, StateArgumentsAreCheckedNotCutOrChanged) {
+    expect_failure(run(playbook("return mitigate.state('flags', 'check\\0out')")),
+                   LuaFailure::runtime, "the target contains a NUL byte");
+    expect_failure(run(playbook("return mitigate.state('fl\\xffags', 'checkout')")),
+                   LuaFailure::runtime, "the provider is not valid UTF-8");
+    expect_failure(run(playbook("return mitigate.state('flags', string.rep('t', 5000))")),
+                   LuaFailure::runtime, "the target is 5000 bytes, more than 4096");
+    expect_failure(run(playbook("for i = 1, 1000 do mitigate.state('flags', 'checkout') end")),
+                   LuaFailure::runtime, "more than 100 calls in one evaluation");
+}
+
+TEST(LuaSandboxHostile, ErrorMessagesAreCapped) {
+    LuaLimits limits = small_limits();
+    limits.memory_bytes = 32u << 20;
+    const LuaOutcome outcome = run(playbook("error(string.rep('e', 3000000))"), limits);
+    expect_failure(outcome, LuaFailure::runtime, "[cut: the message was");
+    EXPECT_LT(outcome.message.size(), 5000u);
+}
+
+TEST(LuaSandboxHostile, LogLinesAreCutOnACharacterBoundary) {
+    LuaLimits limits = small_limits();
+    limits.max_log_line_bytes = 10;
+    const LuaOutcome outcome =
+        run(playbook("mitigate.log('aaaaaaaaa\\u{e9}') return {}"), limits);  // é at bytes 9-10
+    ASSERT_TRUE(outcome.value) << outcome.message;
+    ASSERT_EQ(outcome.log.size(), 1u);
+    EXPECT_EQ(outcome.log[0], "aaaaaaaaa");
+}
+
+TEST(LuaSandboxHostile, NoAddressesReachAScript) {
+    const LuaOutcome outcome = run(playbook(
+        "return { t = tostring({}), f = tostring(pairs),\n"
+        "  c = tostring(coroutine.create(function() end)),\n"
+        "  s = string.format('%s %s', {}, pairs),\n"
+        "  m = tostring(setmetatable({}, { __tostring = function() return 'mine' end })) }"));
+    ASSERT_TRUE(outcome.value) << outcome.message;
+    const nlohmann::json& result = (*outcome.value)["result"];
+    EXPECT_EQ(result["t"], "table");
+    EXPECT_EQ(result["f"], "function");
+    EXPECT_EQ(result["c"], "thread");
+    EXPECT_EQ(result["s"], "table function");
+    EXPECT_EQ(result["m"], "mine");
+    expect_failure(run(playbook("return string.format('%p', {})")), LuaFailure::forbidden, "%p");
+    expect_failure(run(playbook("return string.format('%5p', {})")), LuaFailure::forbidden);
+    const LuaOutcome percent = run(playbook("return string.format('100%%p')"));
+    ASSERT_TRUE(percent.value) << percent.message;
+    EXPECT_EQ((*percent.value)["result"], "100%p");
+}
+
+TEST(LuaSandboxHostile, FeaturesHitByKnownLuaBugsAreUnavailable) {
+    // Lua 5.4.4: "C-stack overflow with deep nesting of coroutine.close" (a segfault).
+    expect_failure(run(playbook("local co = coroutine.create(function() end)\n"
+                                "coroutine.close(co)")),
+                   LuaFailure::forbidden, "coroutine.close");
+    // Lua 5.4.4: "'break' may not properly exit a loop with a to-be-closed variable".
+    expect_failure(
+        run(playbook("local x <close> = setmetatable({}, { __close = function() end })")),
+        LuaFailure::forbidden, "__close");
+}
+
+TEST(LuaSandboxHostile, AMemoryFailureNamesTheLimitNotACatch) {
+    const LuaOutcome outcome = run(playbook("return string.rep('x', 1 << 30)"));
+    expect_failure(outcome, LuaFailure::memory, "memory limit of 4194304 bytes reached");
+    EXPECT_THAT(outcome.message, ::testing::Not(HasSubstr("caught by the script")));
+}
+
 // ---- Shape of the chunk ----------------------------------------------------------
 
 TEST(LuaSandbox, SyntaxErrorsNameTheChunkAndLine) {
