@@ -3,12 +3,16 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <netdb.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -223,19 +227,23 @@ json EgressBroker::handle(const json& request, int& status) const {
 }
 
 std::optional<json> EgressBroker::check_destination(const std::string& host,
-                                                   const std::string& port,
-                                                   std::vector<std::string>& addresses,
-                                                   int& status) const {
-    const bool allowed =
-        std::any_of(provider_.egress.allow_hosts.begin(), provider_.egress.allow_hosts.end(),
-                    [&](const std::string& entry) {
-                        const std::string wanted = lower(entry);
-                        return wanted == host || wanted == host + ":" + port;
-                    });
+                                                    const std::string& port,
+                                                    const std::string& default_port,
+                                                    std::vector<std::string>& addresses,
+                                                    int& status) const {
+    // An entry without a port allows the scheme's own port only: naming a host is not
+    // leave to reach every service on it.
+    const bool allowed = std::any_of(
+        provider_.egress.allow_hosts.begin(), provider_.egress.allow_hosts.end(),
+        [&](const std::string& entry) {
+            const std::string wanted = lower(entry);
+            return (wanted == host && port == default_port) || wanted == host + ":" + port;
+        });
     if (!allowed) {
         return refused(status, MITIGATE_INVALID,
                        "egress: host " + host + ":" + port + " is not on providers." +
-                           provider_.name + ".egress.allow_hosts");
+                           provider_.name + ".egress.allow_hosts (an entry without a port " +
+                           "allows port " + default_port + " only)");
     }
     const std::string bare_host =
         host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
@@ -288,7 +296,8 @@ json EgressBroker::http(const json& request, int& status) const {
     const std::string bare_host =
         host.size() > 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
     std::vector<std::string> addresses;
-    if (auto refusal = check_destination(host, port, addresses, status)) {
+    if (auto refusal =
+            check_destination(host, port, scheme == "https" ? "443" : "80", addresses, status)) {
         return *refusal;
     }
 
@@ -319,6 +328,18 @@ json EgressBroker::http(const json& request, int& status) const {
             return refused(status, MITIGATE_INVALID,
                            "egress: credential \"" + credential +
                                "\" is a postgres profile: it serves sql requests, not http");
+        }
+        // A credential travels encrypted, or to this machine when the provider allows
+        // loopback (an emulator): never in clear text across a network.
+        const bool all_loopback = std::all_of(
+            addresses.begin(), addresses.end(),
+            [](const std::string& address) { return classify_address(address) == "loopback"; });
+        if (scheme != "https" && !(provider_.egress.allow_loopback && all_loopback)) {
+            return refused(status, MITIGATE_INVALID,
+                           "egress: credential \"" + credential +
+                               "\" is sent over https only, "
+                               "not " +
+                               scheme + " to " + host + ":" + port);
         }
     }
     std::unique_ptr<curl_slist, SlistDeleter> header_list;
@@ -386,8 +407,7 @@ json EgressBroker::http(const json& request, int& status) const {
                 add_header("Authorization: Bearer " + key);
                 break;
             }
-            case CredentialKind::postgres:
-                break;  // refused above
+            case CredentialKind::postgres: break;  // refused above
             case CredentialKind::basic:
                 userpwd = profile->settings.at("username") + ":" + secret("password");
                 curl_easy_setopt(curl, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
@@ -483,27 +503,76 @@ json EgressBroker::http(const json& request, int& status) const {
 
 namespace {
 
+// Sixteen hex digits from the kernel's generator: a temporary name nobody can guess.
+std::string random_suffix() {
+    std::array<unsigned char, 8> bytes{};
+    if (getrandom(bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size())) {
+        bytes.fill(0);  // O_EXCL still refuses a name that exists
+    }
+    std::string text;
+    for (unsigned char byte : bytes) {
+        text += "0123456789abcdef"[byte >> 4];
+        text += "0123456789abcdef"[byte & 15];
+    }
+    return text;
+}
+
 bool file_allowed(const ProviderConfig& provider, const std::string& path) {
-    const std::filesystem::path wanted = std::filesystem::path(path).lexically_normal();
-    return wanted.is_absolute() &&
+    // The path as written must already be in normal form: "a/link/../f" would be
+    // normalised on the text while the kernel resolves it through the link.
+    const std::filesystem::path wanted(path);
+    return wanted.is_absolute() && wanted.lexically_normal() == wanted &&
            std::find(provider.egress.allow_files.begin(), provider.egress.allow_files.end(),
                      wanted) != provider.egress.allow_files.end();
 }
 
+// open() that refuses to follow a symlink in any component of `path` (and magic links
+// such as /proc/self/fd/N): what the operator allowed is the path as written.
+int open_without_symlinks(int directory, const char* path, std::uint64_t flags,
+                          std::uint64_t mode = 0) {
+    open_how how{};
+    how.flags = flags | O_CLOEXEC;
+    how.mode = mode;
+    how.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    return static_cast<int>(syscall(SYS_openat2, directory, path, &how, sizeof how));
+}
+
+// Reads the file behind `descriptor`, refusing more than `cap` bytes before holding them.
+std::optional<std::string> read_capped(int descriptor, const std::string& path, std::size_t cap,
+                                       std::string& error) {
+    std::string text;
+    std::array<char, 1 << 16> buffer{};
+    while (true) {
+        const ssize_t got = read(descriptor, buffer.data(), buffer.size());
+        if (got < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            error = path + ": " + std::strerror(errno);
+            return std::nullopt;
+        }
+        if (got == 0) {
+            return text;
+        }
+        if (text.size() + static_cast<std::size_t>(got) > cap) {
+            error = path + " is larger than the " + std::to_string(cap) + "-byte cap";
+            return std::nullopt;
+        }
+        text.append(buffer.data(), static_cast<std::size_t>(got));
+    }
+}
+
 std::optional<std::string> read_whole(const std::string& path, std::size_t cap,
                                       std::string& error) {
-    std::ifstream input(path, std::ios::binary);
-    if (!input) {
-        error = path + ": " + std::strerror(errno);
+    const int descriptor = open_without_symlinks(AT_FDCWD, path.c_str(), O_RDONLY);
+    if (descriptor < 0) {
+        error = path + ": " +
+                (errno == ELOOP ? std::string("a component is a symlink, which is not followed")
+                                : std::strerror(errno));
         return std::nullopt;
     }
-    std::ostringstream content;
-    content << input.rdbuf();
-    std::string text = content.str();
-    if (text.size() > cap) {
-        error = path + " is larger than the " + std::to_string(cap) + "-byte cap";
-        return std::nullopt;
-    }
+    auto text = read_capped(descriptor, path, cap, error);
+    close(descriptor);
     return text;
 }
 
@@ -512,7 +581,7 @@ std::optional<std::string> read_whole(const std::string& path, std::size_t cap,
 class DirectoryLock {
   public:
     explicit DirectoryLock(const std::filesystem::path& directory)
-        : descriptor_(open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+        : descriptor_(open_without_symlinks(AT_FDCWD, directory.c_str(), O_RDONLY | O_DIRECTORY)) {
         if (descriptor_ >= 0) {
             flock(descriptor_, LOCK_EX);
         }
@@ -566,8 +635,19 @@ json EgressBroker::write_file(const json& request, int& status) const {
         return refused(status, MITIGATE_PROVIDER,
                        "egress: cannot open " + target.parent_path().string());
     }
+    // Everything from here is relative to the directory opened without symlinks: the
+    // file, the temporary file and the rename cannot be redirected elsewhere.
+    const std::string name = target.filename().string();
     std::string error;
-    const auto current = read_whole(path, limits_.max_file_bytes, error);
+    const int existing = open_without_symlinks(lock.descriptor(), name.c_str(), O_RDONLY);
+    if (existing < 0) {
+        return refused(status, MITIGATE_PROVIDER,
+                       "egress: cannot read " + path + ": " + std::strerror(errno));
+    }
+    struct stat original {};
+    fstat(existing, &original);
+    const auto current = read_capped(existing, path, limits_.max_file_bytes, error);
+    close(existing);
     if (!current) {
         return refused(status, MITIGATE_PROVIDER, "egress: cannot read " + error);
     }
@@ -575,10 +655,13 @@ json EgressBroker::write_file(const json& request, int& status) const {
         return refused(status, MITIGATE_CONFLICT,
                        "egress: " + path + " changed since it was read; nothing written");
     }
-    struct stat original {};
-    stat(path.c_str(), &original);
-    std::string temporary = path + ".mitigate-XXXXXX";
-    const int descriptor = mkstemp(temporary.data());
+    std::string temporary;
+    int descriptor = -1;
+    for (int attempt = 0; attempt < 16 && descriptor < 0; ++attempt) {
+        temporary = "." + name + ".mitigate-" + random_suffix();
+        descriptor = open_without_symlinks(lock.descriptor(), temporary.c_str(),
+                                           O_WRONLY | O_CREAT | O_EXCL, 0600);
+    }
     if (descriptor < 0) {
         return refused(
             status, MITIGATE_PROVIDER,
@@ -593,9 +676,10 @@ json EgressBroker::write_file(const json& request, int& status) const {
     }
     written = written && fsync(descriptor) == 0;
     close(descriptor);
-    if (!written || rename(temporary.c_str(), path.c_str()) != 0) {
+    if (!written ||
+        renameat(lock.descriptor(), temporary.c_str(), lock.descriptor(), name.c_str()) != 0) {
         const std::string why = std::strerror(errno);
-        unlink(temporary.c_str());
+        unlinkat(lock.descriptor(), temporary.c_str(), 0);
         return refused(status, MITIGATE_PROVIDER, "egress: cannot replace " + path + ": " + why);
     }
     fsync(lock.descriptor());  // the rename itself is durable once the directory is synced

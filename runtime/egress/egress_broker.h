@@ -2,8 +2,11 @@
 //
 // The plugin describes an HTTP request (or a file read/replace) and names a credential
 // profile; the broker, in the trusted runtime, decides and does it:
-//   - the URL's scheme is http or https, it has no user:password part, and its host (or
-//     host:port) is on the provider's egress.allow_hosts;
+//   - the URL's scheme is http or https, it has no user:password part, and its host:port
+//     is on the provider's egress.allow_hosts (an entry without a port allows the
+//     scheme's default port only);
+//   - a credential is attached over https only (plain http only to loopback addresses,
+//     when the provider allows loopback: emulators);
 //   - the broker resolves the name itself and refuses loopback, private, link-local,
 //     CGNAT, multicast and unspecified addresses unless the provider's config allows
 //     loopback or private ones; curl is then pinned to the address that was checked, so
@@ -16,9 +19,11 @@
 // SQL (the supabase provider's direct path): one parameterised statement on the
 // connection a `postgres` credential profile describes, in its own transaction, with the
 // same host checks; the plugin never sees the connection's password.
-// Files: only the exact paths on egress.allow_files; a write replaces the file
-// atomically (temporary file, fsync, rename) and only if its content still hashes to the
-// `if_match` the plugin read, under an flock on the directory.
+// Files: only the exact paths on egress.allow_files, written in normal form (no "..",
+// no "."), opened without following a symlink in any component (openat2 with
+// RESOLVE_NO_SYMLINKS); a write replaces the file atomically (temporary file beside it,
+// fsync, rename, all relative to the directory opened that way) and only if its content
+// still hashes to the `if_match` the plugin read, under an flock on the directory.
 #pragma once
 
 #include <chrono>
@@ -62,10 +67,12 @@ class EgressBroker {
     nlohmann::json write_file(const nlohmann::json& request, int& status) const;
     // sql_egress.cpp
     nlohmann::json sql(const nlohmann::json& request, int& status) const;
-    // A refusal when host:port is not allowed or resolves somewhere it may not go;
-    // otherwise fills `addresses` with what it resolved to.
+    // A refusal when host:port is not allowed (an allow_hosts entry without a port allows
+    // `default_port` only) or resolves somewhere it may not go; otherwise fills
+    // `addresses` with what it resolved to.
     std::optional<nlohmann::json> check_destination(const std::string& host,
                                                     const std::string& port,
+                                                    const std::string& default_port,
                                                     std::vector<std::string>& addresses,
                                                     int& status) const;
 

@@ -95,7 +95,7 @@ json EgressBroker::sql(const json& request, int& status) const {
         }
     } else {
         std::vector<std::string> addresses;
-        if (auto refusal = check_destination(host, port, addresses, status)) {
+        if (auto refusal = check_destination(host, port, "5432", addresses, status)) {
             return *refusal;
         }
         host_address = addresses.front();  // pinned, as for HTTP

@@ -80,7 +80,8 @@ TEST_F(EgressBrokerTest, AHostOffTheAllowlistIsRefusedBeforeAnyConnection) {
 }
 
 TEST_F(EgressBrokerTest, AnAllowedNameThatResolvesToLoopbackIsRefusedUnlessConfigured) {
-    const EgressBroker broker(provider({"localhost"}, /*loopback=*/false));
+    const EgressBroker broker(
+        provider({"localhost:" + std::to_string(server.port())}, /*loopback=*/false));
     int status = -1;
     const json answer =
         broker.handle(get("http://localhost:" + std::to_string(server.port()) + "/x"), status);
@@ -305,6 +306,98 @@ TEST_F(EgressBrokerTest, FilesAreLimitedToTheListAndReplacedOnlyIfUnchanged) {
     EXPECT_EQ(std::distance(std::filesystem::directory_iterator(directory.path()),
                             std::filesystem::directory_iterator()),
               1);  // no temporary file left behind
+}
+
+TEST_F(EgressBrokerTest, AHostWithoutAPortAllowsOnlyTheSchemesOwnPort) {
+    // The attack: allow_hosts names a host; the plugin picks plain http and a port of its
+    // choosing, and asks for the credential to be attached.
+    const EgressBroker broker(provider({"127.0.0.1"}));
+    int status = -1;
+    const json answer = broker.handle(get(server.url() + "/echo", "api"), status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("allows port 80 only"));
+    EXPECT_EQ(hits, 0);
+}
+
+TEST_F(EgressBrokerTest, ACredentialIsNeverSentInClearTextOffThisMachine) {
+    const Resolver resolver = [this](const std::string& host) -> std::vector<std::string> {
+        return {host == "api.example" ? "203.0.113.9" : "127.0.0.1"};
+    };
+    const EgressBroker broker(provider({"api.example:8080", host_port()}), {}, resolver);
+    int status = -1;
+    const json answer = broker.handle(get("http://api.example:8080/x", "api"), status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("is sent over https only"));
+    EXPECT_EQ(hits, 0);
+    // Loopback with allow_loopback (an emulator) may use http.
+    broker.handle(get(server.url() + "/x", "api"), status);
+    EXPECT_EQ(status, MITIGATE_OK);
+    EXPECT_EQ(hits, 1);
+}
+
+TEST_F(EgressBrokerTest, FilePathsAreNotResolvedThroughSymlinksOrDotDot) {
+    testing::TemporaryDirectory directory;
+    const auto allowed_directory = directory / "allowed";
+    std::filesystem::create_directories(allowed_directory);
+    const auto path = allowed_directory / "flags.json";
+    directory.write("allowed/flags.json", "{}");
+    const auto outside = directory / "outside";
+    std::filesystem::create_directories(outside / "deeper");
+    directory.write("outside/flags.json", "secret outside the allow list");
+    // allowed/link -> outside/deeper: "allowed/link/../flags.json" normalises on the
+    // text to the allowed file but resolves, through the link, to outside/flags.json.
+    std::filesystem::create_directory_symlink(outside / "deeper", allowed_directory / "link");
+    ProviderConfig config = provider({});
+    config.egress.allow_files = {path};
+    const EgressBroker broker(config);
+    int status = -1;
+    const json dotted =
+        broker.handle({{"kind", "file_read"},
+                       {"path", (allowed_directory / "link" / ".." / "flags.json").string()}},
+                      status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_THAT(dotted["error"].get<std::string>(), HasSubstr("not on providers.demo"));
+
+    // The allowed path itself becomes a symlink to a file outside: not followed.
+    std::filesystem::remove(path);
+    std::filesystem::create_symlink(outside / "flags.json", path);
+    const json linked = broker.handle({{"kind", "file_read"}, {"path", path.string()}}, status);
+    EXPECT_EQ(status, MITIGATE_PROVIDER);
+    EXPECT_THAT(linked["error"].get<std::string>(), HasSubstr("symlink"));
+    const json overwrite = broker.handle({{"kind", "file_write"},
+                                          {"path", path.string()},
+                                          {"content", "overwritten"},
+                                          {"if_match", "x"}},
+                                         status);
+    EXPECT_EQ(status, MITIGATE_PROVIDER);
+    EXPECT_EQ(testing::read_file(outside / "flags.json"), "secret outside the allow list");
+
+    // A directory on the way that is a symlink is refused too.
+    std::filesystem::remove(path);
+    const auto real = directory / "real";
+    std::filesystem::create_directories(real);
+    directory.write("real/flags.json", "{}");
+    const auto via_link = directory / "via";
+    std::filesystem::create_directory_symlink(real, via_link);
+    config.egress.allow_files = {via_link / "flags.json"};
+    const EgressBroker linked_directory(config);
+    linked_directory.handle({{"kind", "file_read"}, {"path", (via_link / "flags.json").string()}},
+                            status);
+    EXPECT_EQ(status, MITIGATE_PROVIDER);
+}
+
+TEST_F(EgressBrokerTest, AFileOverTheCapIsRefusedWithoutReadingItAll) {
+    testing::TemporaryDirectory directory;
+    const auto path = directory.write("big.json", std::string(64u << 10, 'x'));
+    ProviderConfig config = provider({});
+    config.egress.allow_files = {path};
+    EgressLimits limits;
+    limits.max_file_bytes = 1024;
+    const EgressBroker broker(config, limits);
+    int status = -1;
+    const json answer = broker.handle({{"kind", "file_read"}, {"path", path.string()}}, status);
+    EXPECT_EQ(status, MITIGATE_PROVIDER);
+    EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("larger than the 1024-byte cap"));
 }
 
 }  // namespace
