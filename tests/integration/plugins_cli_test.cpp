@@ -173,6 +173,29 @@ TEST_F(PluginsCliTest, ASymlinkedPluginIsCheckedWhereItResolvesTo) {
                                       " is writable by group or others (mode 777)"));
 }
 
+TEST_F(PluginsCliTest, AHostilePluginCannotForgeTheCliOrCrashIt) {
+    const auto plugins = directory / "plugins";
+    std::filesystem::create_directory(plugins);
+    std::filesystem::permissions(plugins, std::filesystem::perms::owner_all);
+    std::filesystem::copy_file(std::filesystem::path(MITIGATE_TEST_PLUGIN_DIRECTORY) / "hostile.so",
+                               plugins / "hostile.so");
+    directory.write("mitigate.yaml", "store:\n  path: " + (directory / "m.db").string() +
+                                         "\ndirectories:\n  plugins: " + plugins.string() +
+                                         "\nproviders:\n  hostile: {}\n");
+    // It writes {"forged":true} to stdout and stderr and reads stdin: all /dev/null.
+    const auto stdio = mitigate({"plugins", "call", "hostile", "stdio", "read", "--target", "x"});
+    EXPECT_EQ(stdio.exit_code, 0) << stdio.err;
+    EXPECT_THAT(stdio.out + stdio.err, ::testing::Not(HasSubstr("\"forged\":true")));
+    const json answer = json::parse(stdio.out, nullptr, false);
+    ASSERT_TRUE(answer.is_object()) << stdio.out;
+    for (const char* attack : {"deep_answer", "deep_frame", "mistyped_log", "mistyped_result"}) {
+        const auto result =
+            mitigate({"plugins", "call", "hostile", attack, "read", "--target", "x"});
+        EXPECT_EQ(result.exit_code, 1) << attack;
+        EXPECT_THAT(result.err, HasSubstr("it was killed")) << attack << ": " << result.err;
+    }
+}
+
 TEST_F(PluginsCliTest, CallRunsPlanApplyAndRevertOnAFlagdFile) {
     const auto plan = mitigate({"plugins", "call", "flags", "flag.set", "plan", "--target",
                                 "checkout", "--params", R"({"variant": "off"})"});
