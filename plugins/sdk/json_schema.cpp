@@ -1,5 +1,7 @@
 #include "plugins/sdk/json_schema.h"
 
+#include <algorithm>
+
 #include <set>
 
 namespace mitigate::plugin {
@@ -177,6 +179,31 @@ std::optional<std::string> schema_problem(const json& schema, const std::string&
     for (const auto& [keyword, argument] : schema.items()) {
         if (!known.contains(keyword)) {
             return path + "." + keyword + ": schema keyword not supported";
+        }
+        // Each keyword's argument has one shape; anything else is refused here, so that
+        // validating against the schema later never meets a surprise (a manifest is a
+        // plugin's output: untrusted).
+        const auto all_strings = [](const json& list) {
+            return list.is_array() && std::all_of(list.begin(), list.end(), [](const json& item) {
+                       return item.is_string();
+                   });
+        };
+        const bool shaped =
+            keyword == "type"                   ? argument.is_string() || all_strings(argument)
+            : keyword == "properties"           ? argument.is_object()
+            : keyword == "required"             ? all_strings(argument)
+            : keyword == "additionalProperties" ? argument.is_boolean() || argument.is_object()
+            : keyword == "items"                ? argument.is_object()
+            : keyword == "enum" || keyword == "oneOf" || keyword == "examples" ? argument.is_array()
+            : keyword == "minimum" || keyword == "maximum" ? argument.is_number()
+            : keyword == "minLength" || keyword == "maxLength" || keyword == "minItems" ||
+                    keyword == "maxItems"
+                ? argument.is_number_unsigned()
+            : keyword == "description" || keyword == "title" ? argument.is_string()
+                                                             : true;  // default, const: any
+        if (!shaped) {
+            return path + "." + keyword + ": not a valid argument for this keyword (a " +
+                   argument.type_name() + ")";
         }
         if (keyword == "properties") {
             for (const auto& [name, member] : argument.items()) {

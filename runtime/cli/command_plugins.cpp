@@ -14,6 +14,7 @@
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
 #include "runtime/core/clock.h"
+#include "runtime/core/utf8.h"
 #include "runtime/providers/provider_registry.h"
 #include "runtime/store/sqlite_store.h"
 
@@ -128,20 +129,24 @@ int list_plugins(const GlobalOptions& global, const PluginsOptions& options) {
         return exit_ok;
     }
     for (const auto& entry : listed) {
-        std::cout << entry["name"].get<std::string>();
+        // Everything but the file name comes from the plugin: printed with its control
+        // characters escaped, so that it cannot rewrite the lines around it.
+        std::cout << escape_control_characters(entry["name"].get<std::string>());
         if (entry.contains("error")) {
-            std::cout << "  REFUSED: " << entry["error"].get<std::string>() << "\n";
+            std::cout << "  REFUSED: "
+                      << escape_control_characters(entry["error"].get<std::string>()) << "\n";
             continue;
         }
         std::string actions;
         for (const auto& action : entry["actions"]) {
             actions += (actions.empty() ? "" : ", ") + action.get<std::string>();
         }
+        actions = escape_control_characters(actions);
         std::string providers;
         for (const auto& provider : entry["providers"]) {
             providers += (providers.empty() ? "" : ", ") + provider.get<std::string>();
         }
-        std::cout << " " << entry["version"].get<std::string>() << "  ("
+        std::cout << " " << escape_control_characters(entry["version"].get<std::string>()) << "  ("
                   << entry["path"].get<std::string>() << ")\n"
                   << "  actions:     " << actions << "\n"
                   << "  providers:   " << (providers.empty() ? "(none configured)" : providers)

@@ -54,4 +54,27 @@ std::string cut_on_character_boundary(std::string text, std::size_t max_bytes) {
     return text;
 }
 
+std::string escape_control_characters(std::string_view text) {
+    std::string escaped;
+    escaped.reserve(text.size());
+    for (const char character : text) {
+        const auto byte = static_cast<unsigned char>(character);
+        if (byte >= 0x20 && byte != 0x7f) {
+            escaped.push_back(character);
+        } else if (character == '\n') {
+            escaped += "\\n";
+        } else if (character == '\r') {
+            escaped += "\\r";
+        } else if (character == '\t') {
+            escaped += "\\t";
+        } else {
+            static constexpr char digits[] = "0123456789abcdef";
+            escaped += "\\x";
+            escaped.push_back(digits[byte >> 4]);
+            escaped.push_back(digits[byte & 15]);
+        }
+    }
+    return escaped;
+}
+
 }  // namespace mitigate

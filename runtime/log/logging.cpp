@@ -1,6 +1,7 @@
 #include "runtime/log/logging.h"
 
 #include "runtime/core/time_format.h"
+#include "runtime/core/utf8.h"
 
 #include <array>
 #include <chrono>
@@ -46,6 +47,22 @@ class JsonLineFormatter final : public spdlog::formatter {
 
     std::unique_ptr<spdlog::formatter> clone() const override {
         return std::make_unique<JsonLineFormatter>();
+    }
+};
+
+// The message of a text line with its control characters escaped: a message that carries
+// untrusted text (a plugin's log line, a playbook's error) cannot forge a second line or
+// send escape sequences to a terminal.
+class EscapedMessage final : public spdlog::custom_flag_formatter {
+  public:
+    void format(const spdlog::details::log_msg& message, const std::tm& /*time*/,
+                spdlog::memory_buf_t& out) override {
+        const std::string text = escape_control_characters(
+            std::string_view(message.payload.data(), message.payload.size()));
+        out.append(text.data(), text.data() + text.size());
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override {
+        return std::make_unique<EscapedMessage>();
     }
 };
 
@@ -97,7 +114,10 @@ void configure_logging(LogFormat format, LogLevel level) {
     if (format == LogFormat::json) {
         logger->set_formatter(std::make_unique<JsonLineFormatter>());
     } else {
-        logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%-5l%$ %v", spdlog::pattern_time_type::utc);
+        auto formatter =
+            std::make_unique<spdlog::pattern_formatter>(spdlog::pattern_time_type::utc);
+        formatter->add_flag<EscapedMessage>('*').set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%-5l%$ %*");
+        logger->set_formatter(std::move(formatter));
     }
     logger->set_level(to_spdlog(level));
     logger->flush_on(spdlog::level::warn);

@@ -11,6 +11,7 @@
 #include <lua5.4/lua.h>
 #include <lua5.4/lualib.h>
 
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -490,6 +491,13 @@ class LuaToJson {
     const std::string& error() const { return error_; }
     bool output_exceeded() const { return output_exceeded_; }
 
+    // A record key, counted against the output and checked to be UTF-8 text.
+    bool accept_key(const std::string& name, const std::string& path = "") {
+        return charge(path, name.size() + 3) &&
+               (!first_invalid_utf8(name) ||
+                fail(path, "a key is not valid UTF-8; keys must be UTF-8 text"));
+    }
+
   private:
     // Counts the JSON the value will become as it is built, so that a value that would be
     // too large (one big string referenced thousands of times) is refused early, before
@@ -566,11 +574,7 @@ class LuaToJson {
                 std::size_t length = 0;
                 const char* key = lua_tolstring(state_, -2, &length);  // a string: no conversion
                 const std::string name(key, length);
-                const bool accepted =
-                    charge(path, length + 3) &&
-                    (!first_invalid_utf8(name) ||
-                     fail(path, "a key is not valid UTF-8; keys must be UTF-8 text"));
-                if (!accepted) {
+                if (!accept_key(name, path)) {
                     lua_pop(state_, 2);
                     return false;
                 }
@@ -663,6 +667,31 @@ void build_environment(lua_State* state) {
     lua_setmetatable(state, -2);
 }
 
+// Whether the source declares a to-be-closed variable ("local x <close> = ..."). Checked
+// on the text because a __close metamethod can be added to a metatable after
+// setmetatable saw it. Text inside a string or comment that looks the same is refused
+// too: a false alarm the author can always avoid, where a miss would not be.
+bool declares_to_be_closed(std::string_view source) {
+    for (std::size_t at = source.find('<'); at != std::string_view::npos;
+         at = source.find('<', at + 1)) {
+        std::size_t next = at + 1;
+        while (next < source.size() && std::isspace(static_cast<unsigned char>(source[next]))) {
+            ++next;
+        }
+        if (source.substr(next, 5) != "close") {
+            continue;
+        }
+        next += 5;
+        while (next < source.size() && std::isspace(static_cast<unsigned char>(source[next]))) {
+            ++next;
+        }
+        if (next < source.size() && source[next] == '>') {
+            return true;
+        }
+    }
+    return false;
+}
+
 // Error objects are read without running script code: a string, or a description.
 void copy_error(lua_State* state, std::string& message) {
     if (lua_type(state, -1) == LUA_TSTRING) {
@@ -749,6 +778,13 @@ LuaOutcome run_sandboxed(const LuaCall& call, const LuaLimits& limits) {
     lua_setfield(state, -3, "lib");
     for (const auto& [name, library_source] : call.libraries) {
         const std::string library_chunk = "@lib/" + name + ".lua";
+        if (declares_to_be_closed(library_source)) {
+            context.forbidden = true;
+            std::snprintf(context.forbidden_what, sizeof context.forbidden_what,
+                          "a <close> variable");
+            fail(LuaFailure::forbidden, "library " + name + " declares a <close> variable");
+            break;
+        }
         status = luaL_loadbufferx(state, library_source.data(), library_source.size(),
                                   library_chunk.c_str(), "t");
         if (status == LUA_OK) {
@@ -776,6 +812,11 @@ LuaOutcome run_sandboxed(const LuaCall& call, const LuaLimits& limits) {
     lua_pop(state, 1);  // [argument, env]
 
     const std::string chunk_name = "@" + call.chunk_name;
+    if (!outcome.failure && declares_to_be_closed(call.source)) {
+        context.forbidden = true;
+        std::snprintf(context.forbidden_what, sizeof context.forbidden_what, "a <close> variable");
+        fail(LuaFailure::forbidden, call.chunk_name + " declares a <close> variable");
+    }
     if (!outcome.failure) {
         status = luaL_loadbufferx(state, call.source.data(), call.source.size(), chunk_name.c_str(),
                                   "t");  // text only, never bytecode
@@ -838,8 +879,11 @@ LuaOutcome run_sandboxed(const LuaCall& call, const LuaLimits& limits) {
                 while (converted && lua_next(state, -3) != 0) {
                     if (lua_type(state, -2) == LUA_TSTRING &&
                         lua_type(state, -1) != LUA_TFUNCTION) {
-                        const std::string name = lua_tostring(state, -2);
-                        converted = converter.convert(-1, module[name], name);
+                        std::size_t length = 0;
+                        const char* key = lua_tolstring(state, -2, &length);  // a string
+                        const std::string name(key, length);
+                        converted =
+                            converter.accept_key(name) && converter.convert(-1, module[name], name);
                     }
                     lua_pop(state, 1);
                 }

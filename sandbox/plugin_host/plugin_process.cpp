@@ -186,6 +186,17 @@ PluginCallResult PluginProcess::ensure_started() {
                            " is restarting after a failure; next attempt at " +
                            format_rfc3339(restart_not_before_));
     }
+    try {
+        return start_worker();
+    } catch (const std::exception& thrown) {
+        // A bug on this side met by what the worker sent: the worker is not used.
+        return refuse_start(
+            failure(PluginCallStatus::refused, options_.plugin.string() + ": the start failed: " +
+                                                   cut_on_character_boundary(thrown.what(), 1024)));
+    }
+}
+
+PluginCallResult PluginProcess::start_worker() {
     std::string error;
     identity_.reset();
     std::optional<PluginIdentity> identity = identify_plugin(options_.plugin, error);
@@ -226,7 +237,9 @@ PluginCallResult PluginProcess::ensure_started() {
         return refuse_start(failure(
             PluginCallStatus::refused,
             "the plugin host refused to start: " +
-                (why != confined->end() && why->is_string() ? why->get<std::string>() : "")));
+                (why != confined->end() && why->is_string()
+                     ? cut_on_character_boundary(why->get<std::string>(), MITIGATE_PLUGIN_ERROR_MAX)
+                     : "")));
     }
     if (frame_type(*confined) != "confined" || !confined->contains("confinement") ||
         !confined->at("confinement").is_object()) {
@@ -255,10 +268,12 @@ PluginCallResult PluginProcess::ensure_started() {
     const std::string type = frame_type(*hello);
     if (type == "refused") {
         const auto why = hello->find("error");
-        return refuse_start(
-            failure(PluginCallStatus::refused,
-                    "the plugin host refused to start: " +
-                        (why != hello->end() && why->is_string() ? why->get<std::string>() : "")));
+        return refuse_start(failure(
+            PluginCallStatus::refused,
+            "the plugin host refused to start: " +
+                (why != hello->end() && why->is_string()
+                     ? cut_on_character_boundary(why->get<std::string>(), MITIGATE_PLUGIN_ERROR_MAX)
+                     : "")));
     }
     const auto manifest = hello->find("manifest");
     if (type != "ready" || manifest == hello->end()) {
@@ -299,10 +314,18 @@ PluginCallResult PluginProcess::call(const json& request) {
         }
         initialized_ = true;
     }
-    PluginCallResult result =
-        exchange(plugin_call_frame_prefix +
-                     request.dump(-1, ' ', false, json::error_handler_t::replace) + "}",
-                 "call");
+    PluginCallResult result;
+    try {
+        result = exchange(plugin_call_frame_prefix +
+                              request.dump(-1, ' ', false, json::error_handler_t::replace) + "}",
+                          "call");
+    } catch (const std::exception& thrown) {
+        // A bug on this side met by what the worker sent; the conversation is lost.
+        result = fail_worker(PluginCallStatus::crashed,
+                             "the call failed in the runtime (" +
+                                 cut_on_character_boundary(thrown.what(), 1024) +
+                                 "); the plugin host was killed");
+    }
     record(result);
     return result;
 }
@@ -363,9 +386,21 @@ PluginCallResult PluginProcess::exchange(const std::string& message, const char*
             if (request == answer->end() || !request->is_object()) {
                 egress_status = MITIGATE_INVALID;
                 response = {{"error", "an egress request must be a JSON object"}};
+            } else if (egress_) {
+                // The egress gets what is left of the call's time, no more: a plugin that
+                // asks again and again cannot stretch the call past its deadline.
+                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      deadline - SteadyClock::now())
+                                      .count();
+                json bounded = *request;
+                const auto asked = bounded.find("timeout_ms");
+                if (asked == bounded.end() || !asked->is_number_integer() ||
+                    asked->get<std::int64_t>() > left) {
+                    bounded["timeout_ms"] = std::max<std::int64_t>(left, 1);
+                }
+                response = egress_(bounded, egress_status);
             } else {
-                response = egress_ ? egress_(*request, egress_status)
-                                   : json{{"error", "no egress is configured"}};
+                response = json{{"error", "no egress is configured"}};
             }
             if (!send(json{{"type", "egress_answer"},
                            {"status", egress_status},

@@ -100,6 +100,7 @@ class PluginProcess {
     PluginCallResult exchange(const std::string& message, const char* what);
     PluginCallResult fail_worker(PluginCallStatus status, const std::string& error);
     PluginCallResult refuse_start(PluginCallResult result);
+    PluginCallResult start_worker();  // ensure_started's work once a start is due
     // One frame from the worker as a JSON object; on failure the worker is ended and
     // `failed` says why, naming what it was `during`.
     std::optional<nlohmann::json> receive(SteadyTime deadline, const std::string& during,

@@ -168,12 +168,30 @@ std::string apply_seccomp(const ConfinementPolicy& policy) {
     };
     // What the dynamic loader and a plugin reading its own directory need; Landlock
     // limits what these can reach.
-    const int file_reads[] = {SCMP_SYS(openat), SCMP_SYS(pread64),  SCMP_SYS(getdents64),
-                              SCMP_SYS(fcntl),  SCMP_SYS(readlink), SCMP_SYS(statx)};
+    const int file_reads[] = {SCMP_SYS(openat), SCMP_SYS(pread64), SCMP_SYS(getdents64),
+                              SCMP_SYS(readlink), SCMP_SYS(statx)};
     for (int call : file_reads) {
         if (policy.allow_file_reads && seccomp_rule_add(filter, SCMP_ACT_ALLOW, call, 0) != 0) {
             seccomp_release(filter);
             return "seccomp_rule_add (file reads) failed";
+        }
+    }
+    // fcntl only for what the loader and stdio use. F_SETOWN with F_SETSIG and O_ASYNC
+    // would make the kernel signal any process the worker names (the runtime) whenever
+    // the socket becomes readable.
+    if (policy.allow_file_reads) {
+        bool added = true;
+        for (int command : {F_GETFD, F_SETFD, F_GETFL, F_DUPFD_CLOEXEC}) {
+            added = added &&
+                    seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                                     SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(command))) == 0;
+        }
+        added = added && seccomp_rule_add(filter, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2,
+                                          SCMP_A1(SCMP_CMP_EQ, F_SETFL),
+                                          SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0)) == 0;
+        if (!added) {
+            seccomp_release(filter);
+            return "seccomp_rule_add (fcntl) failed";
         }
     }
     for (int call : allowed) {

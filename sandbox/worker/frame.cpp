@@ -41,6 +41,11 @@ FrameStatus read_exactly(int descriptor, char* buffer, std::size_t size,
                          SteadyClock::time_point deadline) {
     std::size_t done = 0;
     while (done < size) {
+        // Checked on every read, not only when the socket runs dry: a peer that keeps it
+        // busy (a trickle, or frame after frame) must not outlast the deadline.
+        if (SteadyClock::now() >= deadline) {
+            return FrameStatus::timeout;
+        }
         const ssize_t got = recv(descriptor, buffer + done, size - done, MSG_DONTWAIT);
         if (got == 0) {
             return FrameStatus::closed;
@@ -101,6 +106,9 @@ FrameStatus write_frame(int descriptor, std::string_view payload,
                                iovec{const_cast<char*>(payload.data()), payload.size()}};
     std::size_t first = 0;
     while (first < parts.size()) {
+        if (SteadyClock::now() >= deadline) {
+            return FrameStatus::timeout;
+        }
         msghdr message{};
         message.msg_iov = &parts[first];
         message.msg_iovlen = parts.size() - first;

@@ -56,6 +56,11 @@ std::optional<LuaOutcome> outcome_from_frame(const json& message) {
     LuaOutcome outcome;
     const auto value = message.find("value");
     if (value != message.end() && !value->is_null()) {
+        // {"module": {...}, "result": ...}: what run_sandboxed returns, nothing else.
+        if (!value->is_object() || value->size() != 2 || !value->contains("module") ||
+            !value->at("module").is_object() || !value->contains("result")) {
+            return std::nullopt;
+        }
         outcome.value = *value;
     }
     const auto failure = message.find("failure");
@@ -159,7 +164,9 @@ int run_lua_worker(int descriptor, const ConfinementPolicy& policy) {
             }
             std::string answer;
             if (read_frame(descriptor, max_frame_bytes, deadline, answer) != FrameStatus::ok) {
-                return std::nullopt;
+                // An answer may still come; read later, it would pass for the next request.
+                // A worker out of step with the runtime ends here.
+                std::_Exit(7);
             }
             std::string unused;
             const std::optional<json> parsed = parse_frame(answer, max_frame_bytes, unused);
@@ -305,8 +312,26 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
                                   "provider and target strings; it was killed");
             }
             std::optional<json> state;
-            if (call.host.state) {
-                state = call.host.state(provider->get<std::string>(), target->get<std::string>());
+            try {
+                if (call.host.state) {
+                    state =
+                        call.host.state(provider->get<std::string>(), target->get<std::string>());
+                }
+            } catch (const std::exception& thrown) {
+                stop();  // the conversation is lost: never reuse this worker
+                return failed(LuaFailure::crashed,
+                              call.chunk_name + ": mitigate.state failed in the runtime: " +
+                                  cut_on_character_boundary(thrown.what(), 1024));
+            }
+            if (SteadyClock::now() >= deadline) {
+                // The worker has given up waiting by now; an answer sent late would be
+                // read as the next evaluation's request.
+                stop();
+                return failed(LuaFailure::time,
+                              call.chunk_name +
+                                  ": mitigate.state answered after the wall-clock "
+                                  "limit of " +
+                                  format_duration(limits.wall_clock) + "; the worker was killed");
             }
             const FrameStatus answered = write_frame(
                 process_.socket,

@@ -65,6 +65,9 @@ WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::strin
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != runtime) {
             _exit(125);
         }
+        // A session of its own: no process group shared with the runtime that a signal
+        // sent to a group (or a terminal's) could reach both through.
+        setsid();
         if (dup2(null_device, 0) < 0 || dup2(null_device, 1) < 0 || dup2(null_device, 2) < 0 ||
             dup2(sockets[1], 3) < 0) {
             _exit(126);

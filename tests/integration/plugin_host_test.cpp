@@ -167,7 +167,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Attack{"deep_frame", PluginCallStatus::crashed, "nests deeper than 128"},
                       Attack{"mistyped_log", PluginCallStatus::crashed, "malformed log frame"},
                       Attack{"mistyped_result", PluginCallStatus::crashed, "malformed message"},
-                      Attack{"unknown_status", PluginCallStatus::crashed, "unknown status -7"}),
+                      Attack{"unknown_status", PluginCallStatus::crashed, "unknown status -7"},
+                      Attack{"log_forever", PluginCallStatus::timeout, "was killed"}),
     [](const ::testing::TestParamInfo<Attack>& attack) { return attack.param.action; });
 
 TEST_F(PluginHostTest, UnboundedAllocationHitsTheAddressSpaceLimit) {
@@ -255,6 +256,10 @@ TEST_F(PluginHostTest, EgressRequestsGoToTheRuntimeHandler) {
     const json egress{{"kind", "http"}, {"method", "GET"}, {"url", "https://api.example/x"}};
     const PluginCallResult result = plugin.call(request("egress", {{"request", egress}}));
     ASSERT_TRUE(result.ok()) << result.error;
+    // The runtime bounds the egress by what is left of the call's 3 s.
+    ASSERT_TRUE(seen.contains("timeout_ms"));
+    EXPECT_LE(seen["timeout_ms"].get<int>(), 3000);
+    seen.erase("timeout_ms");
     EXPECT_EQ(seen, egress);
     EXPECT_EQ(result.response["status"], MITIGATE_OK);
     EXPECT_EQ(result.response["response"]["status"], 204);
@@ -320,6 +325,8 @@ TEST_F(PluginHostTest, APluginCannotTouchTheLimitsOrSignalsOfOtherProcesses) {
     EXPECT_EQ(result.response["signal_runtime"], "Operation not permitted");
     EXPECT_EQ(result.response["kill_runtime"], "Operation not permitted");
     EXPECT_EQ(result.response["affinity_runtime"], "Operation not permitted");
+    EXPECT_EQ(result.response["setown_runtime"], "Operation not permitted");
+    EXPECT_EQ(result.response["async_socket"], "Operation not permitted");
     EXPECT_EQ(result.response["own_prlimit"], true);  // its own limits it may lower
     rlimit after{};
     getrlimit(RLIMIT_NOFILE, &after);

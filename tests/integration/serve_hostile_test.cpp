@@ -33,8 +33,9 @@ using testing::run_process;
 // The plugin's actions that attack the runtime from inside a plan call. Each must end as
 // a failed mitigation; none may take the daemon down or block it.
 const std::vector<std::string> plugin_attacks{
-    "deep_answer", "deep_frame", "mistyped_log", "mistyped_result", "unknown_status", "huge_frame",
-    "segfault",    "loop",       "stdio",        "other_processes", "log_flood"};
+    "deep_answer", "deep_frame",  "mistyped_log", "mistyped_result", "unknown_status",
+    "huge_frame",  "segfault",    "loop",         "stdio",           "other_processes",
+    "log_flood",   "log_forever", "log_forge"};
 
 std::string hostile_plugin_playbook() {
     std::string proposals;
@@ -222,6 +223,11 @@ TEST_F(ServeHostileTest, TheDaemonSurvivesEveryAttackAndStillAppliesANormalMitig
     // Its log holds no forged line and at most the capped part of the flood.
     const std::string log = testing::read_file(directory / "serve.log");
     EXPECT_THAT(log, ::testing::Not(HasSubstr("\"forged\"")));
+    // A plugin's log line with a newline and an escape sequence stays one escaped line.
+    EXPECT_THAT(log, ::testing::Not(HasSubstr("\n2026-01-01T00:00:00.000Z")));
+    EXPECT_THAT(log, ::testing::Not(HasSubstr("\x1b[2J")));
+    EXPECT_THAT(log, HasSubstr("innocent\\n2026-01-01T00:00:00.000Z info  FORGED"))
+        << mitigations().dump(1);
     std::size_t flood_lines = 0;
     for (std::size_t at = log.find("provider hostile-log_flood: lllll"); at != std::string::npos;
          at = log.find("provider hostile-log_flood: lllll", at + 1)) {

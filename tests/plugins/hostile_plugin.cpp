@@ -82,7 +82,8 @@ const char* manifest() {
                  "fork_bomb":{},"read_file":{},"tcp":{},"udp":{},"exec":{},"bad_frame":{},
                  "huge_frame":{},"egress":{},"fail":{},"deep_answer":{},"deep_frame":{},
                  "mistyped_log":{},"mistyped_result":{},"unknown_status":{},
-                 "stop_reading":{},"log_flood":{},"stdio":{},"other_processes":{}}})";
+                 "stop_reading":{},"log_flood":{},"stdio":{},"other_processes":{},
+                 "log_forever":{},"log_forge":{}}})";
 }
 
 int32_t init(const mitigate_host_api* api, const char* /*settings*/) {
@@ -180,6 +181,14 @@ int32_t call(const char* request_json, const char** response_json) {
         for (int index = 0; index < parameters.value("lines", 1000); ++index) {
             host->log(host->host, MITIGATE_LOG_INFO, line.c_str());
         }
+    } else if (action == "log_forever") {
+        // Keeps the runtime's socket busy with log frames and never answers.
+        while (true) {
+            host->log(host->host, MITIGATE_LOG_INFO, "still here");
+        }
+    } else if (action == "log_forge") {
+        host->log(host->host, MITIGATE_LOG_INFO,
+                  "innocent\n2026-01-01T00:00:00.000Z info  FORGED daemon line\x1b[2J");
     } else if (action == "stdio") {
         const char forged[] = "{\"forged\":true}\n";
         answer["stdout_written"] = write(1, forged, sizeof forged - 1);
@@ -209,6 +218,12 @@ int32_t call(const char* request_json, const char** response_json) {
         answer["kill_runtime"] = kill(runtime, 0) == 0 ? "ALLOWED" : std::strerror(errno);
         const rlimit own{8, 8};  // lower than the worker's 16: allowed
         answer["own_prlimit"] = syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &own, nullptr) == 0;
+        // F_SETOWN + O_ASYNC would make the kernel signal the runtime on socket activity.
+        errno = 0;
+        answer["setown_runtime"] =
+            fcntl(3, F_SETOWN, runtime) == 0 ? "ALLOWED" : std::strerror(errno);
+        errno = 0;
+        answer["async_socket"] = fcntl(3, F_SETFL, O_ASYNC) == 0 ? "ALLOWED" : std::strerror(errno);
         cpu_set_t cpus;
         errno = 0;
         answer["affinity_runtime"] =

@@ -1,5 +1,6 @@
 // The JSON Schema subset plugin manifests use, and the manifest check the runtime applies
 // to what a plugin reports about itself.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "plugins/sdk/json_schema.h"
@@ -80,6 +81,35 @@ TEST(Manifest, RequiresNameVersionAndValidActionSchemas) {
     EXPECT_EQ(manifest_problem(bad_schema).value_or(""),
               "manifest.actions.flag.set.parameters.$ref: schema keyword not supported");
     EXPECT_EQ(manifest_problem(json::array()).value_or(""), "manifest: must be a JSON object");
+}
+
+TEST(Manifest, MistypedFieldsAndKeywordArgumentsAreProblemsNeverExceptions) {
+    const json good{{"name", "flags"},
+                    {"version", "1.0.0"},
+                    {"actions", {{"flag.set", {{"parameters", parameters}}}}}};
+    const std::vector<std::pair<json, std::string>> cases{
+        {{{"oneOf", 5}}, "oneOf: not a valid argument"},
+        {{{"oneOf", "x"}}, "oneOf: not a valid argument"},
+        {{{"properties", 5}}, "properties: not a valid argument"},
+        {{{"required", {1, 2}}}, "required: not a valid argument"},
+        {{{"type", {{"a", 1}}}}, "type: not a valid argument"},
+        {{{"minLength", -1}}, "minLength: not a valid argument"},
+        {{{"items", true}}, "items: not a valid argument"},
+        {{{"enum", 3}}, "enum: not a valid argument"},
+    };
+    for (const auto& [schema, problem] : cases) {
+        json manifest = good;
+        manifest["actions"]["flag.set"]["parameters"] = schema;
+        EXPECT_THAT(manifest_problem(manifest).value_or(""), ::testing::HasSubstr(problem))
+            << schema;
+    }
+    json description = good;
+    description["description"] = 5;
+    EXPECT_EQ(manifest_problem(description).value_or(""), "manifest.description: must be a string");
+    json action_description = good;
+    action_description["actions"]["flag.set"]["description"] = json::array();
+    EXPECT_THAT(manifest_problem(action_description).value_or(""),
+                ::testing::HasSubstr("description: must be a string"));
 }
 
 }  // namespace

@@ -391,7 +391,19 @@ TEST(LuaSandboxHostile, FeaturesHitByKnownLuaBugsAreUnavailable) {
     // Lua 5.4.4: "'break' may not properly exit a loop with a to-be-closed variable".
     expect_failure(
         run(playbook("local x <close> = setmetatable({}, { __close = function() end })")),
-        LuaFailure::forbidden, "__close");
+        LuaFailure::forbidden, "<close>");
+}
+
+TEST(LuaSandboxHostile, ToBeClosedVariablesAreRefusedHoweverTheMetatableGetsItsClose) {
+    expect_failure(run(playbook("return setmetatable({}, { __close = function() end })")),
+                   LuaFailure::forbidden, "__close");
+    // __close added after setmetatable saw the metatable: the text check refuses it.
+    expect_failure(run(playbook("local mt = {}\nlocal t = setmetatable({}, mt)\n"
+                                "mt.__close = function() end\n"
+                                "do local x < close > = t end")),
+                   LuaFailure::forbidden, "<close>");
+    const LuaOutcome fine = run(playbook("local closed = '<closed>' return { closed }"));
+    ASSERT_TRUE(fine.value) << fine.message;
 }
 
 TEST(LuaSandboxHostile, AMemoryFailureNamesTheLimitNotACatch) {
