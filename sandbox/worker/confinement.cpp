@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -90,6 +91,67 @@ std::string apply_landlock(const ConfinementPolicy& policy, int abi) {
     const long restricted = syscall(SYS_landlock_restrict_self, ruleset, 0);
     close(ruleset);
     return restricted < 0 ? errno_text("landlock_restrict_self") : "";
+}
+
+// A filesystem of nothing but the worker's read-only paths: a new mount namespace whose
+// root is an empty tmpfs, with each path bind-mounted read-only at its own name. Landlock
+// decides what may be opened but not what may be stat()ed, and a path outside it answers
+// EACCES where it exists and ENOENT where it does not: with nothing else mounted, there is
+// nothing to learn. False, with the filesystem as it was, where the kernel does not allow
+// it (the worker then relies on Landlock alone, as before).
+bool isolate_filesystem(const ConfinementPolicy& policy) {
+    if (unshare(CLONE_NEWNS) != 0 ||
+        mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+        return false;
+    }
+    // The sources, opened in the new namespace (a bind mount takes its source from the
+    // caller's own namespace) and before anything is mounted over them.
+    std::vector<int> sources;
+    const auto close_sources = [&sources] {
+        for (int source : sources) {
+            close(source);
+        }
+    };
+    for (const auto& path : policy.read_only_paths) {
+        const int source = open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (source < 0) {
+            close_sources();
+            return false;
+        }
+        sources.push_back(source);
+    }
+    // The new root is built on /tmp in this namespace only; the sources are reached
+    // through their descriptors, so a path under /tmp is still found.
+    constexpr const char* new_root = "/tmp";
+    if (mount("none", new_root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0555") !=
+        0) {
+        close_sources();
+        return false;
+    }
+    bool built = true;
+    for (std::size_t index = 0; built && index < sources.size(); ++index) {
+        const std::filesystem::path target =
+            std::filesystem::path(new_root) / policy.read_only_paths[index].relative_path();
+        std::error_code ignored;
+        std::filesystem::create_directories(target, ignored);
+        const std::string source = "/proc/self/fd/" + std::to_string(sources[index]);
+        built = mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0 &&
+                mount(nullptr, target.c_str(), nullptr,
+                      MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) == 0;
+    }
+    close_sources();
+    // Read-only from here on, then the switch: pivot_root(".", ".") stacks the old root
+    // under the new one, and the detach removes it.
+    built = built &&
+            mount(nullptr, new_root, nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                  nullptr) == 0 &&
+            chdir(new_root) == 0 && syscall(SYS_pivot_root, ".", ".") == 0 &&
+            umount2(".", MNT_DETACH) == 0 && chdir("/") == 0;
+    if (!built) {
+        umount2(new_root, MNT_DETACH);
+        chdir("/");
+    }
+    return built;
 }
 
 // Every capability gone from all five sets, so that a worker started by a root runtime
@@ -259,6 +321,9 @@ ConfinementReport confine_this_process(const ConfinementPolicy& policy) {
         report.namespaces = {"net", "ipc"};
     } else if (unshare(CLONE_NEWUSER) == 0 && unshare(CLONE_NEWNET | CLONE_NEWIPC) == 0) {
         report.namespaces = {"user", "net", "ipc"};
+    }
+    if (isolate_filesystem(policy)) {
+        report.namespaces.emplace_back("mnt");
     }
     report.error = drop_capabilities();
     if (!report.error.empty()) {

@@ -1,6 +1,7 @@
 // Confines the calling process before it runs untrusted code, in the order
-// ../shared/reference/sandbox.md gives: new namespaces where the kernel allows, every
-// capability dropped, the parent-death signal set again, rlimits, no_new_privs, Landlock,
+// ../shared/reference/sandbox.md gives: new namespaces where the kernel allows (network,
+// IPC, and a mount namespace whose root is an empty tmpfs holding only the read-only
+// paths), every capability dropped, the parent-death signal set again, rlimits, no_new_privs, Landlock,
 // and a seccomp allowlist last. Irreversible: call it in a worker
 // process, never in the runtime.
 #pragma once

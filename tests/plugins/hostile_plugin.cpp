@@ -83,7 +83,7 @@ const char* manifest() {
                  "huge_frame":{},"egress":{},"fail":{},"deep_answer":{},"deep_frame":{},
                  "mistyped_log":{},"mistyped_result":{},"unknown_status":{},
                  "stop_reading":{},"log_flood":{},"stdio":{},"other_processes":{},
-                 "log_forever":{},"log_forge":{}}})";
+                 "log_forever":{},"log_forge":{},"stat":{}}})";
 }
 
 int32_t init(const mitigate_host_api* api, const char* /*settings*/) {
@@ -181,6 +181,12 @@ int32_t call(const char* request_json, const char** response_json) {
         for (int index = 0; index < parameters.value("lines", 1000); ++index) {
             host->log(host->host, MITIGATE_LOG_INFO, line.c_str());
         }
+    } else if (action == "stat") {
+        struct stat status {};
+        errno = 0;
+        const bool found = stat(parameters.value("path", "").c_str(), &status) == 0;
+        answer = {{"error", found ? "" : std::strerror(errno)},
+                  {"size", found ? static_cast<std::int64_t>(status.st_size) : -1}};
     } else if (action == "log_forever") {
         // Keeps the runtime's socket busy with log frames and never answers.
         while (true) {
