@@ -10,6 +10,7 @@
 
 #include "runtime/cli/command_context.h"
 #include "runtime/core/time_format.h"
+#include "runtime/core/utf8.h"
 #include "runtime/ingest/alertmanager.h"
 #include "runtime/playbook/playbook.h"
 #include "sandbox/worker/lua_worker.h"
@@ -112,7 +113,8 @@ int run_check(const PlaybookOptions& options) {
                  {"message", outcome.message},
                  {"playbook", outcome.info ? info_to_json(*outcome.info) : json(nullptr)}});
         } else if (outcome.failure) {
-            std::cerr << outcome.message << " [" << *outcome.failure << "]\n";
+            std::cerr << escape_control_characters(outcome.message) << " [" << *outcome.failure
+                      << "]\n";
         } else {
             std::cout << file.string() << ": ok (" << outcome.info->name << ")\n";
         }
@@ -199,7 +201,8 @@ int run_test(const PlaybookOptions& options) {
                              .dump(2)
                       << "\n";
         } else {
-            std::cerr << outcome.message << " [" << *outcome.failure << "]\n";
+            std::cerr << escape_control_characters(outcome.message) << " [" << *outcome.failure
+                      << "]\n";
         }
         return exit_failure;
     }

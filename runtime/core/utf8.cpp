@@ -1,5 +1,7 @@
 #include "runtime/core/utf8.h"
 
+#include <cstdio>
+
 namespace mitigate {
 
 std::optional<std::size_t> first_invalid_utf8(std::string_view text) {
@@ -55,24 +57,58 @@ std::string cut_on_character_boundary(std::string text, std::size_t max_bytes) {
 }
 
 std::string escape_control_characters(std::string_view text) {
+    static constexpr char digits[] = "0123456789abcdef";
     std::string escaped;
     escaped.reserve(text.size());
-    for (const char character : text) {
-        const auto byte = static_cast<unsigned char>(character);
-        if (byte >= 0x20 && byte != 0x7f) {
-            escaped.push_back(character);
-        } else if (character == '\n') {
-            escaped += "\\n";
-        } else if (character == '\r') {
-            escaped += "\\r";
-        } else if (character == '\t') {
-            escaped += "\\t";
-        } else {
-            static constexpr char digits[] = "0123456789abcdef";
+    std::size_t index = 0;
+    while (index < text.size()) {
+        const auto byte = static_cast<unsigned char>(text[index]);
+        if (byte < 0x80) {
+            if (byte >= 0x20 && byte != 0x7f) {
+                escaped.push_back(text[index]);
+            } else if (byte == '\n') {
+                escaped += "\\n";
+            } else if (byte == '\r') {
+                escaped += "\\r";
+            } else if (byte == '\t') {
+                escaped += "\\t";
+            } else {
+                escaped += "\\x";
+                escaped.push_back(digits[byte >> 4]);
+                escaped.push_back(digits[byte & 15]);
+            }
+            ++index;
+            continue;
+        }
+        // One character of valid UTF-8, or one invalid byte written as \xHH.
+        const std::size_t length = (byte & 0xE0) == 0xC0 ? 2 : (byte & 0xF0) == 0xE0 ? 3 : 4;
+        const std::string_view character = text.substr(index, length);
+        if ((byte & 0xC0) == 0x80 || byte >= 0xF8 || character.size() < length ||
+            first_invalid_utf8(character)) {
             escaped += "\\x";
             escaped.push_back(digits[byte >> 4]);
             escaped.push_back(digits[byte & 15]);
+            ++index;
+            continue;
         }
+        char32_t code_point = byte & (length == 2 ? 0x1F : length == 3 ? 0x0F : 0x07);
+        for (std::size_t next = 1; next < length; ++next) {
+            code_point = (code_point << 6) | (static_cast<unsigned char>(character[next]) & 0x3F);
+        }
+        // C1 controls (an 8-bit CSI drives a terminal too), line and paragraph
+        // separators, and the bidirectional overrides that reorder what is displayed.
+        const bool invisible = (code_point >= 0x80 && code_point <= 0x9F) || code_point == 0x2028 ||
+                               code_point == 0x2029 ||
+                               (code_point >= 0x202A && code_point <= 0x202E) ||
+                               (code_point >= 0x2066 && code_point <= 0x2069);
+        if (invisible) {
+            char buffer[12];
+            std::snprintf(buffer, sizeof buffer, "\\u{%x}", static_cast<unsigned>(code_point));
+            escaped += buffer;
+        } else {
+            escaped.append(character);
+        }
+        index += length;
     }
     return escaped;
 }

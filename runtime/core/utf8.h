@@ -16,9 +16,10 @@ std::optional<std::size_t> first_invalid_utf8(std::string_view text);
 // `text` cut to at most `max_bytes`, on a character boundary when `text` is valid UTF-8.
 std::string cut_on_character_boundary(std::string text, std::size_t max_bytes);
 
-// `text` with every control character (C0 and DEL: newlines, escape sequences) written
-// as an escape (\n, \t, \x1b): untrusted text printed on one line stays on that line
-// and cannot drive a terminal.
+// `text` with every control character written as an escape: C0 and DEL (\n, \t, \x1b),
+// C1 controls, line separators and bidirectional overrides (\u{9b}, \u{202e}), and bytes
+// that are not UTF-8 (\xff). Untrusted text printed on one line stays on that line,
+// cannot drive a terminal and cannot reorder what is displayed.
 std::string escape_control_characters(std::string_view text);
 
 }  // namespace mitigate

@@ -142,6 +142,36 @@ int library_index(lua_State* state) {
 // collection, outside any limit the evaluation can attribute, and to-be-closed variables
 // are what Lua 5.4.4's bug "'break' may not properly exit a loop with a to-be-closed
 // variable" needs (without a __close metamethod a <close> variable can only hold nil).
+bool is_refused_metamethod(lua_State* state, int index) {
+    if (lua_type(state, index) != LUA_TSTRING) {
+        return false;
+    }
+    const char* name = lua_tostring(state, index);
+    return std::strcmp(name, "__gc") == 0 || std::strcmp(name, "__close") == 0;
+}
+
+// __newindex of a table in use as a metatable: __gc and __close cannot be added later
+// either (a generic for's fourth value is to-be-closed without any "<close>" in the text).
+int metatable_newindex(lua_State* state) {
+    if (is_refused_metamethod(state, 2)) {
+        return forbid(state, "a __gc or __close metamethod");
+    }
+    lua_rawset(state, 1);
+    return 0;
+}
+
+// rawset, which bypasses __newindex, refuses the same two keys.
+int safe_rawset(lua_State* state) {
+    if (is_refused_metamethod(state, 2)) {
+        return forbid(state, "a __gc or __close metamethod");
+    }
+    luaL_checktype(state, 1, LUA_TTABLE);
+    luaL_checkany(state, 3);
+    lua_settop(state, 3);
+    lua_rawset(state, 1);
+    return 1;
+}
+
 int safe_setmetatable(lua_State* state) {
     if (lua_type(state, 2) == LUA_TTABLE) {
         for (const char* refused : {"__gc", "__close"}) {
@@ -151,6 +181,18 @@ int safe_setmetatable(lua_State* state) {
                               refused[2] == 'g' ? "a __gc metamethod" : "a __close metamethod");
             }
             lua_pop(state, 1);
+        }
+        // The metatable gets a guard of its own (upvalue 2), protected so that it cannot
+        // be replaced; a metatable that already has another metatable is refused.
+        if (lua_getmetatable(state, 2) != 0) {
+            const bool guarded = lua_rawequal(state, -1, lua_upvalueindex(2)) != 0;
+            lua_pop(state, 1);
+            if (!guarded) {
+                return forbid(state, "a metatable that has a metatable of its own");
+            }
+        } else {
+            lua_pushvalue(state, lua_upvalueindex(2));
+            lua_setmetatable(state, 2);
         }
     }
     lua_pushvalue(state, lua_upvalueindex(1));  // the real setmetatable
@@ -615,7 +657,7 @@ void build_environment(lua_State* state) {
     lua_newtable(state);  // the environment
     for (const char* name :
          {"assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal", "rawget", "rawlen",
-          "rawset", "select", "tonumber", "type", "getmetatable", "_VERSION"}) {
+          "select", "tonumber", "type", "getmetatable", "_VERSION"}) {
         lua_getglobal(state, name);
         lua_setfield(state, -2, name);
     }
@@ -625,8 +667,15 @@ void build_environment(lua_State* state) {
     lua_pushcclosure(state, safe_xpcall, 1);
     lua_setfield(state, -2, "xpcall");
     lua_getglobal(state, "setmetatable");
-    lua_pushcclosure(state, safe_setmetatable, 1);
+    lua_newtable(state);  // the guard every metatable gets (safe_setmetatable)
+    lua_pushcfunction(state, metatable_newindex);
+    lua_setfield(state, -2, "__newindex");
+    lua_pushliteral(state, "protected");
+    lua_setfield(state, -2, "__metatable");
+    lua_pushcclosure(state, safe_setmetatable, 2);
     lua_setfield(state, -2, "setmetatable");
+    lua_pushcfunction(state, safe_rawset);
+    lua_setfield(state, -2, "rawset");
     copy_library(state, LUA_STRLIBNAME, {"dump"});
     lua_getfield(state, -1, LUA_STRLIBNAME);  // the copy
     lua_getglobal(state, LUA_STRLIBNAME);
@@ -667,6 +716,35 @@ void build_environment(lua_State* state) {
     lua_setmetatable(state, -2);
 }
 
+// Skips what Lua's lexer skips between two tokens: white space and comments ("--" to the
+// end of the line, "--[[ ]]" and "--[==[ ]==]").
+std::size_t skip_between_tokens(std::string_view source, std::size_t at) {
+    while (at < source.size()) {
+        if (std::isspace(static_cast<unsigned char>(source[at]))) {
+            ++at;
+        } else if (source.substr(at, 2) == "--") {
+            at += 2;
+            if (at < source.size() && source[at] == '[') {
+                std::size_t open = at + 1;
+                while (open < source.size() && source[open] == '=') {
+                    ++open;
+                }
+                if (open < source.size() && source[open] == '[') {
+                    const std::string close = "]" + std::string(open - at - 1, '=') + "]";
+                    const std::size_t end = source.find(close, open + 1);
+                    at = end == std::string_view::npos ? source.size() : end + close.size();
+                    continue;
+                }
+            }
+            const std::size_t end = source.find('\n', at);
+            at = end == std::string_view::npos ? source.size() : end + 1;
+        } else {
+            break;
+        }
+    }
+    return at;
+}
+
 // Whether the source declares a to-be-closed variable ("local x <close> = ..."). Checked
 // on the text because a __close metamethod can be added to a metatable after
 // setmetatable saw it. Text inside a string or comment that looks the same is refused
@@ -674,17 +752,11 @@ void build_environment(lua_State* state) {
 bool declares_to_be_closed(std::string_view source) {
     for (std::size_t at = source.find('<'); at != std::string_view::npos;
          at = source.find('<', at + 1)) {
-        std::size_t next = at + 1;
-        while (next < source.size() && std::isspace(static_cast<unsigned char>(source[next]))) {
-            ++next;
-        }
+        std::size_t next = skip_between_tokens(source, at + 1);
         if (source.substr(next, 5) != "close") {
             continue;
         }
-        next += 5;
-        while (next < source.size() && std::isspace(static_cast<unsigned char>(source[next]))) {
-            ++next;
-        }
+        next = skip_between_tokens(source, next + 5);
         if (next < source.size() && source[next] == '>') {
             return true;
         }

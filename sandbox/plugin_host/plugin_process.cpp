@@ -257,7 +257,14 @@ PluginCallResult PluginProcess::start_worker() {
     confinement["seccomp"] = observed.seccomp_filter;
     confinement["capabilities_dropped"] = observed.capabilities_dropped;
     if (!observed.namespaces.empty()) {
+        // "mnt" (an empty root) is the worker's own word, sent before the plugin loaded.
+        const json reported = confinement.value("namespaces", json::array());
+        const bool empty_root = reported.is_array() && std::find(reported.begin(), reported.end(),
+                                                                 "mnt") != reported.end();
         confinement["namespaces"] = observed.namespaces;
+        if (empty_root) {
+            confinement["namespaces"].push_back("mnt");
+        }
     }
     confinement["weaker_landlock_allowed"] =
         landlock_abi_version() < options_.confinement.minimum_landlock_abi;
@@ -314,18 +321,10 @@ PluginCallResult PluginProcess::call(const json& request) {
         }
         initialized_ = true;
     }
-    PluginCallResult result;
-    try {
-        result = exchange(plugin_call_frame_prefix +
-                              request.dump(-1, ' ', false, json::error_handler_t::replace) + "}",
-                          "call");
-    } catch (const std::exception& thrown) {
-        // A bug on this side met by what the worker sent; the conversation is lost.
-        result = fail_worker(PluginCallStatus::crashed,
-                             "the call failed in the runtime (" +
-                                 cut_on_character_boundary(thrown.what(), 1024) +
-                                 "); the plugin host was killed");
-    }
+    PluginCallResult result =
+        exchange(plugin_call_frame_prefix +
+                     request.dump(-1, ' ', false, json::error_handler_t::replace) + "}",
+                 "call");
     record(result);
     return result;
 }
@@ -357,6 +356,18 @@ bool PluginProcess::log_line(const json& frame, int& lines) {
 }
 
 PluginCallResult PluginProcess::exchange(const std::string& message, const char* what) {
+    try {
+        return exchange_frames(message, what);
+    } catch (const std::exception& thrown) {
+        // A bug on this side met by what the worker sent; the conversation is lost.
+        return fail_worker(PluginCallStatus::crashed,
+                           std::string("the ") + what + " failed in the runtime (" +
+                               cut_on_character_boundary(thrown.what(), 1024) +
+                               "); the plugin host was killed");
+    }
+}
+
+PluginCallResult PluginProcess::exchange_frames(const std::string& message, const char* what) {
     const auto deadline = SteadyClock::now() + options_.call_deadline;
     const std::string during = std::string("during the ") + what;
     PluginCallResult failed;

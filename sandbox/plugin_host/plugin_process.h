@@ -97,7 +97,9 @@ class PluginProcess {
 
   private:
     using SteadyTime = std::chrono::steady_clock::time_point;
+    // One request and its answer, serving egress and log frames meanwhile; never throws.
     PluginCallResult exchange(const std::string& message, const char* what);
+    PluginCallResult exchange_frames(const std::string& message, const char* what);
     PluginCallResult fail_worker(PluginCallStatus status, const std::string& error);
     PluginCallResult refuse_start(PluginCallResult result);
     PluginCallResult start_worker();  // ensure_started's work once a start is due

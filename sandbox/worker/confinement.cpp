@@ -93,6 +93,27 @@ std::string apply_landlock(const ConfinementPolicy& policy, int abi) {
     return restricted < 0 ? errno_text("landlock_restrict_self") : "";
 }
 
+// Maps the worker's own uid and gid into the user namespace it just created, to
+// themselves: without a mapping, files it creates (the directories of its empty root)
+// would have no owner there and the kernel refuses them.
+bool map_identity(uid_t user, gid_t group) {
+    const auto write_file = [](const char* path, const std::string& text) {
+        const int descriptor = open(path, O_WRONLY | O_CLOEXEC);
+        if (descriptor < 0) {
+            return false;
+        }
+        const bool written =
+            write(descriptor, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+        close(descriptor);
+        return written;
+    };
+    return write_file("/proc/self/setgroups", "deny") &&
+           write_file("/proc/self/uid_map",
+                      std::to_string(user) + " " + std::to_string(user) + " 1") &&
+           write_file("/proc/self/gid_map",
+                      std::to_string(group) + " " + std::to_string(group) + " 1");
+}
+
 // A filesystem of nothing but the worker's read-only paths: a new mount namespace whose
 // root is an empty tmpfs, with each path bind-mounted read-only at its own name. Landlock
 // decides what may be opened but not what may be stat()ed, and a path outside it answers
@@ -100,6 +121,14 @@ std::string apply_landlock(const ConfinementPolicy& policy, int abi) {
 // nothing to learn. False, with the filesystem as it was, where the kernel does not allow
 // it (the worker then relies on Landlock alone, as before).
 bool isolate_filesystem(const ConfinementPolicy& policy) {
+    // Every path is bound at its own name inside the new root: "/" (or anything that is
+    // not an absolute path in normal form) would be bound over the new root itself.
+    for (const auto& path : policy.read_only_paths) {
+        if (!path.is_absolute() || path.lexically_normal() != path ||
+            path.relative_path().empty()) {
+            return false;
+        }
+    }
     if (unshare(CLONE_NEWNS) != 0 ||
         mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
         return false;
@@ -132,8 +161,12 @@ bool isolate_filesystem(const ConfinementPolicy& policy) {
     for (std::size_t index = 0; built && index < sources.size(); ++index) {
         const std::filesystem::path target =
             std::filesystem::path(new_root) / policy.read_only_paths[index].relative_path();
-        std::error_code ignored;
-        std::filesystem::create_directories(target, ignored);
+        std::error_code failed;
+        std::filesystem::create_directories(target, failed);
+        if (failed) {
+            built = false;
+            break;
+        }
         const std::string source = "/proc/self/fd/" + std::to_string(sources[index]);
         built = mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0 &&
                 mount(nullptr, target.c_str(), nullptr,
@@ -142,11 +175,13 @@ bool isolate_filesystem(const ConfinementPolicy& policy) {
     close_sources();
     // Read-only from here on, then the switch: pivot_root(".", ".") stacks the old root
     // under the new one, and the detach removes it.
-    built = built &&
-            mount(nullptr, new_root, nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
-                  nullptr) == 0 &&
-            chdir(new_root) == 0 && syscall(SYS_pivot_root, ".", ".") == 0 &&
-            umount2(".", MNT_DETACH) == 0 && chdir("/") == 0;
+    built =
+        built &&
+        // MS_BIND: this mount only, never the filesystem under it.
+        mount(nullptr, new_root, nullptr,
+              MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0 &&
+        chdir(new_root) == 0 && syscall(SYS_pivot_root, ".", ".") == 0 &&
+        umount2(".", MNT_DETACH) == 0 && chdir("/") == 0;
     if (!built) {
         umount2(new_root, MNT_DETACH);
         chdir("/");
@@ -319,7 +354,9 @@ ConfinementReport confine_this_process(const ConfinementPolicy& policy) {
     // unavailable, which is recorded, not fatal: seccomp and Landlock still hold.
     if (unshare(CLONE_NEWNET | CLONE_NEWIPC) == 0) {
         report.namespaces = {"net", "ipc"};
-    } else if (unshare(CLONE_NEWUSER) == 0 && unshare(CLONE_NEWNET | CLONE_NEWIPC) == 0) {
+    } else if (const uid_t user = geteuid(), group = getegid();
+               unshare(CLONE_NEWUSER) == 0 && map_identity(user, group) &&
+               unshare(CLONE_NEWNET | CLONE_NEWIPC) == 0) {
         report.namespaces = {"user", "net", "ipc"};
     }
     if (isolate_filesystem(policy)) {

@@ -248,6 +248,12 @@ bool LuaWorker::start(std::string& error) {
     confinement_.seccomp = observed.seccomp_filter;
     confinement_.capabilities_dropped = observed.capabilities_dropped;
     confinement_.namespaces = observed.namespaces;
+    // An empty root ("mnt") is the worker's own word, sent before any script ran.
+    const auto reported = hello.find("namespaces");
+    if (reported != hello.end() && reported->is_array() &&
+        std::find(reported->begin(), reported->end(), "mnt") != reported->end()) {
+        confinement_.namespaces.emplace_back("mnt");
+    }
     return true;
 }
 

@@ -17,8 +17,7 @@ struct ObservedConfinement {
     bool no_new_privs = false;          // NoNewPrivs: 1
     bool seccomp_filter = false;        // Seccomp: 2
     bool capabilities_dropped = false;  // CapEff, CapPrm and CapBnd all zero
-    // Namespaces the worker does not share with the runtime ("user", "net", "ipc", "mnt"),
-    // when
+    // Namespaces the worker does not share with the runtime ("user", "net", "ipc"), when
     // /proc/PID/ns could be read (it needs ptrace-read access to the worker).
     std::vector<std::string> namespaces;
 };

@@ -402,6 +402,27 @@ TEST(LuaSandboxHostile, ToBeClosedVariablesAreRefusedHoweverTheMetatableGetsItsC
                                 "mt.__close = function() end\n"
                                 "do local x < close > = t end")),
                    LuaFailure::forbidden, "<close>");
+    // Comments between the tokens, as Lua's lexer allows them.
+    expect_failure(run(playbook("local x <--[[ hidden ]]close> = nil")), LuaFailure::forbidden,
+                   "<close>");
+    expect_failure(run(playbook("local x <close --\n> = nil")), LuaFailure::forbidden, "<close>");
+    // A generic for's fourth value is to-be-closed with no <close> in the text: __close
+    // cannot be added to a metatable after setmetatable, by assignment or by rawset.
+    expect_failure(run(playbook("local mt = {}\nlocal t = setmetatable({}, mt)\n"
+                                "mt.__close = function() end\n"
+                                "for _ in function() return nil end, nil, nil, t do break end")),
+                   LuaFailure::forbidden, "__close");
+    expect_failure(run(playbook("local mt = {}\nsetmetatable({}, mt)\n"
+                                "rawset(mt, '__close', function() end)")),
+                   LuaFailure::forbidden, "__close");
+    expect_failure(run(playbook("local mt = {}\nsetmetatable({}, mt)\nsetmetatable(mt, {})")),
+                   LuaFailure::runtime, "protected metatable");
+    // Ordinary metatables still work: __index added later, rawset of other keys.
+    const LuaOutcome ordinary = run(playbook(
+        "local mt = {}\nlocal t = setmetatable({}, mt)\nmt.__index = function() return 7 end\n"
+        "rawset(t, 'own', 1)\nreturn { t.missing, t.own }"));
+    ASSERT_TRUE(ordinary.value) << ordinary.message;
+    EXPECT_EQ((*ordinary.value)["result"], nlohmann::json::array({7, 1}));
     const LuaOutcome fine = run(playbook("local closed = '<closed>' return { closed }"));
     ASSERT_TRUE(fine.value) << fine.message;
 }
