@@ -44,7 +44,7 @@ std::string hostile_plugin_playbook() {
         // circuit breaker do not keep the next from reaching the plugin.
         proposals += "      { provider = 'hostile-" + action + "', action = '" + action +
                      "', target = 't-" + action +
-                     "', parameters = { lines = 5000, bytes = 9000 }, ttl = '30m', "
+                     "', parameters = { lines = 1000, bytes = 5000 }, ttl = '30m', "
                      "reason = 'attack' },\n";
     }
     return "return {\n  name = 'hostile-plugin',\n"
