@@ -329,9 +329,9 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
                               call.chunk_name + ": mitigate.state failed in the runtime: " +
                                   cut_on_character_boundary(thrown.what(), 1024));
             }
-            if (SteadyClock::now() >= deadline) {
-                // The worker has given up waiting by now; an answer sent late would be
-                // read as the next evaluation's request.
+            if (SteadyClock::now() >= deadline - answer_grace) {
+                // The worker gives up waiting at the script's own wall clock (and exits);
+                // an answer sent later would be read as the next evaluation's request.
                 stop();
                 return failed(LuaFailure::time,
                               call.chunk_name +

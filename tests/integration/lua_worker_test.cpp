@@ -11,6 +11,7 @@
 #include <chrono>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include "runtime/core/time_format.h"
 #include "sandbox/worker/frame.h"
@@ -70,6 +71,30 @@ TEST(LuaWorker, EvaluatesInAConfinedProcessWithHostStateRoundTrips) {
     EXPECT_TRUE(worker.evaluate(playbook_call("return {}"), short_limits()).value);
     EXPECT_EQ(worker.pid(), first);
     EXPECT_EQ(worker.starts(), 1);
+}
+
+TEST(LuaWorker, AStateAnswerLaterThanTheWallClockCannotPassForTheNextRequest) {
+    // The runtime's answer to mitigate.state arrives after the worker stopped waiting:
+    // sent anyway, it would sit in the socket and be read as the next evaluation.
+    LuaWorker worker(testing::mitigate_binary());
+    LuaCall call = playbook_call("return { { s = mitigate.state('aws', 'slow') } }");
+    const LuaLimits limits = short_limits();
+    call.host.state = [&limits](const std::string&,
+                                const std::string&) -> std::optional<nlohmann::json> {
+        // A provider slower than the evaluation's whole wall clock (this is the runtime
+        // side: no test clock reaches a provider call).
+        std::this_thread::sleep_for(limits.wall_clock + std::chrono::milliseconds(200));
+        return nlohmann::json{{"late", true}};
+    };
+    const LuaOutcome late = worker.evaluate(call, limits);
+    ASSERT_TRUE(late.failure.has_value());
+    EXPECT_EQ(*late.failure, LuaFailure::time) << late.message;
+    EXPECT_THAT(late.message, HasSubstr("answered after the wall-clock limit"));
+    // The next evaluation gets its own answer, from a fresh worker.
+    const LuaOutcome next = worker.evaluate(playbook_call("return { { fresh = true } }"), limits);
+    ASSERT_TRUE(next.value) << next.message;
+    EXPECT_EQ((*next.value)["result"][0]["fresh"], true);
+    EXPECT_EQ(worker.starts(), 2);
 }
 
 TEST(LuaWorker, CatastrophicPatternInACFunctionIsKilledFromOutside) {
