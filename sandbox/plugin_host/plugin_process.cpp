@@ -39,6 +39,17 @@ PluginCallResult failure(PluginCallStatus status, std::string error) {
     return result;
 }
 
+// A "refused" frame (the host could not confine itself or load the plugin) as a failure.
+PluginCallResult refused_by_host(const json& frame) {
+    const auto why = frame.find("error");
+    return failure(
+        PluginCallStatus::refused,
+        "the plugin host refused to start: " +
+            (why != frame.end() && why->is_string()
+                 ? cut_on_character_boundary(why->get<std::string>(), MITIGATE_PLUGIN_ERROR_MAX)
+                 : ""));
+}
+
 // Failures that say something is wrong with the plugin itself, not with the request or
 // the provider: they count towards backoff and the circuit breaker.
 bool counts_against_plugin(PluginCallStatus status) {
@@ -74,6 +85,35 @@ json confinement_to_json(const ConfinementReport& report) {
             {"capabilities_dropped", report.capabilities_dropped},
             {"rlimits", report.rlimits},
             {"no_new_privs", report.applied}};
+}
+
+std::optional<json> shown_confinement(const json& reported, const ObservedConfinement& observed,
+                                      bool weaker_landlock_allowed) {
+    const auto strings = [](const json& list) {
+        return list.is_array() && std::all_of(list.begin(), list.end(),
+                                              [](const json& item) { return item.is_string(); });
+    };
+    if (!reported.is_object() || !reported.value("landlock", json()).is_boolean() ||
+        !reported.value("landlock_abi", json()).is_number_integer() ||
+        !strings(reported.value("rlimits", json())) ||
+        !strings(reported.value("namespaces", json()))) {
+        return std::nullopt;
+    }
+    // Namespaces as the runtime sees them in /proc when it can; "mnt" (an empty root)
+    // only the worker can say, and it said so before any plugin code ran.
+    const json& said = reported.at("namespaces");
+    json namespaces = observed.namespaces.empty() ? said : json(observed.namespaces);
+    if (!observed.namespaces.empty() && std::find(said.begin(), said.end(), "mnt") != said.end()) {
+        namespaces.push_back("mnt");
+    }
+    return json{{"namespaces", std::move(namespaces)},
+                {"landlock", reported.at("landlock")},
+                {"landlock_abi", reported.at("landlock_abi")},
+                {"weaker_landlock_allowed", weaker_landlock_allowed},
+                {"seccomp", observed.seccomp_filter},
+                {"capabilities_dropped", observed.capabilities_dropped},
+                {"rlimits", reported.at("rlimits")},
+                {"no_new_privs", observed.no_new_privs}};
 }
 
 PluginProcess::PluginProcess(PluginProcessOptions options, EgressHandler egress,
@@ -119,14 +159,15 @@ PluginCallResult PluginProcess::refuse_start(PluginCallResult result) {
 }
 
 std::optional<json> PluginProcess::receive(SteadyClock::time_point deadline,
+                                           std::chrono::milliseconds allowed,
                                            const std::string& during, PluginCallResult& failed) {
     std::string payload;
     const FrameStatus status = read_frame(worker_.socket, plugin_frame_cap, deadline, payload);
     if (status == FrameStatus::timeout) {
         stop_worker(worker_);
-        failed = failure(PluginCallStatus::timeout, "no answer " + during + " by its deadline (" +
-                                                        format_duration(options_.call_deadline) +
-                                                        "); the plugin host was killed");
+        failed = failure(PluginCallStatus::timeout, "no answer " + during + " within " +
+                                                        format_duration(allowed) +
+                                                        "; the plugin host was killed");
         return std::nullopt;
     }
     if (status == FrameStatus::too_large) {
@@ -223,26 +264,20 @@ PluginCallResult PluginProcess::start_worker() {
         return refuse_start(failure(PluginCallStatus::refused, error));
     }
     ++starts_;
-    const auto deadline = SteadyClock::now() + options_.start_deadline;
+    const std::chrono::milliseconds allowed = options_.start_deadline;
+    const auto deadline = SteadyClock::now() + allowed;
     const std::string during = "while starting " + options_.plugin.string();
     // First frame: the confinement, sent before the plugin was loaded, so nothing the
     // plugin does can change it. Checked against what the runtime sees in /proc.
     PluginCallResult failed;
-    const std::optional<json> confined = receive(deadline, during, failed);
+    const std::optional<json> confined = receive(deadline, allowed, during, failed);
     if (!confined) {
         return refuse_start(failure(PluginCallStatus::refused, failed.error));
     }
     if (frame_type(*confined) == "refused") {
-        const auto why = confined->find("error");
-        return refuse_start(failure(
-            PluginCallStatus::refused,
-            "the plugin host refused to start: " +
-                (why != confined->end() && why->is_string()
-                     ? cut_on_character_boundary(why->get<std::string>(), MITIGATE_PLUGIN_ERROR_MAX)
-                     : "")));
+        return refuse_start(refused_by_host(*confined));
     }
-    if (frame_type(*confined) != "confined" || !confined->contains("confinement") ||
-        !confined->at("confinement").is_object()) {
+    if (frame_type(*confined) != "confined" || !confined->contains("confinement")) {
         return refuse_start(failure(PluginCallStatus::refused,
                                     "the plugin host did not report its confinement first"));
     }
@@ -251,36 +286,20 @@ PluginCallResult PluginProcess::start_worker() {
         return refuse_start(
             failure(PluginCallStatus::refused, options_.plugin.string() + ": " + *unconfined));
     }
-    json confinement = confined->at("confinement");
-    // What the runtime saw itself replaces what the worker said wherever it can see.
-    confinement["no_new_privs"] = observed.no_new_privs;
-    confinement["seccomp"] = observed.seccomp_filter;
-    confinement["capabilities_dropped"] = observed.capabilities_dropped;
-    if (!observed.namespaces.empty()) {
-        // "mnt" (an empty root) is the worker's own word, sent before the plugin loaded.
-        const json reported = confinement.value("namespaces", json::array());
-        const bool empty_root = reported.is_array() && std::find(reported.begin(), reported.end(),
-                                                                 "mnt") != reported.end();
-        confinement["namespaces"] = observed.namespaces;
-        if (empty_root) {
-            confinement["namespaces"].push_back("mnt");
-        }
+    std::optional<json> confinement =
+        shown_confinement(confined->at("confinement"), observed,
+                          landlock_abi_version() < options_.confinement.minimum_landlock_abi);
+    if (!confinement) {
+        return refuse_start(failure(PluginCallStatus::refused,
+                                    "the plugin host reported its confinement in a wrong shape"));
     }
-    confinement["weaker_landlock_allowed"] =
-        landlock_abi_version() < options_.confinement.minimum_landlock_abi;
-    const std::optional<json> hello = receive(deadline, during, failed);
+    const std::optional<json> hello = receive(deadline, allowed, during, failed);
     if (!hello) {
         return refuse_start(failure(PluginCallStatus::refused, failed.error));
     }
     const std::string type = frame_type(*hello);
     if (type == "refused") {
-        const auto why = hello->find("error");
-        return refuse_start(failure(
-            PluginCallStatus::refused,
-            "the plugin host refused to start: " +
-                (why != hello->end() && why->is_string()
-                     ? cut_on_character_boundary(why->get<std::string>(), MITIGATE_PLUGIN_ERROR_MAX)
-                     : "")));
+        return refuse_start(refused_by_host(*hello));
     }
     const auto manifest = hello->find("manifest");
     if (type != "ready" || manifest == hello->end()) {
@@ -297,7 +316,7 @@ PluginCallResult PluginProcess::start_worker() {
     }
     identity_ = std::move(identity);
     manifest_ = *manifest;
-    confinement_ = std::move(confinement);
+    confinement_ = std::move(*confinement);
     initialized_ = false;
     return {PluginCallStatus::ok, json::object(), ""};
 }
@@ -368,7 +387,8 @@ PluginCallResult PluginProcess::exchange(const std::string& message, const char*
 }
 
 PluginCallResult PluginProcess::exchange_frames(const std::string& message, const char* what) {
-    const auto deadline = SteadyClock::now() + options_.call_deadline;
+    const std::chrono::milliseconds allowed = options_.call_deadline;
+    const auto deadline = SteadyClock::now() + allowed;
     const std::string during = std::string("during the ") + what;
     PluginCallResult failed;
     if (!send(message, deadline, during, failed)) {
@@ -376,7 +396,7 @@ PluginCallResult PluginProcess::exchange_frames(const std::string& message, cons
     }
     int log_lines = 0;
     while (true) {
-        const std::optional<json> answer = receive(deadline, during, failed);
+        const std::optional<json> answer = receive(deadline, allowed, during, failed);
         if (!answer) {
             return failed;
         }

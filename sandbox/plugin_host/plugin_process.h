@@ -34,6 +34,7 @@
 #include "sandbox/plugin_host/plugin_call.h"
 #include "sandbox/plugin_host/plugin_identity.h"
 #include "sandbox/worker/confinement.h"
+#include "sandbox/worker/observed_confinement.h"
 #include "sandbox/worker/worker_process.h"
 
 namespace mitigate {
@@ -104,9 +105,9 @@ class PluginProcess {
     PluginCallResult refuse_start(PluginCallResult result);
     PluginCallResult start_worker();  // ensure_started's work once a start is due
     // One frame from the worker as a JSON object; on failure the worker is ended and
-    // `failed` says why, naming what it was `during`.
-    std::optional<nlohmann::json> receive(SteadyTime deadline, const std::string& during,
-                                          PluginCallResult& failed);
+    // `failed` says why, naming what it was `during` and the time `allowed` for it.
+    std::optional<nlohmann::json> receive(SteadyTime deadline, std::chrono::milliseconds allowed,
+                                          const std::string& during, PluginCallResult& failed);
     bool send(std::string_view frame, SteadyTime deadline, const std::string& during,
               PluginCallResult& failed);
     // Logs one "log" frame within the per-call caps; false when it is malformed.
@@ -132,5 +133,13 @@ int run_plugin_host(int descriptor, const std::filesystem::path& plugin,
                     const ConfinementPolicy& policy);
 
 nlohmann::json confinement_to_json(const ConfinementReport& report);
+
+// The confinement the runtime shows for a worker (`plugins list`, audits): what only the
+// worker can know (Landlock, rlimits, an empty root) from the report it sent before the
+// plugin loaded, type-checked, and the rest from the runtime's own view. nullopt when
+// the report is not of confinement_to_json's shape.
+std::optional<nlohmann::json> shown_confinement(const nlohmann::json& reported,
+                                                const ObservedConfinement& observed,
+                                                bool weaker_landlock_allowed);
 
 }  // namespace mitigate

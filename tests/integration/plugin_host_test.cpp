@@ -78,6 +78,37 @@ TEST_F(PluginHostTest, AHealthyPluginAnswersFromAConfinedProcess) {
     EXPECT_EQ(fields["CapPrm"], "0000000000000000");
 }
 
+TEST(ShownConfinement, AReportOfTheWrongShapeIsRefusedAndTheRuntimesViewWins) {
+    ObservedConfinement observed;
+    observed.status_readable = observed.no_new_privs = observed.seccomp_filter = true;
+    observed.capabilities_dropped = true;
+    observed.namespaces = {"net", "ipc"};
+    const json good{{"landlock", true},
+                    {"landlock_abi", 4},
+                    {"rlimits", {"nofile=16"}},
+                    {"namespaces", {"net", "ipc", "mnt"}},
+                    {"seccomp", false}};  // what the worker says here is not what is shown
+    const auto shown = shown_confinement(good, observed, false);
+    ASSERT_TRUE(shown);
+    EXPECT_EQ((*shown)["seccomp"], true);
+    EXPECT_EQ((*shown)["namespaces"], json::array({"net", "ipc", "mnt"}));
+    EXPECT_EQ((*shown)["weaker_landlock_allowed"], false);
+    for (const auto& [field, wrong] :
+         std::vector<std::pair<std::string, json>>{{"landlock", "yes"},
+                                                   {"landlock_abi", "4"},
+                                                   {"rlimits", "nofile=16"},
+                                                   {"rlimits", {1, 2}},
+                                                   {"namespaces", {{"net", true}}}}) {
+        json report = good;
+        report[field] = wrong;
+        EXPECT_FALSE(shown_confinement(report, observed, false)) << field << " = " << wrong;
+    }
+    json missing = good;
+    missing.erase("landlock");
+    EXPECT_FALSE(shown_confinement(missing, observed, false));
+    EXPECT_FALSE(shown_confinement(json::array(), observed, false));
+}
+
 TEST_F(PluginHostTest, AnAbiMajorMismatchIsRefusedWithBothVersions) {
     PluginProcess plugin(options_for(test_plugin("abi_mismatch"), &clock), nullptr);
     const PluginCallResult result = plugin.call(request("echo"));

@@ -24,11 +24,13 @@ class PluginsCliTest : public ::testing::Test {
         flags = directory.write("flags.json", flag_file);
         write_config("");
     }
-    void write_config(const std::string& sandbox) {
+    // `sections` go before providers:; `flags_pin` is the flags provider's sha256, if any.
+    void write_config(const std::string& sections, const std::string& flags_pin = "") {
         config = directory.write(
-            "mitigate.yaml", "store:\n  path: " + (directory / "m.db").string() + "\n" + sandbox +
+            "mitigate.yaml", "store:\n  path: " + (directory / "m.db").string() + "\n" + sections +
                                  "providers:\n"
-                                 "  flags:\n"
+                                 "  flags:\n" +
+                                 (flags_pin.empty() ? "" : "    sha256: " + flags_pin + "\n") +
                                  "    egress:\n"
                                  "      allow_files: [flags.json]\n"
                                  "    settings:\n"
@@ -107,33 +109,18 @@ TEST_F(PluginsCliTest, AFileShadowingAShippedPluginIsUsedOnlyWhenItsDigestIsPinn
     }
     ASSERT_EQ(digest.size(), 64u) << listed.out;
 
-    const auto pinned_config = [&](const std::string& pin) {
-        directory.write("mitigate.yaml", "store:\n  path: " + (directory / "m.db").string() + "\n" +
-                                             directories +
-                                             "providers:\n"
-                                             "  flags:\n"
-                                             "    sha256: " +
-                                             pin +
-                                             "\n"
-                                             "    egress:\n"
-                                             "      allow_files: [flags.json]\n"
-                                             "    settings:\n"
-                                             "      backend: flagd\n"
-                                             "      path: " +
-                                             flags.string() + "\n");
-    };
-    pinned_config(std::string(64, '0'));
+    write_config(directories, std::string(64, '0'));
     const auto wrong_pin =
         mitigate({"plugins", "call", "flags", "flag.set", "read", "--target", "checkout"});
     EXPECT_NE(wrong_pin.exit_code, 0);
     EXPECT_THAT(wrong_pin.err, HasSubstr("not the pinned " + std::string(64, '0')));
 
-    pinned_config(digest);
+    write_config(directories, digest);
     const auto pinned =
         mitigate({"plugins", "call", "flags", "flag.set", "read", "--target", "checkout"});
     EXPECT_EQ(pinned.exit_code, 0) << pinned.err;
 
-    pinned_config("ABC");
+    write_config(directories, "ABC");
     const auto malformed = mitigate({"plugins", "list"});
     EXPECT_NE(malformed.exit_code, 0);
     EXPECT_THAT(malformed.err, HasSubstr("providers.flags.sha256"));
