@@ -126,7 +126,10 @@ std::string providers_section(const std::map<std::string, std::string>& urls) {
                 "    credentials:\n"
                 "      emulator: {type: aws_sigv4, access_key_id: env:MITIGATE_EMULATOR_AWS_KEY,\n"
                 "                 secret_access_key: env:MITIGATE_EMULATOR_AWS_SECRET, "
-                "region: us-east-1}\n"
+                "region: us-east-1,\n"
+                "                 origins: [\"" +
+                url +
+                "\"]}\n"
                 "    settings: {region: us-east-1, endpoint: \"" +
                 url + "\", credential: emulator}\n";
     }
@@ -134,7 +137,10 @@ std::string providers_section(const std::map<std::string, std::string>& urls) {
         const std::string& url = urls.at("vercel");
         text += "  vercel:\n" + egress(url) +
                 "    credentials:\n"
-                "      emulator: {type: bearer, token: env:MITIGATE_EMULATOR_VERCEL_TOKEN}\n"
+                "      emulator: {type: bearer, token: env:MITIGATE_EMULATOR_VERCEL_TOKEN, "
+                "origins: [\"" +
+                url +
+                "\"]}\n"
                 "    settings: {url: \"" +
                 url + "\", credential: emulator, team_id: team_mitigate}\n";
     }
@@ -142,7 +148,10 @@ std::string providers_section(const std::map<std::string, std::string>& urls) {
         const std::string& url = urls.at("supabase");
         text += "  supabase:\n" + egress(url) +
                 "    credentials:\n"
-                "      emulator: {type: supabase, key: env:MITIGATE_EMULATOR_SUPABASE_KEY}\n"
+                "      emulator: {type: supabase, key: env:MITIGATE_EMULATOR_SUPABASE_KEY, "
+                "origins: [\"" +
+                url +
+                "\"]}\n"
                 "    settings: {via: postgrest, url: \"" +
                 url + "\", credential: emulator}\n";
     }

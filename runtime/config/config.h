@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/config/origin.h"
 #include "runtime/config/secret.h"
 #include "runtime/log/logging.h"
 
@@ -89,6 +90,9 @@ struct CredentialProfile {
     CredentialKind kind = CredentialKind::bearer;
     std::map<std::string, SecretReference> secrets;  // token, key, password, secret_access_key...
     std::map<std::string, std::string> settings;     // header, username, region, service...
+    // Where an http credential may be sent: exact scheme, host and port (origin.h).
+    // Required for every kind but postgres, whose host and port are its settings.
+    std::vector<Origin> origins;
 };
 
 struct EgressConfig {

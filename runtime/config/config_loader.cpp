@@ -172,8 +172,62 @@ std::optional<CredentialKind> parse_credential_kind(std::string_view text) {
     return std::nullopt;
 }
 
+// An http credential's origins: each must be https (or http to a loopback host the
+// provider may reach) and on the provider's allow_hosts, or it could never be used.
+void read_origins(YamlMapReader& reader, const EgressConfig& egress, CredentialProfile& profile) {
+    const YAML::Node list = reader.get("origins");
+    if (!list.IsDefined()) {
+        reader.error_at_key("origins",
+                            "is required: the exact origins (https://host[:port]) this "
+                            "credential may be sent to, such as [https://api.example.com]");
+        return;
+    }
+    if (!list.IsSequence() || list.size() == 0) {
+        reader.error_at_value("origins",
+                              "must be a non-empty list of origins such as "
+                              "[https://api.example.com]: the credential is sent nowhere else");
+        return;
+    }
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const YAML::Node item = list[i];
+        const std::string item_path = reader.path_of("origins") + "[" + std::to_string(i) + "]";
+        std::string error;
+        const auto origin =
+            item.IsScalar() ? parse_origin(item.Scalar(), error) : std::optional<Origin>{};
+        if (!origin) {
+            reader.error_at(item, item_path,
+                            item.IsScalar() ? error : "must be a string such as https://host");
+            continue;
+        }
+        if (origin->scheme == "http" &&
+            !(is_loopback_host(origin->host) && egress.allow_loopback)) {
+            reader.error_at(item, item_path,
+                            "a credential is sent over https only; http is allowed to a "
+                            "loopback host (an emulator) with egress.allow_loopback: true");
+            continue;
+        }
+        const std::string default_port = origin->scheme == "https" ? "443" : "80";
+        const bool reachable =
+            std::any_of(egress.allow_hosts.begin(), egress.allow_hosts.end(), [&](auto entry) {
+                std::transform(entry.begin(), entry.end(), entry.begin(),
+                               [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+                return (entry == origin->host && origin->port == default_port) ||
+                       entry == origin->host + ":" + origin->port;
+            });
+        if (!reachable) {
+            reader.error_at(item, item_path,
+                            origin->host + ":" + origin->port +
+                                " is not on egress.allow_hosts, so this origin could never be "
+                                "reached");
+            continue;
+        }
+        profile.origins.push_back(*origin);
+    }
+}
+
 CredentialProfile read_credential(const std::string& name, const YAML::Node& node,
-                                  const std::string& path, LoadContext& context) {
+                                  const std::string& path, const EgressConfig& egress,
+                                  LoadContext& context) {
     YamlMapReader reader(node, path, context.errors);
     CredentialProfile profile;
     profile.name = name;
@@ -226,6 +280,9 @@ CredentialProfile read_credential(const std::string& name, const YAML::Node& nod
             secret("password", false);
             break;
     }
+    if (*kind != CredentialKind::postgres) {
+        read_origins(reader, egress, profile);
+    }
     reader.reject_unknown_keys();
     return profile;
 }
@@ -268,8 +325,8 @@ ProviderConfig read_provider(const std::string& name, const YAML::Node& node,
                                          "profile names are lowercase letters, digits, - and _");
                 continue;
             }
-            provider.credentials.push_back(
-                read_credential(entry.key, entry.value, credentials.path_of(entry.key), context));
+            provider.credentials.push_back(read_credential(
+                entry.key, entry.value, credentials.path_of(entry.key), provider.egress, context));
         }
     }
     const YAML::Node settings = reader.get("settings");
@@ -442,6 +499,12 @@ nlohmann::json config_to_json(const Config& config) {
             }
             for (const auto& [key, reference] : profile.secrets) {
                 entry[key] = reference.text();
+            }
+            if (profile.kind != CredentialKind::postgres) {
+                entry["origins"] = json::array();
+                for (const auto& origin : profile.origins) {
+                    entry["origins"].push_back(origin.text());
+                }
             }
             credentials[profile.name] = entry;
         }

@@ -329,6 +329,21 @@ json EgressBroker::http(const json& request, int& status) const {
                            "egress: credential \"" + credential +
                                "\" is a postgres profile: it serves sql requests, not http");
         }
+        // Only to an origin the profile names, exactly: being on allow_hosts is leave to
+        // reach a host, not to hand it this credential.
+        const Origin destination{scheme, host, port};
+        if (std::find(profile->origins.begin(), profile->origins.end(), destination) ==
+            profile->origins.end()) {
+            std::string named;
+            for (const auto& origin : profile->origins) {
+                named += (named.empty() ? "" : ", ") + origin.text();
+            }
+            return refused(status, MITIGATE_INVALID,
+                           "egress: credential \"" + credential + "\" is not sent to " +
+                               destination.text() + "; providers." + provider_.name +
+                               ".credentials." + credential + ".origins names " +
+                               (named.empty() ? "none" : named));
+        }
         // A credential travels encrypted, or to this machine when the provider allows
         // loopback (an emulator): never in clear text across a network.
         const bool all_loopback = std::all_of(

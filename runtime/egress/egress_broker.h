@@ -5,8 +5,9 @@
 //   - the URL's scheme is http or https, it has no user:password part, and its host:port
 //     is on the provider's egress.allow_hosts (an entry without a port allows the
 //     scheme's default port only);
-//   - a credential is attached over https only (plain http only to loopback addresses,
-//     when the provider allows loopback: emulators);
+//   - a credential is attached only to a request whose scheme, host and port are one of
+//     the origins its profile names (runtime/config/origin.h), over https only (plain
+//     http only to loopback addresses, when the provider allows loopback: emulators);
 //   - the broker resolves the name itself and refuses loopback, private, link-local,
 //     CGNAT, multicast and unspecified addresses unless the provider's config allows
 //     loopback or private ones; curl is then pinned to the address that was checked, so

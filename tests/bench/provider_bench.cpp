@@ -66,6 +66,7 @@ struct World {
         token.name = "bench";
         token.kind = CredentialKind::bearer;
         token.secrets.emplace("token", *SecretReference::parse("env:MITIGATE_BENCH_VERCEL_TOKEN"));
+        token.origins = {testing::origin_of(vercel.url())};
         deployments.credentials.push_back(token);
         deployments.settings = {{"url", vercel.url()}, {"credential", "bench"}};
         config.providers.push_back(deployments);

@@ -96,8 +96,9 @@ TEST(Cli, SecretValuesNeverAppearInOutputLogsOrStore) {
     const auto config = directory.write(
         "mitigate.yaml",
         "store:\n  path: state.db\nlog:\n  level: trace\n"
-        "providers:\n  vercel:\n    credentials:\n"
-        "      main: {type: bearer, token: env:MITIGATE_TEST_VERCEL_TOKEN}\n"
+        "providers:\n  vercel:\n    egress: {allow_hosts: [api.vercel.com]}\n    credentials:\n"
+        "      main: {type: bearer, token: env:MITIGATE_TEST_VERCEL_TOKEN,\n"
+        "             origins: [https://api.vercel.com]}\n"
         "chat:\n  slack:\n    channel: C1\n    bot_token: env:MITIGATE_TEST_VERCEL_TOKEN\n"
         "    signing_secret: \"file:" +
             secret_file.string() + "\"\n");

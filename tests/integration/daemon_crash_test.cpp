@@ -68,6 +68,7 @@ rules:
         token.kind = CredentialKind::api_key;
         token.secrets.emplace("key", *SecretReference::parse("env:MITIGATE_TEST_LD_TOKEN"));
         token.settings = {{"header", "Authorization"}};
+        token.origins = {testing::origin_of(emulator_url)};
         flags.credentials.push_back(token);
         flags.settings = {{"backend", "launchdarkly"},
                           {"url", emulator_url},

@@ -14,6 +14,7 @@
 #include "runtime/server/http_server.h"
 #include "sandbox/plugin_host/plugin_process.h"
 #include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate {
@@ -39,12 +40,14 @@ class EgressBrokerTest : public ::testing::Test {
         bearer.name = "api";
         bearer.kind = CredentialKind::bearer;
         bearer.secrets.emplace("token", *SecretReference::parse("env:MITIGATE_TEST_EGRESS_TOKEN"));
+        bearer.origins = {testing::origin_of(server.url())};
         config.credentials.push_back(bearer);
         CredentialProfile raw;
         raw.name = "raw";
         raw.kind = CredentialKind::api_key;
         raw.secrets.emplace("key", *SecretReference::parse("env:MITIGATE_TEST_EGRESS_TOKEN"));
         raw.settings.emplace("header", "Authorization");
+        raw.origins = {testing::origin_of(server.url())};
         config.credentials.push_back(raw);
         return config;
     }
@@ -182,6 +185,7 @@ TEST_F(EgressBrokerTest, AwsRequestsAreSignedWithSigV4) {
     aws.secrets.emplace("secret_access_key",
                         *SecretReference::parse("env:MITIGATE_TEST_AWS_SECRET"));
     aws.settings = {{"region", "us-east-1"}, {"service", "ecs"}};
+    aws.origins = {testing::origin_of(server.url())};
     config.credentials.push_back(aws);
     const EgressBroker broker(config);
     json request = get(server.url() + "/", "aws");
@@ -203,6 +207,7 @@ TEST_F(EgressBrokerTest, SupabaseKeysGoInBothHeadersAndPostgresProfilesServeOnly
     supabase.name = "supabase";
     supabase.kind = CredentialKind::supabase;
     supabase.secrets.emplace("key", *SecretReference::parse("env:MITIGATE_TEST_EGRESS_TOKEN"));
+    supabase.origins = {testing::origin_of(server.url())};
     config.credentials.push_back(supabase);
     CredentialProfile database;
     database.name = "db";
@@ -323,7 +328,11 @@ TEST_F(EgressBrokerTest, ACredentialIsNeverSentInClearTextOffThisMachine) {
     const Resolver resolver = [this](const std::string& host) -> std::vector<std::string> {
         return {host == "api.example" ? "203.0.113.9" : "127.0.0.1"};
     };
-    const EgressBroker broker(provider({"api.example:8080", host_port()}), {}, resolver);
+    // Even when the profile names the http origin (the configuration refuses that; the
+    // broker does not rely on it), the credential does not travel in clear text.
+    ProviderConfig config = provider({"api.example:8080", host_port()});
+    config.credentials[0].origins.push_back(testing::origin_of("http://api.example:8080"));
+    const EgressBroker broker(config, {}, resolver);
     int status = -1;
     const json answer = broker.handle(get("http://api.example:8080/x", "api"), status);
     EXPECT_EQ(status, MITIGATE_INVALID);
@@ -332,6 +341,39 @@ TEST_F(EgressBrokerTest, ACredentialIsNeverSentInClearTextOffThisMachine) {
     // Loopback with allow_loopback (an emulator) may use http.
     broker.handle(get(server.url() + "/x", "api"), status);
     EXPECT_EQ(status, MITIGATE_OK);
+    EXPECT_EQ(hits, 1);
+}
+
+TEST_F(EgressBrokerTest, ACredentialGoesOnlyToAnOriginItsProfileNames) {
+    // The attack: the provider may reach two services; the plugin sends one service's
+    // credential to the other (or to the same host on another allowed port or scheme).
+    HttpServer other{[](const HttpExchange&) { return HttpReply{200, {}, "other"}; }};
+    const std::string other_host = "127.0.0.1:" + std::to_string(other.port());
+    const EgressBroker broker(
+        provider({host_port(), other_host, "localhost:" + std::to_string(server.port())}));
+    int status = -1;
+    json answer = broker.handle(get(other.url() + "/steal", "api"), status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_THAT(answer["error"].get<std::string>(),
+                HasSubstr("is not sent to http://" + other_host +
+                          "; providers.demo.credentials.api.origins names http://" + host_port()));
+    EXPECT_THAT(answer["error"].get<std::string>(), Not(HasSubstr(fake_token)));
+    // Another name for the same address is another origin.
+    answer = broker.handle(get("http://localhost:" + std::to_string(server.port()) + "/x", "api"),
+                           status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_EQ(hits, 0);
+    // Without a credential the other service is reachable; with it, only its origin.
+    broker.handle(get(other.url() + "/open"), status);
+    EXPECT_EQ(status, MITIGATE_OK);
+    broker.handle(get(server.url() + "/x", "api"), status);
+    EXPECT_EQ(status, MITIGATE_OK);
+    EXPECT_EQ(hits, 1);
+    // A profile that names no origin (built in code, not loaded) sends nothing.
+    ProviderConfig bare = provider({host_port()});
+    bare.credentials[0].origins.clear();
+    EgressBroker(bare).handle(get(server.url() + "/x", "api"), status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
     EXPECT_EQ(hits, 1);
 }
 

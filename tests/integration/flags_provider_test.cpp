@@ -10,6 +10,7 @@
 #include "plugins/emulators/launchdarkly_emulator.h"
 #include "runtime/providers/provider_registry.h"
 #include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
 #include "tests/support/temporary_directory.h"
 
 namespace mitigate {
@@ -215,6 +216,7 @@ class LaunchDarklyTest : public ::testing::Test {
         token.kind = CredentialKind::api_key;
         token.secrets.emplace("key", *SecretReference::parse("env:MITIGATE_TEST_LD_TOKEN"));
         token.settings = {{"header", "Authorization"}};
+        token.origins = {testing::origin_of(emulator.url())};
         flags.credentials.push_back(token);
         flags.settings = {{"backend", "launchdarkly"},
                           {"url", emulator.url()},

@@ -13,6 +13,7 @@
 #include "runtime/providers/provider_registry.h"
 #include "tests/support/child_process.h"
 #include "tests/support/postgres_fixture.h"
+#include "tests/support/runtime_setup.h"
 
 namespace mitigate {
 namespace {
@@ -107,6 +108,7 @@ class SupabaseProviderTest : public ::testing::TestWithParam<Via> {
                                 {"user", postgres.user}};
             supabase.settings = {{"via", "postgres"}};
         }
+        profile.origins = {testing::origin_of(emulator->url())};
         supabase.credentials.push_back(profile);
         supabase.settings["credential"] = "main";
         supabase.settings["table"] = table;

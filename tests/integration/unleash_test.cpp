@@ -11,6 +11,7 @@
 
 #include "runtime/providers/provider_registry.h"
 #include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
 
 namespace mitigate {
 namespace {
@@ -112,6 +113,7 @@ class UnleashTest : public ::testing::Test {
         token.kind = CredentialKind::api_key;
         token.secrets.emplace("key", *SecretReference::parse("env:MITIGATE_TEST_UNLEASH_TOKEN"));
         token.settings = {{"header", "Authorization"}};
+        token.origins = {testing::origin_of(server.url)};
         flags.credentials.push_back(token);
         flags.settings = {{"backend", "unleash"},
                           {"url", server.url},

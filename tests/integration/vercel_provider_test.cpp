@@ -9,6 +9,7 @@
 #include "plugins/emulators/vercel_emulator.h"
 #include "runtime/providers/provider_registry.h"
 #include "tests/support/child_process.h"
+#include "tests/support/runtime_setup.h"
 
 namespace mitigate {
 namespace {
@@ -41,6 +42,7 @@ class VercelProviderTest : public ::testing::Test {
         profile.name = "token";
         profile.kind = CredentialKind::bearer;
         profile.secrets.emplace("token", *SecretReference::parse("env:" + token_variable));
+        profile.origins = {testing::origin_of(emulator.url())};
         vercel.credentials.push_back(profile);
         vercel.settings = {{"url", emulator.url()},
                            {"credential", "token"},

@@ -4,6 +4,15 @@
 
 namespace mitigate::testing {
 
+Origin origin_of(const std::string& url) {
+    std::string error;
+    auto origin = parse_origin(url, error);
+    if (!origin) {
+        throw std::invalid_argument(url + ": " + error);
+    }
+    return *origin;
+}
+
 void write_policy_and_playbook(const TemporaryDirectory& directory, std::string_view policy) {
     std::filesystem::create_directories(directory / "policies");
     std::filesystem::create_directories(directory / "playbooks");
@@ -54,6 +63,7 @@ ProviderConfig emulated_aws_provider(const std::string& emulator_url,
     keys.secrets.emplace("access_key_id", *SecretReference::parse("env:" + key_variable));
     keys.secrets.emplace("secret_access_key", *SecretReference::parse("env:" + secret_variable));
     keys.settings = {{"region", "us-east-1"}};
+    keys.origins = {origin_of(emulator_url)};
     aws.credentials.push_back(keys);
     aws.settings = {
         {"region", "us-east-1"}, {"endpoint", emulator_url}, {"credential", "emulated"}};

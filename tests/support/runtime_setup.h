@@ -15,6 +15,10 @@
 
 namespace mitigate::testing {
 
+// The origin of an emulator's URL ("http://127.0.0.1:PORT"), for a credential profile's
+// origins; throws std::invalid_argument on anything else.
+Origin origin_of(const std::string& url);
+
 // Matches HighErrorRate; proposes flags flag.set on the alert's `flag` label (default
 // "checkout") to its `variant` label (default "off"), with a 30m TTL.
 inline constexpr std::string_view flag_off_playbook = R"lua(

@@ -50,6 +50,7 @@ providers:
         access_key_id: env:AWS_ACCESS_KEY_ID
         secret_access_key: file:/run/secrets/aws
         region: eu-west-1
+        origins: [https://ecs.eu-west-1.amazonaws.com]
     settings:
       cluster: prod
       max_step: 4
@@ -86,6 +87,8 @@ TEST(Config, LoadsEveryDocumentedSection) {
     EXPECT_EQ(aws.credentials[0].kind, CredentialKind::aws_sigv4);
     EXPECT_EQ(aws.credentials[0].secrets.at("secret_access_key").text(), "file:/run/secrets/aws");
     EXPECT_EQ(aws.credentials[0].settings.at("region"), "eu-west-1");
+    ASSERT_EQ(aws.credentials[0].origins.size(), 1u);
+    EXPECT_EQ(aws.credentials[0].origins[0].text(), "https://ecs.eu-west-1.amazonaws.com:443");
     EXPECT_EQ(
         aws.settings,
         (nlohmann::json{{"cluster", "prod"}, {"max_step", 4}, {"dry", false}, {"label", "007"}}));
@@ -100,8 +103,9 @@ TEST(Config, LoadsEveryDocumentedSection) {
 TEST(Config, SupabaseAndPostgresCredentialsLoadAndTheirMistakesAreNamed) {
     const ConfigLoad result = load(R"yaml(providers:
   supabase:
+    egress: {allow_hosts: [abc.supabase.co]}
     credentials:
-      service: {type: supabase, key: env:SUPABASE_KEY}
+      service: {type: supabase, key: env:SUPABASE_KEY, origins: [https://abc.supabase.co]}
       db: {type: postgres, host: /var/run/postgresql, dbname: app, user: mitigate,
            password: file:/run/secrets/db}
 )yaml");
@@ -123,6 +127,64 @@ TEST(Config, SupabaseAndPostgresCredentialsLoadAndTheirMistakesAreNamed) {
     EXPECT_THAT(broken.errors[0].to_string(), HasSubstr("host"));
     EXPECT_THAT(broken.errors[1].message,
                 HasSubstr("bearer, api_key, basic, aws_sigv4, supabase, postgres"));
+}
+
+TEST(Config, ACredentialNamesTheExactOriginsItMayBeSentTo) {
+    const ConfigLoad good = load(R"yaml(providers:
+  vercel:
+    egress: {allow_hosts: [api.vercel.com, "127.0.0.1:9001", "[::1]:9002"], allow_loopback: true}
+    credentials:
+      main: {type: bearer, token: env:T, origins: [HTTPS://API.Vercel.com/, "http://127.0.0.1:9001",
+                                                  "http://[::1]:9002"]}
+)yaml");
+    ASSERT_TRUE(good.config) << good.errors.front().to_string();
+    const auto& origins = good.config->providers.at(0).credentials.at(0).origins;
+    ASSERT_EQ(origins.size(), 3u);
+    EXPECT_EQ(origins[0].text(), "https://api.vercel.com:443");
+    EXPECT_EQ(origins[1].text(), "http://127.0.0.1:9001");
+    EXPECT_EQ(origins[2].text(), "http://[::1]:9002");
+    EXPECT_THAT(config_to_json(*good.config).dump(), HasSubstr("https://api.vercel.com:443"));
+
+    const ConfigLoad broken = load(R"yaml(providers:
+  vercel:
+    egress: {allow_hosts: [api.vercel.com, "plain.example:80", "127.0.0.1:9001"]}
+    credentials:
+      none: {type: bearer, token: env:T}
+      empty: {type: bearer, token: env:T, origins: []}
+      scalar: {type: bearer, token: env:T, origins: https://api.vercel.com}
+      clear: {type: bearer, token: env:T, origins: ["http://plain.example"]}
+      loopback: {type: bearer, token: env:T, origins: ["http://127.0.0.1:9001"]}
+      path: {type: bearer, token: env:T, origins: ["https://api.vercel.com/v1"]}
+      user: {type: bearer, token: env:T, origins: ["https://me@api.vercel.com"]}
+      port: {type: bearer, token: env:T, origins: ["https://api.vercel.com:99999"]}
+      elsewhere: {type: bearer, token: env:T, origins: ["https://api.vercel.com:8443"]}
+      scheme: {type: bearer, token: env:T, origins: ["ftp://api.vercel.com"]}
+      db: {type: postgres, host: h, dbname: d, user: u, origins: ["https://api.vercel.com"]}
+)yaml");
+    ASSERT_FALSE(broken.config);
+    auto message_for = [&](const std::string& key) {
+        for (const auto& error : broken.errors) {
+            if (error.key == key) {
+                return error.message;
+            }
+        }
+        return std::string("<no error for ") + key + ">";
+    };
+    const std::string prefix = "providers.vercel.credentials.";
+    EXPECT_THAT(message_for(prefix + "none.origins"), HasSubstr("is required: the exact origins"));
+    EXPECT_THAT(message_for(prefix + "empty.origins"), HasSubstr("non-empty list"));
+    EXPECT_THAT(message_for(prefix + "scalar.origins"), HasSubstr("non-empty list"));
+    EXPECT_THAT(message_for(prefix + "clear.origins[0]"), HasSubstr("https only"));
+    // http to loopback needs the provider to allow loopback.
+    EXPECT_THAT(message_for(prefix + "loopback.origins[0]"), HasSubstr("allow_loopback"));
+    EXPECT_THAT(message_for(prefix + "path.origins[0]"), HasSubstr("no path"));
+    EXPECT_THAT(message_for(prefix + "user.origins[0]"), HasSubstr("no path, query, user"));
+    EXPECT_THAT(message_for(prefix + "port.origins[0]"), HasSubstr("1 to 65535"));
+    EXPECT_THAT(message_for(prefix + "elsewhere.origins[0]"),
+                HasSubstr("api.vercel.com:8443 is not on egress.allow_hosts"));
+    EXPECT_THAT(message_for(prefix + "scheme.origins[0]"), HasSubstr("https://"));
+    EXPECT_THAT(message_for(prefix + "db.origins"), HasSubstr("unknown key"));
+    EXPECT_EQ(broken.errors.size(), 11u);
 }
 
 TEST(Config, EmbeddedDefaultLoadsAndMatchesTheBuiltInDefaults) {
@@ -186,10 +248,11 @@ chat:
     EXPECT_THAT(result.errors, error_at(7, 3, "providers.Bad_Name"));
     EXPECT_THAT(result.errors, error_at(10, 20, "providers.aws.credentials.prod.type"));
     EXPECT_THAT(result.errors, error_at(11, 12, "providers.aws.credentials.dev.token"));
+    EXPECT_THAT(result.errors, error_at(11, 12, "providers.aws.credentials.dev.origins"));
     EXPECT_THAT(result.errors, error_at(12, 30, "providers.aws.egress.allow_loopback"));
     EXPECT_THAT(result.errors, error_at(19, 11, "chat.slack.users.U1.identity"));
     EXPECT_THAT(result.errors, error_at(20, 33, "chat.slack.users.U2.role"));
-    EXPECT_EQ(result.errors.size(), 9u);
+    EXPECT_EQ(result.errors.size(), 10u);
 }
 
 TEST(Config, DuplicateKeysAreErrors) {
@@ -234,14 +297,21 @@ TEST(Config, SecretReferencesResolveOnlyWhenAsked) {
     const auto secret_file = directory.write("token", "file-secret-value-3141\n");
     ::setenv("MITIGATE_TEST_BEARER", "env-secret-value-2718", 1);
     ::unsetenv("MITIGATE_TEST_UNSET");
+    const std::string vercel = "https://api.vercel.com";
     const std::string text =
-        "providers:\n  vercel:\n    credentials:\n"
-        "      a: {type: bearer, token: env:MITIGATE_TEST_BEARER}\n"
+        "providers:\n  vercel:\n    egress: {allow_hosts: [api.vercel.com]}\n"
+        "    credentials:\n"
+        "      a: {type: bearer, token: env:MITIGATE_TEST_BEARER, origins: [" +
+        vercel +
+        "]}\n"
         "      b: {type: bearer, token: \"file:" +
-        secret_file.string() +
-        "\"}\n"
-        "      c: {type: bearer, token: env:MITIGATE_TEST_UNSET}\n"
-        "      d: {type: bearer, token: file:/nonexistent/secret}\n";
+        secret_file.string() + "\", origins: [" + vercel +
+        "]}\n"
+        "      c: {type: bearer, token: env:MITIGATE_TEST_UNSET, origins: [" +
+        vercel +
+        "]}\n"
+        "      d: {type: bearer, token: file:/nonexistent/secret, origins: [" +
+        vercel + "]}\n";
     const ConfigLoad result = load(text);
     ASSERT_TRUE(result.config) << result.errors.front().to_string();
     const std::string shown = config_to_json(*result.config).dump();
@@ -252,7 +322,7 @@ TEST(Config, SecretReferencesResolveOnlyWhenAsked) {
     const auto errors = check_secrets_resolve(*result.config);
     ASSERT_EQ(errors.size(), 2u);
     EXPECT_EQ(errors[0].key, "providers.vercel.credentials.c.token");
-    EXPECT_EQ(errors[0].line, 6);
+    EXPECT_EQ(errors[0].line, 7);
     EXPECT_THAT(errors[0].message, HasSubstr("not set"));
     EXPECT_EQ(errors[1].key, "providers.vercel.credentials.d.token");
 
