@@ -55,6 +55,10 @@ std::string protections_text(const json& confinement) {
     add(confinement.value("no_new_privs", false) ? "no_new_privs" : "no_new_privs: off");
     add(confinement.value("capabilities_dropped", false) ? "no capabilities"
                                                          : "capabilities: kept");
+    const json user = confinement.value("user", json());
+    if (user.is_number_integer()) {
+        add("uid " + std::to_string(user.get<long>()));
+    }
     add("rlimits " + std::to_string(confinement.value("rlimits", json::array()).size()));
     return text;
 }

@@ -20,6 +20,7 @@
 #include <chrono>
 
 #include "plugins/sdk/mitigate_plugin.h"
+#include "sandbox/plugin_host/plugin_identity.h"
 #include "sandbox/plugin_host/plugin_process.h"
 #include "sandbox/worker/frame.h"
 
@@ -160,14 +161,23 @@ std::string result_frame(const mitigate_plugin_api& api, int32_t status, const c
 }  // namespace
 
 int run_plugin_host(int descriptor, const std::filesystem::path& plugin,
-                    const ConfinementPolicy& base_policy) {
+                    const std::string& expected_sha256, const ConfinementPolicy& base_policy) {
     worker_socket = descriptor;
     // The plugin's own directory is all of the filesystem it may see: read-only, and
-    // loaded from after confinement.
+    // loaded from after confinement. Where the empty root can be built, that directory
+    // holds only a copy of the bytes checked here (confinement.h).
     ConfinementPolicy policy = base_policy;
     policy.read_only_paths = {std::filesystem::absolute(plugin).parent_path()};
     policy.allow_file_reads = true;
+    std::string error;
+    std::optional<std::string> bytes = read_plugin_with_digest(plugin, expected_sha256, error);
+    if (!bytes) {
+        return refuse(error);
+    }
+    policy.loaded_file = std::filesystem::absolute(plugin);
+    policy.loaded_file_bytes = std::move(*bytes);
     const ConfinementReport report = confine_this_process(policy);
+    std::string().swap(policy.loaded_file_bytes);  // the copy is in the root now
     if (!report.applied) {
         return refuse(report.error);
     }
@@ -175,7 +185,6 @@ int run_plugin_host(int descriptor, const std::filesystem::path& plugin,
             json{{"type", "confined"}, {"confinement", confinement_to_json(report)}}.dump())) {
         return 6;
     }
-    std::string error;
     const mitigate_plugin_api* api = load_plugin(plugin, error);
     if (api == nullptr) {
         return refuse(error);

@@ -135,7 +135,45 @@ std::optional<PluginIdentity> identify_plugin(const std::filesystem::path& plugi
     return identity;
 }
 
-std::optional<std::string> loaded_file_mismatch(pid_t pid, const PluginIdentity& identity) {
+std::optional<std::string> read_plugin_with_digest(const std::filesystem::path& plugin,
+                                                   const std::string& expected_sha256,
+                                                   std::string& error) {
+    const int descriptor = open(plugin.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat status {};
+    if (descriptor < 0 || fstat(descriptor, &status) != 0 || !S_ISREG(status.st_mode) ||
+        status.st_size > max_plugin_bytes) {
+        error = plugin.string() + ": cannot be read as a plugin file of at most " +
+                std::to_string(max_plugin_bytes >> 20) + " MiB";
+        if (descriptor >= 0) {
+            close(descriptor);
+        }
+        return std::nullopt;
+    }
+    std::string bytes;
+    bytes.reserve(static_cast<std::size_t>(status.st_size));
+    std::array<char, 1 << 16> buffer{};
+    ssize_t got = 0;
+    while ((got = read(descriptor, buffer.data(), buffer.size())) > 0 &&
+           bytes.size() + static_cast<std::size_t>(got) <=
+               static_cast<std::size_t>(max_plugin_bytes)) {
+        bytes.append(buffer.data(), static_cast<std::size_t>(got));
+    }
+    close(descriptor);
+    if (got != 0) {
+        error = plugin.string() + ": read failed, or the file grew past the cap while read";
+        return std::nullopt;
+    }
+    const std::string digest = Sha256().update(bytes).hex_digest();
+    if (digest != expected_sha256) {
+        error = plugin.string() + " changed after the runtime checked it (sha256 " + digest +
+                ", expected " + expected_sha256 + "); refusing to load it";
+        return std::nullopt;
+    }
+    return bytes;
+}
+
+std::optional<std::string> loaded_file_mismatch(pid_t pid, const PluginIdentity& identity,
+                                                bool loaded_a_checked_copy) {
     std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
     std::string line;
     bool found = false;
@@ -153,8 +191,9 @@ std::optional<std::string> loaded_file_mismatch(pid_t pid, const PluginIdentity&
         }
         unsigned major_number = 0;
         unsigned minor_number = 0;
-        if (std::sscanf(device.c_str(), "%x:%x", &major_number, &minor_number) != 2 ||
-            inode != identity.inode || makedev(major_number, minor_number) != identity.device) {
+        if (!loaded_a_checked_copy &&
+            (std::sscanf(device.c_str(), "%x:%x", &major_number, &minor_number) != 2 ||
+             inode != identity.inode || makedev(major_number, minor_number) != identity.device)) {
             return "the plugin host mapped a different file at " + identity.resolved.string() +
                    " than the one hashed (it was replaced during the start)";
         }

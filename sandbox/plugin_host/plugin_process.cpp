@@ -83,6 +83,7 @@ json confinement_to_json(const ConfinementReport& report) {
             {"weaker_landlock_allowed", report.weaker_landlock_allowed},
             {"seccomp", report.seccomp},
             {"capabilities_dropped", report.capabilities_dropped},
+            {"user", report.user},
             {"rlimits", report.rlimits},
             {"no_new_privs", report.applied}};
 }
@@ -112,6 +113,7 @@ std::optional<json> shown_confinement(const json& reported, const ObservedConfin
                 {"weaker_landlock_allowed", weaker_landlock_allowed},
                 {"seccomp", observed.seccomp_filter},
                 {"capabilities_dropped", observed.capabilities_dropped},
+                {"user", observed.user},
                 {"rlimits", reported.at("rlimits")},
                 {"no_new_privs", observed.no_new_privs}};
 }
@@ -253,7 +255,7 @@ PluginCallResult PluginProcess::start_worker() {
     }
     // The worker loads the resolved path: the one that was checked and hashed.
     std::vector<std::string> arguments{options_.executable.string(), "__plugin-host",
-                                       identity->resolved.string()};
+                                       identity->resolved.string(), "--sha256", identity->sha256};
     if (options_.confinement.allow_weaker_landlock) {
         arguments.emplace_back("--allow-weaker-landlock");
     }
@@ -311,7 +313,10 @@ PluginCallResult PluginProcess::start_worker() {
         return refuse_start(
             failure(PluginCallStatus::refused, options_.plugin.string() + ": " + *problem));
     }
-    if (auto mismatch = loaded_file_mismatch(worker_.pid, *identity)) {
+    const json& namespaces = confinement->at("namespaces");
+    const bool loaded_a_checked_copy =
+        std::find(namespaces.begin(), namespaces.end(), "mnt") != namespaces.end();
+    if (auto mismatch = loaded_file_mismatch(worker_.pid, *identity, loaded_a_checked_copy)) {
         return refuse_start(failure(PluginCallStatus::refused, *mismatch));
     }
     identity_ = std::move(identity);

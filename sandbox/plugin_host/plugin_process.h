@@ -128,9 +128,10 @@ class PluginProcess {
     TimePoint circuit_open_until_{};
 };
 
-// The worker side, for main(): confines, loads, serves; returns the exit code.
+// The worker side, for main(): checks the plugin's bytes against the digest the runtime
+// computed, confines, loads, serves; returns the exit code.
 int run_plugin_host(int descriptor, const std::filesystem::path& plugin,
-                    const ConfinementPolicy& policy);
+                    const std::string& expected_sha256, const ConfinementPolicy& policy);
 
 nlohmann::json confinement_to_json(const ConfinementReport& report);
 

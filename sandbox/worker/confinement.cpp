@@ -1,6 +1,7 @@
 #include "sandbox/worker/confinement.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <linux/landlock.h>
 #include <sched.h>
@@ -9,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -114,6 +116,26 @@ bool map_identity(uid_t user, gid_t group) {
                       std::to_string(group) + " " + std::to_string(group) + " 1");
 }
 
+// Writes the checked copy of the loaded file, readable by all: the worker may run as
+// nobody by the time it loads it.
+bool place_copy(const std::filesystem::path& path, const std::string& bytes) {
+    const int descriptor = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
+    if (descriptor < 0) {
+        return false;
+    }
+    std::size_t written = 0;
+    while (written < bytes.size()) {
+        const ssize_t wrote = write(descriptor, bytes.data() + written, bytes.size() - written);
+        if (wrote <= 0) {
+            close(descriptor);
+            return false;
+        }
+        written += static_cast<std::size_t>(wrote);
+    }
+    const bool readable = fchmod(descriptor, 0444) == 0;
+    return close(descriptor) == 0 && readable;
+}
+
 // A filesystem of nothing but the worker's read-only paths: a new mount namespace whose
 // root is an empty tmpfs, with each path bind-mounted read-only at its own name. Landlock
 // decides what may be opened but not what may be stat()ed, and a path outside it answers
@@ -133,17 +155,26 @@ bool isolate_filesystem(const ConfinementPolicy& policy) {
         mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
         return false;
     }
+    // The read-only path that holds the loaded file gets the checked copy instead of a
+    // bind (confinement.h); the others are bound.
+    const bool has_copy = !policy.loaded_file.empty();
+    const auto holds_copy = [&](const std::filesystem::path& path) {
+        return has_copy && policy.loaded_file.parent_path() == path;
+    };
     // The sources, opened in the new namespace (a bind mount takes its source from the
     // caller's own namespace) and before anything is mounted over them.
     std::vector<int> sources;
     const auto close_sources = [&sources] {
         for (int source : sources) {
-            close(source);
+            if (source >= 0) {
+                close(source);
+            }
         }
     };
     for (const auto& path : policy.read_only_paths) {
-        const int source = open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-        if (source < 0) {
+        const int source =
+            holds_copy(path) ? -1 : open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (source < 0 && !holds_copy(path)) {
             close_sources();
             return false;
         }
@@ -152,7 +183,12 @@ bool isolate_filesystem(const ConfinementPolicy& policy) {
     // The new root is built on /tmp in this namespace only; the sources are reached
     // through their descriptors, so a path under /tmp is still found.
     constexpr const char* new_root = "/tmp";
-    if (mount("none", new_root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0555") !=
+    // The copy is mapped executable, so a root that holds one cannot be noexec; it is
+    // read-only like the rest, and the copy is all it holds.
+    const unsigned long no_exec = has_copy ? 0 : MS_NOEXEC;
+    const std::string tmpfs_options =
+        "size=" + std::to_string(policy.loaded_file_bytes.size() + (64u << 10)) + ",mode=0555";
+    if (mount("none", new_root, "tmpfs", MS_NOSUID | MS_NODEV | no_exec, tmpfs_options.c_str()) !=
         0) {
         close_sources();
         return false;
@@ -167,6 +203,10 @@ bool isolate_filesystem(const ConfinementPolicy& policy) {
             built = false;
             break;
         }
+        if (holds_copy(policy.read_only_paths[index])) {
+            built = place_copy(target / policy.loaded_file.filename(), policy.loaded_file_bytes);
+            continue;
+        }
         const std::string source = "/proc/self/fd/" + std::to_string(sources[index]);
         built = mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0 &&
                 mount(nullptr, target.c_str(), nullptr,
@@ -179,7 +219,7 @@ bool isolate_filesystem(const ConfinementPolicy& policy) {
         built &&
         // MS_BIND: this mount only, never the filesystem under it.
         mount(nullptr, new_root, nullptr,
-              MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) == 0 &&
+              MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | no_exec, nullptr) == 0 &&
         chdir(new_root) == 0 && syscall(SYS_pivot_root, ".", ".") == 0 &&
         umount2(".", MNT_DETACH) == 0 && chdir("/") == 0;
     if (!built) {
@@ -193,13 +233,29 @@ bool isolate_filesystem(const ConfinementPolicy& policy) {
 // is no more than an unprivileged process: bounding and ambient first (dropping those
 // needs CAP_SETPCAP, which the capset below then removes), effective, permitted and
 // inheritable last. Verified by reading them back.
-std::string drop_capabilities() {
+std::string drop_capabilities(const ConfinementPolicy& policy, bool give_up_root) {
     for (int capability = 0; capability <= CAP_LAST_CAP; ++capability) {
         // EINVAL for capabilities this kernel does not know; EPERM without CAP_SETPCAP,
         // where the bounding set cannot matter: no_new_privs stops file capabilities.
         prctl(PR_CAPBSET_DROP, capability, 0, 0, 0);
     }
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    // Root without capabilities still owns root's files, its processes and its IPC: as
+    // nobody, with no supplementary group, the worker owns nothing. Changing all three
+    // uids also clears the permitted and effective sets and makes the process
+    // non-dumpable, so other processes of that uid cannot trace or read it.
+    if (give_up_root) {
+        const gid_t group = policy.unprivileged_group;
+        const uid_t user = policy.unprivileged_user;
+        const bool switched = setgroups(0, nullptr) == 0 && setresgid(group, group, group) == 0 &&
+                              setresuid(user, user, user) == 0;
+        // EINVAL: the uid is not mapped in the user namespace the runtime runs in (a
+        // container); the worker stays uid 0 there, without capabilities, as the report
+        // and `plugins list` then show.
+        if (!switched && errno != EINVAL) {
+            return errno_text("switching to an unprivileged uid");
+        }
+    }
     __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3]{};
     if (syscall(SYS_capset, &header, none) != 0) {
@@ -359,14 +415,19 @@ ConfinementReport confine_this_process(const ConfinementPolicy& policy) {
                unshare(CLONE_NEWNET | CLONE_NEWIPC) == 0) {
         report.namespaces = {"user", "net", "ipc"};
     }
-    if (isolate_filesystem(policy)) {
+    const bool root_built = isolate_filesystem(policy);
+    if (root_built) {
         report.namespaces.emplace_back("mnt");
     }
-    report.error = drop_capabilities();
+    // Only once the root holds nothing but what the worker needs, readable by all: a
+    // worker still on the real filesystem may need root to read its plugin.
+    const bool give_up_root = geteuid() == 0 && (root_built || policy.read_only_paths.empty());
+    report.error = drop_capabilities(policy, give_up_root);
     if (!report.error.empty()) {
         return report;
     }
     report.capabilities_dropped = true;
+    report.user = geteuid();
     // A change of credentials (the user namespace, the capabilities just dropped) clears
     // the parent-death signal spawn_worker set: set it again, then make sure the runtime
     // did not die in between, which the signal would have missed.

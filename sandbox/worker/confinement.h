@@ -1,9 +1,9 @@
 // Confines the calling process before it runs untrusted code, in the order
 // ../shared/reference/sandbox.md gives: new namespaces where the kernel allows (network,
 // IPC, and a mount namespace whose root is an empty tmpfs holding only the read-only
-// paths), every capability dropped, the parent-death signal set again, rlimits, no_new_privs, Landlock,
-// and a seccomp allowlist last. Irreversible: call it in a worker
-// process, never in the runtime.
+// paths), an unprivileged uid when started as root, every capability dropped, the
+// parent-death signal set again, rlimits, no_new_privs, Landlock, and a seccomp
+// allowlist last. Irreversible: call it in a worker process, never in the runtime.
 #pragma once
 
 #include <cstddef>
@@ -18,6 +18,17 @@ struct ConfinementPolicy {
     // the filesystem is reachable; empty means no filesystem at all (Lua workers: their
     // code arrives over the socket).
     std::vector<std::filesystem::path> read_only_paths;
+    // The file the worker loads once confined (a plugin), already read and checked by the
+    // caller. Where the empty root can be built, the read-only path that holds it is not
+    // bound: the root holds a directory of that name with only this copy in it, owned by
+    // root and readable by all, so that an unprivileged uid can load it and what it loads
+    // is exactly what was checked. Elsewhere the file is loaded from its own path.
+    std::filesystem::path loaded_file;
+    std::string loaded_file_bytes;
+    // The uid and gid a worker started as root takes once its root is built (nobody).
+    // Not a user namespace: a runtime that is root can simply give its worker away.
+    unsigned unprivileged_user = 65534;
+    unsigned unprivileged_group = 65534;
     // Lets open() through seccomp so that the paths above can be read (a plugin host
     // loads its plugin after confinement). Landlock still decides what may be opened.
     bool allow_file_reads = false;
@@ -37,6 +48,7 @@ struct ConfinementReport {
     bool landlock = false;                 // a Landlock ruleset is enforced
     bool weaker_landlock_allowed = false;  // ran below minimum_landlock_abi by override
     bool capabilities_dropped = false;     // all five sets empty, read back
+    unsigned user = 0;                     // the uid the worker runs as, once confined
     bool seccomp = false;
     std::vector<std::string> rlimits;  // "as=1073741824", "nofile=16", ...
 };

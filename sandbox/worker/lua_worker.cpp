@@ -247,6 +247,7 @@ bool LuaWorker::start(std::string& error) {
     confinement_.landlock = confinement_.landlock_abi > 0;
     confinement_.seccomp = observed.seccomp_filter;
     confinement_.capabilities_dropped = observed.capabilities_dropped;
+    confinement_.user = observed.user >= 0 ? static_cast<unsigned>(observed.user) : 0;
     confinement_.namespaces = observed.namespaces;
     // An empty root ("mnt") is the worker's own word, sent before any script ran.
     const auto reported = hello.find("namespaces");

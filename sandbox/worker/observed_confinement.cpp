@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 
 namespace mitigate {
 namespace {
@@ -36,6 +37,14 @@ ObservedConfinement observe_confinement(pid_t worker) {
             observed.no_new_privs = value == "1";
         } else if (name == "Seccomp") {
             observed.seccomp_filter = value == "2";
+        } else if (name == "Uid") {
+            // real, effective, saved, filesystem
+            std::istringstream ids(value);
+            long real = -1;
+            long effective = -1;
+            if (ids >> real >> effective) {
+                observed.user = effective;
+            }
         } else if (name == "CapEff") {
             effective_zero = value.find_first_not_of('0') == std::string::npos;
         } else if (name == "CapPrm") {

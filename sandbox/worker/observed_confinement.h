@@ -17,6 +17,7 @@ struct ObservedConfinement {
     bool no_new_privs = false;          // NoNewPrivs: 1
     bool seccomp_filter = false;        // Seccomp: 2
     bool capabilities_dropped = false;  // CapEff, CapPrm and CapBnd all zero
+    long user = -1;                     // the effective uid (Uid:), -1 when unread
     // Namespaces the worker does not share with the runtime ("user", "net", "ipc"), when
     // /proc/PID/ns could be read (it needs ptrace-read access to the worker).
     std::vector<std::string> namespaces;

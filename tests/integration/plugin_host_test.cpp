@@ -17,6 +17,7 @@
 #include <map>
 
 #include "plugins/sdk/mitigate_plugin.h"
+#include "runtime/core/sha256.h"
 #include "runtime/core/time_format.h"
 #include "sandbox/plugin_host/plugin_process.h"
 #include "tests/support/child_process.h"
@@ -218,7 +219,7 @@ TEST_F(PluginHostTest, UnboundedAllocationHitsTheAddressSpaceLimit) {
 #endif
 }
 
-TEST_F(PluginHostTest, SecretFilesAndOtherPathsAreUnreadableButTheOwnDirectoryIsNot) {
+TEST_F(PluginHostTest, SecretFilesAndOtherPathsAreUnreadableButThePluginItselfIsNot) {
     PluginProcess plugin(options_for(test_plugin("hostile"), &clock), nullptr);
     for (const std::string path : {"/etc/shadow", "/proc/self/environ", "/etc/passwd"}) {
         const PluginCallResult result = plugin.call(request("read_file", {{"path", path}}));
@@ -231,7 +232,7 @@ TEST_F(PluginHostTest, SecretFilesAndOtherPathsAreUnreadableButTheOwnDirectoryIs
             << path;
     }
     const PluginCallResult own =
-        plugin.call(request("read_file", {{"path", test_plugin("abi_mismatch").string()}}));
+        plugin.call(request("read_file", {{"path", test_plugin("hostile").string()}}));
     ASSERT_TRUE(own.ok());
     EXPECT_TRUE(own.response["opened"]);
 }
@@ -251,11 +252,54 @@ TEST_F(PluginHostTest, NothingOutsideItsDirectoryCanBeStatedOrProbedForExistence
         ASSERT_TRUE(result.ok()) << result.error;
         EXPECT_EQ(result.response["error"], "No such file or directory") << path;
     }
+    // Its own directory holds its own file (the checked copy) and nothing else: not the
+    // other plugins beside it.
     const PluginCallResult own =
-        plugin.call(request("stat", {{"path", test_plugin("abi_mismatch").string()}}));
+        plugin.call(request("stat", {{"path", test_plugin("hostile").string()}}));
     ASSERT_TRUE(own.ok());
     EXPECT_EQ(own.response["error"], "");
-    EXPECT_GT(own.response["size"].get<std::int64_t>(), 0);
+    EXPECT_EQ(own.response["size"].get<std::int64_t>(),
+              static_cast<std::int64_t>(fs::file_size(test_plugin("hostile"))));
+    const PluginCallResult sibling =
+        plugin.call(request("stat", {{"path", test_plugin("abi_mismatch").string()}}));
+    ASSERT_TRUE(sibling.ok());
+    EXPECT_EQ(sibling.response["error"], "No such file or directory");
+}
+
+TEST_F(PluginHostTest, AWorkerStartedAsRootRunsAsNobody) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "the runtime does not run as root here: its workers have its uid";
+    }
+    PluginProcess plugin(options_for(test_plugin("hostile"), &clock), nullptr);
+    ASSERT_TRUE(plugin.call(request("echo")).ok());
+    const json& namespaces = plugin.confinement()["namespaces"];
+    if (std::find(namespaces.begin(), namespaces.end(), "mnt") == namespaces.end()) {
+        GTEST_SKIP() << "no empty root here: the worker keeps uid 0 to read its plugin";
+    }
+    // The uid is the runtime's own reading of /proc/PID/status, not the worker's word.
+    EXPECT_EQ(plugin.confinement()["user"], 65534) << plugin.confinement().dump();
+}
+
+TEST_F(PluginHostTest, PluginBytesThatDoNotHashToTheRuntimesDigestAreRefused) {
+    // The runtime hashes the file, then the worker reads it again: an edit in place in
+    // between (same inode) must not be loaded.
+    testing::TemporaryDirectory directory;
+    const fs::path plugin = directory.write("edited.so", "the bytes the runtime hashed");
+    const std::string digest = Sha256().update("the bytes the runtime hashed").hex_digest();
+    std::string error;
+    EXPECT_TRUE(read_plugin_with_digest(plugin, digest, error)) << error;
+    {
+        std::fstream file(plugin, std::ios::in | std::ios::out | std::ios::binary);
+        file.seekp(4);
+        file << "BYTES";
+    }
+    EXPECT_FALSE(read_plugin_with_digest(plugin, digest, error));
+    EXPECT_THAT(error, HasSubstr("changed after the runtime checked it"));
+    EXPECT_THAT(error, HasSubstr("expected " + digest));
+    // Not through a link either, and not a directory.
+    fs::create_symlink(plugin, directory / "link.so");
+    EXPECT_FALSE(read_plugin_with_digest(directory / "link.so", digest, error));
+    EXPECT_FALSE(read_plugin_with_digest(directory.path(), digest, error));
 }
 
 TEST_F(PluginHostTest, PluginErrorsKeepTheirStatusAndAreCutToTheBound) {
@@ -336,11 +380,16 @@ TEST_F(PluginHostTest, APinnedDigestIsCheckedAndTheLoadedFileIsTheHashedOne) {
     ASSERT_TRUE(plugin.call(request("echo")).ok());
     ASSERT_TRUE(plugin.identity());
     EXPECT_EQ(plugin.identity()->resolved, fs::canonical(test_plugin("hostile")));
-    EXPECT_EQ(loaded_file_mismatch(plugin.pid(), *plugin.identity()), std::nullopt);
-    // What a swap between the hash and the load looks like from /proc.
+    // With an empty root the worker loaded its own copy of the checked bytes, at the same
+    // path; without one, the file itself.
+    const json& namespaces = plugin.confinement()["namespaces"];
+    const bool copy = std::find(namespaces.begin(), namespaces.end(), "mnt") != namespaces.end();
+    EXPECT_EQ(loaded_file_mismatch(plugin.pid(), *plugin.identity(), copy), std::nullopt);
+    // What a swap between the hash and the load looks like from /proc, where the worker
+    // loads the file itself.
     PluginIdentity swapped = *plugin.identity();
     swapped.inode += 1;
-    EXPECT_THAT(loaded_file_mismatch(plugin.pid(), swapped).value_or(""),
+    EXPECT_THAT(loaded_file_mismatch(plugin.pid(), swapped, false).value_or(""),
                 HasSubstr("mapped a different file"));
     options.pinned_sha256 = plugin.identity()->sha256;
     PluginProcess pinned(options, nullptr);
