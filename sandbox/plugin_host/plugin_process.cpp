@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "plugins/sdk/manifest.h"
 #include "plugins/sdk/mitigate_plugin.h"
+#include "runtime/core/json_reader.h"
 #include "runtime/core/time_format.h"
 #include "runtime/core/utf8.h"
 #include "sandbox/plugin_host/plugin_identity.h"
@@ -41,13 +43,14 @@ PluginCallResult failure(PluginCallStatus status, std::string error) {
 
 // A "refused" frame (the host could not confine itself or load the plugin) as a failure.
 PluginCallResult refused_by_host(const json& frame) {
-    const auto why = frame.find("error");
+    std::string why;
+    const std::string problems = frame_field_problems(
+        frame, "refused", [&](JsonObjectReader& reader) { why = reader.string("error"); });
     return failure(
         PluginCallStatus::refused,
         "the plugin host refused to start: " +
-            (why != frame.end() && why->is_string()
-                 ? cut_on_character_boundary(why->get<std::string>(), MITIGATE_PLUGIN_ERROR_MAX)
-                 : ""));
+            (problems.empty() ? cut_on_character_boundary(std::move(why), MITIGATE_PLUGIN_ERROR_MAX)
+                              : "(its refusal was malformed: " + problems + ")"));
 }
 
 // Failures that say something is wrong with the plugin itself, not with the request or
@@ -90,31 +93,41 @@ json confinement_to_json(const ConfinementReport& report) {
 
 std::optional<json> shown_confinement(const json& reported, const ObservedConfinement& observed,
                                       bool weaker_landlock_allowed) {
-    const auto strings = [](const json& list) {
-        return list.is_array() && std::all_of(list.begin(), list.end(),
-                                              [](const json& item) { return item.is_string(); });
-    };
-    if (!reported.is_object() || !reported.value("landlock", json()).is_boolean() ||
-        !reported.value("landlock_abi", json()).is_number_integer() ||
-        !strings(reported.value("rlimits", json())) ||
-        !strings(reported.value("namespaces", json()))) {
+    // Every field of confinement_to_json's shape, typed; the ones the runtime sees for
+    // itself are read only to refuse a mistyped or unknown one.
+    std::vector<FieldError> errors;
+    JsonObjectReader reader(reported, "confinement", errors);
+    if (!reported.is_object() || !reported.contains("namespaces") ||
+        !reported.contains("rlimits") || !reported.contains("landlock")) {
+        return std::nullopt;
+    }
+    const std::vector<std::string> said = reader.string_list("namespaces");
+    const bool landlock = reader.boolean("landlock", false);
+    const std::int64_t landlock_abi = reader.integer("landlock_abi", 0, 1000);
+    const std::vector<std::string> rlimits = reader.string_list("rlimits");
+    for (const char* seen_by_the_runtime :
+         {"weaker_landlock_allowed", "seccomp", "capabilities_dropped", "no_new_privs"}) {
+        reader.boolean(seen_by_the_runtime, false);
+    }
+    reader.integer("user", 0, std::numeric_limits<std::uint32_t>::max(), 0);
+    reader.reject_unknown_fields();
+    if (!errors.empty()) {
         return std::nullopt;
     }
     // Namespaces as the runtime sees them in /proc when it can; "mnt" (an empty root)
     // only the worker can say, and it said so before any plugin code ran.
-    const json& said = reported.at("namespaces");
-    json namespaces = observed.namespaces.empty() ? said : json(observed.namespaces);
+    json namespaces = observed.namespaces.empty() ? json(said) : json(observed.namespaces);
     if (!observed.namespaces.empty() && std::find(said.begin(), said.end(), "mnt") != said.end()) {
         namespaces.push_back("mnt");
     }
     return json{{"namespaces", std::move(namespaces)},
-                {"landlock", reported.at("landlock")},
-                {"landlock_abi", reported.at("landlock_abi")},
+                {"landlock", landlock},
+                {"landlock_abi", landlock_abi},
                 {"weaker_landlock_allowed", weaker_landlock_allowed},
                 {"seccomp", observed.seccomp_filter},
                 {"capabilities_dropped", observed.capabilities_dropped},
                 {"user", observed.user},
-                {"rlimits", reported.at("rlimits")},
+                {"rlimits", rlimits},
                 {"no_new_privs", observed.no_new_privs}};
 }
 
@@ -279,18 +292,23 @@ PluginCallResult PluginProcess::start_worker() {
     if (frame_type(*confined) == "refused") {
         return refuse_start(refused_by_host(*confined));
     }
-    if (frame_type(*confined) != "confined" || !confined->contains("confinement")) {
+    const json* reported = nullptr;
+    const std::string unreadable =
+        frame_field_problems(*confined, "confined", [&](JsonObjectReader& reader) {
+            reported = reader.member("confinement", Presence::required);
+        });
+    if (frame_type(*confined) != "confined" || !unreadable.empty()) {
         return refuse_start(failure(PluginCallStatus::refused,
-                                    "the plugin host did not report its confinement first"));
+                                    "the plugin host did not report its confinement first" +
+                                        (unreadable.empty() ? "" : " (" + unreadable + ")")));
     }
     const ObservedConfinement observed = observe_confinement(worker_.pid);
     if (auto unconfined = unconfined_reason(observed)) {
         return refuse_start(
             failure(PluginCallStatus::refused, options_.plugin.string() + ": " + *unconfined));
     }
-    std::optional<json> confinement =
-        shown_confinement(confined->at("confinement"), observed,
-                          landlock_abi_version() < options_.confinement.minimum_landlock_abi);
+    std::optional<json> confinement = shown_confinement(
+        *reported, observed, landlock_abi_version() < options_.confinement.minimum_landlock_abi);
     if (!confinement) {
         return refuse_start(failure(PluginCallStatus::refused,
                                     "the plugin host reported its confinement in a wrong shape"));
@@ -303,11 +321,16 @@ PluginCallResult PluginProcess::start_worker() {
     if (type == "refused") {
         return refuse_start(refused_by_host(*hello));
     }
-    const auto manifest = hello->find("manifest");
-    if (type != "ready" || manifest == hello->end()) {
-        return refuse_start(failure(
-            PluginCallStatus::refused,
-            options_.plugin.string() + ": the plugin host sent no manifest after starting"));
+    const json* manifest = nullptr;
+    const std::string unreadable_hello =
+        frame_field_problems(*hello, "ready", [&](JsonObjectReader& reader) {
+            manifest = reader.member("manifest", Presence::required);
+        });
+    if (type != "ready" || !unreadable_hello.empty() || manifest == nullptr) {
+        return refuse_start(
+            failure(PluginCallStatus::refused,
+                    options_.plugin.string() + ": the plugin host sent no manifest after starting" +
+                        (unreadable_hello.empty() ? "" : " (" + unreadable_hello + ")")));
     }
     if (auto problem = plugin::manifest_problem(*manifest)) {
         return refuse_start(
@@ -353,30 +376,34 @@ PluginCallResult PluginProcess::call(const json& request) {
     return result;
 }
 
-bool PluginProcess::log_line(const json& frame, int& lines) {
-    const auto level = frame.find("level");
-    const auto message = frame.find("message");
-    if (level == frame.end() || !level->is_number_integer() || level->get<std::int64_t>() < 0 ||
-        level->get<std::int64_t>() > MITIGATE_LOG_ERROR || message == frame.end() ||
-        !message->is_string()) {
-        return false;
+std::string PluginProcess::log_line(const json& frame, int& lines) {
+    std::int64_t level = 0;
+    std::string text;
+    const std::string problems = frame_field_problems(frame, "log", [&](JsonObjectReader& reader) {
+        level = reader.integer("level", MITIGATE_LOG_DEBUG, MITIGATE_LOG_ERROR);
+        text = reader.string("message", Presence::optional);
+        if (!frame.contains("message")) {
+            reader.add_error("message", "is required");
+        }
+    });
+    if (!problems.empty()) {
+        return problems;
     }
     ++lines;
     if (!log_ || lines > plugin_log_lines_per_call + 1) {
-        return true;
+        return "";
     }
     if (lines == plugin_log_lines_per_call + 1) {
         log_(MITIGATE_LOG_WARN, "the plugin logged more than " +
                                     std::to_string(plugin_log_lines_per_call) +
                                     " lines in one call; the rest of this call's are dropped");
-        return true;
+        return "";
     }
-    std::string text = message->get<std::string>();
     if (text.size() > plugin_log_line_bytes) {
         text = cut_on_character_boundary(std::move(text), plugin_log_line_bytes) + " [cut]";
     }
-    log_(level->get<int>(), text);
-    return true;
+    log_(static_cast<int>(level), text);
+    return "";
 }
 
 PluginCallResult PluginProcess::exchange(const std::string& message, const char* what) {
@@ -407,28 +434,33 @@ PluginCallResult PluginProcess::exchange_frames(const std::string& message, cons
         }
         const std::string type = frame_type(*answer);
         if (type == "log") {
-            if (!log_line(*answer, log_lines)) {
+            if (const std::string problems = log_line(*answer, log_lines); !problems.empty()) {
                 return fail_worker(PluginCallStatus::crashed,
-                                   "the plugin host sent a malformed log frame " + during +
-                                       " (level must be an integer 0-3, message a string); it "
-                                       "was killed");
+                                   "the plugin host sent a malformed log frame " + during + " (" +
+                                       problems + "); it was killed");
             }
             continue;
         }
         if (type == "egress") {
-            const auto request = answer->find("request");
+            json request;
+            const std::string problems =
+                frame_field_problems(*answer, "egress", [&](JsonObjectReader& reader) {
+                    request = reader.object("request", Presence::required);
+                });
+            if (!problems.empty()) {
+                return fail_worker(PluginCallStatus::crashed,
+                                   "the plugin host sent a malformed egress frame " + during +
+                                       " (" + problems + "); it was killed");
+            }
             int egress_status = MITIGATE_UNAVAILABLE;
             json response;
-            if (request == answer->end() || !request->is_object()) {
-                egress_status = MITIGATE_INVALID;
-                response = {{"error", "an egress request must be a JSON object"}};
-            } else if (egress_) {
+            if (egress_) {
                 // The egress gets what is left of the call's time, no more: a plugin that
                 // asks again and again cannot stretch the call past its deadline.
                 const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                                       deadline - SteadyClock::now())
                                       .count();
-                json bounded = *request;
+                json bounded = std::move(request);
                 const auto asked = bounded.find("timeout_ms");
                 if (asked == bounded.end() || !asked->is_number_integer() ||
                     asked->get<std::int64_t>() > left) {
@@ -447,15 +479,25 @@ PluginCallResult PluginProcess::exchange_frames(const std::string& message, cons
             }
             continue;
         }
-        const auto status = answer->find("status");
-        if (type != "result" || status == answer->end() || !status->is_number_integer()) {
+        std::int64_t code = 0;
+        const json* response = nullptr;
+        std::string error_text;
+        const std::string problems =
+            frame_field_problems(*answer, "result", [&](JsonObjectReader& reader) {
+                // Any integer here; an unknown status gets its own message below.
+                code = reader.integer("status", std::numeric_limits<std::int64_t>::min(),
+                                      std::numeric_limits<std::int64_t>::max());
+                response = reader.member("response", Presence::optional);
+                error_text = reader.string("error", Presence::optional);
+            });
+        if (type != "result" || !problems.empty()) {
             return fail_worker(PluginCallStatus::crashed,
                                "the plugin host sent a malformed message " + during + " (a \"" +
-                                   type +
+                                   cut_on_character_boundary(type, 64) +
                                    "\" frame; expected log, egress or a result with an integer "
-                                   "status); it was killed");
+                                   "status" +
+                                   (type == "result" ? ": " + problems : "") + "); it was killed");
         }
-        const std::int64_t code = status->get<std::int64_t>();
         if (code < MITIGATE_OK || code > MITIGATE_INTERNAL) {
             return fail_worker(PluginCallStatus::crashed,
                                "the plugin host sent a result with the unknown status " +
@@ -463,15 +505,12 @@ PluginCallResult PluginProcess::exchange_frames(const std::string& message, cons
         }
         const PluginCallStatus result_status = status_from_plugin(static_cast<int>(code));
         if (result_status != PluginCallStatus::ok) {
-            const auto error = answer->find("error");
-            std::string text = error != answer->end() && error->is_string()
-                                   ? error->get<std::string>()
-                                   : "the plugin gave no error message";
+            std::string text =
+                error_text.empty() ? "the plugin gave no error message" : std::move(error_text);
             return failure(result_status,
                            cut_on_character_boundary(std::move(text), MITIGATE_PLUGIN_ERROR_MAX));
         }
-        const auto response = answer->find("response");
-        return {PluginCallStatus::ok, response != answer->end() ? *response : json::object(), ""};
+        return {PluginCallStatus::ok, response != nullptr ? *response : json::object(), ""};
     }
 }
 

@@ -110,8 +110,8 @@ class PluginProcess {
                                           const std::string& during, PluginCallResult& failed);
     bool send(std::string_view frame, SteadyTime deadline, const std::string& during,
               PluginCallResult& failed);
-    // Logs one "log" frame within the per-call caps; false when it is malformed.
-    bool log_line(const nlohmann::json& frame, int& lines);
+    // Logs one "log" frame within the per-call caps; its problems when it is malformed.
+    std::string log_line(const nlohmann::json& frame, int& lines);
     void record(const PluginCallResult& result);
 
     PluginProcessOptions options_;

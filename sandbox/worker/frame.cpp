@@ -4,10 +4,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 
 #include "runtime/core/json_reader.h"
+#include "runtime/core/utf8.h"
 
 namespace mitigate {
 namespace {
@@ -171,6 +173,19 @@ std::optional<nlohmann::json> parse_frame(std::string_view payload, std::size_t 
         return std::nullopt;
     }
     return parsed;
+}
+
+std::string frame_field_problems(const nlohmann::json& frame, std::string_view name,
+                                 const std::function<void(JsonObjectReader&)>& read) {
+    std::vector<FieldError> errors;
+    JsonObjectReader reader(frame, std::string(name), errors);
+    reader.string("type");
+    read(reader);
+    reader.reject_unknown_fields();
+    std::string text = describe(errors);
+    std::replace(text.begin(), text.end(), '\n', ';');
+    // A field name is the worker's own text: bounded before it reaches an error or a log.
+    return cut_on_character_boundary(std::move(text), frame_problem_bytes);
 }
 
 }  // namespace mitigate

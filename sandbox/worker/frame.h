@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 namespace mitigate {
+
+class JsonObjectReader;
 
 enum class FrameStatus { ok, closed, timeout, too_large, error };
 
@@ -39,6 +42,15 @@ std::optional<nlohmann::json> parse_frame(std::string_view payload, std::size_t 
 
 // The "type" member of a frame when it is a string, else "".
 std::string frame_type(const nlohmann::json& frame);
+
+// Reads a parsed frame's fields through JsonObjectReader: `read` asks for every field the
+// frame may carry, "type" is read here, and any field not asked for is refused. Returns
+// the problems (each naming its field, at most frame_problem_bytes in all), or "" when
+// the frame is exactly what was expected. Never throws on what the frame holds.
+std::string frame_field_problems(const nlohmann::json& frame, std::string_view name,
+                                 const std::function<void(JsonObjectReader&)>& read);
+
+inline constexpr std::size_t frame_problem_bytes = 512;
 
 // A deadline that is in effect no deadline: for a worker waiting on the runtime, which
 // decides when the worker is no longer wanted.

@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 
+#include "runtime/core/json_reader.h"
 #include "runtime/core/time_format.h"
 #include "runtime/core/utf8.h"
 #include "sandbox/worker/frame.h"
@@ -51,40 +53,47 @@ std::optional<LuaFailure> parse_failure(const std::string& name) {
     return std::nullopt;
 }
 
-// A result frame, every field of the expected type, or nullopt.
-std::optional<LuaOutcome> outcome_from_frame(const json& message) {
+// A string field that must be present but may be empty.
+std::string present_string(JsonObjectReader& reader, const json& frame, std::string_view key) {
+    if (!frame.contains(key)) {
+        reader.add_error(key, "is required");
+    }
+    return reader.string(key, Presence::optional);
+}
+
+// A result frame, every field of the expected type and no other, or nullopt with the
+// problems.
+std::optional<LuaOutcome> outcome_from_frame(const json& message, std::string& problems) {
     LuaOutcome outcome;
-    const auto value = message.find("value");
-    if (value != message.end() && !value->is_null()) {
-        // {"module": {...}, "result": ...}: what run_sandboxed returns, nothing else.
-        if (!value->is_object() || value->size() != 2 || !value->contains("module") ||
-            !value->at("module").is_object() || !value->contains("result")) {
-            return std::nullopt;
+    problems = frame_field_problems(message, "result", [&](JsonObjectReader& reader) {
+        if (const json* value = reader.member("value", Presence::optional)) {
+            // {"module": {...}, "result": ...}: what run_sandboxed returns, nothing else.
+            if (!value->is_object() || value->size() != 2 || !value->contains("module") ||
+                !value->at("module").is_object() || !value->contains("result")) {
+                reader.add_error("value", "must be {\"module\": {...}, \"result\": ...}");
+            } else {
+                outcome.value = *value;
+            }
         }
-        outcome.value = *value;
-    }
-    const auto failure = message.find("failure");
-    if (failure != message.end() && !failure->is_null()) {
-        if (!failure->is_string()) {
-            return std::nullopt;
+        if (message.contains("failure") && !message.at("failure").is_null()) {
+            outcome.failure = reader.enumeration(
+                "failure", parse_failure, LuaFailure::crashed,
+                "syntax, runtime, memory, instructions, time, forbidden, bad_return, output, "
+                "crashed");
+        } else {
+            reader.member("failure", Presence::optional);
         }
-        outcome.failure = parse_failure(failure->get<std::string>()).value_or(LuaFailure::crashed);
-    }
-    const auto text = message.find("message");
-    const auto log = message.find("log");
-    const auto instructions = message.find("instructions");
-    if (text == message.end() || !text->is_string() || log == message.end() || !log->is_array() ||
-        instructions == message.end() || !instructions->is_number_unsigned()) {
+        outcome.message = present_string(reader, message, "message");
+        if (!message.contains("log")) {
+            reader.add_error("log", "is required");
+        }
+        outcome.log = reader.string_list("log");
+        outcome.instructions = static_cast<std::uint64_t>(
+            reader.integer("instructions", 0, std::numeric_limits<std::int64_t>::max()));
+    });
+    if (!problems.empty()) {
         return std::nullopt;
     }
-    outcome.message = text->get<std::string>();
-    for (const auto& line : *log) {
-        if (!line.is_string()) {
-            return std::nullopt;
-        }
-        outcome.log.push_back(line.get<std::string>());
-    }
-    outcome.instructions = instructions->get<std::uint64_t>();
     return outcome;
 }
 
@@ -224,11 +233,23 @@ bool LuaWorker::start(std::string& error) {
     const json hello = status == FrameStatus::ok
                            ? parse_frame(payload, max_frame_bytes, parse_error).value_or(json())
                            : json();
-    if (frame_type(hello) != "ready") {
-        const auto why = hello.is_object() ? hello.find("error") : hello.end();
-        error = frame_type(hello) == "refused" && why != hello.end() && why->is_string()
-                    ? "the worker refused to start: " + why->get<std::string>()
-                    : "the worker did not start (" + arguments[0] + " __lua-worker)";
+    std::int64_t landlock_abi = 0;
+    std::vector<std::string> reported;
+    const std::string problems =
+        frame_field_problems(hello, "ready", [&](JsonObjectReader& reader) {
+            landlock_abi = reader.integer("landlock_abi", 0, 1000);
+            reported = reader.string_list("namespaces");
+        });
+    if (frame_type(hello) != "ready" || !problems.empty()) {
+        std::string why;
+        const bool refused = frame_type(hello) == "refused" &&
+                             frame_field_problems(hello, "refused", [&](JsonObjectReader& reader) {
+                                 why = reader.string("error");
+                             }).empty();
+        error = refused ? "the worker refused to start: " +
+                              cut_on_character_boundary(std::move(why), 4096)
+                        : "the worker did not start (" + arguments[0] + " __lua-worker)" +
+                              (frame_type(hello) == "ready" ? ": " + problems : "");
         stop();
         return false;
     }
@@ -239,20 +260,16 @@ bool LuaWorker::start(std::string& error) {
         stop();
         return false;
     }
-    const auto abi = hello.find("landlock_abi");
     confinement_ = {};
     confinement_.applied = true;
-    confinement_.landlock_abi =
-        abi != hello.end() && abi->is_number_integer() ? abi->get<int>() : 0;
+    confinement_.landlock_abi = static_cast<int>(landlock_abi);
     confinement_.landlock = confinement_.landlock_abi > 0;
     confinement_.seccomp = observed.seccomp_filter;
     confinement_.capabilities_dropped = observed.capabilities_dropped;
     confinement_.user = observed.user >= 0 ? static_cast<unsigned>(observed.user) : 0;
     confinement_.namespaces = observed.namespaces;
     // An empty root ("mnt") is the worker's own word, sent before any script ran.
-    const auto reported = hello.find("namespaces");
-    if (reported != hello.end() && reported->is_array() &&
-        std::find(reported->begin(), reported->end(), "mnt") != reported->end()) {
+    if (std::find(reported.begin(), reported.end(), "mnt") != reported.end()) {
         confinement_.namespaces.emplace_back("mnt");
     }
     return true;
@@ -308,21 +325,24 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
         const std::optional<json> message = parse_frame(payload, max_frame_bytes, error);
         const std::string type = message ? frame_type(*message) : "";
         if (type == "state") {
-            const auto provider = message->find("provider");
-            const auto target = message->find("target");
-            if (provider == message->end() || !provider->is_string() || target == message->end() ||
-                !target->is_string()) {
+            std::string provider;
+            std::string target;
+            const std::string problems =
+                frame_field_problems(*message, "state", [&](JsonObjectReader& reader) {
+                    provider = present_string(reader, *message, "provider");
+                    target = present_string(reader, *message, "target");
+                });
+            if (!problems.empty()) {
                 stop();
-                return failed(LuaFailure::crashed,
-                              call.chunk_name +
-                                  ": the worker sent a state request without "
-                                  "provider and target strings; it was killed");
+                return failed(LuaFailure::crashed, call.chunk_name +
+                                                       ": the worker sent a state request without "
+                                                       "provider and target strings (" +
+                                                       problems + "); it was killed");
             }
             std::optional<json> state;
             try {
                 if (call.host.state) {
-                    state =
-                        call.host.state(provider->get<std::string>(), target->get<std::string>());
+                    state = call.host.state(provider, target);
                 }
             } catch (const std::exception& thrown) {
                 stop();  // the conversation is lost: never reuse this worker
@@ -352,7 +372,7 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
             continue;
         }
         std::optional<LuaOutcome> outcome =
-            type == "result" ? outcome_from_frame(*message) : std::nullopt;
+            type == "result" ? outcome_from_frame(*message, error) : std::nullopt;
         if (!outcome) {
             stop();  // a worker that speaks nonsense is not trusted with another evaluation
             return failed(LuaFailure::crashed,

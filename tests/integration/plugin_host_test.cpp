@@ -104,9 +104,17 @@ TEST(ShownConfinement, AReportOfTheWrongShapeIsRefusedAndTheRuntimesViewWins) {
         report[field] = wrong;
         EXPECT_FALSE(shown_confinement(report, observed, false)) << field << " = " << wrong;
     }
-    json missing = good;
-    missing.erase("landlock");
-    EXPECT_FALSE(shown_confinement(missing, observed, false));
+    for (const auto& [field, wrong] : std::vector<std::pair<std::string, json>>{
+             {"user", "0"}, {"user", -1}, {"seccomp", 1}, {"forged_field", true}}) {
+        json report = good;
+        report[field] = wrong;
+        EXPECT_FALSE(shown_confinement(report, observed, false)) << field << " = " << wrong;
+    }
+    for (const char* field : {"landlock", "landlock_abi", "rlimits", "namespaces"}) {
+        json missing = good;
+        missing.erase(field);
+        EXPECT_FALSE(shown_confinement(missing, observed, false)) << field;
+    }
     EXPECT_FALSE(shown_confinement(json::array(), observed, false));
 }
 
@@ -163,6 +171,8 @@ TEST_P(HostileAttackTest, IsContainedReportedAndTheOtherPluginKeepsServing) {
     const PluginCallResult result = hostile.call(request(GetParam().action));
     EXPECT_EQ(result.status, GetParam().status) << to_string(result.status) << ": " << result.error;
     EXPECT_THAT(result.error, HasSubstr(GetParam().error));
+    // Whatever the worker sent, the error that names it stays small.
+    EXPECT_LT(result.error.size(), 2048u);
 
     const PluginCallResult still = healthy.call(request("echo"));
     EXPECT_TRUE(still.ok()) << still.error;
@@ -185,22 +195,27 @@ constexpr const char* segfault_ending = "(signal 11)";
 
 INSTANTIATE_TEST_SUITE_P(
     Attacks, HostileAttackTest,
-    ::testing::Values(Attack{"segfault", PluginCallStatus::crashed, segfault_ending},
-                      Attack{"abort", PluginCallStatus::crashed, "(signal 6)"},
-                      Attack{"throw", PluginCallStatus::crashed, "(signal 6)"},
-                      Attack{"loop", PluginCallStatus::timeout, "the plugin host was killed"},
-                      Attack{"fork_bomb", PluginCallStatus::crashed, "(signal 31)"},
-                      Attack{"tcp", PluginCallStatus::crashed, "(signal 31)"},
-                      Attack{"udp", PluginCallStatus::crashed, "(signal 31)"},
-                      Attack{"exec", PluginCallStatus::crashed, "(signal 31)"},
-                      Attack{"bad_frame", PluginCallStatus::crashed, "malformed message"},
-                      Attack{"huge_frame", PluginCallStatus::crashed, "over the 8388608-byte cap"},
-                      Attack{"deep_answer", PluginCallStatus::crashed, "nests deeper than 128"},
-                      Attack{"deep_frame", PluginCallStatus::crashed, "nests deeper than 128"},
-                      Attack{"mistyped_log", PluginCallStatus::crashed, "malformed log frame"},
-                      Attack{"mistyped_result", PluginCallStatus::crashed, "malformed message"},
-                      Attack{"unknown_status", PluginCallStatus::crashed, "unknown status -7"},
-                      Attack{"log_forever", PluginCallStatus::timeout, "was killed"}),
+    ::testing::Values(
+        Attack{"segfault", PluginCallStatus::crashed, segfault_ending},
+        Attack{"abort", PluginCallStatus::crashed, "(signal 6)"},
+        Attack{"throw", PluginCallStatus::crashed, "(signal 6)"},
+        Attack{"loop", PluginCallStatus::timeout, "the plugin host was killed"},
+        Attack{"fork_bomb", PluginCallStatus::crashed, "(signal 31)"},
+        Attack{"tcp", PluginCallStatus::crashed, "(signal 31)"},
+        Attack{"udp", PluginCallStatus::crashed, "(signal 31)"},
+        Attack{"exec", PluginCallStatus::crashed, "(signal 31)"},
+        Attack{"bad_frame", PluginCallStatus::crashed, "malformed message"},
+        Attack{"huge_frame", PluginCallStatus::crashed, "over the 8388608-byte cap"},
+        Attack{"deep_answer", PluginCallStatus::crashed, "nests deeper than 128"},
+        Attack{"deep_frame", PluginCallStatus::crashed, "nests deeper than 128"},
+        Attack{"mistyped_log", PluginCallStatus::crashed, "malformed log frame"},
+        Attack{"mistyped_result", PluginCallStatus::crashed, "malformed message"},
+        Attack{"unknown_status", PluginCallStatus::crashed, "unknown status -7"},
+        Attack{"extra_field", PluginCallStatus::crashed, "result.injected: unknown field"},
+        Attack{"mistyped_egress", PluginCallStatus::crashed, "malformed egress frame"},
+        Attack{"long_field_name", PluginCallStatus::crashed,
+               "malformed log frame during the call (log.nnnn"},
+        Attack{"log_forever", PluginCallStatus::timeout, "was killed"}),
     [](const ::testing::TestParamInfo<Attack>& attack) { return attack.param.action; });
 
 TEST_F(PluginHostTest, UnboundedAllocationHitsTheAddressSpaceLimit) {

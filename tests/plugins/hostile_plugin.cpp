@@ -169,6 +169,18 @@ int32_t call(const char* request_json, const char** response_json) {
     } else if (action == "mistyped_result") {
         write_raw_frame(R"({"type":"result","status":"0","response":{}})");
         hang();
+    } else if (action == "extra_field") {
+        // A result the runtime would otherwise accept, with a field the protocol lacks.
+        write_raw_frame(R"({"type":"result","status":0,"response":{},"injected":true})");
+        hang();
+    } else if (action == "mistyped_egress") {
+        write_raw_frame(R"({"type":"egress","request":5})");
+        hang();
+    } else if (action == "long_field_name") {
+        // An unknown field whose name is 1 MB: the error naming it must stay bounded.
+        write_raw_frame(R"({"type":"log","level":1,"message":"x",")" + std::string(1 << 20, 'n') +
+                        R"(":1})");
+        hang();
     } else if (action == "unknown_status") {
         write_raw_frame(R"({"type":"result","status":-7,"error":"made up"})");
         answer = {{"late", true}};
