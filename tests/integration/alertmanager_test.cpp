@@ -31,8 +31,7 @@ class AlertmanagerTest : public ::testing::Test {
     void SetUp() override {
         ASSERT_TRUE(std::filesystem::exists(alertmanager_binary))
             << "prometheus-alertmanager is not installed; run tools/setup-debian";
-        directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
-            "variants": {"on": true, "off": false}, "defaultVariant": "on"}}})");
+        testing::write_checkout_flag_file(directory);
         testing::write_policy_and_playbook(directory, R"yaml(
 rules:
   - name: stage-one

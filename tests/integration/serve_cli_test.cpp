@@ -25,8 +25,7 @@ using testing::run_process;
 class ServeCliTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
-            "variants": {"on": true, "off": false}, "defaultVariant": "on"}}})");
+        testing::write_checkout_flag_file(directory);
         testing::write_policy_and_playbook(directory, R"yaml(
 rules:
   - name: stage-one

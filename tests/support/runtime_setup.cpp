@@ -13,6 +13,11 @@ Origin origin_of(const std::string& url) {
     return *origin;
 }
 
+std::filesystem::path write_checkout_flag_file(const TemporaryDirectory& directory) {
+    return directory.write("flags.json", R"({"flags": {"checkout": {"state": "ENABLED",
+        "variants": {"on": true, "off": false}, "defaultVariant": "on"}}})");
+}
+
 void write_policy_and_playbook(const TemporaryDirectory& directory, std::string_view policy) {
     std::filesystem::create_directories(directory / "policies");
     std::filesystem::create_directories(directory / "playbooks");

@@ -53,6 +53,9 @@ rules:
 // Writes policies/test.yaml (`policy`) and playbooks/flag-off.lua under `directory`.
 void write_policy_and_playbook(const TemporaryDirectory& directory, std::string_view policy);
 
+// flags.json in `directory`: a flagd file with the flag "checkout" (on/off, on).
+std::filesystem::path write_checkout_flag_file(const TemporaryDirectory& directory);
+
 // A configuration on `directory`: API on 127.0.0.1 port 0, store m.db, the directories
 // above, plugins found beside the binary, and no provider.
 Config runtime_config(const std::filesystem::path& directory);
