@@ -44,11 +44,10 @@ int main(int argc, char** argv) {
         // or a flush to a file would be refused, or kill the process, by the filter).
         _exit(run_lua_worker(3, worker_policy(argc, argv, 2)));
     }
-    // `mitigate __plugin-host PLUGIN --sha256 HEX [options]`: one provider plugin,
-    // confined, refused unless its bytes hash to HEX (the runtime's own digest).
-    if (argc >= 5 && std::string_view(argv[1]) == "__plugin-host" &&
-        std::string_view(argv[3]) == "--sha256") {
-        _exit(run_plugin_host(3, argv[2], argv[4], worker_policy(argc, argv, 5)));
+    // `mitigate __plugin-host PLUGIN [options]`: one provider plugin, confined, with the
+    // plugin's hashed bytes (a sealed memfd) as descriptor 4.
+    if (argc >= 3 && std::string_view(argv[1]) == "__plugin-host") {
+        _exit(run_plugin_host(3, 4, argv[2], worker_policy(argc, argv, 3)));
     }
     if (argc == 3 && std::string_view(argv[1]) == "__confinement-probe") {
         const int code = run_confinement_probe(argv[2]);

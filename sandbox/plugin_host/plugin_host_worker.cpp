@@ -160,24 +160,23 @@ std::string result_frame(const mitigate_plugin_api& api, int32_t status, const c
 
 }  // namespace
 
-int run_plugin_host(int descriptor, const std::filesystem::path& plugin,
-                    const std::string& expected_sha256, const ConfinementPolicy& base_policy) {
+int run_plugin_host(int descriptor, int plugin_bytes, const std::filesystem::path& plugin,
+                    const ConfinementPolicy& base_policy) {
     worker_socket = descriptor;
     // The plugin's own directory is all of the filesystem it may see: read-only, and
     // loaded from after confinement. Where the empty root can be built, that directory
-    // holds only a copy of the bytes checked here (confinement.h).
+    // holds only a copy of the bytes the runtime hashed (confinement.h).
     ConfinementPolicy policy = base_policy;
     policy.read_only_paths = {std::filesystem::absolute(plugin).parent_path()};
     policy.allow_file_reads = true;
     std::string error;
-    std::optional<std::string> bytes = read_plugin_with_digest(plugin, expected_sha256, error);
-    if (!bytes) {
+    if (!is_sealed_plugin_copy(plugin_bytes, error)) {
         return refuse(error);
     }
     policy.loaded_file = std::filesystem::absolute(plugin);
-    policy.loaded_file_bytes = std::move(*bytes);
+    policy.loaded_file_descriptor = plugin_bytes;
     const ConfinementReport report = confine_this_process(policy);
-    std::string().swap(policy.loaded_file_bytes);  // the copy is in the root now
+    close(plugin_bytes);  // copied into the root, or not used: the plugin never sees it
     if (!report.applied) {
         return refuse(report.error);
     }

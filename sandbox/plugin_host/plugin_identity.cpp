@@ -1,6 +1,7 @@
 #include "sandbox/plugin_host/plugin_identity.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -45,6 +46,21 @@ std::optional<std::string> replaceable_by_others(const std::filesystem::path& pa
     return std::nullopt;
 }
 
+// A copy no one may change: what the worker loads is what was hashed.
+constexpr int required_seals = F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK;
+
+bool write_all(int descriptor, const char* data, std::size_t size) {
+    while (size > 0) {
+        const ssize_t wrote = write(descriptor, data, size);
+        if (wrote <= 0) {
+            return false;
+        }
+        data += wrote;
+        size -= static_cast<std::size_t>(wrote);
+    }
+    return true;
+}
+
 // Digests already computed in this process, by resolved path.
 std::mutex known_mutex;
 std::map<std::filesystem::path, PluginIdentity> known;
@@ -61,6 +77,12 @@ void remember_identity(const PluginIdentity& identity) {
 }
 
 }  // namespace
+
+SealedBytes::~SealedBytes() {
+    if (descriptor >= 0) {
+        close(descriptor);
+    }
+}
 
 std::optional<PluginIdentity> identify_plugin(const std::filesystem::path& plugin,
                                               std::string& error) {
@@ -112,17 +134,31 @@ std::optional<PluginIdentity> identify_plugin(const std::filesystem::path& plugi
         previous->device == identity.device && previous->size == identity.size &&
         previous->change_time_ns == identity.change_time_ns) {
         identity.sha256 = previous->sha256;
+        identity.bytes = previous->bytes;
     } else if (!problem) {
-        Sha256 hash;
-        std::array<char, 1 << 16> buffer{};
-        ssize_t got = 0;
-        while ((got = read(descriptor, buffer.data(), buffer.size())) > 0) {
-            hash.update(std::string_view(buffer.data(), static_cast<std::size_t>(got)));
+        // Hashed and kept in one pass: the sealed copy holds exactly what was hashed.
+        const int copy = memfd_create("mitigate-plugin", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (copy < 0) {
+            problem = resolved.string() + ": cannot keep a copy (memfd_create failed)";
+        } else {
+            identity.bytes = std::make_shared<const SealedBytes>(copy);
+            Sha256 hash;
+            std::array<char, 1 << 16> buffer{};
+            ssize_t got = 0;
+            while (!problem && (got = read(descriptor, buffer.data(), buffer.size())) > 0) {
+                hash.update(std::string_view(buffer.data(), static_cast<std::size_t>(got)));
+                if (!write_all(copy, buffer.data(), static_cast<std::size_t>(got))) {
+                    problem = resolved.string() + ": cannot keep a copy (memfd write failed)";
+                }
+            }
+            if (got < 0) {
+                problem = resolved.string() + ": read failed";
+            }
+            if (!problem && fcntl(copy, F_ADD_SEALS, required_seals | F_SEAL_SEAL) != 0) {
+                problem = resolved.string() + ": cannot seal its copy";
+            }
+            identity.sha256 = hash.hex_digest();
         }
-        if (got < 0) {
-            problem = resolved.string() + ": read failed";
-        }
-        identity.sha256 = hash.hex_digest();
         if (!problem) {
             remember_identity(identity);
         }
@@ -135,41 +171,13 @@ std::optional<PluginIdentity> identify_plugin(const std::filesystem::path& plugi
     return identity;
 }
 
-std::optional<std::string> read_plugin_with_digest(const std::filesystem::path& plugin,
-                                                   const std::string& expected_sha256,
-                                                   std::string& error) {
-    const int descriptor = open(plugin.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    struct stat status {};
-    if (descriptor < 0 || fstat(descriptor, &status) != 0 || !S_ISREG(status.st_mode) ||
-        status.st_size > max_plugin_bytes) {
-        error = plugin.string() + ": cannot be read as a plugin file of at most " +
-                std::to_string(max_plugin_bytes >> 20) + " MiB";
-        if (descriptor >= 0) {
-            close(descriptor);
-        }
-        return std::nullopt;
+bool is_sealed_plugin_copy(int descriptor, std::string& error) {
+    const int seals = fcntl(descriptor, F_GET_SEALS);
+    if (seals < 0 || (seals & required_seals) != required_seals) {
+        error = "the plugin's bytes did not come as a sealed memfd";
+        return false;
     }
-    std::string bytes;
-    bytes.reserve(static_cast<std::size_t>(status.st_size));
-    std::array<char, 1 << 16> buffer{};
-    ssize_t got = 0;
-    while ((got = read(descriptor, buffer.data(), buffer.size())) > 0 &&
-           bytes.size() + static_cast<std::size_t>(got) <=
-               static_cast<std::size_t>(max_plugin_bytes)) {
-        bytes.append(buffer.data(), static_cast<std::size_t>(got));
-    }
-    close(descriptor);
-    if (got != 0) {
-        error = plugin.string() + ": read failed, or the file grew past the cap while read";
-        return std::nullopt;
-    }
-    const std::string digest = Sha256().update(bytes).hex_digest();
-    if (digest != expected_sha256) {
-        error = plugin.string() + " changed after the runtime checked it (sha256 " + digest +
-                ", expected " + expected_sha256 + "); refusing to load it";
-        return std::nullopt;
-    }
-    return bytes;
+    return true;
 }
 
 std::optional<std::string> loaded_file_mismatch(pid_t pid, const PluginIdentity& identity,

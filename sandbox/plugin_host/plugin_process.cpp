@@ -268,13 +268,14 @@ PluginCallResult PluginProcess::start_worker() {
     }
     // The worker loads the resolved path: the one that was checked and hashed.
     std::vector<std::string> arguments{options_.executable.string(), "__plugin-host",
-                                       identity->resolved.string(), "--sha256", identity->sha256};
+                                       identity->resolved.string()};
     if (options_.confinement.allow_weaker_landlock) {
         arguments.emplace_back("--allow-weaker-landlock");
     }
     arguments.emplace_back("--minimum-landlock-abi");
     arguments.emplace_back(std::to_string(options_.confinement.minimum_landlock_abi));
-    worker_ = spawn_worker(arguments, error);
+    // The bytes that were hashed, which the worker loads where it builds its empty root.
+    worker_ = spawn_worker(arguments, error, identity->bytes->descriptor);
     if (!worker_.running()) {
         return refuse_start(failure(PluginCallStatus::refused, error));
     }

@@ -128,10 +128,10 @@ class PluginProcess {
     TimePoint circuit_open_until_{};
 };
 
-// The worker side, for main(): checks the plugin's bytes against the digest the runtime
-// computed, confines, loads, serves; returns the exit code.
-int run_plugin_host(int descriptor, const std::filesystem::path& plugin,
-                    const std::string& expected_sha256, const ConfinementPolicy& policy);
+// The worker side, for main(): confines (with `plugin_bytes`, the runtime's sealed copy
+// of what it hashed, as the file to load), loads, serves; returns the exit code.
+int run_plugin_host(int descriptor, int plugin_bytes, const std::filesystem::path& plugin,
+                    const ConfinementPolicy& policy);
 
 nlohmann::json confinement_to_json(const ConfinementReport& report);
 

@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -116,21 +117,22 @@ bool map_identity(uid_t user, gid_t group) {
                       std::to_string(group) + " " + std::to_string(group) + " 1");
 }
 
-// Writes the checked copy of the loaded file, readable by all: the worker may run as
-// nobody by the time it loads it.
-bool place_copy(const std::filesystem::path& path, const std::string& bytes) {
+// Copies the checked bytes into the new root, readable by all: the worker may run as
+// nobody by the time it loads them. sendfile with an explicit offset leaves the shared
+// descriptor's own offset alone.
+bool place_copy(const std::filesystem::path& path, int source, off_t size) {
     const int descriptor = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0444);
     if (descriptor < 0) {
         return false;
     }
-    std::size_t written = 0;
-    while (written < bytes.size()) {
-        const ssize_t wrote = write(descriptor, bytes.data() + written, bytes.size() - written);
-        if (wrote <= 0) {
+    off_t offset = 0;
+    while (offset < size) {
+        const ssize_t sent =
+            sendfile(descriptor, source, &offset, static_cast<std::size_t>(size - offset));
+        if (sent <= 0) {
             close(descriptor);
             return false;
         }
-        written += static_cast<std::size_t>(wrote);
     }
     const bool readable = fchmod(descriptor, 0444) == 0;
     return close(descriptor) == 0 && readable;
@@ -157,7 +159,9 @@ bool isolate_filesystem(const ConfinementPolicy& policy) {
     }
     // The read-only path that holds the loaded file gets the checked copy instead of a
     // bind (confinement.h); the others are bound.
-    const bool has_copy = !policy.loaded_file.empty();
+    struct stat copy_status {};
+    const bool has_copy = !policy.loaded_file.empty() && policy.loaded_file_descriptor >= 0 &&
+                          fstat(policy.loaded_file_descriptor, &copy_status) == 0;
     const auto holds_copy = [&](const std::filesystem::path& path) {
         return has_copy && policy.loaded_file.parent_path() == path;
     };
@@ -187,7 +191,7 @@ bool isolate_filesystem(const ConfinementPolicy& policy) {
     // read-only like the rest, and the copy is all it holds.
     const unsigned long no_exec = has_copy ? 0 : MS_NOEXEC;
     const std::string tmpfs_options =
-        "size=" + std::to_string(policy.loaded_file_bytes.size() + (64u << 10)) + ",mode=0555";
+        "size=" + std::to_string(copy_status.st_size + (64 << 10)) + ",mode=0555";
     if (mount("none", new_root, "tmpfs", MS_NOSUID | MS_NODEV | no_exec, tmpfs_options.c_str()) !=
         0) {
         close_sources();
@@ -204,7 +208,8 @@ bool isolate_filesystem(const ConfinementPolicy& policy) {
             break;
         }
         if (holds_copy(policy.read_only_paths[index])) {
-            built = place_copy(target / policy.loaded_file.filename(), policy.loaded_file_bytes);
+            built = place_copy(target / policy.loaded_file.filename(),
+                               policy.loaded_file_descriptor, copy_status.st_size);
             continue;
         }
         const std::string source = "/proc/self/fd/" + std::to_string(sources[index]);

@@ -18,13 +18,14 @@ struct ConfinementPolicy {
     // the filesystem is reachable; empty means no filesystem at all (Lua workers: their
     // code arrives over the socket).
     std::vector<std::filesystem::path> read_only_paths;
-    // The file the worker loads once confined (a plugin), already read and checked by the
-    // caller. Where the empty root can be built, the read-only path that holds it is not
-    // bound: the root holds a directory of that name with only this copy in it, owned by
+    // The file the worker loads once confined (a plugin), and a descriptor of the bytes
+    // the runtime checked (read at explicit offsets: the runtime shares it). Where the
+    // empty root can be built, the read-only path that holds the file is not bound: the
+    // root holds a directory of that name with only a copy of those bytes in it, owned by
     // root and readable by all, so that an unprivileged uid can load it and what it loads
     // is exactly what was checked. Elsewhere the file is loaded from its own path.
     std::filesystem::path loaded_file;
-    std::string loaded_file_bytes;
+    int loaded_file_descriptor = -1;
     // The uid and gid a worker started as root takes once its root is built (nobody).
     // Not a user namespace: a runtime that is root can simply give its worker away.
     unsigned unprivileged_user = 65534;

@@ -11,9 +11,22 @@
 
 namespace mitigate {
 
-WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::string& error) {
+WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::string& error,
+                           int given) {
+    // Above the worker's 3 and 4, so that the dup2 calls below cannot overwrite it.
+    const int given_high = given >= 0 ? fcntl(given, F_DUPFD_CLOEXEC, 10) : -1;
+    if (given >= 0 && given_high < 0) {
+        error = "cannot pass a descriptor to the worker";
+        return {};
+    }
+    const auto close_given = [given_high] {
+        if (given_high >= 0) {
+            close(given_high);
+        }
+    };
     int sockets[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets) != 0) {
+        close_given();
         error = "socketpair failed";
         return {};
     }
@@ -40,6 +53,7 @@ WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::strin
     // the CLI's input, forge its JSON output or the daemon's log lines.
     const int null_device = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null_device < 0) {
+        close_given();
         close(sockets[0]);
         close(sockets[1]);
         error = "cannot open /dev/null";
@@ -48,6 +62,7 @@ WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::strin
     const pid_t runtime = getpid();
     const pid_t child = fork();
     if (child < 0) {
+        close_given();
         close(null_device);
         close(sockets[0]);
         close(sockets[1]);
@@ -69,13 +84,14 @@ WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::strin
         // sent to a group (or a terminal's) could reach both through.
         setsid();
         if (dup2(null_device, 0) < 0 || dup2(null_device, 1) < 0 || dup2(null_device, 2) < 0 ||
-            dup2(sockets[1], 3) < 0) {
+            dup2(sockets[1], 3) < 0 || (given_high >= 0 && dup2(given_high, 4) < 0)) {
             _exit(126);
         }
-        close_range(4, ~0U, 0);
+        close_range(given_high >= 0 ? 5 : 4, ~0U, 0);
         execve(argv[0], argv.data(), envp.data());
         _exit(127);
     }
+    close_given();
     close(null_device);
     close(sockets[1]);
     error.clear();

@@ -19,8 +19,11 @@ struct WorkerProcess {
     bool running() const { return pid > 0; }
 };
 
-// `arguments[0]` is the executable. Empty `error` on success.
-WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::string& error);
+// `arguments[0]` is the executable. `given`, when not -1, becomes the worker's descriptor
+// 4 (a plugin host's sealed plugin bytes); nothing else of the runtime's is passed on.
+// Empty `error` on success.
+WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::string& error,
+                           int given = -1);
 
 // Kills (SIGKILL, our own child by its pid) and collects the worker; no-op when none.
 void stop_worker(WorkerProcess& worker);

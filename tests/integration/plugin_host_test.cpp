@@ -4,6 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -295,26 +296,41 @@ TEST_F(PluginHostTest, AWorkerStartedAsRootRunsAsNobody) {
     EXPECT_EQ(plugin.confinement()["user"], 65534) << plugin.confinement().dump();
 }
 
-TEST_F(PluginHostTest, PluginBytesThatDoNotHashToTheRuntimesDigestAreRefused) {
-    // The runtime hashes the file, then the worker reads it again: an edit in place in
-    // between (same inode) must not be loaded.
+TEST_F(PluginHostTest, TheBytesHashedAreKeptSealedAndAreWhatTheWorkerGets) {
+    // The runtime hashes the file into a sealed memfd, which the worker copies into its
+    // root: an edit in place after the hash (same inode) cannot reach a worker.
     testing::TemporaryDirectory directory;
     const fs::path plugin = directory.write("edited.so", "the bytes the runtime hashed");
-    const std::string digest = Sha256().update("the bytes the runtime hashed").hex_digest();
     std::string error;
-    EXPECT_TRUE(read_plugin_with_digest(plugin, digest, error)) << error;
+    const auto identity = identify_plugin(plugin, error);
+    ASSERT_TRUE(identity) << error;
+    EXPECT_EQ(identity->sha256, Sha256().update("the bytes the runtime hashed").hex_digest());
+    ASSERT_TRUE(identity->bytes);
+    const int sealed = identity->bytes->descriptor;
+    EXPECT_TRUE(is_sealed_plugin_copy(sealed, error)) << error;
+    EXPECT_LT(write(sealed, "x", 1), 0);  // F_SEAL_WRITE
+    EXPECT_NE(ftruncate(sealed, 0), 0);   // F_SEAL_SHRINK
     {
         std::fstream file(plugin, std::ios::in | std::ios::out | std::ios::binary);
         file.seekp(4);
         file << "BYTES";
     }
-    EXPECT_FALSE(read_plugin_with_digest(plugin, digest, error));
-    EXPECT_THAT(error, HasSubstr("changed after the runtime checked it"));
-    EXPECT_THAT(error, HasSubstr("expected " + digest));
-    // Not through a link either, and not a directory.
-    fs::create_symlink(plugin, directory / "link.so");
-    EXPECT_FALSE(read_plugin_with_digest(directory / "link.so", digest, error));
-    EXPECT_FALSE(read_plugin_with_digest(directory.path(), digest, error));
+    char kept[64] = {};
+    ASSERT_EQ(pread(sealed, kept, sizeof kept, 0), 28);
+    EXPECT_EQ(std::string(kept, 28), "the bytes the runtime hashed");
+    // Whichever bytes the next start gets (the edit may fall within the same change-time
+    // tick, when the cached copy is reused), the digest is of exactly those bytes.
+    const auto again = identify_plugin(plugin, error);
+    ASSERT_TRUE(again) << error;
+    char copied[64] = {};
+    const ssize_t copied_size = pread(again->bytes->descriptor, copied, sizeof copied, 0);
+    ASSERT_EQ(copied_size, 28);
+    EXPECT_EQ(again->sha256, Sha256().update(std::string_view(copied, 28)).hex_digest());
+    // A descriptor that is not a sealed memfd is refused by the worker.
+    const int plain = open(plugin.c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_FALSE(is_sealed_plugin_copy(plain, error));
+    EXPECT_THAT(error, HasSubstr("sealed memfd"));
+    close(plain);
 }
 
 TEST_F(PluginHostTest, PluginErrorsKeepTheirStatusAndAreCutToTheBound) {
