@@ -26,6 +26,8 @@ mitigate::ConfinementPolicy worker_policy(int argc, char** argv, int first) {
         const std::string_view argument(argv[index]);
         if (argument == "--allow-weaker-landlock") {
             policy.allow_weaker_landlock = true;
+        } else if (argument == "--unprivileged-uid") {
+            policy.give_up_root = true;
         } else if (argument == "--minimum-landlock-abi" && index + 1 < argc) {
             policy.minimum_landlock_abi = std::atoi(argv[++index]);
         }

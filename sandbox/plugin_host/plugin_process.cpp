@@ -272,6 +272,9 @@ PluginCallResult PluginProcess::start_worker() {
     if (options_.confinement.allow_weaker_landlock) {
         arguments.emplace_back("--allow-weaker-landlock");
     }
+    if (may_give_workers_away()) {
+        arguments.emplace_back("--unprivileged-uid");
+    }
     arguments.emplace_back("--minimum-landlock-abi");
     arguments.emplace_back(std::to_string(options_.confinement.minimum_landlock_abi));
     // The bytes that were hashed, which the worker loads where it builds its empty root.

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -165,6 +166,9 @@ bool isolate_filesystem(const ConfinementPolicy& policy) {
     const auto holds_copy = [&](const std::filesystem::path& path) {
         return has_copy && policy.loaded_file.parent_path() == path;
     };
+    // What is created below must be traversable by the uid the worker may take next,
+    // whatever umask the runtime was started with.
+    umask(022);
     // The sources, opened in the new namespace (a bind mount takes its source from the
     // caller's own namespace) and before anything is mounted over them.
     std::vector<int> sources;
@@ -252,13 +256,12 @@ std::string drop_capabilities(const ConfinementPolicy& policy, bool give_up_root
     if (give_up_root) {
         const gid_t group = policy.unprivileged_group;
         const uid_t user = policy.unprivileged_user;
-        const bool switched = setgroups(0, nullptr) == 0 && setresgid(group, group, group) == 0 &&
-                              setresuid(user, user, user) == 0;
-        // EINVAL: the uid is not mapped in the user namespace the runtime runs in (a
-        // container); the worker stays uid 0 there, without capabilities, as the report
-        // and `plugins list` then show.
-        if (!switched && errno != EINVAL) {
-            return errno_text("switching to an unprivileged uid");
+        // Where the kernel refuses (the uid is not mapped in a container's user namespace,
+        // or the runtime lacks CAP_SETUID/CAP_SETGID) the worker stays uid 0, without
+        // capabilities, as the report and `plugins list` then show. setresuid comes last,
+        // so a refusal never leaves a worker half switched in a way that matters.
+        if (setgroups(0, nullptr) == 0 && setresgid(group, group, group) == 0) {
+            setresuid(user, user, user);
         }
     }
     __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
@@ -424,9 +427,13 @@ ConfinementReport confine_this_process(const ConfinementPolicy& policy) {
     if (root_built) {
         report.namespaces.emplace_back("mnt");
     }
-    // Only once the root holds nothing but what the worker needs, readable by all: a
-    // worker still on the real filesystem may need root to read its plugin.
-    const bool give_up_root = geteuid() == 0 && (root_built || policy.read_only_paths.empty());
+    // Only once the root holds nothing but what the worker needs, readable by all (a
+    // worker still on the real filesystem may need root to read its plugin), and not in a
+    // user namespace of its own (it maps uid 0 alone, and denies setgroups).
+    const bool in_own_user_namespace = std::find(report.namespaces.begin(), report.namespaces.end(),
+                                                 "user") != report.namespaces.end();
+    const bool give_up_root = policy.give_up_root && geteuid() == 0 && !in_own_user_namespace &&
+                              (root_built || policy.read_only_paths.empty());
     report.error = drop_capabilities(policy, give_up_root);
     if (!report.error.empty()) {
         return report;

@@ -26,9 +26,12 @@ struct ConfinementPolicy {
     // is exactly what was checked. Elsewhere the file is loaded from its own path.
     std::filesystem::path loaded_file;
     int loaded_file_descriptor = -1;
-    // The uid and gid a worker started as root takes once its root is built (nobody).
-    // Not a user namespace: a runtime that is root can simply give its worker away.
-    unsigned unprivileged_user = 65534;
+    // Whether a worker started as root takes the uid and gid below once its root is built
+    // (the runtime asks for it only when it could still kill a worker of another uid:
+    // may_give_workers_away in worker_process.h). Not a user namespace: a runtime that is
+    // root can simply give its worker away.
+    bool give_up_root = false;
+    unsigned unprivileged_user = 65534;  // nobody
     unsigned unprivileged_group = 65534;
     // Lets open() through seccomp so that the paths above can be read (a plugin host
     // loads its plugin after confinement). Landlock still decides what may be opened.

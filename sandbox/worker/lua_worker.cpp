@@ -218,6 +218,9 @@ std::string LuaWorker::reap() {
 
 bool LuaWorker::start(std::string& error) {
     std::vector<std::string> arguments{executable_.string(), "__lua-worker"};
+    if (may_give_workers_away()) {
+        arguments.emplace_back("--unprivileged-uid");
+    }
     if (policy_.allow_weaker_landlock) {
         arguments.emplace_back("--allow-weaker-landlock");
     }

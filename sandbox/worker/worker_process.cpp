@@ -1,13 +1,16 @@
 #include "sandbox/worker/worker_process.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 
 namespace mitigate {
 
@@ -96,6 +99,38 @@ WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::strin
     close(sockets[1]);
     error.clear();
     return {child, sockets[0]};
+}
+
+namespace {
+
+// Whether `id` is mapped in this process's user namespace (/proc/self/uid_map or
+// gid_map: "inside outside count" per line); in a container's namespace it may not be.
+bool id_is_mapped(const char* map, unsigned id) {
+    std::ifstream lines(map);
+    unsigned long inside = 0;
+    unsigned long outside = 0;
+    unsigned long count = 0;
+    while (lines >> inside >> outside >> count) {
+        if (id >= inside && id - inside < count) {
+            return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+bool may_give_workers_away() {
+    if (geteuid() != 0 || !id_is_mapped("/proc/self/uid_map", 65534) ||
+        !id_is_mapped("/proc/self/gid_map", 65534)) {
+        return false;
+    }
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct sets[_LINUX_CAPABILITY_U32S_3]{};
+    if (syscall(SYS_capget, &header, sets) != 0) {
+        return false;
+    }
+    return (sets[CAP_TO_INDEX(CAP_KILL)].effective & CAP_TO_MASK(CAP_KILL)) != 0;
 }
 
 void stop_worker(WorkerProcess& worker) {
