@@ -287,8 +287,13 @@ TEST_F(PluginHostTest, AWorkerStartedAsRootRunsAsNobody) {
     if (!may_give_workers_away()) {
         GTEST_SKIP() << "the runtime is not root with CAP_KILL here: its workers keep its uid";
     }
+    // Under a strict umask (a service's UMask=0027) the root must still be traversable
+    // by the uid the worker takes.
+    const mode_t previous_umask = umask(027);
     PluginProcess plugin(options_for(test_plugin("hostile"), &clock), nullptr);
-    ASSERT_TRUE(plugin.call(request("echo")).ok());
+    const PluginCallResult echoed = plugin.call(request("echo"));
+    umask(previous_umask);
+    ASSERT_TRUE(echoed.ok()) << echoed.error;
     const json& namespaces = plugin.confinement()["namespaces"];
     if (std::find(namespaces.begin(), namespaces.end(), "mnt") == namespaces.end()) {
         GTEST_SKIP() << "no empty root here: the worker keeps uid 0 to read its plugin";
