@@ -1,5 +1,7 @@
 #include "runtime/config/origin.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -16,20 +18,38 @@ std::string lower(std::string_view text) {
 }
 
 bool is_host_name(std::string_view host) {
-    if (host.empty() || host.size() > 253 || host.front() == '.' || host.front() == '-') {
+    if (host.empty() || host.size() > 253 || host.front() == '.' || host.front() == '-' ||
+        host.find("..") != std::string_view::npos) {
         return false;
     }
-    return std::all_of(host.begin(), host.end(),
-                       [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '.'; });
+    return std::all_of(host.begin(), host.end(), [](unsigned char c) {
+        return std::isalnum(c) || c == '-' || c == '.' || c == '_';
+    });
 }
 
-bool is_bracketed_ipv6(std::string_view host) {
-    if (host.size() < 4 || host.front() != '[' || host.back() != ']') {
-        return false;
+// An address in the one form curl gives a request's host in, so that the comparison is
+// of equals: IPv6 in its shortest form ("[0:0:0:0:0:0:0:1]" is "[::1]") and IPv4 in
+// dotted decimal (curl reads "127.1" and "0x7f.0.0.1" as 127.0.0.1). A name is kept.
+std::optional<std::string> canonical_host(const std::string& host) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+        in6_addr address{};
+        if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &address) != 1 ||
+            inet_ntop(AF_INET6, &address, text, sizeof text) == nullptr) {
+            return std::nullopt;
+        }
+        return "[" + std::string(text) + "]";
     }
-    const std::string_view inside = host.substr(1, host.size() - 2);
-    return std::all_of(inside.begin(), inside.end(),
-                       [](unsigned char c) { return std::isxdigit(c) || c == ':' || c == '.'; });
+    const bool numeric = !host.empty() && std::isdigit(static_cast<unsigned char>(host.front())) &&
+                         std::all_of(host.begin(), host.end(), [](unsigned char c) {
+                             return std::isxdigit(c) || c == '.' || c == 'x';
+                         });
+    in_addr address{};
+    if (numeric && inet_aton(host.c_str(), &address) != 0 &&
+        inet_ntop(AF_INET, &address, text, sizeof text) != nullptr) {
+        return std::string(text);
+    }
+    return is_host_name(host) ? std::optional(host) : std::nullopt;
 }
 
 }  // namespace
@@ -68,11 +88,12 @@ std::optional<Origin> parse_origin(std::string_view text, std::string& error) {
             return std::nullopt;
         }
     }
-    origin.host = lower(host);
-    if (!is_host_name(origin.host) && !is_bracketed_ipv6(origin.host)) {
+    std::optional<std::string> canonical = canonical_host(lower(host));
+    if (!canonical) {
         error = "has no valid host name or address";
         return std::nullopt;
     }
+    origin.host = std::move(*canonical);
     origin.port = port.empty() ? (origin.scheme == "https" ? "443" : "80") : std::string(port);
     return origin;
 }

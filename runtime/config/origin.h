@@ -14,7 +14,7 @@ namespace mitigate {
 
 struct Origin {
     std::string scheme;  // "http" or "https"
-    std::string host;    // lowercase; an IPv6 address keeps its brackets, as in a URL
+    std::string host;    // lowercase; an address in curl's form: "[::1]", "127.0.0.1"
     std::string port;    // always present: the scheme's default when the text has none
 
     bool operator==(const Origin&) const = default;

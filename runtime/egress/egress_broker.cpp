@@ -329,6 +329,13 @@ json EgressBroker::http(const json& request, int& status) const {
                            "egress: credential \"" + credential +
                                "\" is a postgres profile: it serves sql requests, not http");
         }
+        // A zone id ("[fe80::1%25eth0]") picks the interface, which the host part does not
+        // show: the same origin could be another machine on another link.
+        if (url_part(url.get(), CURLUPART_ZONEID)) {
+            return refused(status, MITIGATE_INVALID,
+                           "egress: credential \"" + credential +
+                               "\" is not sent to an address with a zone id");
+        }
         // Only to an origin the profile names, exactly: being on allow_hosts is leave to
         // reach a host, not to hand it this credential.
         const Origin destination{scheme, host, port};

@@ -386,7 +386,7 @@ std::string PluginProcess::log_line(const json& frame, int& lines) {
     const std::string problems = frame_field_problems(frame, "log", [&](JsonObjectReader& reader) {
         level = reader.integer("level", MITIGATE_LOG_DEBUG, MITIGATE_LOG_ERROR);
         text = reader.string("message", Presence::optional);
-        if (!frame.contains("message")) {
+        if (!frame.contains("message") || frame.at("message").is_null()) {
             reader.add_error("message", "is required");
         }
     });

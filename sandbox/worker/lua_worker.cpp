@@ -53,11 +53,16 @@ std::optional<LuaFailure> parse_failure(const std::string& name) {
     return std::nullopt;
 }
 
-// A string field that must be present but may be empty.
-std::string present_string(JsonObjectReader& reader, const json& frame, std::string_view key) {
-    if (!frame.contains(key)) {
+// A field that must be present and not null (the reader takes null for absent).
+void require_present(JsonObjectReader& reader, const json& frame, std::string_view key) {
+    if (!frame.contains(key) || frame.at(key).is_null()) {
         reader.add_error(key, "is required");
     }
+}
+
+// A string field that must be present but may be empty.
+std::string present_string(JsonObjectReader& reader, const json& frame, std::string_view key) {
+    require_present(reader, frame, key);
     return reader.string(key, Presence::optional);
 }
 
@@ -84,9 +89,7 @@ std::optional<LuaOutcome> outcome_from_frame(const json& message, std::string& p
             reader.member("failure", Presence::optional);
         }
         outcome.message = present_string(reader, message, "message");
-        if (!message.contains("log")) {
-            reader.add_error("log", "is required");
-        }
+        require_present(reader, message, "log");
         outcome.log = reader.string_list("log");
         outcome.instructions = static_cast<std::uint64_t>(
             reader.integer("instructions", 0, std::numeric_limits<std::int64_t>::max()));

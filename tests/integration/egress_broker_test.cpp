@@ -369,12 +369,27 @@ TEST_F(EgressBrokerTest, ACredentialGoesOnlyToAnOriginItsProfileNames) {
     broker.handle(get(server.url() + "/x", "api"), status);
     EXPECT_EQ(status, MITIGATE_OK);
     EXPECT_EQ(hits, 1);
+    // Another spelling of the origin's own address is the same origin (curl's form).
+    broker.handle(get("http://127.1:" + std::to_string(server.port()) + "/x", "api"), status);
+    EXPECT_EQ(status, MITIGATE_OK);
+    EXPECT_EQ(hits, 2);
+    // A zone id chooses the link, which the origin does not name.
+    const Resolver link_local = [](const std::string&) -> std::vector<std::string> {
+        return {"fe80::1"};
+    };
+    ProviderConfig linked = provider({"[fe80::1]:8080"});
+    linked.egress.allow_private = true;
+    linked.credentials[0].origins = {testing::origin_of("https://[fe80::1]:8080")};
+    answer = EgressBroker(linked, {}, link_local)
+                 .handle(get("https://[fe80::1%25eth0]:8080/x", "api"), status);
+    EXPECT_EQ(status, MITIGATE_INVALID);
+    EXPECT_THAT(answer["error"].get<std::string>(), HasSubstr("zone id"));
     // A profile that names no origin (built in code, not loaded) sends nothing.
     ProviderConfig bare = provider({host_port()});
     bare.credentials[0].origins.clear();
     EgressBroker(bare).handle(get(server.url() + "/x", "api"), status);
     EXPECT_EQ(status, MITIGATE_INVALID);
-    EXPECT_EQ(hits, 1);
+    EXPECT_EQ(hits, 2);
 }
 
 TEST_F(EgressBrokerTest, FilePathsAreNotResolvedThroughSymlinksOrDotDot) {

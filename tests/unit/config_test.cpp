@@ -144,6 +144,17 @@ TEST(Config, ACredentialNamesTheExactOriginsItMayBeSentTo) {
     EXPECT_EQ(origins[1].text(), "http://127.0.0.1:9001");
     EXPECT_EQ(origins[2].text(), "http://[::1]:9002");
     EXPECT_THAT(config_to_json(*good.config).dump(), HasSubstr("https://api.vercel.com:443"));
+    // Addresses are compared in the form curl gives a request's host in.
+    std::string why;
+    EXPECT_EQ(parse_origin("http://[0:0:0:0:0:0:0:1]:9002", why)->text(), "http://[::1]:9002");
+    EXPECT_EQ(parse_origin("http://127.1:9001", why)->text(), "http://127.0.0.1:9001");
+    EXPECT_EQ(parse_origin("http://0x7f.0.0.1:9001", why)->text(), "http://127.0.0.1:9001");
+    EXPECT_EQ(parse_origin("https://my_host.internal", why)->text(),
+              "https://my_host.internal:443");
+    for (const char* junk : {"https://[:::::]", "https://[....]", "https://a..b", "https://",
+                             "https://:443", "https://-a.example"}) {
+        EXPECT_FALSE(parse_origin(junk, why)) << junk;
+    }
 
     const ConfigLoad broken = load(R"yaml(providers:
   vercel:
