@@ -175,7 +175,8 @@ TEST_F(PluginsCliTest, AHostilePluginCannotForgeTheCliOrCrashIt) {
     EXPECT_THAT(stdio.out + stdio.err, ::testing::Not(HasSubstr("\"forged\":true")));
     const json answer = json::parse(stdio.out, nullptr, false);
     ASSERT_TRUE(answer.is_object()) << stdio.out;
-    for (const char* attack : {"deep_answer", "deep_frame", "mistyped_log", "mistyped_result"}) {
+    for (const char* attack : {"deep_answer", "deep_frame", "mistyped_log", "mistyped_result",
+                               "extra_field", "mistyped_egress", "long_field_name"}) {
         const auto result =
             mitigate({"plugins", "call", "hostile", attack, "read", "--target", "x"});
         EXPECT_EQ(result.exit_code, 1) << attack;

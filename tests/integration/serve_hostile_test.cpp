@@ -33,9 +33,10 @@ using testing::run_process;
 // The plugin's actions that attack the runtime from inside a plan call. Each must end as
 // a failed mitigation; none may take the daemon down or block it.
 const std::vector<std::string> plugin_attacks{
-    "deep_answer", "deep_frame",  "mistyped_log", "mistyped_result", "unknown_status",
-    "huge_frame",  "segfault",    "loop",         "stdio",           "other_processes",
-    "log_flood",   "log_forever", "log_forge"};
+    "deep_answer",    "deep_frame",      "mistyped_log",    "mistyped_result",
+    "unknown_status", "huge_frame",      "segfault",        "loop",
+    "stdio",          "other_processes", "log_flood",       "log_forever",
+    "log_forge",      "extra_field",     "mistyped_egress", "long_field_name"};
 
 std::string hostile_plugin_playbook() {
     std::string proposals;
@@ -283,7 +284,8 @@ TEST_F(ServeHostileTest, TheDaemonSurvivesEveryAttackAndStillAppliesANormalMitig
     const char* segfault = "(signal 11)";
 #endif
     for (const char* reason : {"nests deeper than 128", "malformed log frame", "unknown status",
-                               "over the 8388608-byte cap", segfault, "was killed"}) {
+                               "over the 8388608-byte cap", segfault, "was killed",
+                               "result.injected: unknown field", "malformed egress frame"}) {
         EXPECT_THAT(mitigation_failures, HasSubstr(reason));
     }
 }
