@@ -27,6 +27,8 @@ bool is_host_name(std::string_view host) {
     });
 }
 
+}  // namespace
+
 // An address in the one form curl gives a request's host in, so that the comparison is
 // of equals: IPv6 in its shortest form ("[0:0:0:0:0:0:0:1]" is "[::1]") and IPv4 in
 // dotted decimal (curl reads "127.1" and "0x7f.0.0.1" as 127.0.0.1). A name is kept.
@@ -51,8 +53,6 @@ std::optional<std::string> canonical_host(const std::string& host) {
     }
     return is_host_name(host) ? std::optional(host) : std::nullopt;
 }
-
-}  // namespace
 
 std::optional<Origin> parse_origin(std::string_view text, std::string& error) {
     const auto separator = text.find("://");

@@ -26,6 +26,11 @@ struct Origin {
 // On failure returns nullopt and says why in `error`.
 std::optional<Origin> parse_origin(std::string_view text, std::string& error);
 
+// `host` (lowercase, as a URL writes it) in the one form origins are compared in: IPv6
+// in inet_ntop's form within brackets, IPv4 shorthand as dotted decimal, a name as it
+// is; nullopt when it is none of these. The broker puts a request's host through it too.
+std::optional<std::string> canonical_host(const std::string& host);
+
 // True when `host` (as in an Origin) is a loopback name or address: localhost,
 // 127.0.0.0/8 or [::1].
 bool is_loopback_host(std::string_view host);

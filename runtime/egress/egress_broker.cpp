@@ -338,7 +338,8 @@ json EgressBroker::http(const json& request, int& status) const {
         }
         // Only to an origin the profile names, exactly: being on allow_hosts is leave to
         // reach a host, not to hand it this credential.
-        const Origin destination{scheme, host, port};
+        // The host in the same form as the profile's origins, whatever curl made of it.
+        const Origin destination{scheme, canonical_host(host).value_or(host), port};
         if (std::find(profile->origins.begin(), profile->origins.end(), destination) ==
             profile->origins.end()) {
             std::string named;

@@ -145,7 +145,14 @@ std::optional<PluginIdentity> identify_plugin(const std::filesystem::path& plugi
             Sha256 hash;
             std::array<char, 1 << 16> buffer{};
             ssize_t got = 0;
+            std::int64_t copied = 0;
             while (!problem && (got = read(descriptor, buffer.data(), buffer.size())) > 0) {
+                copied += got;
+                if (copied > max_plugin_bytes) {  // it grew after the fstat
+                    problem = resolved.string() + " is larger than " +
+                              std::to_string(max_plugin_bytes >> 20) + " MiB; not a plugin";
+                    break;
+                }
                 hash.update(std::string_view(buffer.data(), static_cast<std::size_t>(got)));
                 if (!write_all(copy, buffer.data(), static_cast<std::size_t>(got))) {
                     problem = resolved.string() + ": cannot keep a copy (memfd write failed)";

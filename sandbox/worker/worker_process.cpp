@@ -130,7 +130,15 @@ bool may_give_workers_away() {
     if (syscall(SYS_capget, &header, sets) != 0) {
         return false;
     }
-    return (sets[CAP_TO_INDEX(CAP_KILL)].effective & CAP_TO_MASK(CAP_KILL)) != 0;
+    // CAP_KILL to stop it, CAP_SYS_PTRACE to read its /proc entries (it is then of another
+    // uid and not dumpable), CAP_SETUID and CAP_SETGID so that it switches both ids or
+    // neither.
+    for (int needed : {CAP_KILL, CAP_SYS_PTRACE, CAP_SETUID, CAP_SETGID}) {
+        if ((sets[CAP_TO_INDEX(needed)].effective & CAP_TO_MASK(needed)) == 0) {
+            return false;
+        }
+    }
+    return true;
 }
 
 void stop_worker(WorkerProcess& worker) {

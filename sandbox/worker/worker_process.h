@@ -25,10 +25,11 @@ struct WorkerProcess {
 WorkerProcess spawn_worker(const std::vector<std::string>& arguments, std::string& error,
                            int given = -1);
 
-// True when this runtime runs as root with CAP_KILL, in a user namespace that maps uid
-// and gid 65534: only then may its workers give up root (`--unprivileged-uid`), for a
-// runtime without CAP_KILL could no longer kill a worker of another uid, nor would the
-// parent-death signal reach it.
+// True when this runtime runs as root with CAP_KILL, CAP_SYS_PTRACE, CAP_SETUID and
+// CAP_SETGID, in a user namespace that maps uid and gid 65534: only then may its workers
+// give up root (`--unprivileged-uid`). Without CAP_KILL the runtime could no longer kill
+// a worker of another uid (nor would the parent-death signal reach it); without
+// CAP_SYS_PTRACE it could no longer read the worker's /proc entries.
 bool may_give_workers_away();
 
 // Kills (SIGKILL, our own child by its pid) and collects the worker; no-op when none.

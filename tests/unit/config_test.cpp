@@ -149,6 +149,11 @@ TEST(Config, ACredentialNamesTheExactOriginsItMayBeSentTo) {
     EXPECT_EQ(parse_origin("http://[0:0:0:0:0:0:0:1]:9002", why)->text(), "http://[::1]:9002");
     EXPECT_EQ(parse_origin("http://127.1:9001", why)->text(), "http://127.0.0.1:9001");
     EXPECT_EQ(parse_origin("http://0x7f.0.0.1:9001", why)->text(), "http://127.0.0.1:9001");
+    // Whatever spelling curl keeps for a request's host, both sides meet in one form.
+    EXPECT_EQ(canonical_host("[::ffff:7f00:1]"), canonical_host("[::ffff:127.0.0.1]"));
+    EXPECT_EQ(canonical_host("0x7f000001"), "127.0.0.1");
+    EXPECT_EQ(canonical_host("1e100.net"), "1e100.net");
+    EXPECT_EQ(canonical_host("a..b"), std::nullopt);
     EXPECT_EQ(parse_origin("https://my_host.internal", why)->text(),
               "https://my_host.internal:443");
     for (const char* junk : {"https://[:::::]", "https://[....]", "https://a..b", "https://",
