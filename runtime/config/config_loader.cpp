@@ -4,7 +4,9 @@
 #include <sstream>
 
 #include "runtime/config/config.h"
+#include "runtime/config/yaml_cost.h"
 #include "runtime/config/yaml_reader.h"
+#include "runtime/core/text_file.h"
 #include "runtime/core/time_format.h"
 
 namespace mitigate {
@@ -426,6 +428,10 @@ ConfigLoad load_config_text(std::string_view text, const std::string& source_nam
     ConfigLoad result;
     YamlErrors errors(source_name, result.errors);
     YAML::Node root;
+    if (auto problem = yaml_cost_problem(std::string(text))) {
+        errors.add(problem->mark, "", problem->message);
+        return result;
+    }
     try {
         root = YAML::Load(std::string(text));
     } catch (const YAML::Exception& error) {
@@ -464,16 +470,15 @@ ConfigLoad load_config_text(std::string_view text, const std::string& source_nam
 }
 
 ConfigLoad load_config_file(const std::filesystem::path& path) {
-    std::ifstream file(path, std::ios::binary);
-    if (!file) {
+    TextFileError problem;
+    const std::optional<std::string> text = read_text_file(path, text_file_max_bytes, problem);
+    if (!text) {
         ConfigLoad result;
-        result.errors.push_back({path.string(), 0, 0, "", "cannot read the file"});
+        result.errors.push_back({path.string(), problem.line, problem.column, "", problem.message});
         return result;
     }
-    std::ostringstream contents;
-    contents << file.rdbuf();
     const fs::path absolute = fs::absolute(path);
-    return load_config_text(contents.str(), path.string(), absolute.parent_path());
+    return load_config_text(*text, path.string(), absolute.parent_path());
 }
 
 std::vector<ConfigError> check_secrets_resolve(const Config& config) {

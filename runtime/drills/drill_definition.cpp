@@ -5,7 +5,9 @@
 #include <set>
 #include <sstream>
 
+#include "runtime/config/yaml_cost.h"
 #include "runtime/config/yaml_reader.h"
+#include "runtime/core/text_file.h"
 #include "runtime/core/time_format.h"
 
 namespace mitigate {
@@ -175,6 +177,10 @@ DrillLoad load_drill_text(std::string_view text, const std::string& source) {
     DrillLoad load;
     YamlErrors errors(source, load.errors);
     YAML::Node root;
+    if (auto problem = yaml_cost_problem(std::string(text))) {
+        errors.add(problem->mark, "", problem->message);
+        return load;
+    }
     try {
         root = YAML::Load(std::string(text));
     } catch (const YAML::Exception& failure) {
@@ -240,17 +246,21 @@ DrillLoad load_drill_directory(const std::filesystem::path& directory) {
     DrillLoad load;
     std::vector<std::filesystem::path> files;
     for (const auto& entry : std::filesystem::directory_iterator(directory)) {
-        if (entry.is_regular_file() && entry.path().extension() == ".yaml") {
-            files.push_back(entry.path());
+        if (entry.path().extension() == ".yaml") {
+            files.push_back(entry.path());  // not a regular file: an error below, not skipped
         }
     }
     std::sort(files.begin(), files.end());
     std::set<std::string> names;
     for (const auto& file : files) {
-        std::ifstream in(file);
-        std::stringstream text;
-        text << in.rdbuf();
-        DrillLoad one = load_drill_text(text.str(), file.string());
+        TextFileError problem;
+        const std::optional<std::string> text = read_text_file(file, text_file_max_bytes, problem);
+        if (!text) {
+            load.errors.push_back(
+                {file.string(), problem.line, problem.column, "", problem.message});
+            continue;
+        }
+        DrillLoad one = load_drill_text(*text, file.string());
         load.errors.insert(load.errors.end(), one.errors.begin(), one.errors.end());
         for (auto& drill : one.drills) {
             if (!names.insert(drill.name).second) {

@@ -9,8 +9,10 @@
 #include <set>
 #include <sstream>
 
+#include "runtime/config/yaml_cost.h"
 #include "runtime/config/yaml_reader.h"
 #include "runtime/core/sha256.h"
+#include "runtime/core/text_file.h"
 #include "runtime/core/time_format.h"
 #include "runtime/policy/policy_set.h"
 
@@ -331,6 +333,10 @@ void read_constraints(const YAML::Node& node, const std::string& file, LoadState
 void read_file(const std::string& name, const std::string& text, LoadState& state) {
     YamlErrors errors(name, state.errors);
     YAML::Node root;
+    if (auto problem = yaml_cost_problem(text)) {
+        errors.add(problem->mark, "", problem->message);
+        return;
+    }
     try {
         root = YAML::Load(text);
     } catch (const YAML::Exception& error) {
@@ -504,17 +510,31 @@ PolicyLoad load_policy_directory(const fs::path& directory) {
         return result;
     }
     std::vector<std::pair<std::string, std::string>> files;
-    for (const auto& entry : fs::directory_iterator(directory)) {
+    std::vector<ConfigError> unreadable;
+    for (const auto& entry : fs::directory_iterator(directory, error)) {
         const auto extension = entry.path().extension();
-        if (!entry.is_regular_file() || (extension != ".yaml" && extension != ".yml")) {
+        if (extension != ".yaml" && extension != ".yml") {
             continue;
         }
-        std::ifstream in(entry.path(), std::ios::binary);
-        std::ostringstream text;
-        text << in.rdbuf();
-        files.emplace_back(entry.path().string(), text.str());
+        // A policy file that cannot be read is an error, never a rule silently missing.
+        TextFileError problem;
+        if (auto text = read_text_file(entry.path(), text_file_max_bytes, problem)) {
+            files.emplace_back(entry.path().string(), std::move(*text));
+        } else {
+            unreadable.push_back(
+                {entry.path().string(), problem.line, problem.column, "", problem.message});
+        }
     }
-    return load_policy_files(files);
+    if (error) {
+        unreadable.push_back(
+            {directory.string(), 0, 0, "", "cannot be listed: " + error.message()});
+    }
+    PolicyLoad result = load_policy_files(files);
+    if (!unreadable.empty()) {
+        result.errors.insert(result.errors.begin(), unreadable.begin(), unreadable.end());
+        result.policy_set.reset();
+    }
+    return result;
 }
 
 }  // namespace mitigate

@@ -3,7 +3,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <cstdlib>
+#include <filesystem>
 
 #include "runtime/config/config.h"
 #include "runtime/config/yaml_reader.h"
@@ -374,7 +377,54 @@ TEST(Config, LoadsFromAFileAndResolvesPathsAgainstIt) {
     EXPECT_EQ(result.config->store.path, directory.path() / "state/m.db");
     const ConfigLoad missing = load_config_file(directory / "absent.yaml");
     ASSERT_EQ(missing.errors.size(), 1u);
-    EXPECT_THAT(missing.errors[0].to_string(), HasSubstr("cannot read"));
+    EXPECT_THAT(missing.errors[0].to_string(), HasSubstr("cannot be read: No such file"));
+}
+
+// Nine anchors, each a list of nine aliases of the one before: a few hundred bytes that
+// expand to 9^9 nodes once walked ("billion laughs").
+std::string alias_bomb() {
+    std::string text = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n";
+    for (int level = 1; level <= 9; ++level) {
+        const std::string before = "*a" + std::to_string(level - 1);
+        text += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
+        for (int copy = 0; copy < 9; ++copy) {
+            text += (copy ? ", " : "") + before;
+        }
+        text += "]\n";
+    }
+    return text;
+}
+
+TEST(Config, HostileFilesAreRefusedByWhatTheyAreNotReadWithoutEnd) {
+    testing::TemporaryDirectory directory;
+    const auto message_for = [](const std::filesystem::path& path) {
+        const ConfigLoad load = load_config_file(path);
+        EXPECT_FALSE(load.config) << path;
+        return load.errors.empty() ? std::string("<no error>") : load.errors[0].to_string();
+    };
+    // Aliases are counted as what they name, before anything is built from them.
+    EXPECT_THAT(message_for(directory.write("bomb.yaml", alias_bomb())),
+                HasSubstr("expands to more than 200000 nodes"));
+    std::string deep = "server: ";
+    deep += std::string(100, '[') + std::string(100, ']') + "\n";
+    EXPECT_THAT(message_for(directory.write("deep.yaml", deep)), HasSubstr("nests deeper than 64"));
+    // Not regular files: answered at once, never read until they end or block.
+    const auto fifo = directory / "fifo.yaml";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    EXPECT_THAT(message_for(fifo), HasSubstr("is a FIFO, not a regular file"));
+    EXPECT_THAT(message_for("/dev/zero"), HasSubstr("is a device, not a regular file"));
+    EXPECT_THAT(message_for(directory.path()), HasSubstr("is a directory, not a regular file"));
+    // Over the size limit: refused from its size, unread (a sparse 200 MB file).
+    const auto huge = directory.write("huge.yaml", "");
+    std::filesystem::resize_file(huge, 200u << 20);
+    EXPECT_THAT(message_for(huge), HasSubstr("209715200 bytes, over the 4194304-byte limit"));
+    // Text that is not UTF-8, named by line and column.
+    EXPECT_THAT(message_for(directory.write("latin1.yaml", "store:\n  path: m.db\n# caf\xe9\n")),
+                HasSubstr("latin1.yaml:3:6: invalid UTF-8 at line 3, column 6"));
+    // A few honest anchors and aliases are fine.
+    const ConfigLoad honest = load_config_file(directory.write(
+        "anchors.yaml", "server: &s {listen: \"127.0.0.1:0\"}\nstore: {path: m.db}\n"));
+    EXPECT_TRUE(honest.config) << honest.errors.front().to_string();
 }
 
 TEST(EditDistance, CountsEdits) {

@@ -2,6 +2,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
+#include <filesystem>
+
 #include "runtime/policy/policy_set.h"
 #include "tests/support/child_process.h"
 #include "tests/support/printers.h"
@@ -165,6 +169,23 @@ TEST(PolicyLoader, ReadsADirectoryIgnoringOtherFiles) {
     ASSERT_TRUE(result.policy_set) << result.errors.front().to_string();
     EXPECT_EQ(result.policy_set->rules.size(), 2u);
     EXPECT_FALSE(load_policy_directory(directory / "missing").policy_set);
+}
+
+TEST(PolicyLoader, APolicyFileThatCannotBeReadIsAnErrorNamingItNeverSkipped) {
+    testing::TemporaryDirectory directory;
+    directory.write("a.yaml", "rules:\n  - {name: a, effect: allow}\n");
+    ASSERT_EQ(mkfifo((directory / "fifo.yaml").c_str(), 0600), 0);
+    std::filesystem::create_directory(directory / "sub.yml");
+    directory.write("latin1.yaml", "rules:\n  - {name: caf\xe9, effect: deny}\n");
+    const PolicyLoad result = load_policy_directory(directory.path());
+    EXPECT_FALSE(result.policy_set);
+    std::string all;
+    for (const auto& error : result.errors) {
+        all += error.to_string() + "\n";
+    }
+    EXPECT_THAT(all, HasSubstr("fifo.yaml: is a FIFO, not a regular file"));
+    EXPECT_THAT(all, HasSubstr("sub.yml: is a directory, not a regular file"));
+    EXPECT_THAT(all, HasSubstr("latin1.yaml:2:15: invalid UTF-8 at line 2, column 15"));
 }
 
 }  // namespace
