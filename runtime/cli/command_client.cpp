@@ -24,6 +24,7 @@
 
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
+#include "runtime/core/text_file.h"
 #include "runtime/drills/drill_definition.h"
 #include "runtime/drills/drill_report.h"
 #include "runtime/server/http_client.h"
@@ -368,17 +369,29 @@ int run_breaker_reset(const GlobalOptions& global, const ClientOptions& options)
     return exit_ok;
 }
 
+// A file named on the command line, read with the limits of every operator file
+// (runtime/core/text_file.h); throws with the command, the path and why.
+std::string read_command_file(const std::string& path, const char* command) {
+    TextFileError problem;
+    std::optional<std::string> text = read_text_file(path, text_file_max_bytes, problem);
+    if (!text) {
+        throw std::runtime_error(std::string("mitigate ") + command + ": " + path + ": " +
+                                 problem.message);
+    }
+    return std::move(*text);
+}
+
 int run_signal_send(const GlobalOptions& global, const ClientOptions& options) {
     std::stringstream text;
     if (options.file == "-") {
         text << std::cin.rdbuf();
     } else {
-        std::ifstream file(options.file);
-        if (!file) {
-            std::cerr << "mitigate signal send: cannot read " << options.file << "\n";
+        try {
+            text << read_command_file(options.file, "signal send");
+        } catch (const std::exception& failure) {
+            std::cerr << failure.what() << "\n";
             return exit_failure;
         }
-        text << file.rdbuf();
     }
     const json body = json::parse(text.str(), nullptr, false);
     if (body.is_discarded()) {
@@ -406,16 +419,6 @@ int run_signal_send(const GlobalOptions& global, const ClientOptions& options) {
     return exit_ok;
 }
 
-std::string read_text_file(const std::string& path, const char* command) {
-    std::ifstream file(path);
-    if (!file) {
-        throw std::runtime_error(std::string("mitigate ") + command + ": cannot read " + path);
-    }
-    std::stringstream text;
-    text << file.rdbuf();
-    return text.str();
-}
-
 void print_drill_run(const json& run, const ClientOptions& options) {
     if (options.output == OutputFormat::json) {
         std::cout << run.dump(2) << "\n";
@@ -429,7 +432,7 @@ void print_drill_run(const json& run, const ClientOptions& options) {
 int run_drill_run(const GlobalOptions& global, const ClientOptions& options) {
     std::string definition;
     try {
-        definition = read_text_file(options.file, "drill run");
+        definition = read_command_file(options.file, "drill run");
     } catch (const std::exception& failure) {
         std::cerr << failure.what() << "\n";
         return exit_failure;
@@ -517,7 +520,7 @@ int run_drill_check(const std::vector<std::string>& paths) {
             load = load_drill_directory(path);
         } else {
             try {
-                load = load_drill_text(read_text_file(path, "drill check"), path);
+                load = load_drill_text(read_command_file(path, "drill check"), path);
             } catch (const std::exception& failure) {
                 std::cerr << failure.what() << "\n";
                 return exit_failure;

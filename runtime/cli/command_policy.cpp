@@ -9,7 +9,10 @@
 
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
+#include "runtime/config/yaml_cost.h"
 #include "runtime/config/yaml_reader.h"
+#include "runtime/core/json_reader.h"
+#include "runtime/core/text_file.h"
 #include "runtime/core/time_format.h"
 #include "runtime/policy/policy_engine.h"
 
@@ -50,17 +53,18 @@ std::optional<PolicySet> load_or_report(const GlobalOptions& global, const Polic
 }
 
 std::optional<json> read_json_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        std::cerr << path << ": cannot read the file\n";
+    TextFileError problem;
+    const std::optional<std::string> text = read_text_file(path, text_file_max_bytes, problem);
+    if (!text) {
+        std::cerr << path << ": " << problem.message << "\n";
         return std::nullopt;
     }
-    try {
-        return json::parse(in);
-    } catch (const json::parse_error& error) {
-        std::cerr << path << ": not valid JSON: " << error.what() << "\n";
-        return std::nullopt;
+    std::string error;
+    std::optional<json> parsed = parse_json_within(*text, JsonTextLimits{}, error);
+    if (!parsed) {
+        std::cerr << path << ": not valid JSON: " << error << "\n";
     }
+    return parsed;
 }
 
 int run_check(const GlobalOptions& global, const PolicyOptions& options) {
@@ -279,8 +283,19 @@ int run_test(const GlobalOptions& global, const PolicyOptions& options) {
     for (const auto& file : files) {
         YamlErrors errors(file.string(), fixture_errors);
         YAML::Node root;
+        TextFileError problem;
+        const std::optional<std::string> text = read_text_file(file, text_file_max_bytes, problem);
+        if (!text) {
+            fixture_errors.push_back(
+                {file.string(), problem.line, problem.column, "", problem.message});
+            continue;
+        }
+        if (auto expensive = yaml_cost_problem(*text)) {
+            errors.add(expensive->mark, "", expensive->message);
+            continue;
+        }
         try {
-            root = YAML::LoadFile(file.string());
+            root = YAML::Load(*text);
         } catch (const YAML::Exception& failure) {
             errors.add(failure.mark, "", "not valid YAML: " + failure.msg);
             continue;

@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include "runtime/audit/audit_chain.h"
 #include "runtime/core/time_format.h"
 #include "runtime/store/sqlite_store.h"
@@ -38,6 +40,35 @@ TEST(Cli, VersionAndHelp) {
     EXPECT_EQ(audit_help.exit_code, 0);
     EXPECT_THAT(audit_help.out, HasSubstr("--expect-head"));
     EXPECT_THAT(audit_help.out, HasSubstr("--output"));
+}
+
+TEST(Cli, FilesThatAreNotRegularOrTooCostlyAreRefusedAtOnce) {
+    // Each would block (a FIFO), never end (/dev/zero) or expand without bound (aliases)
+    // if read naively; each is an error naming the file and what it is.
+    testing::TemporaryDirectory directory;
+    std::filesystem::create_directory(directory / "drills");
+    ASSERT_EQ(mkfifo((directory / "drills" / "stuck.yaml").c_str(), 0600), 0);
+    const ProcessResult drills = mitigate({"drill", "check", (directory / "drills").string()});
+    EXPECT_EQ(drills.exit_code, 1);
+    EXPECT_THAT(drills.err, HasSubstr("stuck.yaml: is a FIFO, not a regular file"));
+    const ProcessResult zero = mitigate({"drill", "check", "/dev/zero"});
+    EXPECT_EQ(zero.exit_code, 1);
+    EXPECT_THAT(zero.err, HasSubstr("/dev/zero: is a device, not a regular file"));
+    const ProcessResult config = mitigate({"config", "check", "/dev/zero"});
+    EXPECT_EQ(config.exit_code, 1);
+    EXPECT_THAT(config.err, HasSubstr("/dev/zero: is a device, not a regular file"));
+    std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n";
+    for (int level = 1; level <= 9; ++level) {
+        bomb += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
+        for (int copy = 0; copy < 9; ++copy) {
+            bomb += (copy ? ", *a" : "*a") + std::to_string(level - 1);
+        }
+        bomb += "]\n";
+    }
+    const ProcessResult expanded =
+        mitigate({"drill", "check", directory.write("bomb.yaml", bomb).string()});
+    EXPECT_EQ(expanded.exit_code, 1);
+    EXPECT_THAT(expanded.err, HasSubstr("expands to more than 200000 nodes"));
 }
 
 TEST(Cli, UsageErrorsExitWith2) {
