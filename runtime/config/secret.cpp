@@ -8,7 +8,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "runtime/core/text_file.h"
+
 namespace mitigate {
+
+namespace {
+// Far above any token, key or password.
+constexpr std::size_t secret_file_max_bytes = 64u << 10;
+}  // namespace
 
 std::optional<SecretReference> SecretReference::parse(std::string_view text) {
     if (text.starts_with("env:")) {
@@ -71,14 +78,16 @@ SecretResolution resolve_secret(const SecretReference& reference) {
         }
         value = found;
     } else {
-        std::ifstream file(reference.name(), std::ios::binary);
-        if (!file) {
-            result.error = reference.text() + ": cannot read file: " + std::strerror(errno);
+        // A secret file is small; a FIFO or a device in its place must not block or
+        // fill memory (the error never holds any of the file's bytes).
+        TextFileError problem;
+        std::optional<std::string> contents =
+            read_regular_file(reference.name(), secret_file_max_bytes, problem);
+        if (!contents) {
+            result.error = reference.text() + ": " + problem.message;
             return result;
         }
-        std::ostringstream contents;
-        contents << file.rdbuf();
-        value = std::move(contents).str();
+        value = std::move(*contents);
         while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) {
             value.pop_back();
         }

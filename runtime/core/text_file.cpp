@@ -45,8 +45,8 @@ std::pair<int, int> line_and_column(std::string_view text, std::size_t offset) {
     return {line, column};
 }
 
-std::optional<std::string> read_text_file(const std::filesystem::path& path, std::size_t max_bytes,
-                                          TextFileError& error) {
+std::optional<std::string> read_regular_file(const std::filesystem::path& path,
+                                             std::size_t max_bytes, TextFileError& error) {
     // O_NONBLOCK: opening a FIFO with no writer would otherwise wait for one.
     const int descriptor = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (descriptor < 0) {
@@ -82,8 +82,17 @@ std::optional<std::string> read_text_file(const std::filesystem::path& path, std
         error = {std::string("cannot be read: ") + std::strerror(read_errno)};
         return std::nullopt;
     }
-    if (const auto invalid = first_invalid_utf8(text)) {
-        const auto [line, column] = line_and_column(text, *invalid);
+    return text;
+}
+
+std::optional<std::string> read_text_file(const std::filesystem::path& path, std::size_t max_bytes,
+                                          TextFileError& error) {
+    std::optional<std::string> text = read_regular_file(path, max_bytes, error);
+    if (!text) {
+        return std::nullopt;
+    }
+    if (const auto invalid = first_invalid_utf8(*text)) {
+        const auto [line, column] = line_and_column(*text, *invalid);
         error = {"invalid UTF-8 at line " + std::to_string(line) + ", column " +
                      std::to_string(column) + ": text files must be UTF-8",
                  line, column};

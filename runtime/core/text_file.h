@@ -25,6 +25,10 @@ struct TextFileError {
 std::optional<std::string> read_text_file(const std::filesystem::path& path, std::size_t max_bytes,
                                           TextFileError& error);
 
+// The same without the UTF-8 check, for bytes that need not be text (a secret file).
+std::optional<std::string> read_regular_file(const std::filesystem::path& path,
+                                             std::size_t max_bytes, TextFileError& error);
+
 // The 1-based line and column of byte `offset` in `text`.
 std::pair<int, int> line_and_column(std::string_view text, std::size_t offset);
 

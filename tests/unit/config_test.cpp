@@ -427,6 +427,28 @@ TEST(Config, HostileFilesAreRefusedByWhatTheyAreNotReadWithoutEnd) {
     EXPECT_TRUE(honest.config) << honest.errors.front().to_string();
 }
 
+TEST(Config, ASecretFileThatIsAFifoOrHugeIsAnErrorNotAHang) {
+    testing::TemporaryDirectory directory;
+    const auto fifo = directory / "token";
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+    const SecretResolution blocked =
+        resolve_secret(*SecretReference::parse("file:" + fifo.string()));
+    EXPECT_FALSE(blocked.value);
+    EXPECT_THAT(blocked.error, HasSubstr("is a FIFO, not a regular file"));
+    const SecretResolution endless = resolve_secret(*SecretReference::parse("file:/dev/zero"));
+    EXPECT_THAT(endless.error, HasSubstr("is a device, not a regular file"));
+    const auto huge = directory.write("huge-token", std::string(100000, 'k'));
+    const SecretResolution too_big =
+        resolve_secret(*SecretReference::parse("file:" + huge.string()));
+    EXPECT_THAT(too_big.error, HasSubstr("over the 65536-byte limit"));
+    EXPECT_THAT(too_big.error, Not(HasSubstr("kkkk")));  // never the file's bytes
+    const auto binary = directory.write("binary-key", std::string("\xff\x00\x01key\n", 7));
+    const SecretResolution bytes =
+        resolve_secret(*SecretReference::parse("file:" + binary.string()));
+    ASSERT_TRUE(bytes.value) << bytes.error;  // a secret need not be text
+    EXPECT_EQ(bytes.value->reveal(), std::string("\xff\x00\x01key", 6));
+}
+
 TEST(EditDistance, CountsEdits) {
     EXPECT_EQ(edit_distance("path", "pth"), 1u);
     EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
