@@ -84,7 +84,7 @@ const nlohmann::json* JsonObjectReader::member(std::string_view key, Presence pr
     }
     auto found = object_->find(key);
     if (found == object_->end() || found->is_null()) {
-        if (presence == Presence::required) {
+        if (presence != Presence::optional) {
             add_error(key, "is required");
         }
         return nullptr;
@@ -218,9 +218,9 @@ std::map<std::string, std::string> JsonObjectReader::string_map(std::string_view
     return result;
 }
 
-std::vector<std::string> JsonObjectReader::string_list(std::string_view key) {
+std::vector<std::string> JsonObjectReader::string_list(std::string_view key, Presence presence) {
     std::vector<std::string> result;
-    const nlohmann::json* raw = member(key, Presence::optional);
+    const nlohmann::json* raw = member(key, presence);
     if (raw == nullptr) {
         return result;
     }

@@ -17,7 +17,8 @@
 
 namespace mitigate {
 
-enum class Presence { required, optional };
+// `present`: must be there (not null), but may be empty: a log line, a list of lines.
+enum class Presence { required, present, optional };
 
 // Limits on a JSON text that crossed a trust boundary. The depth limit matters most:
 // nlohmann::json parses iteratively but copies, compares and dumps recursively, so one
@@ -54,7 +55,8 @@ class JsonObjectReader {
     // Any JSON object (free-form content such as action parameters). {} when absent.
     nlohmann::json object(std::string_view key, Presence presence);
     std::map<std::string, std::string> string_map(std::string_view key);
-    std::vector<std::string> string_list(std::string_view key);
+    std::vector<std::string> string_list(std::string_view key,
+                                         Presence presence = Presence::optional);
     // The raw member for nested parsing, or nullptr (with an error when required).
     const nlohmann::json* member(std::string_view key, Presence presence);
 

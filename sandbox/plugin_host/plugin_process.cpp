@@ -385,10 +385,7 @@ std::string PluginProcess::log_line(const json& frame, int& lines) {
     std::string text;
     const std::string problems = frame_field_problems(frame, "log", [&](JsonObjectReader& reader) {
         level = reader.integer("level", MITIGATE_LOG_DEBUG, MITIGATE_LOG_ERROR);
-        text = reader.string("message", Presence::optional);
-        if (!frame.contains("message") || frame.at("message").is_null()) {
-            reader.add_error("message", "is required");
-        }
+        text = reader.string("message", Presence::present);
     });
     if (!problems.empty()) {
         return problems;

@@ -53,22 +53,9 @@ std::optional<LuaFailure> parse_failure(const std::string& name) {
     return std::nullopt;
 }
 
-// A field that must be present and not null (the reader takes null for absent).
-void require_present(JsonObjectReader& reader, const json& frame, std::string_view key) {
-    if (!frame.contains(key) || frame.at(key).is_null()) {
-        reader.add_error(key, "is required");
-    }
-}
+}  // namespace
 
-// A string field that must be present but may be empty.
-std::string present_string(JsonObjectReader& reader, const json& frame, std::string_view key) {
-    require_present(reader, frame, key);
-    return reader.string(key, Presence::optional);
-}
-
-// A result frame, every field of the expected type and no other, or nullopt with the
-// problems.
-std::optional<LuaOutcome> outcome_from_frame(const json& message, std::string& problems) {
+std::optional<LuaOutcome> read_result_frame(const json& message, std::string& problems) {
     LuaOutcome outcome;
     problems = frame_field_problems(message, "result", [&](JsonObjectReader& reader) {
         if (const json* value = reader.member("value", Presence::optional)) {
@@ -88,9 +75,8 @@ std::optional<LuaOutcome> outcome_from_frame(const json& message, std::string& p
         } else {
             reader.member("failure", Presence::optional);
         }
-        outcome.message = present_string(reader, message, "message");
-        require_present(reader, message, "log");
-        outcome.log = reader.string_list("log");
+        outcome.message = reader.string("message", Presence::present);
+        outcome.log = reader.string_list("log", Presence::present);
         outcome.instructions = static_cast<std::uint64_t>(
             reader.integer("instructions", 0, std::numeric_limits<std::int64_t>::max()));
     });
@@ -99,6 +85,8 @@ std::optional<LuaOutcome> outcome_from_frame(const json& message, std::string& p
     }
     return outcome;
 }
+
+namespace {
 
 LuaOutcome failed(LuaFailure failure, std::string message) {
     LuaOutcome outcome;
@@ -335,8 +323,8 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
             std::string target;
             const std::string problems =
                 frame_field_problems(*message, "state", [&](JsonObjectReader& reader) {
-                    provider = present_string(reader, *message, "provider");
-                    target = present_string(reader, *message, "target");
+                    provider = reader.string("provider", Presence::present);
+                    target = reader.string("target", Presence::present);
                 });
             if (!problems.empty()) {
                 stop();
@@ -378,7 +366,7 @@ LuaOutcome LuaWorker::evaluate(const LuaCall& call, const LuaLimits& limits) {
             continue;
         }
         std::optional<LuaOutcome> outcome =
-            type == "result" ? outcome_from_frame(*message, error) : std::nullopt;
+            type == "result" ? read_result_frame(*message, error) : std::nullopt;
         if (!outcome) {
             stop();  // a worker that speaks nonsense is not trusted with another evaluation
             return failed(LuaFailure::crashed,

@@ -17,6 +17,11 @@
 
 namespace mitigate {
 
+// The runtime's reading of a worker's "result" frame (already parsed by parse_frame):
+// every field typed, required ones present, unknown ones refused; nullopt with the
+// problems otherwise. Never throws.
+std::optional<LuaOutcome> read_result_frame(const nlohmann::json& frame, std::string& problems);
+
 // The worker side: confines itself, says so, then serves evaluations on `descriptor`
 // until it is closed. Returns the process exit code.
 int run_lua_worker(int descriptor, const ConfinementPolicy& policy);

@@ -118,9 +118,7 @@ bool id_is_mapped(const char* map, unsigned id) {
     return false;
 }
 
-}  // namespace
-
-bool may_give_workers_away() {
+bool runtime_may_give_workers_away() {
     if (geteuid() != 0 || !id_is_mapped("/proc/self/uid_map", 65534) ||
         !id_is_mapped("/proc/self/gid_map", 65534)) {
         return false;
@@ -139,6 +137,15 @@ bool may_give_workers_away() {
         }
     }
     return true;
+}
+
+}  // namespace
+
+bool may_give_workers_away() {
+    // The runtime's ids, maps and capabilities do not change while it runs: read once,
+    // not on every worker start.
+    static const bool allowed = runtime_may_give_workers_away();
+    return allowed;
 }
 
 void stop_worker(WorkerProcess& worker) {

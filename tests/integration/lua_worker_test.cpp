@@ -82,6 +82,52 @@ TEST(LuaWorker, EvaluatesInAConfinedProcessWithHostStateRoundTrips) {
     EXPECT_EQ(worker.starts(), 1);
 }
 
+TEST(LuaWorker, AResultFrameIsReadFieldByFieldAndAnythingElseIsRefused) {
+    // What a worker whose Lua VM was subverted could send instead of a real result.
+    const nlohmann::json good = {{"type", "result"},
+                                 {"value", {{"module", nlohmann::json::object()}, {"result", 1}}},
+                                 {"failure", nullptr},
+                                 {"message", ""},
+                                 {"log", nlohmann::json::array()},
+                                 {"instructions", 42}};
+    std::string problems;
+    const auto read = read_result_frame(good, problems);
+    ASSERT_TRUE(read) << problems;
+    EXPECT_EQ(read->instructions, 42u);
+    EXPECT_FALSE(read->failure);
+    const std::vector<std::pair<std::string, nlohmann::json>> hostile{
+        {"failure", "made-up"},
+        {"failure", 7},
+        {"message", nullptr},
+        {"message", 5},
+        {"log", nullptr},
+        {"log", {"ok", 5}},
+        {"instructions", -1},
+        {"instructions", 18446744073709551615u},
+        {"instructions", "42"},
+        {"value", {{"module", 1}, {"result", 1}}},
+        {"value", {1, 2}},
+        {"injected", true},
+        {std::string(1 << 20, 'k'), 1}};
+    for (const auto& [field, value] : hostile) {
+        nlohmann::json frame = good;
+        frame[field] = value;
+        std::string why;
+        EXPECT_FALSE(read_result_frame(frame, why)) << field.substr(0, 20) << " = " << value;
+        EXPECT_FALSE(why.empty());
+        EXPECT_LE(why.size(), 512u);  // bounded, whatever the field's name
+    }
+    for (const char* field : {"message", "log", "instructions"}) {
+        nlohmann::json frame = good;
+        frame.erase(field);
+        std::string why;
+        EXPECT_FALSE(read_result_frame(frame, why)) << field;
+        EXPECT_THAT(why, HasSubstr(std::string("result.") + field + ": is required"));
+    }
+    std::string why;
+    EXPECT_FALSE(read_result_frame(nlohmann::json::array(), why));
+}
+
 TEST(LuaWorker, AStateAnswerLaterThanTheWallClockCannotPassForTheNextRequest) {
     // The runtime's answer to mitigate.state arrives after the worker stopped waiting:
     // sent anyway, it would sit in the socket and be read as the next evaluation.

@@ -173,6 +173,9 @@ int32_t call(const char* request_json, const char** response_json) {
         // A result the runtime would otherwise accept, with a field the protocol lacks.
         write_raw_frame(R"({"type":"result","status":0,"response":{},"injected":true})");
         hang();
+    } else if (action == "null_message") {
+        write_raw_frame(R"({"type":"log","level":1,"message":null})");
+        hang();
     } else if (action == "mistyped_egress") {
         write_raw_frame(R"({"type":"egress","request":5})");
         hang();
