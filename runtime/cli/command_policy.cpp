@@ -9,7 +9,6 @@
 
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
-#include "runtime/config/yaml_cost.h"
 #include "runtime/config/yaml_reader.h"
 #include "runtime/core/json_reader.h"
 #include "runtime/core/text_file.h"
@@ -282,25 +281,15 @@ int run_test(const GlobalOptions& global, const PolicyOptions& options) {
     std::vector<ConfigError> fixture_errors;
     for (const auto& file : files) {
         YamlErrors errors(file.string(), fixture_errors);
-        YAML::Node root;
-        TextFileError problem;
-        const std::optional<std::string> text = read_text_file(file, text_file_max_bytes, problem);
+        const std::optional<std::string> text = read_operator_file(file, fixture_errors);
         if (!text) {
-            fixture_errors.push_back(
-                {file.string(), problem.line, problem.column, "", problem.message});
             continue;
         }
-        if (auto expensive = yaml_cost_problem(*text)) {
-            errors.add(expensive->mark, "", expensive->message);
+        const std::optional<YAML::Node> root = load_yaml(*text, errors);
+        if (!root) {
             continue;
         }
-        try {
-            root = YAML::Load(*text);
-        } catch (const YAML::Exception& failure) {
-            errors.add(failure.mark, "", "not valid YAML: " + failure.msg);
-            continue;
-        }
-        YamlMapReader reader(root, "", errors);
+        YamlMapReader reader(*root, "", errors);
         const YAML::Node cases = reader.get("cases", true);
         reader.get("shared");  // free-form: a home for YAML anchors the cases reuse
         reader.reject_unknown_keys();

@@ -4,9 +4,7 @@
 #include <sstream>
 
 #include "runtime/config/config.h"
-#include "runtime/config/yaml_cost.h"
 #include "runtime/config/yaml_reader.h"
-#include "runtime/core/text_file.h"
 #include "runtime/core/time_format.h"
 
 namespace mitigate {
@@ -427,17 +425,11 @@ ConfigLoad load_config_text(std::string_view text, const std::string& source_nam
                             const std::filesystem::path& base_directory) {
     ConfigLoad result;
     YamlErrors errors(source_name, result.errors);
-    YAML::Node root;
-    if (auto problem = yaml_cost_problem(std::string(text))) {
-        errors.add(problem->mark, "", problem->message);
+    const std::optional<YAML::Node> loaded = load_yaml(std::string(text), errors);
+    if (!loaded) {
         return result;
     }
-    try {
-        root = YAML::Load(std::string(text));
-    } catch (const YAML::Exception& error) {
-        errors.add(error.mark, "", "not valid YAML: " + error.msg);
-        return result;
-    }
+    const YAML::Node& root = *loaded;
     Config config;
     config.source = source_name;
     // Defaults for paths, resolved like values written in the file.
@@ -470,12 +462,10 @@ ConfigLoad load_config_text(std::string_view text, const std::string& source_nam
 }
 
 ConfigLoad load_config_file(const std::filesystem::path& path) {
-    TextFileError problem;
-    const std::optional<std::string> text = read_text_file(path, text_file_max_bytes, problem);
+    ConfigLoad unreadable;
+    const std::optional<std::string> text = read_operator_file(path, unreadable.errors);
     if (!text) {
-        ConfigLoad result;
-        result.errors.push_back({path.string(), problem.line, problem.column, "", problem.message});
-        return result;
+        return unreadable;
     }
     const fs::path absolute = fs::absolute(path);
     return load_config_text(*text, path.string(), absolute.parent_path());

@@ -1,5 +1,8 @@
 #include "runtime/config/yaml_reader.h"
 
+#include "runtime/config/yaml_cost.h"
+#include "runtime/core/text_file.h"
+
 #include <algorithm>
 #include <limits>
 #include <numeric>
@@ -230,6 +233,29 @@ void YamlMapReader::reject_unknown_keys() {
             }
         }
         errors_.add(entry.key_node.Mark(), path_of(entry.key), message);
+    }
+}
+
+std::optional<std::string> read_operator_file(const std::filesystem::path& path,
+                                              std::vector<ConfigError>& errors) {
+    TextFileError problem;
+    std::optional<std::string> text = read_text_file(path, text_file_max_bytes, problem);
+    if (!text) {
+        errors.push_back({path.string(), problem.line, problem.column, "", problem.message});
+    }
+    return text;
+}
+
+std::optional<YAML::Node> load_yaml(const std::string& text, YamlErrors& errors) {
+    if (auto problem = yaml_cost_problem(text)) {
+        errors.add(problem->mark, "", problem->message);
+        return std::nullopt;
+    }
+    try {
+        return YAML::Load(text);
+    } catch (const YAML::Exception& error) {
+        errors.add(error.mark, "", "not valid YAML: " + error.msg);
+        return std::nullopt;
     }
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -74,6 +75,17 @@ class YamlMapReader {
     std::vector<Entry> entries_;
     std::vector<std::string> known_;
 };
+
+// An operator's file (configuration, policy, drill, fixture) as text, read with the
+// limits of runtime/core/text_file.h; nullopt, with the error appended to `errors`
+// naming the file (and the line of a bad byte), when it cannot be.
+std::optional<std::string> read_operator_file(const std::filesystem::path& path,
+                                              std::vector<ConfigError>& errors);
+
+// Every YAML text mitigate reads is loaded here: measured first (yaml_cost.h: an alias
+// bomb or a deep nest is refused before anything is built), then parsed. nullopt, with
+// the problem recorded at its position in `errors`, when it is too costly or not YAML.
+std::optional<YAML::Node> load_yaml(const std::string& text, YamlErrors& errors);
 
 // Free-form YAML (provider settings) as JSON. Plain scalars become booleans and numbers
 // where they read as such; quoted scalars stay strings.

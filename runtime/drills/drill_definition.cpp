@@ -5,9 +5,7 @@
 #include <set>
 #include <sstream>
 
-#include "runtime/config/yaml_cost.h"
 #include "runtime/config/yaml_reader.h"
-#include "runtime/core/text_file.h"
 #include "runtime/core/time_format.h"
 
 namespace mitigate {
@@ -176,17 +174,11 @@ void read_expectations(YamlMapReader& parent, YamlErrors& errors, DrillDefinitio
 DrillLoad load_drill_text(std::string_view text, const std::string& source) {
     DrillLoad load;
     YamlErrors errors(source, load.errors);
-    YAML::Node root;
-    if (auto problem = yaml_cost_problem(std::string(text))) {
-        errors.add(problem->mark, "", problem->message);
+    const std::optional<YAML::Node> loaded = load_yaml(std::string(text), errors);
+    if (!loaded) {
         return load;
     }
-    try {
-        root = YAML::Load(std::string(text));
-    } catch (const YAML::Exception& failure) {
-        errors.add(failure.mark, "", failure.msg);
-        return load;
-    }
+    const YAML::Node& root = *loaded;
     YamlMapReader reader(root, "", errors);
     DrillDefinition drill;
     drill.source = source;
@@ -253,11 +245,8 @@ DrillLoad load_drill_directory(const std::filesystem::path& directory) {
     std::sort(files.begin(), files.end());
     std::set<std::string> names;
     for (const auto& file : files) {
-        TextFileError problem;
-        const std::optional<std::string> text = read_text_file(file, text_file_max_bytes, problem);
+        const std::optional<std::string> text = read_operator_file(file, load.errors);
         if (!text) {
-            load.errors.push_back(
-                {file.string(), problem.line, problem.column, "", problem.message});
             continue;
         }
         DrillLoad one = load_drill_text(*text, file.string());

@@ -9,10 +9,8 @@
 #include <set>
 #include <sstream>
 
-#include "runtime/config/yaml_cost.h"
 #include "runtime/config/yaml_reader.h"
 #include "runtime/core/sha256.h"
-#include "runtime/core/text_file.h"
 #include "runtime/core/time_format.h"
 #include "runtime/policy/policy_set.h"
 
@@ -332,17 +330,11 @@ void read_constraints(const YAML::Node& node, const std::string& file, LoadState
 
 void read_file(const std::string& name, const std::string& text, LoadState& state) {
     YamlErrors errors(name, state.errors);
-    YAML::Node root;
-    if (auto problem = yaml_cost_problem(text)) {
-        errors.add(problem->mark, "", problem->message);
+    const std::optional<YAML::Node> loaded = load_yaml(text, errors);
+    if (!loaded) {
         return;
     }
-    try {
-        root = YAML::Load(text);
-    } catch (const YAML::Exception& error) {
-        errors.add(error.mark, "", "not valid YAML: " + error.msg);
-        return;
-    }
+    const YAML::Node& root = *loaded;
     if (!root.IsDefined() || root.IsNull()) {
         return;  // an empty file (or one with only comments) adds nothing
     }
@@ -517,12 +509,8 @@ PolicyLoad load_policy_directory(const fs::path& directory) {
             continue;
         }
         // A policy file that cannot be read is an error, never a rule silently missing.
-        TextFileError problem;
-        if (auto text = read_text_file(entry.path(), text_file_max_bytes, problem)) {
+        if (auto text = read_operator_file(entry.path(), unreadable)) {
             files.emplace_back(entry.path().string(), std::move(*text));
-        } else {
-            unreadable.push_back(
-                {entry.path().string(), problem.line, problem.column, "", problem.message});
         }
     }
     if (error) {

@@ -10,6 +10,7 @@
 #include "runtime/core/time_format.h"
 #include "runtime/store/sqlite_store.h"
 #include "tests/support/child_process.h"
+#include "tests/support/hostile_files.h"
 #include "tests/support/store_fixtures.h"
 #include "tests/support/temporary_directory.h"
 
@@ -57,16 +58,8 @@ TEST(Cli, FilesThatAreNotRegularOrTooCostlyAreRefusedAtOnce) {
     const ProcessResult config = mitigate({"config", "check", "/dev/zero"});
     EXPECT_EQ(config.exit_code, 1);
     EXPECT_THAT(config.err, HasSubstr("/dev/zero: is a device, not a regular file"));
-    std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n";
-    for (int level = 1; level <= 9; ++level) {
-        bomb += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
-        for (int copy = 0; copy < 9; ++copy) {
-            bomb += (copy ? ", *a" : "*a") + std::to_string(level - 1);
-        }
-        bomb += "]\n";
-    }
-    const ProcessResult expanded =
-        mitigate({"drill", "check", directory.write("bomb.yaml", bomb).string()});
+    const ProcessResult expanded = mitigate(
+        {"drill", "check", directory.write("bomb.yaml", testing::yaml_alias_bomb()).string()});
     EXPECT_EQ(expanded.exit_code, 1);
     EXPECT_THAT(expanded.err, HasSubstr("expands to more than 200000 nodes"));
 }

@@ -10,6 +10,7 @@
 
 #include "runtime/config/config.h"
 #include "runtime/config/yaml_reader.h"
+#include "tests/support/hostile_files.h"
 #include "tests/support/printers.h"
 #include "tests/support/temporary_directory.h"
 
@@ -380,21 +381,6 @@ TEST(Config, LoadsFromAFileAndResolvesPathsAgainstIt) {
     EXPECT_THAT(missing.errors[0].to_string(), HasSubstr("cannot be read: No such file"));
 }
 
-// Nine anchors, each a list of nine aliases of the one before: a few hundred bytes that
-// expand to 9^9 nodes once walked ("billion laughs").
-std::string alias_bomb() {
-    std::string text = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n";
-    for (int level = 1; level <= 9; ++level) {
-        const std::string before = "*a" + std::to_string(level - 1);
-        text += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " [";
-        for (int copy = 0; copy < 9; ++copy) {
-            text += (copy ? ", " : "") + before;
-        }
-        text += "]\n";
-    }
-    return text;
-}
-
 TEST(Config, HostileFilesAreRefusedByWhatTheyAreNotReadWithoutEnd) {
     testing::TemporaryDirectory directory;
     const auto message_for = [](const std::filesystem::path& path) {
@@ -403,7 +389,7 @@ TEST(Config, HostileFilesAreRefusedByWhatTheyAreNotReadWithoutEnd) {
         return load.errors.empty() ? std::string("<no error>") : load.errors[0].to_string();
     };
     // Aliases are counted as what they name, before anything is built from them.
-    EXPECT_THAT(message_for(directory.write("bomb.yaml", alias_bomb())),
+    EXPECT_THAT(message_for(directory.write("bomb.yaml", testing::yaml_alias_bomb())),
                 HasSubstr("expands to more than 200000 nodes"));
     std::string deep = "server: ";
     deep += std::string(100, '[') + std::string(100, ']') + "\n";
