@@ -2,6 +2,7 @@
 
 #include <charconv>
 
+#include "runtime/core/json_reader.h"
 #include "runtime/server/http_client.h"
 
 namespace mitigate {
@@ -76,7 +77,9 @@ SlackCallResult SlackWebApi::call(const std::string& method, const json& message
     if (!result.error.empty()) {
         return result;
     }
-    const json body = json::parse(response.body, nullptr, false);
+    std::string unreadable;
+    const json body =
+        parse_json_within(response.body, JsonTextLimits{}, unreadable).value_or(json());
     if (response.status != 200 || !body.is_object() || !body.contains("ok")) {
         result.error = "HTTP " + std::to_string(response.status) + " without a Slack answer";
         return result;

@@ -24,6 +24,7 @@
 
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
+#include "runtime/core/json_reader.h"
 #include "runtime/core/text_file.h"
 #include "runtime/drills/drill_definition.h"
 #include "runtime/drills/drill_report.h"
@@ -118,10 +119,12 @@ std::optional<json> call(const Connection& connection, const char* command,
                   << ": " << response.error << "\n";
         return std::nullopt;
     }
-    json parsed = json::parse(response.body, nullptr, false);
+    std::string unreadable;
+    json parsed = parse_json_within(response.body, JsonTextLimits{}, unreadable)
+                      .value_or(json(json::value_t::discarded));
     if (response.status >= 300) {
         std::string message = response.body;
-        if (!parsed.is_discarded() && parsed.contains("error")) {
+        if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_object()) {
             message = parsed["error"].value("message", response.body);
         }
         std::cerr << "mitigate " << command << ": " << message << " (HTTP " << response.status
@@ -393,11 +396,13 @@ int run_signal_send(const GlobalOptions& global, const ClientOptions& options) {
             return exit_failure;
         }
     }
-    const json body = json::parse(text.str(), nullptr, false);
-    if (body.is_discarded()) {
-        std::cerr << "mitigate signal send: " << options.file << " is not valid JSON\n";
+    std::string unreadable;
+    const auto parsed = parse_json_within(text.str(), JsonTextLimits{}, unreadable);
+    if (!parsed) {
+        std::cerr << "mitigate signal send: " << options.file << ": " << unreadable << "\n";
         return exit_failure;
     }
+    const json& body = *parsed;
     const auto connection = connect(global, options, "signal send");
     if (!connection) {
         return exit_failure;

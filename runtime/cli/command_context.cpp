@@ -8,6 +8,8 @@
 #include <CLI/CLI.hpp>
 
 #include "runtime/config/config.h"
+#include "runtime/core/json_reader.h"
+#include "runtime/core/text_file.h"
 #include "runtime/core/time_format.h"
 #include "runtime/log/logging.h"
 
@@ -68,6 +70,32 @@ std::filesystem::path this_executable() {
     std::error_code error;
     const std::filesystem::path path = std::filesystem::read_symlink("/proc/self/exe", error);
     return error ? std::filesystem::path("/proc/self/exe") : path;
+}
+
+std::optional<std::string> read_command_text(const std::filesystem::path& path) {
+    TextFileError problem;
+    std::optional<std::string> text = read_text_file(path, text_file_max_bytes, problem);
+    if (!text) {
+        std::cerr << path.string();
+        if (problem.line > 0) {
+            std::cerr << ":" << problem.line << ":" << problem.column;
+        }
+        std::cerr << ": " << problem.message << "\n";
+    }
+    return text;
+}
+
+std::optional<nlohmann::json> read_command_json(const std::filesystem::path& path) {
+    const auto text = read_command_text(path);
+    if (!text) {
+        return std::nullopt;
+    }
+    std::string error;
+    std::optional<nlohmann::json> parsed = parse_json_within(*text, JsonTextLimits{}, error);
+    if (!parsed) {
+        std::cerr << path.string() << ": " << error << "\n";
+    }
+    return parsed;
 }
 
 }  // namespace mitigate

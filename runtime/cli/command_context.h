@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "runtime/core/clock.h"
 
 namespace CLI {
@@ -50,6 +52,13 @@ std::filesystem::path this_executable();
 // all inherit the mask and none is interrupted mid-transition) and returns the set, for
 // sigwait: how `serve` and `demo --keep-running` wait to be stopped.
 sigset_t block_stop_signals();
+
+// A file named on the command line (a signal, a policy input, plugin parameters), read
+// with the limits of every operator file (runtime/core/text_file.h). Prints "PATH: why"
+// to stderr and returns nullopt when it cannot.
+std::optional<std::string> read_command_text(const std::filesystem::path& path);
+// The same file parsed as JSON through the one strict reader (parse_json_within).
+std::optional<nlohmann::json> read_command_json(const std::filesystem::path& path);
 
 // Adds "--output text|json".
 void add_output_option(CLI::App& command, OutputFormat& format);

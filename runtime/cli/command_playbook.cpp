@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 
 #include "runtime/cli/command_context.h"
+#include "runtime/core/text_file.h"
 #include "runtime/core/time_format.h"
 #include "runtime/core/utf8.h"
 #include "runtime/ingest/alertmanager.h"
@@ -29,16 +30,6 @@ struct PlaybookOptions {
     std::string now;
     OutputFormat output = OutputFormat::text;
 };
-
-std::optional<std::string> read_text(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        return std::nullopt;
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
 
 json info_to_json(const PlaybookInfo& info) {
     return {{"name", info.name},
@@ -85,11 +76,12 @@ int run_check(const PlaybookOptions& options) {
     json report = json::array();
     std::map<std::string, fs::path> named;  // playbook name -> the first file with it
     for (const auto& file : files) {
-        const auto source = read_text(file);
+        TextFileError problem;
+        const auto source = read_text_file(file, text_file_max_bytes, problem);
         PlaybookOutcome outcome;
         if (!source) {
             outcome.failure = "unreadable";
-            outcome.message = file.string() + ": cannot read the file";
+            outcome.message = file.string() + ": " + problem.message;
         } else {
             outcome = load_playbook(file.string(), *source,
                                     worker_environment(worker, file.parent_path()));
@@ -135,21 +127,15 @@ int run_test(const PlaybookOptions& options) {
         return exit_usage;
     }
     const TimePoint now = *now_option;
-    const auto source = read_text(options.playbook);
+    const auto source = read_command_text(options.playbook);
     if (!source) {
-        std::cerr << options.playbook << ": cannot read the file\n";
         return exit_failure;
     }
-    const auto signal_text = read_text(options.signal_file);
-    if (!signal_text) {
-        std::cerr << options.signal_file << ": cannot read the file\n";
+    const auto parsed_signal = read_command_json(options.signal_file);
+    if (!parsed_signal) {
         return exit_failure;
     }
-    const json signal_json = json::parse(*signal_text, nullptr, false);
-    if (signal_json.is_discarded()) {
-        std::cerr << options.signal_file << ": not valid JSON\n";
-        return exit_failure;
-    }
+    const json& signal_json = *parsed_signal;
     std::vector<Signal> signals;
     std::vector<FieldError> errors;
     if (is_alertmanager_webhook(signal_json)) {
@@ -171,8 +157,11 @@ int run_test(const PlaybookOptions& options) {
     }
     json state = json::object();
     if (!options.state_file.empty()) {
-        const auto state_text = read_text(options.state_file);
-        state = state_text ? json::parse(*state_text, nullptr, false) : json();
+        const auto state_json = read_command_json(options.state_file);
+        if (!state_json) {
+            return exit_failure;
+        }
+        state = *state_json;
         if (!state.is_object()) {
             std::cerr << options.state_file
                       << ": must be a JSON object {\"provider\": {\"target\": state}}\n";

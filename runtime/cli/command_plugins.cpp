@@ -14,6 +14,7 @@
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
 #include "runtime/core/clock.h"
+#include "runtime/core/json_reader.h"
 #include "runtime/core/utf8.h"
 #include "runtime/providers/provider_registry.h"
 #include "runtime/store/sqlite_store.h"
@@ -167,21 +168,13 @@ int list_plugins(const GlobalOptions& global, const PluginsOptions& options) {
 
 // JSON text, or @FILE for JSON in a file.
 std::optional<json> parse_json_argument(const std::string& name, const std::string& text) {
-    std::string source = text;
     if (!text.empty() && text.front() == '@') {
-        std::ifstream file(text.substr(1), std::ios::binary);
-        if (!file) {
-            std::cerr << "mitigate: error: " << name << ": cannot read " << text.substr(1) << "\n";
-            return std::nullopt;
-        }
-        std::ostringstream content;
-        content << file.rdbuf();
-        source = content.str();
+        return read_command_json(text.substr(1));
     }
-    json parsed = json::parse(source, nullptr, false);
-    if (parsed.is_discarded()) {
-        std::cerr << "mitigate: error: " << name << ": not valid JSON\n";
-        return std::nullopt;
+    std::string unreadable;
+    auto parsed = parse_json_within(text, JsonTextLimits{}, unreadable);
+    if (!parsed) {
+        std::cerr << "mitigate: error: " << name << ": " << unreadable << "\n";
     }
     return parsed;
 }

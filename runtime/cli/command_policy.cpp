@@ -51,21 +51,6 @@ std::optional<PolicySet> load_or_report(const GlobalOptions& global, const Polic
     return std::move(load.policy_set);
 }
 
-std::optional<json> read_json_file(const std::string& path) {
-    TextFileError problem;
-    const std::optional<std::string> text = read_text_file(path, text_file_max_bytes, problem);
-    if (!text) {
-        std::cerr << path << ": " << problem.message << "\n";
-        return std::nullopt;
-    }
-    std::string error;
-    std::optional<json> parsed = parse_json_within(*text, JsonTextLimits{}, error);
-    if (!parsed) {
-        std::cerr << path << ": not valid JSON: " << error << "\n";
-    }
-    return parsed;
-}
-
 int run_check(const GlobalOptions& global, const PolicyOptions& options) {
     fs::path directory;
     const auto set = load_or_report(global, options, directory);
@@ -101,7 +86,7 @@ int run_eval(const GlobalOptions& global, const PolicyOptions& options) {
     if (!set) {
         return exit_failure;
     }
-    const auto input_json = read_json_file(options.input_file);
+    const auto input_json = read_command_json(options.input_file);
     if (!input_json) {
         return exit_failure;
     }
@@ -112,7 +97,7 @@ int run_eval(const GlobalOptions& global, const PolicyOptions& options) {
     }
     PolicyHistory history;
     if (!options.history_file.empty()) {
-        const auto history_json = read_json_file(options.history_file);
+        const auto history_json = read_command_json(options.history_file);
         if (!history_json) {
             return exit_failure;
         }

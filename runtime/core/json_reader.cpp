@@ -1,6 +1,8 @@
 #include "runtime/core/json_reader.h"
 
 #include <algorithm>
+#include <set>
+#include <vector>
 
 #include "runtime/core/time_format.h"
 
@@ -38,6 +40,63 @@ int nesting_depth(std::string_view text, int limit) {
     return deepest;
 }
 
+// Watches the parser's events for a key repeated within one object. nlohmann keeps the
+// last value of a repeated key; a sender that wrote {"role": "viewer", "role": "admin"}
+// could then mean one thing to a proxy or a log reader and another to us, so a repeated
+// key is refused and named by its path ("alerts[2].labels.severity").
+struct DuplicateKeyFinder {
+    struct Level {
+        bool object = false;
+        std::set<std::string, std::less<>> keys;
+        std::string key;          // the current member's key, in an object
+        std::size_t element = 0;  // the current element's index, in an array
+    };
+    std::vector<Level> levels;
+    std::optional<std::string> found;
+
+    void see(nlohmann::json::parse_event_t event, const nlohmann::json& value) {
+        using Event = nlohmann::json::parse_event_t;
+        switch (event) {
+            case Event::object_start:
+            case Event::array_start:
+                levels.push_back({event == Event::object_start, {}, {}, 0});
+                break;
+            case Event::key: {
+                Level& level = levels.back();
+                level.key = value.get<std::string>();
+                if (!level.keys.insert(level.key).second && !found) {
+                    found = path();
+                }
+                break;
+            }
+            case Event::object_end:
+            case Event::array_end:
+                levels.pop_back();
+                finished_value();
+                break;
+            case Event::value: finished_value(); break;
+        }
+    }
+
+    void finished_value() {
+        if (!levels.empty() && !levels.back().object) {
+            ++levels.back().element;
+        }
+    }
+
+    std::string path() const {
+        std::string text;
+        for (const Level& level : levels) {
+            if (level.object) {
+                text += (text.empty() ? "" : ".") + level.key;
+            } else {
+                text += "[" + std::to_string(level.element) + "]";
+            }
+        }
+        return text;
+    }
+};
+
 }  // namespace
 
 std::optional<nlohmann::json> parse_json_within(std::string_view text, const JsonTextLimits& limits,
@@ -51,8 +110,18 @@ std::optional<nlohmann::json> parse_json_within(std::string_view text, const Jso
         error = "the JSON text nests deeper than " + std::to_string(limits.max_depth) + " levels";
         return std::nullopt;
     }
+    DuplicateKeyFinder duplicates;
     try {
-        return nlohmann::json::parse(text);
+        nlohmann::json parsed = nlohmann::json::parse(
+            text, [&duplicates](int, nlohmann::json::parse_event_t event, nlohmann::json& value) {
+                duplicates.see(event, value);
+                return true;
+            });
+        if (duplicates.found) {
+            error = "the key " + *duplicates.found + " appears twice";
+            return std::nullopt;
+        }
+        return parsed;
     } catch (const nlohmann::json::exception& failure) {
         error = std::string("not valid JSON: ") + failure.what();
         return std::nullopt;

@@ -30,8 +30,9 @@ struct JsonTextLimits {
 
 // Parses untrusted text: refuses it before building anything when it is larger or
 // deeper than `limits` (the depth is counted in one linear pass, without recursion),
-// and never throws. On failure returns nullopt with `error` saying which limit or where
-// the syntax broke.
+// and never throws. A key repeated within one object is refused with its path. On
+// failure returns nullopt with `error` saying which limit, which key or where the syntax
+// broke.
 std::optional<nlohmann::json> parse_json_within(std::string_view text, const JsonTextLimits& limits,
                                                 std::string& error);
 

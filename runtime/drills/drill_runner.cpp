@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "runtime/core/ids.h"
+#include "runtime/core/json_reader.h"
 #include "runtime/core/mitigation_state.h"
 #include "runtime/core/time_format.h"
 #include "runtime/core/url_encoding.h"
@@ -187,7 +188,9 @@ struct DrillRunner::State {
         if (response.status == 0) {
             return cannot + response.error;
         }
-        const json answer = json::parse(response.body, nullptr, false);
+        std::string unreadable;
+        const json answer =
+            parse_json_within(response.body, JsonTextLimits{}, unreadable).value_or(json());
         if (!answer.is_object() || answer.value("status", "") != "success") {
             return cannot + "HTTP " + std::to_string(response.status) + " " +
                    (answer.is_object() ? answer.value("error", std::string()) : response.body);
