@@ -22,9 +22,16 @@
 
 namespace mitigate {
 
+// Limits on what clients may hold (runtime/server/http_server.h explains each).
 struct ServerConfig {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8470;
+    std::int64_t max_connections = 1024;
+    std::int64_t max_body_bytes = 1 << 20;
+    std::int64_t body_memory_budget_bytes = 64 << 20;
+    std::int64_t header_timeout_ms = 10'000;
+    std::int64_t body_timeout_ms = 30'000;
+    std::int64_t idle_timeout_ms = 60'000;
 };
 
 struct StoreConfig {

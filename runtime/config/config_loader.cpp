@@ -32,6 +32,22 @@ bool is_name(std::string_view text) {
     });
 }
 
+// "5m", "90s": a duration within [minimum, maximum], in milliseconds.
+std::optional<std::int64_t> read_duration_ms(YamlMapReader& reader, std::string_view key,
+                                             Duration minimum, Duration maximum) {
+    const auto text = reader.string(key);
+    if (!text) {
+        return std::nullopt;
+    }
+    const auto duration = parse_duration(*text);
+    if (!duration || *duration < minimum || *duration > maximum) {
+        reader.error_at_value(key, "must be a duration from " + format_duration(minimum) + " to " +
+                                       format_duration(maximum) + " (\"5m\", \"90s\")");
+        return std::nullopt;
+    }
+    return duration->count();
+}
+
 void read_server(const YAML::Node& node, LoadContext& context, ServerConfig& server) {
     YamlMapReader reader(node, "server", context.errors);
     if (auto listen = reader.string("listen")) {
@@ -56,6 +72,25 @@ void read_server(const YAML::Node& node, LoadContext& context, ServerConfig& ser
             server.port = static_cast<std::uint16_t>(port);
         }
     }
+    server.max_connections =
+        reader.integer("max_connections", 1, 1'000'000).value_or(server.max_connections);
+    server.max_body_bytes =
+        reader.integer("max_body_bytes", 1024, 64 << 20).value_or(server.max_body_bytes);
+    server.body_memory_budget_bytes =
+        reader.integer("body_memory_budget_bytes", 1 << 20, std::int64_t{16} << 30)
+            .value_or(server.body_memory_budget_bytes);
+    if (server.body_memory_budget_bytes < server.max_body_bytes) {
+        reader.error_at_value("body_memory_budget_bytes",
+                              "must be at least max_body_bytes, or no body of that size could "
+                              "ever be read");
+    }
+    const auto timeout = [&reader](std::string_view key, std::int64_t fallback) {
+        return read_duration_ms(reader, key, std::chrono::milliseconds(100), std::chrono::hours(1))
+            .value_or(fallback);
+    };
+    server.header_timeout_ms = timeout("header_timeout", server.header_timeout_ms);
+    server.body_timeout_ms = timeout("body_timeout", server.body_timeout_ms);
+    server.idle_timeout_ms = timeout("idle_timeout", server.idle_timeout_ms);
     reader.reject_unknown_keys();
 }
 
@@ -105,22 +140,6 @@ void read_sandbox(const YAML::Node& node, LoadContext& context, SandboxConfig& s
     sandbox.plugin_call_timeout_ms =
         reader.integer("plugin_call_timeout_ms", 100, 600000).value_or(30000);
     reader.reject_unknown_keys();
-}
-
-// "5m", "90s": a duration within [minimum, maximum], in milliseconds.
-std::optional<std::int64_t> read_duration_ms(YamlMapReader& reader, std::string_view key,
-                                             Duration minimum, Duration maximum) {
-    const auto text = reader.string(key);
-    if (!text) {
-        return std::nullopt;
-    }
-    const auto duration = parse_duration(*text);
-    if (!duration || *duration < minimum || *duration > maximum) {
-        reader.error_at_value(key, "must be a duration from " + format_duration(minimum) + " to " +
-                                       format_duration(maximum) + " (\"5m\", \"90s\")");
-        return std::nullopt;
-    }
-    return duration->count();
 }
 
 void read_engine(const YAML::Node& node, LoadContext& context, EngineConfig& engine) {
@@ -544,7 +563,13 @@ nlohmann::json config_to_json(const Config& config) {
     return json{
         {"server",
          {{"listen", (is_v6 ? "[" + config.server.host + "]" : config.server.host) + ":" +
-                         std::to_string(config.server.port)}}},
+                         std::to_string(config.server.port)},
+          {"max_connections", config.server.max_connections},
+          {"max_body_bytes", config.server.max_body_bytes},
+          {"body_memory_budget_bytes", config.server.body_memory_budget_bytes},
+          {"header_timeout", format_duration(Duration{config.server.header_timeout_ms})},
+          {"body_timeout", format_duration(Duration{config.server.body_timeout_ms})},
+          {"idle_timeout", format_duration(Duration{config.server.idle_timeout_ms})}}},
         {"store", {{"driver", config.store.driver}, {"path", config.store.path.string()}}},
         {"log", {{"level", to_string(config.log.level)}, {"format", to_string(config.log.format)}}},
         {"sandbox",

@@ -43,6 +43,17 @@ std::optional<std::size_t> first_invalid_utf8(std::string_view text) {
     return std::nullopt;
 }
 
+std::string replace_invalid_utf8(std::string_view text) {
+    std::string out;
+    while (const auto bad = first_invalid_utf8(text)) {
+        out.append(text.substr(0, *bad));
+        out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+        text.remove_prefix(*bad + 1);
+    }
+    out.append(text);
+    return out;
+}
+
 std::string cut_on_character_boundary(std::string text, std::size_t max_bytes) {
     if (text.size() <= max_bytes) {
         return text;

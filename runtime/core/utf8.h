@@ -13,6 +13,11 @@ namespace mitigate {
 // surrogates and code points above U+10FFFF are invalid), or nullopt when all is valid.
 std::optional<std::size_t> first_invalid_utf8(std::string_view text);
 
+// `text` with every byte that is not part of valid UTF-8 replaced by U+FFFD, for output
+// whose format demands UTF-8 (the metrics exposition: one bad label value and Prometheus
+// drops the whole scrape).
+std::string replace_invalid_utf8(std::string_view text);
+
 // `text` cut to at most `max_bytes`, on a character boundary when `text` is valid UTF-8.
 std::string cut_on_character_boundary(std::string text, std::size_t max_bytes);
 

@@ -4,11 +4,16 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "runtime/core/utf8.h"
+
 namespace mitigate {
 namespace {
 
 // Label values escape backslash, double quote and newline; help text the first and last.
-std::string escape(std::string_view text, bool quotes) {
+// Both are made valid UTF-8 first: a label value from a file name or a drill's name must
+// not make the whole exposition unreadable.
+std::string escape(std::string_view raw, bool quotes) {
+    const std::string text = replace_invalid_utf8(raw);
     std::string out;
     for (char c : text) {
         if (c == '\\') {

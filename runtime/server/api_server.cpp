@@ -15,6 +15,7 @@
 #include "runtime/core/json_reader.h"
 #include "runtime/core/time_format.h"
 #include "runtime/core/url_encoding.h"
+#include "runtime/core/utf8.h"
 #include "runtime/drills/drill_report.h"
 #include "runtime/drills/drill_run_store.h"
 #include "runtime/drills/drill_runner.h"
@@ -30,8 +31,13 @@ namespace {
 
 using nlohmann::json;
 
+// Replaces rather than throws on bytes that are not UTF-8: requests are checked before
+// routing (invalid_utf8_in), but a stored value from an older version must not turn a
+// read into a 500.
 HttpReply json_reply(int status, const json& body) {
-    return {status, {{"Content-Type", "application/json"}}, body.dump() + "\n"};
+    return {status,
+            {{"Content-Type", "application/json"}},
+            body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
 }
 
 HttpReply error_reply(int status, std::string_view code, std::string_view message) {
@@ -54,6 +60,50 @@ std::vector<std::string> split_path(std::string_view path) {
         path = slash == std::string_view::npos ? "" : path.substr(slash);
     }
     return parts;
+}
+
+// Where the request holds bytes that are not UTF-8, or nullopt. Checked before routing,
+// so that no id, log line, label or JSON answer is ever built from them: the path and
+// query as sent and as decoded (%FF decodes to a bare byte), every header, the body.
+std::optional<std::string> invalid_utf8_in(const HttpExchange& request) {
+    const auto at = [](std::string_view where, std::size_t offset) {
+        return "invalid UTF-8 in " + std::string(where) + " at byte " + std::to_string(offset);
+    };
+    const std::string_view target = request.target;
+    if (const auto bad = first_invalid_utf8(target)) {
+        return at("the request target", *bad);
+    }
+    const auto question = target.find('?');
+    for (const std::string& segment : split_path(target.substr(0, question))) {
+        if (const auto bad = first_invalid_utf8(segment)) {
+            return at("the decoded path segment", *bad);
+        }
+    }
+    if (question != std::string_view::npos) {
+        for (const auto& [name, value] : parse_url_encoded(target.substr(question + 1))) {
+            if (first_invalid_utf8(name)) {
+                return std::string("invalid UTF-8 in a decoded query parameter name");
+            }
+            if (const auto bad = first_invalid_utf8(value)) {
+                return at("the decoded query parameter " + name, *bad);
+            }
+        }
+    }
+    for (const auto& [name, value] : request.headers) {
+        if (const auto bad = first_invalid_utf8(value)) {
+            return at("the header " + name, *bad);
+        }
+    }
+    if (const auto bad = first_invalid_utf8(request.body)) {
+        return at("the body", *bad);
+    }
+    return std::nullopt;
+}
+
+// The actions under /v1/mitigations/{id}/: the route label names one of them or none, so
+// that a caller cannot add series to /metrics by inventing paths.
+bool is_mitigation_action(std::string_view verb) {
+    return verb == "approve" || verb == "reject" || verb == "revert" || verb == "keep";
 }
 
 int status_of(RequestStatus status) {
@@ -97,6 +147,19 @@ void declare_api_metrics(Metrics& metrics) {
     metrics.declare_histogram(
         "mitigate_http_request_seconds", "API request duration, by route.",
         {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+    metrics.declare_gauge("mitigate_http_connections_open", "API connections open now.");
+    metrics.declare_gauge("mitigate_http_connections_max",
+                          "API connections allowed at once (server.max_connections, lowered "
+                          "to what the descriptor limit leaves room for).");
+    metrics.declare_counter("mitigate_http_connections_refused_total",
+                            "Requests refused before any handler, by reason: limit (no room "
+                            "for the connection), body_budget (too many bodies being read), "
+                            "framing (ambiguous framing or repeated headers).");
+    metrics.declare_counter("mitigate_http_connections_closed_total",
+                            "Connections the server closed, by reason: idle_for_room (the "
+                            "longest idle, to admit a newcomer at the limit), timeout.");
+    metrics.declare_counter("mitigate_http_accept_failures_total",
+                            "accept() failures, such as running out of descriptors.");
 }
 
 struct ApiServer::State {
@@ -152,10 +215,10 @@ struct ApiServer::State {
         if (request.body.empty()) {
             return json::object();
         }
-        json body = json::parse(request.body, nullptr, false);
-        if (body.is_discarded()) {
-            refusal = error_reply(400, "invalid", "the body is not valid JSON");
-            return std::nullopt;
+        std::string error;
+        auto body = parse_json_within(request.body, JsonTextLimits{}, error);
+        if (!body) {
+            refusal = error_reply(400, "invalid", "the body is refused: " + error);
         }
         return body;
     }
@@ -364,7 +427,12 @@ struct ApiServer::State {
         if (hooks.drills == nullptr) {
             return error_reply(503, "not_ready", "this daemon runs no drills");
         }
-        const json body = json::parse(request.body, nullptr, false);
+        HttpReply refusal;
+        const auto parsed = parse_body(request, refusal);
+        if (!parsed) {
+            return refusal;
+        }
+        const json& body = *parsed;
         if (!body.is_object() || !body.contains("definition") || !body["definition"].is_string()) {
             return error_reply(400, "invalid",
                                "the body is {\"definition\": \"<drill YAML>\", \"dry_run\": "
@@ -535,9 +603,10 @@ struct ApiServer::State {
             route_name = path.size() == 2 ? "/v1/incidents" : "/v1/incidents/{id}";
         } else if (path.size() >= 2 && path.size() <= 4 && path[0] == "v1" &&
                    path[1] == "mitigations") {
-            route_name = path.size() == 2   ? "/v1/mitigations"
-                         : path.size() == 3 ? "/v1/mitigations/{id}"
-                                            : "/v1/mitigations/{id}/" + path[3];
+            route_name = path.size() == 2                ? "/v1/mitigations"
+                         : path.size() == 3              ? "/v1/mitigations/{id}"
+                         : is_mitigation_action(path[3]) ? "/v1/mitigations/{id}/" + path[3]
+                                                         : "/v1/mitigations/{id}/{unknown}";
             if (path.size() == 4) {
                 permission = path[3] == "approve" || path[3] == "reject" ? ApiPermission::approve
                                                                          : ApiPermission::operate;
@@ -582,6 +651,9 @@ struct ApiServer::State {
         if (route_name == "/metrics") {
             if (!allow({"GET"})) {
                 return error_reply(405, "method_not_allowed", "use GET");
+            }
+            if (hooks.refresh_metrics) {
+                hooks.refresh_metrics();
             }
             return HttpReply{
                 200, {{"Content-Type", "text/plain; version=0.0.4"}}, metrics.render()};
@@ -632,7 +704,7 @@ struct ApiServer::State {
             return get_mitigation(path[2]);
         }
         const std::string& verb = path[3];
-        if (verb != "approve" && verb != "reject" && verb != "revert" && verb != "keep") {
+        if (!is_mitigation_action(verb)) {
             return error_reply(404, "not_found",
                                "no action " + verb + "; use approve, reject, revert or keep");
         }
@@ -664,7 +736,12 @@ void ApiServer::handle(const HttpExchange& request, HttpResponder respond) {
     };
     std::optional<HttpReply> reply;
     try {
-        reply = state_->route(request, *route_name, measured);
+        if (const auto problem = invalid_utf8_in(request)) {
+            *route_name = "invalid";
+            reply = error_reply(400, "invalid", *problem);
+        } else {
+            reply = state_->route(request, *route_name, measured);
+        }
     } catch (const std::exception& failure) {
         spdlog::error("{} {}: {}", request.method, *route_name, failure.what());
         reply = error_reply(500, "internal", "internal error; see the daemon's log");

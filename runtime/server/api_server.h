@@ -36,6 +36,8 @@ class DrillRunStore;
 
 struct ApiServerHooks {
     std::function<bool()> ready;  // /readyz: loaded and the engine is running
+    // Called before /metrics renders, for figures kept elsewhere (the HTTP server's).
+    std::function<void()> refresh_metrics;
     // Routes that authenticate requests their own way, by exact path (Slack's signed
     // requests: runtime/chat). Counted in the request metrics like every other route.
     std::map<std::string, HttpHandler> extra_routes;

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <mutex>
 
 #include "runtime/chat/chat_state_store.h"
 #include "runtime/chat/slack_gateway.h"
@@ -132,6 +133,39 @@ struct Daemon::State {
     std::unique_ptr<WakeableLoop> slack_gateway_loop;
     std::unique_ptr<DrillRunner> drills;
     std::unique_ptr<WakeableLoop> drills_loop;
+    std::mutex http_statistics_mutex;
+    HttpServerStatistics http_statistics_exported;  // what /metrics has counted so far
+
+    // The HTTP server counts on its own; /metrics adds what is new since the last scrape.
+    void export_http_statistics() {
+        if (!http) {
+            return;
+        }
+        const HttpServerStatistics now = http->statistics();
+        std::lock_guard lock(http_statistics_mutex);
+        HttpServerStatistics& before = http_statistics_exported;
+        const auto add = [this](const char* name, std::size_t now_count, std::size_t before_count,
+                                MetricLabels labels) {
+            if (now_count > before_count) {
+                metrics.increment(name, labels, static_cast<double>(now_count - before_count));
+            }
+        };
+        metrics.set("mitigate_http_connections_open", static_cast<double>(now.connections_open));
+        metrics.set("mitigate_http_connections_max", static_cast<double>(http->max_connections()));
+        add("mitigate_http_connections_refused_total", now.refused_at_limit,
+            before.refused_at_limit, {{"reason", "limit"}});
+        add("mitigate_http_connections_refused_total", now.refused_over_budget,
+            before.refused_over_budget, {{"reason", "body_budget"}});
+        add("mitigate_http_connections_refused_total", now.refused_framing, before.refused_framing,
+            {{"reason", "framing"}});
+        add("mitigate_http_connections_closed_total", now.idle_closed_for_room,
+            before.idle_closed_for_room, {{"reason", "idle_for_room"}});
+        add("mitigate_http_connections_closed_total", now.timed_out, before.timed_out,
+            {{"reason", "timeout"}});
+        add("mitigate_http_accept_failures_total", now.accept_failures, before.accept_failures, {});
+        before = now;
+    }
+
     std::atomic<bool> ready{false};
     std::atomic<bool> following{false};  // the loops below run: the engine may wake them
     bool started = false;
@@ -250,6 +284,7 @@ Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
         state.start_slack(*config.chat.slack, hooks);
     }
     hooks.ready = [&state] { return state.ready.load(); };
+    hooks.refresh_metrics = [&state] { state.export_http_statistics(); };
     state.api = std::make_unique<ApiServer>(*state.store, *state.engine, state.metrics,
                                             *state.clock, hooks);
 }
@@ -266,10 +301,19 @@ void Daemon::start() {
     const Config& config = state.options.config;
     // Listen first, so that a busy port fails before anything is touched; /readyz says 503
     // until the engine runs.
+    // A service starts with 1,024 descriptors (systemd's soft limit); connections, the
+    // store and plugin workers share them, so take what the hard limit allows.
+    raise_descriptor_limit();
     HttpServerOptions http;
     http.host = config.server.host;
     http.port = config.server.port;
     http.threads = 4;
+    http.max_connections = static_cast<std::size_t>(config.server.max_connections);
+    http.body_limit = static_cast<std::size_t>(config.server.max_body_bytes);
+    http.body_memory_budget = static_cast<std::size_t>(config.server.body_memory_budget_bytes);
+    http.header_timeout = std::chrono::milliseconds(config.server.header_timeout_ms);
+    http.body_timeout = std::chrono::milliseconds(config.server.body_timeout_ms);
+    http.idle_timeout = std::chrono::milliseconds(config.server.idle_timeout_ms);
     ApiServer* api = state.api.get();
     state.http = HttpServer::deferred(
         [api](const HttpExchange& request, HttpResponder respond) {
@@ -291,7 +335,8 @@ void Daemon::start() {
     }
     state.following = true;
     state.ready = true;
-    spdlog::info("listening on {}", state.http->url());
+    spdlog::info("listening on {} (at most {} connections)", state.http->url(),
+                 state.http->max_connections());
 }
 
 void Daemon::stop() {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/time_format.h"
+#include "runtime/core/utf8.h"
 #include "runtime/engine/engine.h"
 #include "runtime/server/api_token.h"
 #include "runtime/server/daemon.h"
@@ -150,6 +151,75 @@ TEST_F(ApiServerTest, MalformedPayloadsAreRefusedNamingTheFieldAndStoreNothing) 
     EXPECT_EQ(
         call("POST", "/v1/signals", "alertmanager", json{{"name", "X"}, {"colour", "red"}}).status,
         400);
+    EXPECT_TRUE(daemon->store().list_incidents({}).empty());
+    EXPECT_TRUE(daemon->store().ungrouped_signals(10).empty());
+}
+
+// Each request below once added a /metrics series of its own (the route label came from
+// the path, before authentication) or made the exposition invalid UTF-8, after which
+// Prometheus drops the whole scrape.
+TEST_F(ApiServerTest, NoRequestAddsMetricSeriesOrInvalidUtf8) {
+    const auto series = [this] {
+        const std::string text = call("GET", "/metrics", "viewer").body;
+        EXPECT_EQ(first_invalid_utf8(text), std::nullopt);
+        std::size_t count = 0;
+        for (std::size_t at = text.find("\nmitigate_http_requests_total{"); at != std::string::npos;
+             at = text.find("\nmitigate_http_requests_total{", at + 1)) {
+            ++count;
+        }
+        return count;
+    };
+    const std::size_t before = series();
+    for (int i = 0; i < 50; ++i) {
+        const std::string n = std::to_string(i);
+        call("GET", "/nothing-here-" + n);
+        call("POST", "/v1/mitigations/mit_x/verb-" + n);
+        call("POST", "/v1/mitigations/mit_x/verb-" + n, "carol", json::object());
+        call("GET", "/v1/mitigations/mit_" + n);
+        call("GET", "/v1/drills/runs/run-" + n, "viewer");
+        call("GET", "/v1/incidents/%FF%FE" + n);
+    }
+    // At most: unknown, invalid, and the templates above with 401, 404 and 400.
+    EXPECT_LE(series(), before + 8);
+}
+
+TEST_F(ApiServerTest, InvalidUtf8AnywhereInARequestIsA400NamingWhere) {
+    auto response = call("GET", "/v1/mitigations/%FF%FE", "viewer");
+    EXPECT_EQ(response.status, 400);
+    EXPECT_THAT(response.body, HasSubstr("invalid UTF-8 in the decoded path segment"));
+    response = call("GET", "/v1/incidents?status=open%C0%AF", "viewer");
+    EXPECT_EQ(response.status, 400);
+    EXPECT_THAT(response.body, HasSubstr("the decoded query parameter status"));
+    HttpClientRequest request;
+    request.url = daemon->url() + "/v1/incidents";
+    request.headers["Authorization"] = "Bearer " + tokens.at("viewer");
+    request.headers["X-Trace"] = "\xed\xa0\x80";  // a UTF-16 surrogate, encoded
+    response = http_request(request);
+    EXPECT_EQ(response.status, 400);
+    EXPECT_THAT(response.body, HasSubstr("the header x-trace"));
+    response =
+        call("POST", "/v1/signals", "alertmanager", json(std::string("{\"name\": \"X\xff\"}")));
+    EXPECT_EQ(response.status, 400);
+    EXPECT_THAT(response.body, HasSubstr("invalid UTF-8 in the body at byte 11"));
+    EXPECT_EQ(
+        call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev")).status,
+        202);
+}
+
+TEST_F(ApiServerTest, ARepeatedKeyOrLabelIsRefusedNamingItAndStoresNothing) {
+    std::string text = webhook("firing", "dev").dump();
+    const std::string labels = "\"labels\":{";
+    text.insert(text.find(labels) + labels.size(), "\"environment\":\"prod\",");
+    auto response = call("POST", "/v1/alerts/alertmanager", "alertmanager", json(text));
+    EXPECT_EQ(response.status, 400);
+    EXPECT_THAT(response.body, HasSubstr("the key alerts[0].labels.environment appears twice"));
+    response = call("POST", "/v1/signals", "alertmanager",
+                    json(std::string(R"({"name": "X", "labels": {}, "name": "Y"})")));
+    EXPECT_EQ(response.status, 400);
+    EXPECT_THAT(response.body, HasSubstr("the key name appears twice"));
+    response = call("POST", "/v1/mitigations/mit_x/revert", "carol",
+                    json(std::string(R"({"reason": "a", "reason": "b"})")));
+    EXPECT_EQ(response.status, 400);
     EXPECT_TRUE(daemon->store().list_incidents({}).empty());
     EXPECT_TRUE(daemon->store().ungrouped_signals(10).empty());
 }

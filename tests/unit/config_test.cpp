@@ -104,6 +104,38 @@ TEST(Config, LoadsEveryDocumentedSection) {
     EXPECT_EQ(config.secret_uses.size(), 4u);
 }
 
+TEST(Config, TheServerLimitsLoadAndNonsenseIsNamed) {
+    const ConfigLoad result = load(R"yaml(server:
+  listen: 127.0.0.1:0
+  max_connections: 50
+  max_body_bytes: 4096
+  body_memory_budget_bytes: 2097152
+  header_timeout: 2s
+  body_timeout: 500ms
+  idle_timeout: 5m
+)yaml");
+    ASSERT_TRUE(result.config) << result.errors.front().to_string();
+    const ServerConfig& server = result.config->server;
+    EXPECT_EQ(server.max_connections, 50);
+    EXPECT_EQ(server.max_body_bytes, 4096);
+    EXPECT_EQ(server.body_memory_budget_bytes, 2097152);
+    EXPECT_EQ(server.header_timeout_ms, 2000);
+    EXPECT_EQ(server.body_timeout_ms, 500);
+    EXPECT_EQ(server.idle_timeout_ms, 300000);
+
+    const ConfigLoad broken = load(R"yaml(server:
+  max_connections: 0
+  max_body_bytes: 8388608
+  body_memory_budget_bytes: 2097152
+  idle_timeout: 10ms
+)yaml");
+    ASSERT_EQ(broken.errors.size(), 3u);
+    EXPECT_THAT(broken.errors[0].to_string(), HasSubstr("max_connections"));
+    EXPECT_THAT(broken.errors[1].to_string(), HasSubstr("must be at least max_body_bytes"));
+    EXPECT_EQ(broken.errors[1].line, 4);
+    EXPECT_THAT(broken.errors[2].to_string(), HasSubstr("idle_timeout"));
+}
+
 TEST(Config, SupabaseAndPostgresCredentialsLoadAndTheirMistakesAreNamed) {
     const ConfigLoad result = load(R"yaml(providers:
   supabase:

@@ -42,5 +42,12 @@ TEST(Utf8, ControlsSeparatorsOverridesAndInvalidBytesAreEscaped) {
     EXPECT_EQ(escape_control_characters("caf\xc3\xa9 \xe2\x82\xac"), "caf\xc3\xa9 \xe2\x82\xac");
 }
 
+TEST(Utf8, InvalidBytesAreReplacedAndValidTextKept) {
+    EXPECT_EQ(replace_invalid_utf8("caf\xc3\xa9"), "caf\xc3\xa9");
+    EXPECT_EQ(replace_invalid_utf8("%\xff\xfe!"), "%\xef\xbf\xbd\xef\xbf\xbd!");
+    EXPECT_EQ(replace_invalid_utf8("ok\xe2\x82"), "ok\xef\xbf\xbd\xef\xbf\xbd");
+    EXPECT_EQ(first_invalid_utf8(replace_invalid_utf8("\xc0\xaf\xed\xa0\x80")), std::nullopt);
+}
+
 }  // namespace
 }  // namespace mitigate
