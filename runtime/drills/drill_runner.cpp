@@ -131,6 +131,15 @@ struct DrillRunner::State {
 
     std::string actor(const std::string& drill) const { return "drill:" + drill; }
 
+    // The drill label of the metrics: a drill of the drills directory by its name, any
+    // other (a definition sent to POST /v1/drills/runs) as "adhoc", so that callers
+    // cannot add series by inventing names.
+    std::string metric_label(const std::string& drill) const {
+        const bool known = std::any_of(scheduled.begin(), scheduled.end(),
+                                       [&](const DrillDefinition& d) { return d.name == drill; });
+        return known ? drill : "adhoc";
+    }
+
     void save(const DrillRun& run) { runs.save(run); }
 
     void audit(const DrillRun& run, const std::string& event, json details) {
@@ -312,7 +321,7 @@ struct DrillRunner::State {
         run.trigger = trigger;
         run.phase = DrillPhase::starting;
         run.times.started = now;
-        metrics.increment("mitigate_drill_started_total", {{"drill", drill.name}});
+        metrics.increment("mitigate_drill_started_total", {{"drill", metric_label(drill.name)}});
         if (auto reason = stop_reason(drill)) {
             run.status = DrillRunStatus::aborted;
             run.phase = DrillPhase::done;
@@ -587,10 +596,11 @@ struct DrillRunner::State {
 
     void finish_metrics(const DrillRun& run) {
         const std::string result(to_string(run.status));
-        metrics.increment("mitigate_drill_runs_total", {{"drill", run.drill}, {"result", result}});
-        metrics.set("mitigate_drill_last_result", result_value(run.status), {{"drill", run.drill}});
+        const std::string label = metric_label(run.drill);
+        metrics.increment("mitigate_drill_runs_total", {{"drill", label}, {"result", result}});
+        metrics.set("mitigate_drill_last_result", result_value(run.status), {{"drill", label}});
         metrics.set("mitigate_drill_last_duration_seconds", seconds(run.started_at, clock.now()),
-                    {{"drill", run.drill}});
+                    {{"drill", label}});
     }
 
     void durations(DrillRun& run) {
@@ -731,8 +741,9 @@ struct DrillRunner::State {
         run.trigger = "schedule";
         run.phase = DrillPhase::done;
         save(run);
-        metrics.increment("mitigate_drill_runs_total",
-                          {{"drill", drill.name}, {"result", std::string(to_string(status))}});
+        metrics.increment(
+            "mitigate_drill_runs_total",
+            {{"drill", metric_label(drill.name)}, {"result", std::string(to_string(status))}});
         json audited = drill_run_json(run);
         audited.erase("definition");
         audit(run, "drill." + std::string(to_string(status)), std::move(audited));
@@ -861,9 +872,10 @@ void DrillRunner::recover() {
     std::set<std::string> seen;
     for (const DrillRun& run : state.runs.list(
              "", {DrillRunStatus::passed, DrillRunStatus::failed, DrillRunStatus::aborted}, 1000)) {
-        if (seen.insert(run.drill).second) {
+        const std::string label = state.metric_label(run.drill);
+        if (seen.insert(label).second) {
             state.metrics.set("mitigate_drill_last_result", result_value(run.status),
-                              {{"drill", run.drill}});
+                              {{"drill", label}});
         }
     }
     // A schedule new to this store counts from the daemon's start, not from whenever the

@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <mutex>
 #include <optional>
@@ -32,6 +33,16 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 using RequestParser = http::request_parser<http::string_body>;
+
+constexpr std::size_t header_limit = 16 * 1024;
+// Bytes read but not yet parsed: a request's header, then a chunk-size line or a trailer
+// line at a time. Beast's header limit does not cover the last two, so without this bound
+// one endless chunk extension or trailer grows memory without end.
+constexpr std::size_t unparsed_limit = 64 * 1024;
+// Bodies up to this size do not draw on the body memory budget (their total is bounded by
+// the connection limit instead): a crowd declaring large bodies can then never keep an
+// approval, a revert or an ordinary webhook out.
+constexpr std::size_t small_body_bytes = 64 * 1024;
 
 HttpReply plain(int status, std::string text) {
     return {status, {{"Content-Type", "text/plain; charset=utf-8"}}, std::move(text) + "\n"};
@@ -165,14 +176,17 @@ struct HttpServer::State {
     } counters;
     std::atomic<bool> stopping{false};
     std::atomic<int> in_flight{0};  // from a request read to its reply written
-    bool stopped = false;
+    std::atomic<bool> stopped{false};
     std::uint16_t port = 0;
     int reserve_descriptor = -1;
     std::chrono::milliseconds accept_backoff{0};
 
     asio::io_context context;
-    tcp::acceptor acceptor{context};
-    asio::steady_timer accept_timer{context};
+    // The acceptor, its back-off timer and stop() touch them only through this strand:
+    // the I/O threads would otherwise race on them.
+    asio::strand<asio::io_context::executor_type> accept_strand = asio::make_strand(context);
+    tcp::acceptor acceptor{accept_strand};
+    asio::steady_timer accept_timer{accept_strand};
     std::vector<std::thread> threads;
 
     ~State() {
@@ -205,7 +219,8 @@ struct HttpServer::State {
     // a hang), take the reserve back, and try again after a pause that doubles up to 1 s.
     void accept_failed(const beast::error_code& error) {
         ++counters.accept_failures;
-        if (error == asio::error::no_descriptors || error.value() == ENFILE) {
+        if (error == asio::error::no_descriptors || error == asio::error::no_buffer_space ||
+            error.value() == ENFILE) {
             if (reserve_descriptor >= 0) {
                 ::close(reserve_descriptor);
                 reserve_descriptor = -1;
@@ -307,18 +322,42 @@ struct HttpServer::State {
     struct Connection : std::enable_shared_from_this<Connection> {
         State& server;
         beast::tcp_stream stream;
-        beast::flat_buffer buffer;
+        beast::flat_buffer buffer{unparsed_limit};
         std::uint64_t id;
         std::shared_ptr<RequestParser> parser;
         std::size_t reserved = 0;  // of the body memory budget, for the current request
+        std::size_t header_fields = 0;
+        bool over_budget = false;  // a chunked body ran past what the budget could give
+        bool closed = false;       // closed to make room: nothing more is handled
+        // Chunked bodies are counted as their bytes arrive (a declared length is reserved
+        // up front instead, since the body is allocated at that size).
+        std::function<std::size_t(std::uint64_t, beast::string_view, beast::error_code&)>
+            chunk_body;
 
         Connection(State& server_in, tcp::socket socket, std::uint64_t id_in)
-            : server(server_in), stream(std::move(socket)), id(id_in) {}
+            : server(server_in), stream(std::move(socket)), id(id_in) {
+            chunk_body = [this](std::uint64_t, beast::string_view bytes, beast::error_code& error) {
+                std::string& body = parser->get().body();
+                const std::size_t total = body.size() + bytes.size();
+                if (total > small_body_bytes && total > reserved) {
+                    const std::size_t wanted = std::max(total, reserved + small_body_bytes);
+                    if (!server.reserve_body(wanted - reserved)) {
+                        over_budget = true;
+                        error = http::error::body_limit;
+                        return std::size_t{0};
+                    }
+                    reserved = wanted;
+                }
+                body.append(bytes.data(), bytes.size());
+                return bytes.size();
+            };
+        }
         Connection(const Connection&) = delete;
         Connection& operator=(const Connection&) = delete;
         ~Connection() { server.forget(id, reserved); }
 
         void close() {
+            closed = true;
             beast::error_code ignored;
             stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
             stream.socket().close(ignored);
@@ -355,7 +394,9 @@ struct HttpServer::State {
         void read_header() {
             parser = std::make_shared<RequestParser>();
             parser->body_limit(server.options.body_limit);
-            parser->header_limit(16 * 1024);
+            parser->header_limit(header_limit);
+            parser->on_chunk_body(chunk_body);
+            over_budget = false;
             stream.expires_after(server.options.header_timeout);
             http::async_read_header(
                 stream, buffer, *parser,
@@ -370,7 +411,7 @@ struct HttpServer::State {
                                                  std::to_string(server.options.body_limit) +
                                                  " bytes");
             }
-            if (error == http::error::header_limit) {
+            if (error == http::error::header_limit || error == http::error::buffer_overflow) {
                 return answer_and_close(431, "request headers larger than 16384 bytes");
             }
             if (is_malformed(error)) {
@@ -385,13 +426,11 @@ struct HttpServer::State {
                 ++server.counters.refused_framing;
                 return answer_and_close(400, *problem);
             }
-            std::size_t body_bytes = 0;
-            if (parser->chunked()) {
-                body_bytes = server.options.body_limit;
-            } else if (const auto length = parser->content_length()) {
-                body_bytes = static_cast<std::size_t>(*length);
-            }
-            if (body_bytes > 0) {
+            header_fields = static_cast<std::size_t>(
+                std::distance(parser->get().base().begin(), parser->get().base().end()));
+            const auto length = parser->content_length();
+            const std::size_t body_bytes = length ? static_cast<std::size_t>(*length) : 0;
+            if (body_bytes > small_body_bytes) {
                 if (!server.reserve_body(body_bytes)) {
                     ++server.counters.refused_over_budget;
                     HttpReply reply = plain(503, "too many request bodies are being received");
@@ -408,6 +447,17 @@ struct HttpServer::State {
         }
 
         void body_read(const beast::error_code& error) {
+            if (over_budget) {
+                ++server.counters.refused_over_budget;
+                HttpReply reply = plain(503, "too many request bodies are being received");
+                reply.headers["Retry-After"] = "1";
+                return answer(std::move(reply), false);
+            }
+            if (error == http::error::buffer_overflow) {
+                ++server.counters.refused_framing;
+                return answer_and_close(400,
+                                        "a chunk-size line or trailer longer than 65536 bytes");
+            }
             if (error == http::error::body_limit) {
                 return answer_and_close(413, "request body larger than " +
                                                  std::to_string(server.options.body_limit) +
@@ -421,10 +471,20 @@ struct HttpServer::State {
                 }
                 return;
             }
+            // Beast adds trailer fields to the header's list, where they would pass for
+            // headers no proxy in front saw (an Authorization after the body).
+            if (static_cast<std::size_t>(std::distance(
+                    parser->get().base().begin(), parser->get().base().end())) != header_fields) {
+                ++server.counters.refused_framing;
+                return answer_and_close(400, "trailer fields are not accepted");
+            }
             dispatch();
         }
 
         void dispatch() {
+            if (closed) {
+                return;  // closed to make room before its request was read: not handled
+            }
             auto& request = parser->get();
             HttpExchange exchange;
             exchange.method = std::string(request.method_string());
@@ -472,7 +532,10 @@ struct HttpServer::State {
             for (const auto& [name, value] : reply.headers) {
                 response->set(name, value);
             }
-            response->body() = std::move(reply.body);
+            // A HEAD answer carries no body: one sent anyway would be read by a keep-alive
+            // client as the start of its next response.
+            const bool head = parser && parser->get().method() == http::verb::head;
+            response->body() = head ? std::string() : std::move(reply.body);
             response->keep_alive(keep_alive && !server.stopping);
             response->prepare_payload();
             stream.expires_after(server.options.body_timeout);
@@ -485,12 +548,33 @@ struct HttpServer::State {
                     self->parser.reset();
                     if (!error && response->keep_alive()) {
                         self->wait_for_request();
-                    } else {
+                    } else if (error) {
                         self->note_failure(error);
+                    } else {
                         beast::error_code ignored;
                         self->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+                        self->linger(0);
                     }
                 });
+        }
+
+        // After the last answer, reads and drops what the client still sends (for at most
+        // 1 s and 1 MiB) before closing: closing with unread bytes makes the kernel send a
+        // reset, and a reset can destroy the answer (a 400, a 413) before the client
+        // reads it.
+        void linger(std::size_t drained) {
+            if (closed) {
+                return;
+            }
+            auto scratch = std::make_shared<std::array<char, 4096>>();
+            stream.expires_after(std::chrono::seconds(1));
+            stream.async_read_some(asio::buffer(*scratch),
+                                   [self = shared_from_this(), scratch, drained](
+                                       beast::error_code error, std::size_t bytes) {
+                                       if (!error && drained + bytes < (1u << 20)) {
+                                           self->linger(drained + bytes);
+                                       }
+                                   });
         }
     };
 
@@ -575,12 +659,11 @@ HttpServer::~HttpServer() {
 }
 
 void HttpServer::stop() {
-    if (state_->stopped) {
+    if (state_->stopped.exchange(true)) {
         return;
     }
-    state_->stopped = true;
     state_->stopping = true;
-    asio::post(state_->context, [state = state_.get()] {
+    asio::post(state_->accept_strand, [state = state_.get()] {
         beast::error_code ignored;
         state->acceptor.close(ignored);
         state->accept_timer.cancel();

@@ -174,8 +174,10 @@ TEST_F(DrillTest, APassingDrillAppliesVerifiesRevertsAndReportsEachStep) {
             record.event == "mitigation.transition" && record.details.value("drill", false);
     }
     EXPECT_TRUE(transition_marked);
-    EXPECT_EQ(daemon->metrics().value("mitigate_drill_last_result", {{"drill", "checkout-errors"}}),
-              1);
+    // Sent through the API, not in the drills directory: counted under one label, so that
+    // callers cannot add series by inventing names.
+    EXPECT_EQ(daemon->metrics().value("mitigate_drill_last_result", {{"drill", "adhoc"}}), 1);
+    EXPECT_EQ(daemon->metrics().render().find("checkout-errors"), std::string::npos);
     const auto history = call("GET", "/v1/drills/runs?drill=checkout-errors", nullptr);
     EXPECT_EQ(json::parse(history.body)["runs"].size(), 1u);
 }
@@ -194,8 +196,7 @@ TEST_F(DrillTest, AWrongExpectationFailsTheDrillAndCleanupStillReverts) {
     EXPECT_THAT(done["expectations"].dump(), HasSubstr("proposed: flag-off flags flag.set"));
     EXPECT_EQ(variant(), "on");
     EXPECT_EQ(drill_mitigations().front().state, MitigationState::reverted);
-    EXPECT_EQ(daemon->metrics().value("mitigate_drill_last_result", {{"drill", "wrong-playbook"}}),
-              0);
+    EXPECT_EQ(daemon->metrics().value("mitigate_drill_last_result", {{"drill", "adhoc"}}), 0);
 }
 
 TEST_F(DrillTest, AConflictDuringCleanupIsReportedOnceAndTheRunEnds) {
@@ -314,8 +315,7 @@ TEST_F(DrillTest, ADaemonStoppedMidDrillCleansUpWhenItStartsAgain) {
     EXPECT_EQ(variant(), "on");
     EXPECT_EQ(drill_mitigations().front().state, MitigationState::reverted);
     start_daemon();  // the last result per drill is in /metrics from the start
-    EXPECT_EQ(daemon->metrics().value("mitigate_drill_last_result", {{"drill", "left-behind"}}),
-              -1);
+    EXPECT_EQ(daemon->metrics().value("mitigate_drill_last_result", {{"drill", "adhoc"}}), -1);
 }
 
 TEST_F(DrillTest, ScheduledRunsNeverOverlapAndMissedOnesAreReportedNotReplayed) {
