@@ -1,6 +1,7 @@
 // mitigate serve  -- run the runtime: API, lifecycle engine, workers (runtime/server/daemon.h)
 #include <csignal>
 #include <iostream>
+#include <optional>
 
 #include <pthread.h>
 #include <spdlog/spdlog.h>
@@ -9,6 +10,7 @@
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
 #include "runtime/server/daemon.h"
+#include "runtime/store/audit_log.h"
 
 namespace mitigate {
 namespace {
@@ -43,8 +45,21 @@ int run_serve(const GlobalOptions& global, const ServeOptions& options) {
     DaemonOptions daemon_options;
     daemon_options.config = *config;
     daemon_options.executable = this_executable();
-    Daemon daemon(std::move(daemon_options));
-    daemon.start();
+    std::optional<Daemon> daemon_holder;
+    try {
+        daemon_holder.emplace(std::move(daemon_options));
+        daemon_holder->start();
+    } catch (const StoreError& failure) {
+        // Locked by another process past the busy timeout, read-only, full: name the file.
+        const std::string what = failure.what();
+        const std::string path = config->store.path.string();
+        std::cerr << "mitigate serve: "
+                  << (what.starts_with(path) ? what
+                                             : "the store " + path + " cannot be used: " + what)
+                  << "\n";
+        return exit_failure;
+    }
+    Daemon& daemon = *daemon_holder;
     // One line on stdout for scripts and supervisors; everything else is the log.
     std::cout << "mitigate: listening on " << daemon.url() << std::endl;
 

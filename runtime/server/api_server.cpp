@@ -441,6 +441,9 @@ struct ApiServer::State {
         if (body.contains("dry_run") && !body["dry_run"].is_boolean()) {
             return error_reply(400, "invalid", "body.dry_run must be true or false");
         }
+        if (body.contains("file") && !body["file"].is_string()) {
+            return error_reply(400, "invalid", "body.file must be a string (a file name)");
+        }
         const std::string file = body.value("file", std::string("definition"));
         const DrillLoad load = load_drill_text(body["definition"].get<std::string>(), file);
         if (load.drills.empty()) {
@@ -571,6 +574,14 @@ struct ApiServer::State {
             if (path[0] == "readyz" && hooks.ready && !hooks.ready()) {
                 return error_reply(503, "not_ready", "reconciling or the engine is not running");
             }
+            if (path[0] == "readyz" && hooks.store_health) {
+                const StoreHealth health = hooks.store_health();
+                if (health.lost || health.failing) {
+                    return error_reply(
+                        503, "store_unavailable",
+                        "the store: " + (health.lost ? *health.lost : *health.failing));
+                }
+            }
             return HttpReply{200, {{"Content-Type", "text/plain"}}, "ok\n"};
         }
         const auto extra = hooks.extra_routes.find(std::string(target.substr(0, question)));
@@ -630,6 +641,13 @@ struct ApiServer::State {
 
         if (route_name != "/metrics" && hooks.ready && !hooks.ready()) {
             return not_ready();
+        }
+        if (route_name != "/metrics" && hooks.store_health) {
+            if (const auto lost = hooks.store_health().lost) {
+                HttpReply reply = error_reply(503, "store_unavailable", "the store: " + *lost);
+                reply.headers["Retry-After"] = "30";
+                return reply;
+            }
         }
         const auto authenticated = authenticate(request, permission);
         if (const auto* refusal = std::get_if<HttpReply>(&authenticated)) {

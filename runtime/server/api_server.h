@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "runtime/server/http_server.h"
@@ -34,8 +35,19 @@ class Clock;
 class DrillRunner;
 class DrillRunStore;
 
+// What the store's own checks say (runtime/store/sqlite_database.h).
+struct StoreHealth {
+    // Its file was deleted or replaced: nothing written from now on would be kept, so
+    // every route but /healthz, /readyz and /metrics answers 503.
+    std::optional<std::string> lost;
+    // The last write failed (locked, disk full, read-only): /readyz answers 503 until a
+    // write succeeds; reads go on.
+    std::optional<std::string> failing;
+};
+
 struct ApiServerHooks {
-    std::function<bool()> ready;  // /readyz: loaded and the engine is running
+    std::function<bool()> ready;                // /readyz: loaded and the engine is running
+    std::function<StoreHealth()> store_health;  // /readyz and the 503 above; never blocks
     // Called before /metrics renders, for figures kept elsewhere (the HTTP server's).
     std::function<void()> refresh_metrics;
     // Routes that authenticate requests their own way, by exact path (Slack's signed

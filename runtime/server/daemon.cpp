@@ -141,8 +141,9 @@ struct Daemon::State {
         if (!http) {
             return;
         }
-        const HttpServerStatistics now = http->statistics();
+        // Read under the lock: two scrapes at once must not both add the same increase.
         std::lock_guard lock(http_statistics_mutex);
+        const HttpServerStatistics now = http->statistics();
         HttpServerStatistics& before = http_statistics_exported;
         const auto add = [this](const char* name, std::size_t now_count, std::size_t before_count,
                                 MetricLabels labels) {
@@ -284,6 +285,10 @@ Daemon::Daemon(DaemonOptions options) : state_(std::make_unique<State>()) {
         state.start_slack(*config.chat.slack, hooks);
     }
     hooks.ready = [&state] { return state.ready.load(); };
+    hooks.store_health = [&state] {
+        const SqliteDatabase& database = state.store->database();
+        return StoreHealth{database.lost_file(), database.last_write_failure()};
+    };
     hooks.refresh_metrics = [&state] { state.export_http_statistics(); };
     state.api = std::make_unique<ApiServer>(*state.store, *state.engine, state.metrics,
                                             *state.clock, hooks);
@@ -358,7 +363,13 @@ void Daemon::stop() {
         state.slack_gateway_loop->stop();  // the approvals already queued are answered
         state.slack_notifier_loop->stop();
     }
-    state.store->append_audit({state.clock->now(), "runtime", "daemon.stopped", "", {}});
+    // Stopping must not throw (it runs from the destructor, also after a failed start): a
+    // store that cannot take the record is logged, not a std::terminate.
+    try {
+        state.store->append_audit({state.clock->now(), "runtime", "daemon.stopped", "", {}});
+    } catch (const std::exception& failure) {
+        spdlog::error("could not record daemon.stopped: {}", failure.what());
+    }
     spdlog::info("stopped");
 }
 

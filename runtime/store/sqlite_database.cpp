@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <sys/stat.h>
+
 #include <array>
 #include <chrono>
 #include <fstream>
@@ -231,16 +233,87 @@ void SqliteDatabase::write(const std::function<void(SqliteConnection&)>& work) {
         throw std::logic_error("write to a store opened read-only");
     }
     std::lock_guard lock(writer_mutex_);
-    // BEGIN IMMEDIATE takes the write lock up front, so that a busy database makes us wait
-    // (busy_timeout) instead of failing half-way through.
-    writer_->statement("BEGIN IMMEDIATE")->run();
+    if (const auto lost = lost_file()) {
+        throw StoreError(path_.string() + ": " + *lost);
+    }
+    // The code of the statement that failed, read before ROLLBACK resets it: a store
+    // that cannot write (locked, full, read-only, failing disk) is unhealthy until a write
+    // succeeds; a refused row (a token name taken) says nothing about the store.
+    const auto note_failure = [this](const StoreError& failure, int code) {
+        switch (code & 0xff) {
+            case SQLITE_BUSY:
+            case SQLITE_LOCKED:
+            case SQLITE_FULL:
+            case SQLITE_IOERR:
+            case SQLITE_READONLY:
+            case SQLITE_CORRUPT:
+            case SQLITE_CANTOPEN:
+            case SQLITE_NOTADB:
+            case SQLITE_NOMEM:
+            case SQLITE_PROTOCOL: note_write(failure.what()); break;
+            default: break;
+        }
+    };
+    try {
+        // BEGIN IMMEDIATE takes the write lock up front, so that a busy database makes us
+        // wait (busy_timeout) instead of failing half-way through.
+        writer_->statement("BEGIN IMMEDIATE")->run();
+    } catch (const StoreError& failure) {
+        note_failure(failure, sqlite3_extended_errcode(writer_->handle()));
+        throw;
+    }
     try {
         work(*writer_);
         writer_->statement("COMMIT")->run();
+    } catch (const StoreError& failure) {
+        note_failure(failure, sqlite3_extended_errcode(writer_->handle()));
+        sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
     } catch (...) {
         sqlite3_exec(writer_->handle(), "ROLLBACK", nullptr, nullptr, nullptr);
         throw;
     }
+    // Committed, but into the file opened: if that file was deleted or replaced
+    // meanwhile, the commit is in no file anyone will open again, and must not be
+    // acknowledged as stored.
+    if (const auto moved = file_moved()) {
+        const std::string why = *moved +
+                                " since it was opened; what was written since is "
+                                "in the old file, and the daemon stops writing";
+        {
+            std::lock_guard health(health_mutex_);
+            lost_file_ = why;
+        }
+        spdlog::critical("store {}: {}", path_.string(), why);
+        throw StoreError(path_.string() + ": " + why);
+    }
+    note_write(std::nullopt);
+}
+
+std::optional<std::string> SqliteDatabase::file_moved() const {
+    struct stat now {};
+    if (::stat(path_.c_str(), &now) != 0) {
+        return std::string("the database file was deleted");
+    }
+    if (now.st_dev != opened_device_ || now.st_ino != opened_inode_) {
+        return std::string("the database file was replaced by another file");
+    }
+    return std::nullopt;
+}
+
+void SqliteDatabase::note_write(std::optional<std::string> failure) {
+    std::lock_guard lock(health_mutex_);
+    last_write_failure_ = std::move(failure);
+}
+
+std::optional<std::string> SqliteDatabase::lost_file() const {
+    std::lock_guard lock(health_mutex_);
+    return lost_file_;
+}
+
+std::optional<std::string> SqliteDatabase::last_write_failure() const {
+    std::lock_guard lock(health_mutex_);
+    return last_write_failure_;
 }
 
 void SqliteDatabase::read(const std::function<void(SqliteConnection&)>& work) {
@@ -295,6 +368,13 @@ void SqliteDatabase::open() {
         flags |= SQLITE_OPEN_CREATE;
     }
     auto first = connect(flags);
+    // The file now open is the one every later write must still find at the path.
+    struct stat opened {};
+    if (::stat(path_.c_str(), &opened) != 0) {
+        refuse("the file vanished while it was being opened");
+    }
+    opened_device_ = opened.st_dev;
+    opened_inode_ = opened.st_ino;
     try {
         check_identity(first->handle());
     } catch (const StoreError& failure) {
@@ -345,7 +425,12 @@ void SqliteDatabase::check_file_header() const {
     file.read(header.data(), header.size());
     const auto got = file.gcount();
     if (got == 0) {
-        return;  // an empty file: SQLite treats it as a new database
+        // SQLite would start a new, empty store in it: a store truncated to nothing (a
+        // failed copy, a full disk during a restore) would silently lose every mitigation,
+        // token and audit record. Only a missing file starts a new store.
+        refuse(
+            "the file is empty, not a mitigate store (a truncated store?); it was not "
+            "changed. Remove it to start a new store, or restore the store from a backup");
     }
     static constexpr std::string_view magic{"SQLite format 3\0", 16};
     if (got != 16 || std::string_view(header.data(), 16) != magic) {

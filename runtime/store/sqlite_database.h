@@ -133,6 +133,15 @@ class SqliteDatabase {
 
     const std::filesystem::path& path() const { return path_; }
     bool read_only() const { return options_.read_only; }
+
+    // Why this store must not be trusted with anything more, for good: its file was
+    // deleted or replaced by another file since it was opened (checked before and after
+    // every write transaction, so a write that went to the unlinked file throws rather
+    // than counting as stored). Nullopt while the file is the one opened.
+    std::optional<std::string> lost_file() const;
+    // The last write transaction's failure (locked past the busy timeout, disk full,
+    // I/O error), until a write succeeds; nullopt when the last write committed.
+    std::optional<std::string> last_write_failure() const;
     // Asks the checkpoint thread to copy the WAL into the database now.
     void request_checkpoint();
 
@@ -143,6 +152,9 @@ class SqliteDatabase {
     void check_identity(sqlite3* database) const;
     void migrate(SqliteConnection& connection) const;
     [[noreturn]] void refuse(const std::string& why) const;
+    // Whether the path still names the file opened (same device and inode).
+    std::optional<std::string> file_moved() const;
+    void note_write(std::optional<std::string> failure);
 
     std::filesystem::path path_;
     SqliteDatabaseOptions options_;
@@ -157,6 +169,12 @@ class SqliteDatabase {
     std::condition_variable checkpoint_due_;
     bool checkpoint_requested_ = false;
     bool closing_ = false;
+
+    std::uint64_t opened_device_ = 0;
+    std::uint64_t opened_inode_ = 0;
+    mutable std::mutex health_mutex_;
+    std::optional<std::string> lost_file_;
+    std::optional<std::string> last_write_failure_;
 };
 
 }  // namespace mitigate

@@ -224,6 +224,29 @@ TEST_F(ApiServerTest, ARepeatedKeyOrLabelIsRefusedNamingItAndStoresNothing) {
     EXPECT_TRUE(daemon->store().ungrouped_signals(10).empty());
 }
 
+// Alerts acknowledged after the database file was deleted went to the unlinked file and
+// were gone at the next start. Now nothing is acknowledged that is not in the file at the
+// configured path: the daemon answers 503 (Alertmanager keeps the alerts and retries).
+TEST_F(ApiServerTest, ADeletedDatabaseIsNoticedAndNothingMoreIsAcknowledged) {
+    EXPECT_EQ(call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev", "a"))
+                  .status,
+              202);
+    std::filesystem::remove(testing::runtime_config(directory).store.path);
+    auto response =
+        call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev", "b"));
+    EXPECT_EQ(response.status, 503);
+    EXPECT_EQ(call("GET", "/healthz").status, 200);  // the process is alive
+    response = call("GET", "/readyz");
+    EXPECT_EQ(response.status, 503);
+    EXPECT_THAT(response.body, HasSubstr("the database file was deleted"));
+    response = call("GET", "/v1/incidents", "viewer");
+    EXPECT_EQ(response.status, 503);
+    EXPECT_EQ(response.headers["retry-after"], "30");
+    EXPECT_EQ(call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev", "c"))
+                  .status,
+              503);
+}
+
 TEST_F(ApiServerTest, TokenRolesDecideWhatEachCallerMayDo) {
     EXPECT_EQ(call("GET", "/healthz").status, 200);
     EXPECT_EQ(call("GET", "/readyz").status, 200);

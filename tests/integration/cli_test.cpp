@@ -310,6 +310,27 @@ TEST_F(CliAuditTest, MissingOrForeignStoresAreClearErrors) {
     EXPECT_EQ(testing::read_file(notes), "not a database at all, but some notes\n");
 }
 
+// A store that cannot be used is an exit code and a line naming it: serve aborted (an
+// uncaught StoreError from its stop path) and an empty file became a fresh store.
+TEST(Cli, ServeOnAStoreItCannotUseExitsWithAClearErrorAndChangesNothing) {
+    testing::TemporaryDirectory directory;
+    std::filesystem::create_directories(directory / "policies");
+    std::filesystem::create_directories(directory / "playbooks");
+    for (const std::string& contents : {std::string(), std::string("notes, not a database\n")}) {
+        const auto store = directory.write("m.db", contents);
+        const auto config = directory.write(
+            "mitigate.yaml",
+            "server: {listen: \"127.0.0.1:0\"}\nstore: {path: m.db}\n"
+            "directories: {policies: policies, playbooks: playbooks, drills: none}\n");
+        const ProcessResult serve = mitigate({"--config", config.string(), "serve"});
+        EXPECT_EQ(serve.exit_code, 1) << serve.err;
+        EXPECT_THAT(serve.err, HasSubstr(store.string()));
+        EXPECT_THAT(serve.err, HasSubstr(contents.empty() ? "the file is empty" : "not a SQLite"));
+        EXPECT_EQ(testing::read_file(store), contents);
+        EXPECT_FALSE(std::filesystem::exists(store.string() + "-wal"));
+    }
+}
+
 TEST(CliDemo, RunsTheWholeLoopAndLeavesAVerifiableStore) {
     testing::TemporaryDirectory directory;
     const auto path = directory / "demo.db";

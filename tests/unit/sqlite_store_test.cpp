@@ -7,6 +7,7 @@
 
 #include "runtime/core/time_format.h"
 #include "runtime/store/schema.h"
+#include "runtime/store/sqlite_database.h"
 #include "runtime/store/sqlite_store.h"
 #include "tests/support/store_fixtures.h"
 #include "tests/support/temporary_directory.h"
@@ -307,6 +308,49 @@ TEST_F(SqliteStoreTest, FreshDatabaseIsMarkedAsOurs) {
 TEST_F(SqliteStoreTest, RefusesAFileThatIsNotSQLite) {
     directory_.write("mitigate.db", "# this is someone's notes file\nimportant: yes\n");
     expect_refused_untouched("not a SQLite database");
+}
+
+// SQLite would start a new database in an empty file: a store truncated to nothing would
+// come back empty, every mitigation, token and audit record gone, without a word.
+TEST_F(SqliteStoreTest, RefusesAnEmptyFileInsteadOfStartingAfresh) {
+    directory_.write("mitigate.db", "");
+    expect_refused_untouched("the file is empty");
+    EXPECT_FALSE(std::filesystem::exists(path_.string() + "-shm"));
+}
+
+// A store whose file is deleted or replaced while open writes into a file nobody will open
+// again: each such write must fail (so nothing is acknowledged as stored), for good.
+TEST_F(SqliteStoreTest, AWriteAfterTheFileWasDeletedOrReplacedFailsAndKeepsFailing) {
+    for (const bool replace : {false, true}) {
+        std::filesystem::remove(path_);
+        auto store = open_sqlite_store(path_);
+        store->create_mitigation(make_mitigation("before", clock_.now()), "a", "stored");
+        EXPECT_EQ(store->database().lost_file(), std::nullopt);
+        if (replace) {
+            const auto other = directory_ / "other.db";
+            std::filesystem::copy_file(path_, other);
+            std::filesystem::rename(other, path_);
+        } else {
+            std::filesystem::remove(path_);
+        }
+        EXPECT_THROW(store->create_mitigation(make_mitigation("after", clock_.now()), "a", "x"),
+                     StoreError);
+        ASSERT_TRUE(store->database().lost_file().has_value());
+        EXPECT_THAT(*store->database().lost_file(),
+                    HasSubstr(replace ? "replaced by another file" : "was deleted"));
+        EXPECT_THROW(store->create_mitigation(make_mitigation("later", clock_.now()), "a", "x"),
+                     StoreError);
+    }
+}
+
+// Health is about the store, not the row: a refused row leaves it healthy.
+TEST_F(SqliteStoreTest, ARefusedRowDoesNotMakeTheStoreUnhealthy) {
+    auto store = open_sqlite_store(path_);
+    store->create_mitigation(make_mitigation("same", clock_.now()), "a", "x");
+    EXPECT_THROW(store->create_mitigation(make_mitigation("same", clock_.now()), "a", "x"),
+                 StoreError);
+    EXPECT_EQ(store->database().last_write_failure(), std::nullopt);
+    EXPECT_EQ(store->database().lost_file(), std::nullopt);
 }
 
 TEST_F(SqliteStoreTest, RefusesAnotherApplicationsDatabase) {
