@@ -293,6 +293,7 @@ SlackSignedRequest SlackEmulator::click(const std::string& user_id, const std::s
         {"type", "block_actions"},
         {"user", {{"id", user_id}, {"username", "user-" + user_id}, {"team_id", "T0EMULATED"}}},
         {"team", {{"id", "T0EMULATED"}}},
+        {"api_app_id", "A0EMULATED"},
         {"container",
          {{"type", "message"}, {"message_ts", message_ts}, {"channel_id", std::string(channel)}}},
         {"channel", {{"id", std::string(channel)}}},
@@ -311,7 +312,7 @@ SlackSignedRequest SlackEmulator::slash_command(const std::string& user_id,
                                                 const std::string& text) const {
     std::lock_guard lock(state_->mutex);
     const std::string body =
-        "token=deprecated-verification-token&team_id=T0EMULATED"
+        "token=deprecated-verification-token&team_id=T0EMULATED&api_app_id=A0EMULATED"
         "&team_domain=emulated&channel_id=" +
         std::string(channel) + "&channel_name=mitigations&user_id=" + percent_encode(user_id) +
         "&user_name=user-" + percent_encode(user_id) +

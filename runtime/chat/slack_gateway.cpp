@@ -9,11 +9,14 @@
 #include <sstream>
 #include <variant>
 
+#include "runtime/chat/chat_state_store.h"
 #include "runtime/chat/slack_message.h"
 #include "runtime/chat/slack_signature.h"
 #include "runtime/chat/slack_web_api.h"
+#include "runtime/core/json_reader.h"
 #include "runtime/core/mitigation_state.h"
 #include "runtime/core/url_encoding.h"
+#include "runtime/core/utf8.h"
 #include "runtime/engine/engine.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/store/store.h"
@@ -111,6 +114,11 @@ struct SlackGateway::State {
     std::int64_t unverified_unaudited = 0;
 
     void audit_unverified(const std::string& route, const std::string& reason) {
+        audit_budgeted("slack", "", route, reason);
+    }
+
+    void audit_budgeted(const std::string& actor, const std::string& subject,
+                        const std::string& route, const std::string& reason) {
         std::int64_t unaudited_before = 0;
         {
             std::lock_guard lock(mutex);
@@ -130,7 +138,7 @@ struct SlackGateway::State {
             ++unverified_audited;
             std::swap(unaudited_before, unverified_unaudited);
         }
-        audit_refusal("slack", "", route, reason, unaudited_before);
+        audit_refusal(actor, subject, route, reason, unaudited_before);
     }
 
     // 1 and 2 of the checks; the refusal, or nothing when the request is Slack's.
@@ -201,41 +209,146 @@ struct SlackGateway::State {
         }
     }
 
+    // A signed request that is not the shape Slack sends: 400, audited (within the same
+    // per-minute budget as unsigned ones, since a bug in a proxy could send many).
+    HttpReply refuse_shape(const std::string& route, const std::string& why) {
+        audit_budgeted("slack", "", route, "malformed: " + why);
+        return text_reply(400, "refused: " + why);
+    }
+
+    // A signed request from another workspace or app than the configured ones: 403.
+    std::optional<HttpReply> refuse_origin(const std::string& route, const std::string& team,
+                                           const std::string& app) {
+        std::string why;
+        if (!slack.team_id.empty() && team != slack.team_id) {
+            why = "from workspace " + team + ", not " + slack.team_id + " (chat.slack.team_id)";
+        } else if (!slack.app_id.empty() && app != slack.app_id) {
+            why = "for app " + app + ", not " + slack.app_id + " (chat.slack.app_id)";
+        } else {
+            return std::nullopt;
+        }
+        audit_budgeted("slack", "", route, why);
+        return text_reply(403, "refused: " + why);
+    }
+
+    // The form's fields, or why they are not acceptable: every decoded value must be UTF-8
+    // (the raw body is checked before routing, but %FF decodes to a bare byte).
+    static std::optional<std::string> form_problem(const std::map<std::string, std::string>& form) {
+        for (const auto& [name, value] : form) {
+            if (first_invalid_utf8(name) || first_invalid_utf8(value)) {
+                return "the form field " + escape_control_characters(name) + " is not valid UTF-8";
+            }
+        }
+        return std::nullopt;
+    }
+
     HttpReply interaction(const HttpExchange& request) {
+        const std::string route(slack_interactions_path);
         const auto form = parse_url_encoded(request.body);
+        if (const auto problem = form_problem(form)) {
+            return refuse_shape(route, *problem);
+        }
         const auto payload_field = form.find("payload");
         if (payload_field == form.end()) {
-            return text_reply(400, "an interaction is a form with one field, payload");
+            return refuse_shape(route, "an interaction is a form with one field, payload");
         }
-        const json payload = json::parse(payload_field->second, nullptr, false);
-        if (!payload.is_object() || payload.value("type", "") != "block_actions") {
-            return text_reply(400, "payload is not a block_actions interaction");
+        std::string unreadable;
+        const auto payload =
+            parse_json_within(payload_field->second, JsonTextLimits{1u << 20, 32}, unreadable);
+        if (!payload) {
+            return refuse_shape(route, "payload: " + unreadable);
         }
-        const json user = payload.value("user", json::object());
-        const json actions = payload.value("actions", json::array());
-        const std::string response_url = payload.value("response_url", "");
-        if (!user.is_object() || !user.contains("id") || !user["id"].is_string() ||
-            !actions.is_array() || actions.empty()) {
-            return text_reply(400, "payload needs user.id and actions");
+        // Only what is read is checked; Slack adds fields over time, and those pass.
+        std::vector<FieldError> errors;
+        JsonObjectReader reader(*payload, "payload", errors);
+        const std::string type = reader.string("type");
+        if (errors.empty() && type != "block_actions") {
+            return refuse_shape(route, "payload.type is " + type + ", not block_actions");
         }
-        for (const json& action : actions) {
-            const std::string action_id = action.value("action_id", "");
-            const std::string value = action.value("value", "");
-            if (action_id != slack_approve_action && action_id != slack_reject_action) {
-                continue;  // not one of our buttons
+        std::string user_id;
+        std::string team_id;
+        if (const json* user = reader.member("user", Presence::required)) {
+            JsonObjectReader user_reader(*user, "payload.user", errors);
+            user_id = user_reader.string("id");
+        }
+        if (const json* team = reader.member("team", Presence::required)) {
+            JsonObjectReader team_reader(*team, "payload.team", errors);
+            team_id = team_reader.string("id");
+        }
+        const std::string app_id = reader.string("api_app_id");
+        const std::string response_url = reader.string("response_url", Presence::optional);
+        std::string message_ts;
+        std::string channel_id;
+        bool ephemeral_message = false;
+        if (const json* container = reader.member("container", Presence::required)) {
+            JsonObjectReader container_reader(*container, "payload.container", errors);
+            message_ts = container_reader.string("message_ts");
+            channel_id = container_reader.string("channel_id");
+            ephemeral_message = container_reader.boolean("is_ephemeral", false);
+        }
+        std::vector<std::pair<std::string, std::string>> clicked;  // action_id, value
+        if (const json* actions = reader.member("actions", Presence::required)) {
+            if (!actions->is_array() || actions->empty() || actions->size() > 25) {
+                errors.push_back({"payload.actions", "must be a list of 1 to 25 actions"});
+            } else {
+                for (std::size_t index = 0; index < actions->size(); ++index) {
+                    JsonObjectReader action((*actions)[index],
+                                            "payload.actions[" + std::to_string(index) + "]",
+                                            errors);
+                    const std::string action_id = action.string("action_id");
+                    const std::string value = action.string("value", Presence::optional);
+                    if (action_id == slack_approve_action || action_id == slack_reject_action) {
+                        if (value.empty()) {
+                            action.add_error("value", "must name the mitigation");
+                        }
+                        clicked.emplace_back(action_id, value);
+                    }
+                }
             }
-            enqueue({std::string(slack_interactions_path),
-                     action_id == slack_approve_action ? "approve" : "reject", value,
-                     user["id"].get<std::string>(), response_url, ""});
+        }
+        if (!errors.empty()) {
+            return refuse_shape(route, describe(errors));
+        }
+        if (auto refusal = refuse_origin(route, team_id, app_id)) {
+            return *refusal;
+        }
+        // A button is honoured only on the message that shows its mitigation: the one the
+        // notifier posted and keeps updating. An ephemeral message (the answer to
+        // /mitigate show) is only ever shown by Slack to the person it answered.
+        for (const auto& [action_id, mitigation_id] : clicked) {
+            if (ephemeral_message) {
+                continue;
+            }
+            const auto shown = hooks.messages != nullptr
+                                   ? hooks.messages->find_chat_message(mitigation_id)
+                                   : std::optional<ChatMessage>();
+            if (!shown || shown->ts != message_ts || shown->channel != channel_id) {
+                const std::string why = "the button names mitigation " + mitigation_id +
+                                        " but was clicked on message " + message_ts +
+                                        ", which does not show it";
+                audit_refusal("slack:" + user_id, mitigation_id, route, why);
+                return text_reply(403, "refused: " + why);
+            }
+        }
+        for (const auto& [action_id, mitigation_id] : clicked) {
+            enqueue({route, action_id == slack_approve_action ? "approve" : "reject", mitigation_id,
+                     user_id, response_url, ""});
         }
         return {200, {}, ""};
     }
 
     HttpReply command(const HttpExchange& request) {
+        const std::string route(slack_commands_path);
         auto form = parse_url_encoded(request.body);
+        if (const auto problem = form_problem(form)) {
+            return refuse_shape(route, *problem);
+        }
         const std::string user_id = form["user_id"];
         if (user_id.empty()) {
-            return text_reply(400, "a slash command carries user_id");
+            return refuse_shape(route, "a slash command carries user_id");
+        }
+        if (auto refusal = refuse_origin(route, form["team_id"], form["api_app_id"])) {
+            return *refusal;
         }
         std::istringstream words(form["text"]);
         std::string verb;
@@ -246,7 +359,6 @@ struct SlackGateway::State {
         if (verb.empty() || verb == "help") {
             return ephemeral_reply(ephemeral(help_text));
         }
-        const std::string route(slack_commands_path);
         if (verb == "list" || verb == "show") {
             const auto user = authorize(user_id, ChatRole::viewer, verb, id, route);
             if (const auto* why = std::get_if<std::string>(&user)) {

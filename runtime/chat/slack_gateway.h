@@ -5,7 +5,12 @@
 //   1. the signature over the raw body and the 5-minute window (slack_signature.h),
 //      before a byte is parsed; 401
 //   2. a replay: the same signature seen within the window; 401
-//   3. the form and, for a click, its JSON payload; 400
+//   3. the form (every decoded field UTF-8) and, for a click, its JSON payload, read
+//      strictly (type, user.id, team.id, api_app_id, container, actions[].action_id and
+//      value, each of its type); 400
+//   3b. the workspace (team id) and app, when chat.slack.team_id / app_id are set; 403
+//   3c. for a click, the message it was clicked on must be the one the notifier posted
+//      for the mitigation the button names (ephemeral answers to `show` excepted); 403
 //   4. the Slack user, mapped to a mitigate identity, groups and role by config
 //      (chat.slack.users); an unknown user or too small a role is told why, ephemerally
 //   5. the policy's approval rules, in the lifecycle (groups, no self-approval, distinct
@@ -37,8 +42,12 @@ class Metrics;
 inline constexpr std::string_view slack_interactions_path = "/v1/chat/slack/interactions";
 inline constexpr std::string_view slack_commands_path = "/v1/chat/slack/commands";
 
+class ChatStateStore;
+
 struct SlackGatewayHooks {
     std::function<void()> work_queued;  // wake whatever runs step()
+    // The message each mitigation is shown in: a click counts only on that message.
+    ChatStateStore* messages = nullptr;
 };
 
 class SlackGateway {

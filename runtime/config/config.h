@@ -137,6 +137,9 @@ struct SlackConfig {
     std::string channel;
     std::optional<SecretReference> bot_token;
     std::optional<SecretReference> signing_secret;
+    // When set, requests from another workspace or app are refused (403, audited).
+    std::string team_id;  // "T0123ABCD"
+    std::string app_id;   // "A0123ABCD"
     std::vector<SlackUser> users;
 };
 

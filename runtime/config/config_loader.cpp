@@ -384,6 +384,8 @@ void read_slack(const YAML::Node& node, LoadContext& context, SlackConfig& slack
     slack.channel = reader.string("channel", true).value_or("");
     slack.bot_token = reader.secret("bot_token", true, context.secret_uses);
     slack.signing_secret = reader.secret("signing_secret", true, context.secret_uses);
+    slack.team_id = reader.string("team_id").value_or("");
+    slack.app_id = reader.string("app_id").value_or("");
     YamlMapReader users(reader.get("users"), "chat.slack.users", context.errors);
     for (const auto& entry : users.entries()) {
         YamlMapReader user(entry.value, users.path_of(entry.key), context.errors);
@@ -553,6 +555,8 @@ nlohmann::json config_to_json(const Config& config) {
         chat["slack"] = {
             {"api_url", slack.api_url},
             {"channel", slack.channel},
+            {"team_id", slack.team_id},
+            {"app_id", slack.app_id},
             {"bot_token", slack.bot_token ? json(slack.bot_token->text()) : json(nullptr)},
             {"signing_secret",
              slack.signing_secret ? json(slack.signing_secret->text()) : json(nullptr)},

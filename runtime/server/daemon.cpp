@@ -187,6 +187,7 @@ struct Daemon::State {
 
         SlackGatewayHooks gateway_hooks;
         gateway_hooks.work_queued = [&state] { state.slack_gateway_loop->wake(); };
+        gateway_hooks.messages = state.chat_state.get();
         state.slack_gateway =
             std::make_unique<SlackGateway>(*state.store, *state.engine, *state.clock, state.metrics,
                                            slack, state.options.config.engine, gateway_hooks);
@@ -392,6 +393,10 @@ Store& Daemon::store() {
 
 Engine& Daemon::engine() {
     return *state_->engine;
+}
+
+ChatStateStore& Daemon::chat_state() {
+    return *state_->chat_state;
 }
 
 DrillRunStore& Daemon::drill_runs() {

@@ -24,6 +24,7 @@ class Store;
 class Engine;
 class Metrics;
 class DrillRunStore;
+class ChatStateStore;
 
 struct DaemonOptions {
     Config config;
@@ -56,6 +57,7 @@ class Daemon {
     Store& store();
     Engine& engine();
     DrillRunStore& drill_runs();
+    ChatStateStore& chat_state();  // which message shows each mitigation
     Metrics& metrics();
 
   private:

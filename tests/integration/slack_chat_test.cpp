@@ -8,9 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "plugins/emulators/slack_emulator.h"
+#include "runtime/chat/chat_state_store.h"
 #include "runtime/chat/slack_message.h"
 #include "runtime/chat/slack_signature.h"
 #include "runtime/core/time_format.h"
+#include "runtime/core/url_encoding.h"
 #include "runtime/engine/engine.h"
 #include "runtime/metrics/metrics.h"
 #include "runtime/server/api_token.h"
@@ -43,6 +45,10 @@ class SlackChatTest : public ::testing::Test {
     }
 
     void start_daemon() {
+        start_daemon_with([](SlackConfig&) {});
+    }
+
+    void start_daemon_with(const std::function<void(SlackConfig&)>& adjust) {
         daemon.reset();
         Config config = testing::runtime_config(directory);
         config.providers.push_back(testing::flagd_provider(flags));
@@ -53,6 +59,7 @@ class SlackChatTest : public ::testing::Test {
                                      {"U_MALLORY", "mallory", {"web"}, "approver"},
                                      {"U_CAROL", "carol", {"sre"}, "operator"},
                                      {"U_VERA", "vera", {}, "viewer"}});
+        adjust(*config.chat.slack);
         DaemonOptions options = testing::daemon_options(config, &clock);
         daemon = std::make_unique<Daemon>(options);
         daemon->start();
@@ -97,7 +104,20 @@ class SlackChatTest : public ::testing::Test {
             return !slack.messages().empty();
         })) << "nothing was posted";
         const auto messages = emulator.messages();
-        return messages.empty() ? SlackEmulatorMessage{} : messages.front();
+        if (messages.empty()) {
+            return {};
+        }
+        wait_until_stored(mitigation_id(), messages.front().ts);
+        return messages.front();
+    }
+
+    // Slack shows a message before the notifier has stored which message it is; a click is
+    // honoured only on the stored one (a person is never that fast).
+    void wait_until_stored(const std::string& mitigation_id, const std::string& ts) {
+        EXPECT_TRUE(emulator.wait_until([&](const SlackEmulator&) {
+            const auto stored = daemon->chat_state().find_chat_message(mitigation_id);
+            return stored && stored->ts == ts;
+        })) << "the message was not stored";
     }
 
     std::string mitigation_id() {
@@ -273,6 +293,84 @@ TEST_F(SlackChatTest, ForgedStaleAlteredAndReplayedRequestsAreRefusedBeforeAnyth
     EXPECT_EQ(daemon->store().audit_tail(1).front().details.value("unaudited_before", 0), 10);
 }
 
+// Signed by Slack (so past the signature) but not the shape Slack sends, or from another
+// workspace or app, or a button on a message that does not show its mitigation: each is
+// refused and audited, nothing is queued, and a 500 is never the answer.
+TEST_F(SlackChatTest, SignedButMalformedForeignOrMisplacedClicksAreRefusedAndAudited) {
+    start_daemon_with([](SlackConfig& slack) {
+        slack.team_id = "T0EMULATED";
+        slack.app_id = "A0EMULATED";
+    });
+    fire_stage_alert();
+    const SlackEmulatorMessage posted = approval_message();
+    const std::string id = mitigation_id();
+    const SlackSignedRequest genuine = emulator.click("U_ALICE", posted.ts, slack_approve_action);
+    const json payload = json::parse(percent_decode(genuine.body.substr(8)));
+    const auto signed_form = [&](const std::string& url, const std::string& body) {
+        SlackSignedRequest request = genuine;
+        request.url = url;
+        request.body = body;
+        request.timestamp = std::to_string(seconds_of(clock.now()));
+        request.signature = slack_signature(signing_secret, request.timestamp, body);
+        return request;
+    };
+    const auto signed_payload = [&](const std::string& text) {
+        return signed_form(genuine.url, "payload=" + percent_encode(text));
+    };
+    const auto changed = [&](const std::function<void(json&)>& change) {
+        json copy = payload;
+        change(copy);
+        return signed_payload(copy.dump());
+    };
+    const std::vector<std::pair<SlackSignedRequest, std::string>> malformed = {
+        {changed([](json& p) {
+             p["actions"] = json::array({1, "x"});
+         }),
+         "payload.actions[0]"},
+        {changed([](json& p) { p["actions"][0]["value"] = 42; }), "payload.actions[0].value"},
+        {changed([](json& p) { p["actions"] = json::array(); }), "1 to 25 actions"},
+        {changed([](json& p) { p["user"] = "U_ALICE"; }), "payload.user"},
+        {changed([](json& p) { p.erase("team"); }), "payload.team"},
+        {changed([](json& p) { p["container"].erase("message_ts"); }), "message_ts"},
+        {changed([](json& p) { p["type"] = "view_submission"; }), "not block_actions"},
+        {signed_payload("{not json"), "payload: not valid JSON"},
+        {signed_payload(R"({"type": "block_actions", "type": "block_actions"})"), "appears twice"},
+        {signed_payload(std::string(100, '[') + std::string(100, ']')), "deeper than 32"},
+        {signed_form(genuine.url, "payload=%7B%7D&other=%FF"), "not valid UTF-8"},
+        {signed_form(genuine.url, "nothing=here"), "one field, payload"},
+    };
+    int refusals = audited("chat.request_refused");
+    for (const auto& [request, expected] : malformed) {
+        const HttpClientResponse response = emulator.deliver(request);
+        EXPECT_EQ(response.status, 400) << expected << ": " << response.body;
+        EXPECT_THAT(response.body, HasSubstr(expected));
+        EXPECT_EQ(audited("chat.request_refused"), ++refusals) << expected;
+    }
+    const std::vector<std::pair<SlackSignedRequest, std::string>> foreign = {
+        {changed([](json& p) { p["team"]["id"] = "T0ELSEWHERE"; }), "from workspace T0ELSEWHERE"},
+        {changed([](json& p) { p["api_app_id"] = "A0OTHER"; }), "for app A0OTHER"},
+        {changed([](json& p) { p["container"]["message_ts"] = "1.000002"; }),
+         "was clicked on message 1.000002, which does not show it"},
+        {changed([](json& p) { p["container"]["channel_id"] = "C0ELSEWHERE"; }),
+         "which does not show it"},
+        {changed([](json& p) { p["actions"][0]["value"] = "mit_not_this_one"; }),
+         "names mitigation mit_not_this_one"},
+        {signed_form(emulator.slash_command("U_CAROL", "list").url,
+                     "team_id=T0ELSEWHERE&api_app_id=A0EMULATED&user_id=U_CAROL&text=list"),
+         "from workspace T0ELSEWHERE"},
+    };
+    for (const auto& [request, expected] : foreign) {
+        const HttpClientResponse response = emulator.deliver(request);
+        EXPECT_EQ(response.status, 403) << expected << ": " << response.body;
+        EXPECT_THAT(response.body, HasSubstr(expected));
+        EXPECT_EQ(audited("chat.request_refused"), ++refusals) << expected;
+    }
+    EXPECT_TRUE(mitigation(id).approvals.empty());
+    EXPECT_EQ(mitigation(id).state, MitigationState::pending_approval);
+    // The genuine click, on the message that shows the mitigation, still counts.
+    EXPECT_THAT(answer_to(genuine), HasSubstr("Done: approved by alice"));
+}
+
 TEST_F(SlackChatTest, PeopleThePolicyDoesNotAllowAreRefusedAndAudited) {
     fire_stage_alert();
     const SlackEmulatorMessage posted = approval_message();
@@ -319,6 +417,7 @@ TEST_F(SlackChatTest, PeopleThePolicyDoesNotAllowAreRefusedAndAudited) {
         }
         return !carol_ts.empty();
     }));
+    wait_until_stored(proposed.mitigation->id, carol_ts);
     EXPECT_THAT(answer_to(emulator.click("U_CAROL", carol_ts, slack_approve_action)),
                 HasSubstr("Refused: carol proposed this mitigation"));
     EXPECT_EQ(audited("approval.refused"), ++refusals);
