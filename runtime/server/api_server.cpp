@@ -6,6 +6,7 @@
 #include <chrono>
 #include <future>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string_view>
 #include <variant>
@@ -147,6 +148,12 @@ void declare_api_metrics(Metrics& metrics) {
     metrics.declare_histogram(
         "mitigate_http_request_seconds", "API request duration, by route.",
         {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10});
+    metrics.declare_counter("mitigate_api_requests_refused_total",
+                            "API requests refused for their token, by reason: unauthenticated "
+                            "(401: none, unknown or revoked), forbidden (403: the role).");
+    metrics.declare_counter("mitigate_api_refusals_unaudited_total",
+                            "Refused API requests past the audit budget of 60 a minute; "
+                            "counted here instead.");
     metrics.declare_gauge("mitigate_http_connections_open", "API connections open now.");
     metrics.declare_gauge("mitigate_http_connections_max",
                           "API connections allowed at once (server.max_connections, lowered "
@@ -179,28 +186,81 @@ struct ApiServer::State {
           hooks(std::move(hooks_in)),
           tokens(store_in) {}
 
-    // The caller, or the reply that refuses them.
+    // Refusals are audited like Slack's: anyone who reaches the port can cause a 401, so
+    // at most refusal_audits_per_minute are written each minute; past that they are only
+    // counted, and the next audited one says how many went unaudited.
+    static constexpr int refusal_audits_per_minute = 60;
+    std::mutex refusal_mutex;
+    std::int64_t refusal_minute = 0;
+    int refusals_audited = 0;
+    std::int64_t refusals_unaudited = 0;
+
+    void audit_refusal(const HttpExchange& request, const std::string& route,
+                       const std::string& actor, std::string_view reason,
+                       const std::string& message) {
+        metrics.increment("mitigate_api_requests_refused_total", {{"reason", std::string(reason)}});
+        std::int64_t unaudited_before = 0;
+        {
+            std::lock_guard lock(refusal_mutex);
+            const std::int64_t minute =
+                std::chrono::duration_cast<std::chrono::minutes>(clock.now().time_since_epoch())
+                    .count();
+            if (minute != refusal_minute) {
+                refusal_minute = minute;
+                refusals_audited = 0;
+            }
+            if (refusals_audited >= refusal_audits_per_minute) {
+                ++refusals_unaudited;
+                metrics.increment("mitigate_api_refusals_unaudited_total");
+                return;
+            }
+            ++refusals_audited;
+            std::swap(unaudited_before, refusals_unaudited);
+        }
+        json details = {{"channel", "api"},
+                        {"route", route},
+                        {"method", request.method},
+                        {"peer", request.peer},
+                        {"reason", message}};
+        if (unaudited_before > 0) {
+            details["unaudited_before"] = unaudited_before;
+        }
+        try {
+            store.append_audit({clock.now(), actor, "api.request_refused", "", details});
+        } catch (const std::exception& failure) {
+            // The refusal stands; a store that cannot write says so in /readyz.
+            spdlog::warn("could not audit a refused API request: {}", failure.what());
+        }
+    }
+
+    // The caller, or the reply that refuses them (audited).
     std::variant<Caller, HttpReply> authenticate(const HttpExchange& request,
-                                                 ApiPermission permission) {
+                                                 ApiPermission permission,
+                                                 const std::string& route) {
+        const auto refuse = [&](int status, std::string_view code, const std::string& actor,
+                                const std::string& message) {
+            audit_refusal(request, route, actor, code, message);
+            return error_reply(status, code, message);
+        };
         const auto header = request.headers.find("authorization");
         constexpr std::string_view scheme = "Bearer ";
         if (header == request.headers.end() || !header->second.starts_with(scheme)) {
-            return error_reply(401, "unauthenticated",
-                               "send Authorization: Bearer <token> (mitigate token create)");
+            return refuse(401, "unauthenticated", "api",
+                          "send Authorization: Bearer <token> (mitigate token create)");
         }
         const auto token = tokens.find(api_token_digest(header->second.substr(scheme.size())));
         if (!token || token->revoked_at) {
-            return error_reply(401, "unauthenticated", "the token is unknown or revoked");
+            return refuse(401, "unauthenticated", "api", "the token is unknown or revoked");
         }
         const auto role = parse_api_role(token->role);
         if (!role) {
-            return error_reply(403, "forbidden",
-                               "token " + token->name + " has an unknown role " + token->role);
+            return refuse(403, "forbidden", "api:" + token->name,
+                          "token " + token->name + " has an unknown role " + token->role);
         }
         if (!role_allows(*role, permission)) {
-            return error_reply(403, "forbidden",
-                               "token " + token->name + " (" + token->role +
-                                   ") may not do this; see docs/reference/api.md for roles");
+            return refuse(403, "forbidden", "api:" + token->name,
+                          "token " + token->name + " (" + token->role +
+                              ") may not do this; see docs/reference/api.md for roles");
         }
         return Caller{token->name, *role, token->groups};
     }
@@ -649,7 +709,7 @@ struct ApiServer::State {
                 return reply;
             }
         }
-        const auto authenticated = authenticate(request, permission);
+        const auto authenticated = authenticate(request, permission, route_name);
         if (const auto* refusal = std::get_if<HttpReply>(&authenticated)) {
             return *refusal;
         }

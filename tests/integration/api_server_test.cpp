@@ -12,6 +12,7 @@
 #include "runtime/core/time_format.h"
 #include "runtime/core/utf8.h"
 #include "runtime/engine/engine.h"
+#include "runtime/metrics/metrics.h"
 #include "runtime/server/api_token.h"
 #include "runtime/server/daemon.h"
 #include "runtime/server/http_client.h"
@@ -267,6 +268,45 @@ TEST_F(ApiServerTest, TokenRolesDecideWhatEachCallerMayDo) {
     EXPECT_EQ(call("GET", "/v1/incidents", "viewer").status, 401);
 }
 
+// The same refusal in Slack was audited and in the API was not: now both are, within
+// the same budget of 60 a minute, and counted.
+TEST_F(ApiServerTest, RefusedRequestsAreAuditedWithinABudgetAndCounted) {
+    const auto refusals = [this] {
+        std::vector<AuditRecord> found;
+        for (const auto& record : daemon->store().audit_records(0, 100000)) {
+            if (record.event == "api.request_refused") {
+                found.push_back(record);
+            }
+        }
+        return found;
+    };
+    EXPECT_EQ(call("GET", "/v1/incidents").status, 401);
+    EXPECT_EQ(call("POST", "/v1/mitigations/mit_x/approve", "viewer", json::object()).status, 403);
+    auto audited = refusals();
+    ASSERT_EQ(audited.size(), 2u);
+    EXPECT_EQ(audited[0].actor, "api");
+    EXPECT_EQ(audited[0].details["route"], "/v1/incidents");
+    EXPECT_THAT(audited[0].details["peer"].get<std::string>(), HasSubstr("127.0.0.1:"));
+    EXPECT_EQ(audited[1].actor, "api:viewer");
+    EXPECT_EQ(audited[1].details["route"], "/v1/mitigations/{id}/approve");
+    EXPECT_THAT(audited[1].details["reason"].get<std::string>(), HasSubstr("may not do this"));
+
+    for (int i = 0; i < 70; ++i) {
+        HttpClientRequest forged;
+        forged.url = daemon->url() + "/v1/incidents";
+        forged.headers["Authorization"] = "Bearer mtg_guess_" + std::to_string(i);
+        EXPECT_EQ(http_request(forged).status, 401);
+    }
+    EXPECT_EQ(refusals().size(), 60u);
+    EXPECT_EQ(daemon->metrics().value("mitigate_api_refusals_unaudited_total"), 12);
+    EXPECT_EQ(daemon->metrics().value("mitigate_api_requests_refused_total",
+                                      {{"reason", "unauthenticated"}}),
+              71);
+    clock.advance(std::chrono::minutes(1));
+    EXPECT_EQ(call("GET", "/v1/incidents").status, 401);
+    EXPECT_EQ(refusals().back().details.value("unaudited_before", 0), 12);
+}
+
 TEST_F(ApiServerTest, AQuorumOfTwoThroughTheApiAppliesAndSelfApprovalIsRefused) {
     call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "stage"));
     const json pending = wait_for_state("pending_approval");
@@ -409,7 +449,8 @@ namespace mitigate {
 namespace {
 
 // The reset route reads its body like every other action: strictly, refusing what is not
-// exactly {"reason": "..."}, with nothing stored or audited for a refusal.
+// exactly {"reason": "..."}, with nothing stored for a refusal; refusals for the token
+// (401, 403) are audited as api.request_refused and nothing else is.
 TEST_F(ApiServerTest, ACircuitBreakerResetRefusesMalformedBodiesAndWritesNothing) {
     const auto before = daemon->store().audit_head().sequence;
     for (const json& body : {json("{not json"), json(R"({"reason": 5})"),
@@ -425,7 +466,10 @@ TEST_F(ApiServerTest, ACircuitBreakerResetRefusesMalformedBodiesAndWritesNothing
               401);
     EXPECT_EQ(call("POST", "/v1/circuit-breaker/other", "carol", json(R"({"reason": "x"})")).status,
               404);
-    EXPECT_EQ(daemon->store().audit_head().sequence, before);
+    EXPECT_EQ(daemon->store().audit_head().sequence, before + 2);
+    for (const auto& record : daemon->store().audit_tail(2)) {
+        EXPECT_EQ(record.event, "api.request_refused");
+    }
     EXPECT_FALSE(daemon->store().last_circuit_breaker_reset());
     const auto done =
         call("POST", "/v1/circuit-breaker/reset", "carol", json(R"({"reason": "ok"})"));
