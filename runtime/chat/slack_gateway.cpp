@@ -446,9 +446,10 @@ struct SlackGateway::State {
                 const std::string reason =
                     (work.comment.empty() ? work.verb + " from Slack" : work.comment) + " (via " +
                     via + ")";
-                result = work.verb == "revert"
-                             ? engine_api.revert(work.mitigation_id, user.identity, reason)
-                             : engine_api.keep(work.mitigation_id, user.identity, reason);
+                const PersonRequest person{work.mitigation_id, user.identity, user.groups, reason,
+                                           via};
+                result =
+                    work.verb == "revert" ? engine_api.revert(person) : engine_api.keep(person);
             }
             const bool recorded =
                 result.status == RequestStatus::done || result.status == RequestStatus::accepted;

@@ -176,6 +176,10 @@ struct Decision {
     int approvals_required = 0;
     std::vector<std::string> approver_groups;  // an approver must be in one of these
     bool self_approval_allowed = false;
+    // A person who keeps or reverts it by hand must be in one of these; empty: anyone with
+    // the role (runtime/policy/policy_set.h says how rules set them).
+    std::vector<std::string> keep_groups;
+    std::vector<std::string> revert_groups;
     std::optional<Duration> approval_timeout;  // approvals older than this do not count
     std::vector<RuleOutcome> rules;
     std::string policy_hash;  // identifies the exact policy set that decided

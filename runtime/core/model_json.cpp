@@ -264,6 +264,8 @@ Decision read_decision(const json& in, std::string path, std::vector<FieldError>
     }
     value.approver_groups = reader.string_list("approver_groups");
     value.self_approval_allowed = reader.boolean("self_approval_allowed", false);
+    value.keep_groups = reader.string_list("keep_groups");
+    value.revert_groups = reader.string_list("revert_groups");
     value.approval_timeout = reader.duration("approval_timeout", Presence::optional);
     if (const json* rules = reader.member("rules", Presence::optional)) {
         if (!rules->is_array()) {
@@ -565,6 +567,8 @@ void to_json(json& out, const Decision& value) {
         {"approvals_required", value.approvals_required},
         {"approver_groups", value.approver_groups},
         {"self_approval_allowed", value.self_approval_allowed},
+        {"keep_groups", value.keep_groups},
+        {"revert_groups", value.revert_groups},
         {"approval_timeout",
          value.approval_timeout ? json(format_duration(*value.approval_timeout)) : json(nullptr)},
         {"rules", value.rules},

@@ -90,6 +90,16 @@ struct ApprovalRequest {
     std::string via;
 };
 
+// A person asking to revert or keep a mitigation by hand: their groups are checked
+// against the ones the deciding policy rule names (Decision::keep_groups, revert_groups).
+struct PersonRequest {
+    std::string mitigation_id;
+    std::string identity;  // who, as authenticated
+    std::vector<std::string> groups;
+    std::string reason;
+    std::string via;  // as in ApprovalRequest
+};
+
 // A proposal made outside the playbooks: by a person, or by one of the runtime's own
 // clients (a drill's fault).
 struct ProposalRequest {
@@ -133,10 +143,15 @@ class Engine {
     RequestResult propose(const ProposalRequest& request);
     RequestResult approve(const ApprovalRequest& request);
     // Journals `reverting` and returns `accepted`; the reconciler performs the revert.
+    // These two are the runtime's own (a drill's cleanup) and the tests': no group check.
     RequestResult revert(const std::string& id, const std::string& identity,
                          const std::string& reason);
     RequestResult keep(const std::string& id, const std::string& identity,
                        const std::string& reason);
+    // A person's revert or keep: `forbidden` (audited as revert.refused / keep.refused)
+    // unless they are in one of the groups the mitigation's decision names for it.
+    RequestResult revert(const PersonRequest& request);
+    RequestResult keep(const PersonRequest& request);
     // Ends a mitigation that has not touched its target (proposed, planned, approved ->
     // failed; pending approval -> rejected), for the runtime's own cleanup (a drill's);
     // no approval rule applies, the actor and reason are journaled.

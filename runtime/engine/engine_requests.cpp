@@ -203,6 +203,57 @@ RequestResult Engine::withdraw(const std::string& id, const std::string& actor,
     }
 }
 
+namespace {
+
+// Whether a person in `groups` may do what needs one of `required` (empty: anyone).
+bool in_one_of(const std::vector<std::string>& groups, const std::vector<std::string>& required) {
+    return required.empty() || std::any_of(groups.begin(), groups.end(), [&](const auto& group) {
+               return std::find(required.begin(), required.end(), group) != required.end();
+           });
+}
+
+}  // namespace
+
+std::optional<RequestResult> Engine::State::refuse_person(const PersonRequest& request,
+                                                          std::string_view verb) {
+    const auto found = current(request.mitigation_id);
+    if (!found || !found->decision) {
+        return std::nullopt;  // not found, or nothing decided: the request itself says so
+    }
+    const std::vector<std::string>& required =
+        verb == "keep" ? found->decision->keep_groups : found->decision->revert_groups;
+    if (in_one_of(request.groups, required)) {
+        return std::nullopt;
+    }
+    std::string groups;
+    for (const std::string& group : required) {
+        groups += (groups.empty() ? "" : ", ") + group;
+    }
+    const std::string why = request.identity + " is not in a group that may " + std::string(verb) +
+                            " it (" + groups + ", from the policy rule that decided it)";
+    nlohmann::json details = {{"reason", why}, {"asked_reason", request.reason}};
+    if (!request.via.empty()) {
+        details["via"] = request.via;
+    }
+    store.append_audit({clock.now(), request.identity, std::string(verb) + ".refused",
+                        request.mitigation_id, std::move(details)});
+    return result_of(RequestStatus::forbidden, found, why);
+}
+
+RequestResult Engine::revert(const PersonRequest& request) {
+    if (auto refused = state_->refuse_person(request, "revert")) {
+        return *refused;
+    }
+    return revert(request.mitigation_id, request.identity, request.reason);
+}
+
+RequestResult Engine::keep(const PersonRequest& request) {
+    if (auto refused = state_->refuse_person(request, "keep")) {
+        return *refused;
+    }
+    return keep(request.mitigation_id, request.identity, request.reason);
+}
+
 RequestResult Engine::revert(const std::string& id, const std::string& identity,
                              const std::string& reason) {
     State& state = *state_;

@@ -380,6 +380,9 @@ struct Engine::State {
     }
     // The mitigation as last committed: from the index while open, else from the store.
     std::optional<Mitigation> current(const std::string& id);
+    // A person's revert or keep that the decision's groups do not allow, audited; nullopt
+    // when allowed (or when the request fails on its own: no such mitigation).
+    std::optional<RequestResult> refuse_person(const PersonRequest& request, std::string_view verb);
     RequestResult refuse_approval(const Mitigation& mitigation, const ApprovalRequest& request,
                                   RequestStatus status, const std::string& why);
 };

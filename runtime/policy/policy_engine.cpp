@@ -453,6 +453,25 @@ Decision evaluate_policy(const PolicySet& policies, const PolicyInput& input,
                                                                                     : "denied") +
                            " by rule " + join(names);
     }
+    // Who may keep or revert it by hand: the groups the rules with the deciding effect name
+    // (for keep, their approver groups unless they say otherwise).
+    if (decision.effect == DecisionEffect::allow ||
+        decision.effect == DecisionEffect::require_approval) {
+        std::set<std::string> keep;
+        std::set<std::string> revert;
+        for (const PolicyRule* rule : matched) {
+            if (rule->effect != decision.effect) {
+                continue;
+            }
+            const auto& keepers = rule->keep_groups ? *rule->keep_groups : rule->approver_groups;
+            keep.insert(keepers.begin(), keepers.end());
+            if (rule->revert_groups) {
+                revert.insert(rule->revert_groups->begin(), rule->revert_groups->end());
+            }
+        }
+        decision.keep_groups.assign(keep.begin(), keep.end());
+        decision.revert_groups.assign(revert.begin(), revert.end());
+    }
     // A dry run asked for by the caller (a drill's): policy decides as always, so a denial
     // stays a denial, but what it would let through is recorded as dry_run.
     if (input.dry_run && (decision.effect == DecisionEffect::allow ||

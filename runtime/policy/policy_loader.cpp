@@ -170,6 +170,26 @@ void read_rule(const YAML::Node& node, const std::string& path, const std::strin
     } else if (approvals.IsDefined() && effect) {
         reader.error_at_key("approvals", "only a require_approval rule takes approvals");
     }
+    for (const auto& [key, groups] :
+         {std::pair{"keep", &rule.keep_groups}, std::pair{"revert", &rule.revert_groups}}) {
+        const YAML::Node section = reader.get(key);
+        if (!section.IsDefined()) {
+            continue;
+        }
+        if (effect == DecisionEffect::deny || effect == DecisionEffect::dry_run) {
+            reader.error_at_key(key, "a deny or dry_run rule applies nothing to keep or revert");
+            continue;
+        }
+        YamlMapReader people(section, reader.path_of(key), errors);
+        *groups = people.string_list("groups");
+        if ((*groups)->empty()) {
+            people.get("groups", true);
+            if (people.has("groups")) {
+                people.error_at_value("groups", "must name at least one group");
+            }
+        }
+        people.reject_unknown_keys();
+    }
     reader.reject_unknown_keys();
     state.set.rules.push_back(std::move(rule));
 }

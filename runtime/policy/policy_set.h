@@ -94,6 +94,11 @@ struct PolicyRule {
     std::vector<std::string> approver_groups;
     bool self_approval = false;
     std::optional<Duration> approval_timeout;
+    // Who may keep (make permanent) or revert by hand what this rule let through: a person
+    // in one of these groups. Unset: keep needs the approver groups (anyone, for a rule
+    // without them); revert is anyone's with the operator role, undoing being the safe way.
+    std::optional<std::vector<std::string>> keep_groups;
+    std::optional<std::vector<std::string>> revert_groups;
 };
 
 enum class RateScope { target, service, environment, global };

@@ -572,10 +572,8 @@ struct ApiServer::State {
         if (!reason) {
             return refusal;
         }
-        if (verb == "revert") {
-            return result_reply(engine.revert(id, caller.identity, *reason));
-        }
-        return result_reply(engine.keep(id, caller.identity, *reason));
+        const PersonRequest person{id, caller.identity, caller.groups, *reason, ""};
+        return result_reply(verb == "revert" ? engine.revert(person) : engine.keep(person));
     }
 
     HttpReply post_proposal(const HttpExchange& request, const Caller& caller) {

@@ -53,7 +53,8 @@ class ApiServerTest : public ::testing::Test {
                      {"alice", "approver", {"sre"}},
                      {"bob", "approver", {"sre"}},
                      {"mallory", "approver", {"web"}},
-                     {"carol", "operator", {"sre"}}}) {
+                     {"carol", "operator", {"sre"}},
+                     {"olga", "operator", {}}}) {
                 const std::string token = "test-token-not-a-secret-" + name;
                 daemon->store().create_api_token(
                     {name, role, groups, api_token_digest(token), clock.now(), {}}, "test");
@@ -305,6 +306,38 @@ TEST_F(ApiServerTest, RefusedRequestsAreAuditedWithinABudgetAndCounted) {
     clock.advance(std::chrono::minutes(1));
     EXPECT_EQ(call("GET", "/v1/incidents").status, 401);
     EXPECT_EQ(refusals().back().details.value("unaudited_before", 0), 12);
+}
+
+// Keep and revert were gated by role only: an operator in no group kept a mitigation
+// that needed two sre approvals. Now the rule that decided it says who may: keep needs
+// its approver groups (sre here), revert stays open to every operator.
+TEST_F(ApiServerTest, KeepNeedsTheGroupsThePolicyNamedAndIsAuditedWhenRefused) {
+    call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "stage"));
+    const std::string id = wait_for_state("pending_approval")["id"];
+    EXPECT_EQ(
+        json::parse(call("GET", "/v1/mitigations/" + id, "viewer").body)["decision"]["keep_groups"],
+        json::array({"sre"}));
+    for (const char* approver : {"alice", "bob"}) {
+        EXPECT_EQ(
+            call("POST", "/v1/mitigations/" + id + "/approve", approver, json::object()).status,
+            200);
+    }
+    wait_for_state("verifying");
+    const auto refused =
+        call("POST", "/v1/mitigations/" + id + "/keep", "olga", json{{"reason", "mine now"}});
+    EXPECT_EQ(refused.status, 403);
+    EXPECT_THAT(refused.body, HasSubstr("olga is not in a group that may keep it (sre"));
+    const auto audit = daemon->store().audit_tail(5);
+    EXPECT_TRUE(std::any_of(audit.begin(), audit.end(), [&](const AuditRecord& record) {
+        return record.event == "keep.refused" && record.subject == id && record.actor == "olga";
+    }));
+    // carol is in sre: past the group check, refused only for the state (still verifying).
+    EXPECT_EQ(
+        call("POST", "/v1/mitigations/" + id + "/keep", "carol", json{{"reason", "r"}}).status,
+        409);
+    const auto reverted =
+        call("POST", "/v1/mitigations/" + id + "/revert", "olga", json{{"reason", "undo"}});
+    EXPECT_EQ(reverted.status, 202) << reverted.body;
 }
 
 TEST_F(ApiServerTest, AQuorumOfTwoThroughTheApiAppliesAndSelfApprovalIsRefused) {

@@ -112,6 +112,24 @@ TEST(PolicyEngine, EqualApprovalCountsMergeGroupsAndKeepTheStricterTerms) {
     EXPECT_EQ(decision.approval_timeout, Duration{20min});
 }
 
+TEST(PolicyEngine, KeepNeedsTheApproverGroupsUnlessARuleNamesOthersAndRevertIsOpen) {
+    const PolicySet set = policies(R"yaml(rules:
+  - {name: prod, match: {environment: prod}, effect: require_approval, approvals: {count: 2, groups: [sre-oncall]}}
+  - {name: stage, match: {environment: stage}, effect: require_approval, approvals: {count: 1},
+     keep: {groups: [platform]}, revert: {groups: [sre-oncall, platform]}}
+  - {name: dev, match: {environment: dev}, effect: allow}
+)yaml");
+    const Decision prod = decide(set, input("prod"));
+    EXPECT_THAT(prod.keep_groups, ElementsAre("sre-oncall"));
+    EXPECT_TRUE(prod.revert_groups.empty());
+    const Decision stage = decide(set, input("stage"));
+    EXPECT_THAT(stage.keep_groups, ElementsAre("platform"));
+    EXPECT_THAT(stage.revert_groups, ElementsAre("platform", "sre-oncall"));
+    const Decision dev = decide(set, input("dev"));
+    EXPECT_TRUE(dev.keep_groups.empty());
+    EXPECT_TRUE(dev.revert_groups.empty());
+}
+
 TEST(PolicyEngine, EveryMatchConditionIsChecked) {
     struct Case {
         const char* match;

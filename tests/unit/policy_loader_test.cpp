@@ -129,6 +129,19 @@ TEST(PolicyLoader, ApprovalsBelongToRequireApprovalRulesOnly) {
     EXPECT_THAT(result.errors, error(5, 63, "rules[3].approvals.who", "unknown key"));
 }
 
+TEST(PolicyLoader, KeepAndRevertNameGroupsOnRulesThatLetSomethingThrough) {
+    const PolicyLoad result = load(R"yaml(rules:
+  - {name: a, effect: deny, keep: {groups: [x]}}
+  - {name: b, effect: allow, revert: {groups: []}}
+  - {name: c, effect: allow, keep: {who: x}}
+)yaml");
+    ASSERT_FALSE(result.policy_set);
+    EXPECT_THAT(result.errors, error(2, 29, "rules[0].keep", "applies nothing"));
+    EXPECT_THAT(result.errors, error(3, 47, "rules[1].revert.groups", "at least one group"));
+    EXPECT_THAT(result.errors, error(4, 36, "rules[2].keep.groups", "is required"));
+    EXPECT_THAT(result.errors, error(4, 37, "rules[2].keep.who", "unknown key"));
+}
+
 TEST(PolicyLoader, ChecksAcrossFiles) {
     const PolicyLoad result = load_policy_files({
         {"a.yaml",
