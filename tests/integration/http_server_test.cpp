@@ -249,7 +249,12 @@ TEST_F(HttpServerTest, AtTheConnectionLimitTheLongestIdleMakesRoomElseANewcomerG
     start(options);
     auto oldest = std::make_unique<RawConnection>(server->port());
     oldest->send("GET /warm HTTP/1.1\r\nHost: x\r\n\r\n");
-    EXPECT_THAT(oldest->read_response(), StartsWith("HTTP/1.1 200"));  // now idle
+    EXPECT_THAT(oldest->read_response(), StartsWith("HTTP/1.1 200"));
+    // Idle once its answer is written; only then may the busy ones come, so that "one
+    // idle" below cannot be a busy one not yet read beside an oldest not yet idle.
+    wait_until([](const HttpServerStatistics& now) {
+        return now.connections_open == 1 && now.connections_idle == 1;
+    });
     RawConnection busy_one(server->port());
     busy_one.send("GET /busy HTTP/1.1\r\n");
     RawConnection busy_two(server->port());
