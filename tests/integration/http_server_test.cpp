@@ -267,6 +267,8 @@ TEST_F(HttpServerTest, AtTheConnectionLimitTheLongestIdleMakesRoomElseANewcomerG
     EXPECT_EQ(oldest->read_until_closed(), "");
     EXPECT_TRUE(oldest->closed_by_server());
     EXPECT_EQ(server->statistics().idle_closed_for_room, 1u);
+    // curl closed its connection; the server has let it go too.
+    wait_until([](const HttpServerStatistics& now) { return now.connections_open == 2; });
     // Three requests in progress and nothing idle: the next one is told to come back.
     RawConnection busy_three(server->port());
     busy_three.send("GET /busy HTTP/1.1\r\n");
