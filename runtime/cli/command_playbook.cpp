@@ -63,7 +63,9 @@ int run_check(const PlaybookOptions& options) {
         std::error_code error;
         if (fs::is_directory(path, error)) {
             for (const auto& entry : fs::directory_iterator(path)) {
-                if (entry.is_regular_file() && entry.path().extension() == ".lua") {
+                // Not only regular files: a FIFO or a directory named *.lua is reported
+                // below as unreadable, as the daemon refuses it.
+                if (entry.path().extension() == ".lua") {
                     files.push_back(entry.path());
                 }
             }

@@ -7,6 +7,7 @@
 
 #include "runtime/core/ids.h"
 #include "runtime/core/json_reader.h"
+#include "runtime/core/text_file.h"
 #include "runtime/core/time_format.h"
 
 namespace mitigate {
@@ -178,12 +179,22 @@ std::vector<std::pair<std::string, std::string>> read_lua_files(
     std::vector<std::pair<std::string, std::string>> files;
     std::error_code error;
     for (const auto& entry : std::filesystem::directory_iterator(directory, error)) {
-        if (entry.is_regular_file() && entry.path().extension() == ".lua") {
-            std::ifstream in(entry.path(), std::ios::binary);
-            std::ostringstream text;
-            text << in.rdbuf();
-            files.emplace_back(entry.path().string(), text.str());
+        if (entry.path().extension() != ".lua") {
+            continue;
         }
+        // A .lua entry that cannot be read as a playbook (a FIFO, a directory, unreadable,
+        // over 4 MiB, not UTF-8) is an error naming it: skipped silently, a playbook
+        // someone relies on would just never run.
+        TextFileError problem;
+        auto text = read_text_file(entry.path(), text_file_max_bytes, problem);
+        if (!text) {
+            std::string where = entry.path().string();
+            if (problem.line > 0) {
+                where += ":" + std::to_string(problem.line) + ":" + std::to_string(problem.column);
+            }
+            throw std::runtime_error(where + ": " + problem.message);
+        }
+        files.emplace_back(entry.path().string(), std::move(*text));
     }
     std::sort(files.begin(), files.end());
     return files;

@@ -80,6 +80,9 @@ struct PlaybookEnvironment {
 };
 
 // Every *.lua directly in `directory` as {path, source}, sorted. Missing directory: none.
+// Each is read with the limits of every operator file (runtime/core/text_file.h); one that
+// cannot be (not a regular file, unreadable, too large, not UTF-8) throws
+// std::runtime_error naming it.
 std::vector<std::pair<std::string, std::string>> read_lua_files(
     const std::filesystem::path& directory);
 

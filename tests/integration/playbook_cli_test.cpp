@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -184,6 +186,32 @@ TEST_F(PlaybookAuthoring, BadSignalFileIsAClearError) {
     EXPECT_EQ(result.exit_code, 1);
     EXPECT_THAT(result.err, HasSubstr("webhook.alerts[0].labels.alertname: is required"));
     EXPECT_THAT(result.err, HasSubstr("webhook.alerts[0].startsAt: is required"));
+}
+
+// A *.lua entry that cannot be read as a playbook was skipped without a word: a FIFO
+// would have blocked the reader, and a playbook someone relies on would never run.
+TEST_F(PlaybookAuthoring, UnreadableLuaEntriesAreErrorsNamingThem) {
+    const fs::path playbooks = directory_ / "playbooks";
+    fs::create_directories(playbooks);
+    directory_.write("playbooks/good.lua",
+                     "return { name = 'good', propose = function() return {} end }");
+    ASSERT_EQ(::mkfifo((playbooks / "fifo.lua").c_str(), 0600), 0);
+    directory_.write("playbooks/latin1.lua", "-- caf\xe9\nreturn {}");
+    const ProcessResult check = mitigate({"playbook", "check", playbooks.string()});
+    EXPECT_EQ(check.exit_code, 1);
+    EXPECT_THAT(check.out + check.err, HasSubstr("fifo.lua: is a FIFO, not a regular file"));
+    EXPECT_THAT(check.out + check.err, HasSubstr("latin1.lua"));
+    EXPECT_THAT(check.out + check.err, HasSubstr("UTF-8"));
+
+    fs::create_directories(directory_ / "policies");
+    const auto config =
+        directory_.write("mitigate.yaml",
+                         "server: {listen: \"127.0.0.1:0\"}\nstore: {path: m.db}\n"
+                         "directories: {policies: policies, playbooks: playbooks, drills: none}\n");
+    const ProcessResult serve = mitigate({"--config", config.string(), "serve"});
+    EXPECT_EQ(serve.exit_code, 1);
+    EXPECT_THAT(serve.err, HasSubstr(".lua"));
+    EXPECT_THAT(serve.err, ::testing::AnyOf(HasSubstr("is a FIFO"), HasSubstr("UTF-8")));
 }
 
 }  // namespace
