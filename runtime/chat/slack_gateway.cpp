@@ -9,6 +9,7 @@
 #include <sstream>
 #include <variant>
 
+#include "runtime/audit/refusal_audit_budget.h"
 #include "runtime/chat/chat_state_store.h"
 #include "runtime/chat/slack_message.h"
 #include "runtime/chat/slack_signature.h"
@@ -108,10 +109,7 @@ struct SlackGateway::State {
     // audited, up to unverified_audits_per_minute; past that in one minute they are only
     // counted, so a flood cannot grow the audit log without bound, and the next audited
     // refusal says how many went unaudited.
-    static constexpr int unverified_audits_per_minute = 60;
-    std::int64_t unverified_minute = 0;
-    int unverified_audited = 0;
-    std::int64_t unverified_unaudited = 0;
+    RefusalAuditBudget audit_budget;
 
     void audit_unverified(const std::string& route, const std::string& reason) {
         audit_budgeted("slack", "", route, reason);
@@ -119,26 +117,13 @@ struct SlackGateway::State {
 
     void audit_budgeted(const std::string& actor, const std::string& subject,
                         const std::string& route, const std::string& reason) {
-        std::int64_t unaudited_before = 0;
-        {
-            std::lock_guard lock(mutex);
-            const std::int64_t minute =
-                std::chrono::duration_cast<std::chrono::minutes>(clock.now().time_since_epoch())
-                    .count();
-            if (minute != unverified_minute) {
-                unverified_minute = minute;
-                unverified_audited = 0;
-            }
-            if (unverified_audited >= unverified_audits_per_minute) {
-                ++unverified_unaudited;
-                metrics.increment("mitigate_chat_requests_refused_total");
-                metrics.increment("mitigate_chat_refusals_unaudited_total");
-                return;
-            }
-            ++unverified_audited;
-            std::swap(unaudited_before, unverified_unaudited);
+        const auto unaudited_before = audit_budget.admit(clock.now());
+        if (!unaudited_before) {
+            metrics.increment("mitigate_chat_requests_refused_total");
+            metrics.increment("mitigate_chat_refusals_unaudited_total");
+            return;
         }
-        audit_refusal(actor, subject, route, reason, unaudited_before);
+        audit_refusal(actor, subject, route, reason, *unaudited_before);
     }
 
     // 1 and 2 of the checks; the refusal, or nothing when the request is Slack's.

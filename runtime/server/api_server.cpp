@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/audit/refusal_audit_budget.h"
 #include "runtime/core/json_reader.h"
 #include "runtime/core/time_format.h"
 #include "runtime/core/url_encoding.h"
@@ -186,44 +187,26 @@ struct ApiServer::State {
           hooks(std::move(hooks_in)),
           tokens(store_in) {}
 
-    // Refusals are audited like Slack's: anyone who reaches the port can cause a 401, so
-    // at most refusal_audits_per_minute are written each minute; past that they are only
-    // counted, and the next audited one says how many went unaudited.
-    static constexpr int refusal_audits_per_minute = 60;
-    std::mutex refusal_mutex;
-    std::int64_t refusal_minute = 0;
-    int refusals_audited = 0;
-    std::int64_t refusals_unaudited = 0;
+    // Refusals are audited like Slack's, within the same budget: anyone who reaches the
+    // port can cause a 401.
+    RefusalAuditBudget refusal_budget;
 
     void audit_refusal(const HttpExchange& request, const std::string& route,
                        const std::string& actor, std::string_view reason,
                        const std::string& message) {
         metrics.increment("mitigate_api_requests_refused_total", {{"reason", std::string(reason)}});
-        std::int64_t unaudited_before = 0;
-        {
-            std::lock_guard lock(refusal_mutex);
-            const std::int64_t minute =
-                std::chrono::duration_cast<std::chrono::minutes>(clock.now().time_since_epoch())
-                    .count();
-            if (minute != refusal_minute) {
-                refusal_minute = minute;
-                refusals_audited = 0;
-            }
-            if (refusals_audited >= refusal_audits_per_minute) {
-                ++refusals_unaudited;
-                metrics.increment("mitigate_api_refusals_unaudited_total");
-                return;
-            }
-            ++refusals_audited;
-            std::swap(unaudited_before, refusals_unaudited);
+        const auto unaudited_before = refusal_budget.admit(clock.now());
+        if (!unaudited_before) {
+            metrics.increment("mitigate_api_refusals_unaudited_total");
+            return;
         }
         json details = {{"channel", "api"},
                         {"route", route},
                         {"method", request.method},
                         {"peer", request.peer},
                         {"reason", message}};
-        if (unaudited_before > 0) {
-            details["unaudited_before"] = unaudited_before;
+        if (*unaudited_before > 0) {
+            details["unaudited_before"] = *unaudited_before;
         }
         try {
             store.append_audit({clock.now(), actor, "api.request_refused", "", details});
