@@ -36,6 +36,7 @@
 #include <nlohmann/json.hpp>
 
 #include "plugins/emulators/slack_emulator.h"
+#include "runtime/chat/chat_state_store.h"
 #include "runtime/chat/slack_message.h"
 #include "runtime/cli/command_context.h"
 #include "runtime/config/config.h"
@@ -399,9 +400,16 @@ int run_demo(const GlobalOptions& global, const DemoOptions& options) {
         timeline.add("policy",
                      "require_approval: " + pending["decision"]["summary"].get<std::string>() +
                          "; ttl " + pending["decision"].value("ttl", std::string("none")));
+        // Posted, and stored as the message that shows this mitigation: a click counts only
+        // on that message, and Slack shows it a moment before the notifier has stored it.
         const SlackEmulatorMessage posted = wait_for("the Slack message", [&] {
             const auto messages = slack.messages();
-            return messages.empty() ? std::nullopt : std::optional(messages.front());
+            if (messages.empty()) {
+                return std::optional<SlackEmulatorMessage>();
+            }
+            const auto stored = daemon.chat_state().find_chat_message(id);
+            return stored && stored->ts == messages.front().ts ? std::optional(messages.front())
+                                                               : std::nullopt;
         });
         timeline.add("chat", "posted to Slack channel " + posted.channel + ": \"" + posted.text +
                                  "\" with Approve and Reject buttons");
