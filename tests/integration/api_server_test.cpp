@@ -7,6 +7,8 @@
 
 #include <thread>
 
+#include <sqlite3.h>
+
 #include <nlohmann/json.hpp>
 
 #include "runtime/core/time_format.h"
@@ -247,6 +249,29 @@ TEST_F(ApiServerTest, ADeletedDatabaseIsNoticedAndNothingMoreIsAcknowledged) {
     EXPECT_EQ(call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev", "c"))
                   .status,
               503);
+}
+
+// Another process holds the store's write lock past SQLite's busy timeout (10 s): the
+// alert is answered 503 and not stored, /readyz says why until a write succeeds again,
+// and /healthz answers throughout.
+TEST_F(ApiServerTest, AStoreThatCannotWriteMakesReadyzFailUntilAWriteSucceeds) {
+    sqlite3* holder = nullptr;
+    ASSERT_EQ(sqlite3_open(testing::runtime_config(directory).store.path.c_str(), &holder),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(holder, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+    auto response =
+        call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev", "a"));
+    EXPECT_EQ(response.status, 503) << response.body;
+    EXPECT_EQ(call("GET", "/healthz").status, 200);
+    response = call("GET", "/readyz");
+    EXPECT_EQ(response.status, 503);
+    EXPECT_THAT(response.body, HasSubstr("database is locked"));
+    ASSERT_EQ(sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(holder);
+    EXPECT_EQ(call("POST", "/v1/alerts/alertmanager", "alertmanager", webhook("firing", "dev", "a"))
+                  .status,
+              202);
+    EXPECT_EQ(call("GET", "/readyz").status, 200);
 }
 
 TEST_F(ApiServerTest, TokenRolesDecideWhatEachCallerMayDo) {
