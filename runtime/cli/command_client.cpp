@@ -378,8 +378,8 @@ std::string read_command_file(const std::string& path, const char* command) {
     TextFileError problem;
     std::optional<std::string> text = read_text_file(path, text_file_max_bytes, problem);
     if (!text) {
-        throw std::runtime_error(std::string("mitigate ") + command + ": " + path + ": " +
-                                 problem.message);
+        throw std::runtime_error(std::string("mitigate ") + command + ": " +
+                                 describe_text_file_error(path, problem));
     }
     return std::move(*text);
 }

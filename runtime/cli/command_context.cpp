@@ -76,11 +76,7 @@ std::optional<std::string> read_command_text(const std::filesystem::path& path) 
     TextFileError problem;
     std::optional<std::string> text = read_text_file(path, text_file_max_bytes, problem);
     if (!text) {
-        std::cerr << path.string();
-        if (problem.line > 0) {
-            std::cerr << ":" << problem.line << ":" << problem.column;
-        }
-        std::cerr << ": " << problem.message << "\n";
+        std::cerr << describe_text_file_error(path, problem) << "\n";
     }
     return text;
 }

@@ -83,7 +83,7 @@ int run_check(const PlaybookOptions& options) {
         PlaybookOutcome outcome;
         if (!source) {
             outcome.failure = "unreadable";
-            outcome.message = file.string() + ": " + problem.message;
+            outcome.message = describe_text_file_error(file, problem);
         } else {
             outcome = load_playbook(file.string(), *source,
                                     worker_environment(worker, file.parent_path()));

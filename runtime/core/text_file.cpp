@@ -101,4 +101,13 @@ std::optional<std::string> read_text_file(const std::filesystem::path& path, std
     return text;
 }
 
+std::string describe_text_file_error(const std::filesystem::path& path,
+                                     const TextFileError& error) {
+    std::string where = path.string();
+    if (error.line > 0) {
+        where += ":" + std::to_string(error.line) + ":" + std::to_string(error.column);
+    }
+    return where + ": " + error.message;
+}
+
 }  // namespace mitigate

@@ -29,6 +29,9 @@ std::optional<std::string> read_text_file(const std::filesystem::path& path, std
 std::optional<std::string> read_regular_file(const std::filesystem::path& path,
                                              std::size_t max_bytes, TextFileError& error);
 
+// "PATH: message", or "PATH:LINE:COLUMN: message" when the problem has a position.
+std::string describe_text_file_error(const std::filesystem::path& path, const TextFileError& error);
+
 // The 1-based line and column of byte `offset` in `text`.
 std::pair<int, int> line_and_column(std::string_view text, std::size_t offset);
 

@@ -188,11 +188,7 @@ std::vector<std::pair<std::string, std::string>> read_lua_files(
         TextFileError problem;
         auto text = read_text_file(entry.path(), text_file_max_bytes, problem);
         if (!text) {
-            std::string where = entry.path().string();
-            if (problem.line > 0) {
-                where += ":" + std::to_string(problem.line) + ":" + std::to_string(problem.column);
-            }
-            throw std::runtime_error(where + ": " + problem.message);
+            throw std::runtime_error(describe_text_file_error(entry.path(), problem));
         }
         files.emplace_back(entry.path().string(), std::move(*text));
     }

@@ -6,7 +6,6 @@
 #include <chrono>
 #include <future>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string_view>
 #include <variant>
@@ -64,31 +63,41 @@ std::vector<std::string> split_path(std::string_view path) {
     return parts;
 }
 
+// A request's target, split and decoded once for the UTF-8 check and the router.
+struct Target {
+    std::string path;                          // as sent, without the query
+    std::vector<std::string> segments;         // decoded
+    std::map<std::string, std::string> query;  // decoded
+};
+
+Target parse_target(std::string_view target) {
+    const auto question = target.find('?');
+    return {
+        std::string(target.substr(0, question)), split_path(target.substr(0, question)),
+        parse_url_encoded(question == std::string_view::npos ? "" : target.substr(question + 1))};
+}
+
 // Where the request holds bytes that are not UTF-8, or nullopt. Checked before routing,
 // so that no id, log line, label or JSON answer is ever built from them: the path and
 // query as sent and as decoded (%FF decodes to a bare byte), every header, the body.
-std::optional<std::string> invalid_utf8_in(const HttpExchange& request) {
+std::optional<std::string> invalid_utf8_in(const HttpExchange& request, const Target& target) {
     const auto at = [](std::string_view where, std::size_t offset) {
         return "invalid UTF-8 in " + std::string(where) + " at byte " + std::to_string(offset);
     };
-    const std::string_view target = request.target;
-    if (const auto bad = first_invalid_utf8(target)) {
+    if (const auto bad = first_invalid_utf8(request.target)) {
         return at("the request target", *bad);
     }
-    const auto question = target.find('?');
-    for (const std::string& segment : split_path(target.substr(0, question))) {
+    for (const std::string& segment : target.segments) {
         if (const auto bad = first_invalid_utf8(segment)) {
             return at("the decoded path segment", *bad);
         }
     }
-    if (question != std::string_view::npos) {
-        for (const auto& [name, value] : parse_url_encoded(target.substr(question + 1))) {
-            if (first_invalid_utf8(name)) {
-                return std::string("invalid UTF-8 in a decoded query parameter name");
-            }
-            if (const auto bad = first_invalid_utf8(value)) {
-                return at("the decoded query parameter " + name, *bad);
-            }
+    for (const auto& [name, value] : target.query) {
+        if (first_invalid_utf8(name)) {
+            return std::string("invalid UTF-8 in a decoded query parameter name");
+        }
+        if (const auto bad = first_invalid_utf8(value)) {
+            return at("the decoded query parameter " + name, *bad);
         }
     }
     for (const auto& [name, value] : request.headers) {
@@ -590,13 +599,10 @@ struct ApiServer::State {
     }
 
     // The reply, or nothing when `respond` will be called later (signals).
-    std::optional<HttpReply> route(const HttpExchange& request, std::string& route_name,
-                                   const HttpResponder& respond) {
-        const std::string_view target = request.target;
-        const auto question = target.find('?');
-        const auto path = split_path(target.substr(0, question));
-        const auto query = parse_url_encoded(
-            question == std::string_view::npos ? "" : target.substr(question + 1));
+    std::optional<HttpReply> route(const HttpExchange& request, const Target& target,
+                                   std::string& route_name, const HttpResponder& respond) {
+        const std::vector<std::string>& path = target.segments;
+        const std::map<std::string, std::string>& query = target.query;
         const std::string& method = request.method;
         const auto allow = [&](std::initializer_list<const char*> methods) {
             for (const char* allowed : methods) {
@@ -625,7 +631,7 @@ struct ApiServer::State {
             }
             return HttpReply{200, {{"Content-Type", "text/plain"}}, "ok\n"};
         }
-        const auto extra = hooks.extra_routes.find(std::string(target.substr(0, question)));
+        const auto extra = hooks.extra_routes.find(target.path);
         // Until the engine has loaded what the store holds, a request would be decided on
         // an empty picture (an equal proposal not merged): the caller retries shortly.
         const auto not_ready = [this] {
@@ -795,11 +801,12 @@ void ApiServer::handle(const HttpExchange& request, HttpResponder respond) {
     };
     std::optional<HttpReply> reply;
     try {
-        if (const auto problem = invalid_utf8_in(request)) {
+        const Target target = parse_target(request.target);
+        if (const auto problem = invalid_utf8_in(request, target)) {
             *route_name = "invalid";
             reply = error_reply(400, "invalid", *problem);
         } else {
-            reply = state_->route(request, *route_name, measured);
+            reply = state_->route(request, target, *route_name, measured);
         }
     } catch (const std::exception& failure) {
         spdlog::error("{} {}: {}", request.method, *route_name, failure.what());
